@@ -1,0 +1,18 @@
+"""Test settings: the same as development, with fast password hashing.
+
+DATABASE_URL and CELERY_BROKER_URL decide whether the suite runs on SQLite with
+eager tasks (bare machine) or PostgreSQL and Redis (CI).
+"""
+
+from .base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Tasks run in-process in tests unless a test starts a real worker on Redis
+# (tests/tasks use celery's start_worker and switch eager off themselves).
+CELERY_TASK_ALWAYS_EAGER = True

@@ -1,0 +1,1 @@
+from . import clinical, operations  # noqa: F401

@@ -1,0 +1,44 @@
+from .choices import *  # noqa: F403
+from .events import AdverseEvent, iso14155_class
+from .implants import DeviceIdentifier, Implant, Revision
+from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
+from .patients import Patient, PatientIdentifiers
+from .protocol import FollowUpProtocol, ProtocolTimepoint
+from .sites import RegistryRole, Site
+from .visits import (
+    BASELINE,
+    TRIAL_END,
+    UNSCHEDULED,
+    PainScore,
+    Visit,
+    timepoint_label,
+    timepoint_months,
+    timepoint_sort_key,
+)
+
+__all__ = [
+    "AdverseEvent",
+    "ApiToken",
+    "BASELINE",
+    "DeviceIdentifier",
+    "ExportLog",
+    "FollowUpProtocol",
+    "ImportRun",
+    "Implant",
+    "PainScore",
+    "Patient",
+    "PatientIdentifiers",
+    "ProtocolTimepoint",
+    "RegistryRole",
+    "ReminderLog",
+    "Revision",
+    "Site",
+    "TRIAL_END",
+    "UNSCHEDULED",
+    "Visit",
+    "hash_token",
+    "iso14155_class",
+    "timepoint_label",
+    "timepoint_months",
+    "timepoint_sort_key",
+]

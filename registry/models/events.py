@@ -1,0 +1,115 @@
+import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+from .base import ClinicalModel, history
+from .choices import (
+    RELATED,
+    AeAction,
+    AeCategory,
+    AeOutcome,
+    Iso14155Class,
+    Relatedness,
+    SeriousCriterion,
+    Severity,
+)
+from .implants import Implant
+from .patients import Patient
+
+CLOSED_OUTCOMES = {AeOutcome.RESOLVED, AeOutcome.RESOLVED_SEQUELAE, AeOutcome.FATAL}
+
+
+def iso14155_class(*, serious, device_relatedness, procedure_relatedness, anticipated):
+    """ISO 14155:2020 class of an event, derived from its coded fields.
+
+    Related = possible, probable or causal (MDCG 2020-10/1) to the device or to
+    the procedure (ISO 14155 3.1 note: implantation counts as use).
+    Unanticipated only matters for serious device effects (USADE).
+    """
+    related = device_relatedness in RELATED or procedure_relatedness in RELATED
+    if serious and related:
+        return Iso14155Class.SADE if anticipated is not False else Iso14155Class.USADE
+    if serious:
+        return Iso14155Class.SAE
+    if related:
+        return Iso14155Class.ADE
+    return Iso14155Class.AE
+
+
+class AdverseEvent(ClinicalModel):
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="adverse_events")
+    implant = models.ForeignKey(
+        Implant, null=True, blank=True, on_delete=models.PROTECT, related_name="adverse_events"
+    )
+    onset_date = models.DateField()
+    category = models.CharField(max_length=24, choices=AeCategory.choices)
+    description = models.TextField(blank=True, help_text="Free text; never exported.")
+    serious = models.BooleanField(default=False)
+    serious_criterion = models.CharField(
+        max_length=24, choices=SeriousCriterion.choices, blank=True
+    )
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    device_relatedness = models.CharField(max_length=12, choices=Relatedness.choices)
+    procedure_relatedness = models.CharField(max_length=12, choices=Relatedness.choices)
+    anticipated = models.BooleanField(
+        null=True, blank=True, help_text="Listed in the risk analysis / instructions for use."
+    )
+    action = models.CharField(max_length=14, choices=AeAction.choices, default=AeAction.NONE)
+    outcome = models.CharField(max_length=20, choices=AeOutcome.choices, default=AeOutcome.ONGOING)
+    resolved_on = models.DateField(null=True, blank=True)
+    history = history()
+
+    class Meta:
+        ordering = ["patient__registry_id", "onset_date"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(resolved_on__isnull=True) | Q(resolved_on__gte=F("onset_date")),
+                name="ae_resolution_after_onset",
+            ),
+        ]
+        indexes = [models.Index(fields=["category", "onset_date"], name="ae_category_onset")]
+
+    def __str__(self):
+        return f"{self.get_category_display()} ({self.onset_date})"
+
+    @property
+    def iso_class(self) -> str:
+        return iso14155_class(
+            serious=self.serious,
+            device_relatedness=self.device_relatedness,
+            procedure_relatedness=self.procedure_relatedness,
+            anticipated=self.anticipated,
+        )
+
+    @property
+    def is_closed(self) -> bool:
+        return self.outcome in CLOSED_OUTCOMES
+
+    def clean(self):
+        errors = {}
+        if self.onset_date and self.onset_date > datetime.date.today():
+            errors["onset_date"] = f"Onset date {self.onset_date} is in the future."
+        if self.resolved_on and self.onset_date and self.resolved_on < self.onset_date:
+            errors["resolved_on"] = (
+                f"Resolution date {self.resolved_on} is before the onset {self.onset_date}."
+            )
+        if self.resolved_on and self.outcome in (AeOutcome.ONGOING, AeOutcome.UNKNOWN):
+            errors["outcome"] = (
+                f"A resolution date is given but the outcome is '{self.get_outcome_display()}'."
+            )
+        if self.outcome in (AeOutcome.RESOLVED, AeOutcome.RESOLVED_SEQUELAE) and not self.resolved_on:
+            errors["resolved_on"] = "Give the date the event resolved."
+        if self.serious_criterion and not self.serious:
+            errors["serious"] = "A seriousness criterion is given; tick 'serious'."
+        if self.outcome == AeOutcome.FATAL and not self.serious:
+            errors["serious"] = "A fatal event is serious (ISO 14155)."
+        if self.implant_id and self.patient_id and self.implant.patient_id != self.patient_id:
+            errors["implant"] = f"Implant {self.implant.ref} belongs to another patient."
+        if self.patient_id and self.onset_date:
+            birth_year = self.patient.birth_year
+            if birth_year and self.onset_date.year < birth_year:
+                errors["onset_date"] = f"Onset {self.onset_date} is before the birth year."
+        if errors:
+            raise ValidationError(errors)

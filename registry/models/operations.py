@@ -1,0 +1,137 @@
+"""Operational records: API tokens, reminder log, export log, import runs.
+
+Not clinical data, so no history tables; they are themselves logs.
+"""
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def hash_token(key: str) -> str:
+    # Tokens are 128 random bits, so a fast hash is enough (no brute force).
+    return hashlib.sha256(key.strip().upper().encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiToken(models.Model):
+    """An API token (32 upper-case hex characters, as REDCap's), stored hashed."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=4, editable=False, help_text="First characters, to tell tokens apart."
+    )
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )
+
+
+class ReminderLog(models.Model):
+    """One reminder about one visit, claimed before sending.
+
+    The unique (visit, kind) pair makes sending exactly-once in effect: a second
+    run or a second worker cannot claim the same reminder again.
+    """
+
+    class Kind(models.TextChoices):
+        DUE_SOON = "due_soon", "Window opens soon"
+        OVERDUE = "overdue", "Window closed, visit not done"
+
+    class Status(models.TextChoices):
+        CLAIMED = "claimed", "Claimed (being sent)"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (will be retried)"
+
+    visit = models.ForeignKey("registry.Visit", on_delete=models.CASCADE, related_name="reminders")
+    site = models.ForeignKey("registry.Site", on_delete=models.CASCADE, related_name="reminders")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.CLAIMED)
+    digest_date = models.DateField(help_text="The site's local day of the digest.")
+    claimed_at = models.DateTimeField(default=timezone.now)
+    claim_token = models.CharField(max_length=36, blank=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    recipients = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-digest_date", "site", "visit"]
+        constraints = [
+            models.UniqueConstraint(fields=["visit", "kind"], name="one_reminder_per_visit_kind")
+        ]
+        indexes = [models.Index(fields=["site", "status"], name="reminder_site_status")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} for visit {self.visit_id} ({self.status})"
+
+
+class ExportLog(models.Model):
+    """Who exported what, with which filters, how many rows, when."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="exports"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    channel = models.CharField(max_length=20, default="api", help_text="api, redcap, fhir, command")
+    dataset = models.CharField(max_length=50)
+    format = models.CharField(max_length=10)
+    filters = models.JSONField(default=dict, blank=True)
+    dates = models.CharField(max_length=10, default="relative")
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.dataset}.{self.format} by {self.user} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ImportRun(models.Model):
+    """One import of a CSV bundle (dry run or real) and what came of it."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="imports"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=255)
+    dry_run = models.BooleanField(default=False)
+    reason = models.CharField(max_length=255, blank=True)
+    succeeded = models.BooleanField(default=False)
+    counts = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Import of {self.source} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,252 @@
+import datetime
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+
+from .base import ClinicalModel, history
+from .choices import Enrolment, PainSite, Pgic, Recall, Satisfaction, StimulationUse, VisitStatus
+from .implants import Implant
+from .patients import Patient
+
+BASELINE = "baseline"
+TRIAL_END = "trial_end"
+UNSCHEDULED = "unscheduled"
+TIMEPOINT_RE = re.compile(r"^(baseline|trial_end|unscheduled|m([1-9][0-9]{0,2}))$")
+timepoint_validator = RegexValidator(
+    TIMEPOINT_RE,
+    "Timepoint must be baseline, trial_end, unscheduled or m<N> (N months after implant, "
+    "e.g. m3, m12).",
+)
+
+
+def timepoint_months(code: str) -> int | None:
+    """Months after implant for m<N> timepoints; None for the others."""
+    match = TIMEPOINT_RE.match(code or "")
+    return int(match.group(2)) if match and match.group(2) else None
+
+
+def timepoint_label(code: str) -> str:
+    months = timepoint_months(code)
+    if months is None:
+        return {BASELINE: "Baseline", TRIAL_END: "End of trial", UNSCHEDULED: "Unscheduled"}.get(
+            code, code
+        )
+    if months % 12 == 0:
+        years = months // 12
+        return f"{years} year" + ("s" if years > 1 else "")
+    return f"{months} month" + ("s" if months > 1 else "")
+
+
+def timepoint_sort_key(code: str) -> tuple[int, int]:
+    months = timepoint_months(code)
+    order = {BASELINE: (0, 0), TRIAL_END: (1, 0), UNSCHEDULED: (3, 0)}
+    return order.get(code, (2, months or 0))
+
+
+nrs_validators = [
+    MinValueValidator(0, "NRS is a 0-10 scale; %(limit_value)s is the lowest score."),
+    MaxValueValidator(10, "NRS is a 0-10 scale; %(limit_value)s is the highest score."),
+]
+
+
+class Visit(ClinicalModel):
+    """A baseline, end-of-trial, scheduled follow-up or unscheduled visit."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="visits")
+    implant = models.ForeignKey(
+        Implant, null=True, blank=True, on_delete=models.PROTECT, related_name="visits"
+    )
+    timepoint = models.CharField(max_length=16, validators=[timepoint_validator])
+    target_date = models.DateField(null=True, blank=True)
+    window_start = models.DateField(null=True, blank=True)
+    window_end = models.DateField(null=True, blank=True)
+    date_done = models.DateField("date of visit", null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=VisitStatus.choices, default=VisitStatus.SCHEDULED
+    )
+    nrs = models.PositiveSmallIntegerField(
+        "NRS pain (0-10)",
+        null=True,
+        blank=True,
+        validators=nrs_validators,
+        help_text="Primary pain, numeric rating scale: 0 = no pain, 10 = worst imaginable.",
+    )
+    satisfaction = models.PositiveSmallIntegerField(
+        choices=Satisfaction.choices, null=True, blank=True
+    )
+    pgic = models.PositiveSmallIntegerField(
+        "PGIC", choices=Pgic.choices, null=True, blank=True
+    )
+    would_choose_again = models.BooleanField(null=True, blank=True)
+    opioid_mme = models.DecimalField(
+        "opioid use (MME/day)",
+        max_digits=6,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0, "Opioid use cannot be negative.")],
+    )
+    stimulation_use = models.CharField(
+        max_length=12, choices=StimulationUse.choices, blank=True
+    )
+    notes = models.TextField(blank=True, help_text="Free text; never exported.")
+    history = history()
+
+    class Meta:
+        ordering = ["patient__registry_id", "target_date", "date_done"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(nrs__isnull=True) | Q(nrs__gte=0, nrs__lte=10), name="visit_nrs_0_10"
+            ),
+            models.CheckConstraint(
+                condition=Q(satisfaction__isnull=True) | Q(satisfaction__gte=1, satisfaction__lte=5),
+                name="visit_satisfaction_1_5",
+            ),
+            models.CheckConstraint(
+                condition=Q(pgic__isnull=True) | Q(pgic__gte=1, pgic__lte=7),
+                name="visit_pgic_1_7",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=VisitStatus.COMPLETED) | Q(date_done__isnull=False),
+                name="visit_completed_has_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(window_start__isnull=True)
+                | Q(window_end__isnull=True)
+                | Q(window_end__gte=F("window_start")),
+                name="visit_window_order",
+            ),
+            models.UniqueConstraint(
+                fields=["patient"], condition=Q(timepoint=BASELINE), name="one_baseline_per_patient"
+            ),
+            models.UniqueConstraint(
+                fields=["implant", "timepoint"],
+                condition=~Q(timepoint=UNSCHEDULED) & ~Q(timepoint=BASELINE),
+                name="one_visit_per_implant_timepoint",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "window_end"], name="visit_status_window_end"),
+            models.Index(fields=["status", "window_start"], name="visit_status_window_start"),
+            models.Index(fields=["patient", "timepoint"], name="visit_patient_timepoint"),
+        ]
+
+    def __str__(self):
+        return f"{self.patient_id and self.patient.registry_id} {self.timepoint}"
+
+    @property
+    def timepoint_label(self) -> str:
+        return timepoint_label(self.timepoint)
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == VisitStatus.COMPLETED
+
+    @property
+    def outside_window(self) -> bool:
+        """A completed visit done outside its window: allowed, but flagged."""
+        if not (self.date_done and self.window_start and self.window_end):
+            return False
+        return not (self.window_start <= self.date_done <= self.window_end)
+
+    def clean(self):
+        errors = {}
+        scores = {
+            "nrs": self.nrs,
+            "satisfaction": self.satisfaction,
+            "pgic": self.pgic,
+        }
+        if self.nrs is not None and not 0 <= self.nrs <= 10:
+            errors["nrs"] = f"NRS must be between 0 and 10; {self.nrs} is not on the scale."
+        if self.status == VisitStatus.COMPLETED and not self.date_done:
+            errors["date_done"] = "A completed visit needs the date it was done."
+        if self.status != VisitStatus.COMPLETED:
+            given = [name for name, value in scores.items() if value is not None]
+            if given:
+                errors["status"] = (
+                    f"Scores were entered ({', '.join(given)}) but the visit is "
+                    f"'{self.get_status_display()}'; set it to completed."
+                )
+        if self.date_done and self.date_done > datetime.date.today():
+            errors["date_done"] = f"Visit date {self.date_done} is in the future."
+        if self.timepoint and not TIMEPOINT_RE.match(self.timepoint):
+            errors["timepoint"] = (
+                f"Unknown timepoint '{self.timepoint}'; use baseline, trial_end, unscheduled or "
+                "m<N> (e.g. m3)."
+            )
+        patient = self.patient if self.patient_id else None
+        implant = self.implant if self.implant_id else None
+        if implant and patient and implant.patient_id != patient.pk:
+            errors["implant"] = f"Implant {implant.ref} belongs to another patient."
+        if (
+            self.date_done
+            and patient
+            and patient.consent_date
+            and patient.enrolment != Enrolment.RETROSPECTIVE
+            and self.date_done < patient.consent_date
+        ):
+            errors["date_done"] = (
+                f"Visit date {self.date_done} is before the patient's consent "
+                f"({patient.consent_date})."
+            )
+        if timepoint_months(self.timepoint) and not implant:
+            errors["implant"] = f"A {self.timepoint} follow-up visit needs the implant it follows."
+        if (
+            self.date_done
+            and implant
+            and implant.implant_date
+            and timepoint_months(self.timepoint)
+            and self.date_done < implant.implant_date
+        ):
+            errors["date_done"] = (
+                f"Follow-up visit date {self.date_done} is before the implant date "
+                f"{implant.implant_date}."
+            )
+        if (
+            self.timepoint == BASELINE
+            and self.date_done
+            and implant
+            and implant.implant_date
+            and self.date_done > implant.implant_date
+        ):
+            errors["date_done"] = (
+                f"Baseline date {self.date_done} is after the implant date {implant.implant_date}."
+            )
+        if self.window_start and self.window_end and self.window_end < self.window_start:
+            errors["window_end"] = "The window must end on or after its start."
+        if errors:
+            raise ValidationError(errors)
+
+
+class PainScore(ClinicalModel):
+    """A further pain score at a visit: per pain site and recall period
+    (post-amputation patients rate residual and phantom limb pain apart)."""
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="pain_scores")
+    pain_site = models.CharField(max_length=16, choices=PainSite.choices)
+    recall = models.CharField(max_length=8, choices=Recall.choices, default=Recall.AVG_7D)
+    score = models.PositiveSmallIntegerField("NRS (0-10)", validators=nrs_validators)
+    history = history()
+
+    class Meta:
+        ordering = ["visit", "pain_site", "recall"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__gte=0, score__lte=10), name="painscore_0_10"
+            ),
+            models.UniqueConstraint(
+                fields=["visit", "pain_site", "recall"], name="one_score_per_site_recall"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_pain_site_display()} ({self.get_recall_display()}): {self.score}"
+
+    def clean(self):
+        if self.score is not None and not 0 <= self.score <= 10:
+            raise ValidationError(
+                {"score": f"Pain score must be between 0 and 10; {self.score} is not on the scale."}
+            )

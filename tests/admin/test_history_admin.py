@@ -1,0 +1,69 @@
+"""Admin writes history with the user and the reason; deletes too."""
+
+import pytest
+from django.urls import reverse
+
+from registry.models import Visit
+from tests.conftest import PASSWORD
+from tests.factories import make_visit
+
+
+@pytest.fixture
+def dm_client(client, data_manager):
+    client.login(username=data_manager.username, password=PASSWORD)
+    return client
+
+
+def test_admin_create_change_delete_write_history(dm_client, data_manager, patient_a):
+    add = reverse("admin:registry_visit_add")
+    response = dm_client.post(add, {
+        "patient": patient_a.pk, "timepoint": "baseline", "status": "completed",
+        "date_done": "2020-01-10", "nrs": "8", "change_reason": "", "edit_version": "",
+    })
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    visit = Visit.objects.get(patient=patient_a)
+    change = reverse("admin:registry_visit_change", args=[visit.pk])
+    response = dm_client.post(change, {
+        "patient": patient_a.pk, "timepoint": "baseline", "status": "completed",
+        "date_done": "2020-01-10", "nrs": "7", "change_reason": "Source data verification",
+        "edit_version": str(visit.version),
+    })
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    response = dm_client.post(reverse("admin:registry_visit_delete", args=[visit.pk]),
+                              {"post": "yes"})
+    assert response.status_code == 302
+    rows = list(Visit.history.filter(id=visit.pk).order_by("history_date", "history_id"))
+    assert [r.history_type for r in rows] == ["+", "~", "-"]
+    assert all(r.history_user == data_manager for r in rows)
+    assert rows[1].history_change_reason == "Source data verification"
+    assert rows[1].nrs == 7 and rows[0].nrs == 8
+
+
+def test_admin_refuses_a_change_to_a_completed_visit_without_reason(dm_client, patient_a):
+    visit = make_visit(patient_a, nrs=8)
+    response = dm_client.post(reverse("admin:registry_visit_change", args=[visit.pk]), {
+        "patient": patient_a.pk, "timepoint": "baseline", "status": "completed",
+        "date_done": "2020-01-15", "nrs": "5", "change_reason": "",
+        "edit_version": str(visit.version),
+    })
+    assert response.status_code == 200
+    assert "change_reason" in response.context["adminform"].form.errors
+    visit.refresh_from_db()
+    assert visit.nrs == 8
+
+
+def test_admin_names_the_field_of_an_invalid_nrs(dm_client, patient_a):
+    response = dm_client.post(reverse("admin:registry_visit_add"), {
+        "patient": patient_a.pk, "timepoint": "baseline", "status": "completed",
+        "date_done": "2020-01-10", "nrs": "11",
+    })
+    assert response.status_code == 200
+    assert "nrs" in response.context["adminform"].form.errors
+    assert not Visit.objects.exists()
+
+
+def test_a_nurse_of_another_site_gets_404_on_the_patient(client, nurse_b, patient_a):
+    client.login(username=nurse_b.username, password=PASSWORD)
+    response = client.get(reverse("admin:registry_patient_change", args=[patient_a.pk]))
+    assert response.status_code in (302, 404)
+    assert response.status_code != 200

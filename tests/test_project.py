@@ -1,0 +1,40 @@
+"""Project-level checks: migrations complete, production settings pass --deploy."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_no_migration_is_missing(db):
+    call_command("makemigrations", "--check", "--dry-run", stdout=io.StringIO())
+
+
+def test_production_settings_pass_check_deploy():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-1234567890",
+        "ALLOWED_HOSTS": "registry.example.org",
+        "DATABASE_URL": "postgres://registry@127.0.0.1:5432/registry",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    })
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level",
+                             "WARNING"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DJANGO_") and k not in ("SECRET_KEY",)}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings.production",
+                "ALLOWED_HOSTS": "x", "DATABASE_URL": "sqlite:///x", "CELERY_BROKER_URL": "memory://"})
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
