@@ -16,7 +16,7 @@ from registry.models import (
 )
 from registry.services import access
 from registry.services.audit import record_save
-from registry.services.patients import patient_enrol
+from registry.services.patients import patient_enrol, patient_save
 
 from .base import RegistryAdmin
 
@@ -44,7 +44,11 @@ class PatientAdmin(RegistryAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            return patient_save(
+                patient=obj, actor=request.user,
+                reason=form.cleaned_data.get("change_reason") or "",
+                expected_version=form.cleaned_data.get("edit_version"),
+            )
         patient_enrol(patient=obj, actor=request.user,
                       reason=form.cleaned_data.get("change_reason") or "Enrolled in admin")
 

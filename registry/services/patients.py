@@ -38,3 +38,13 @@ def implant_ref_next(*, patient: Patient) -> str:
     while Implant.objects.filter(ref=f"{patient.registry_id}-I{n}").exists():
         n += 1
     return f"{patient.registry_id}-I{n}"
+
+
+def patient_save(*, patient: Patient, actor, reason: str = "", expected_version=None) -> Patient:
+    """Change a patient; a withdrawal stops the follow-up visits after it."""
+    from . import scheduling
+
+    with transaction.atomic():
+        record_save(patient, actor=actor, reason=reason, expected_version=expected_version)
+        scheduling.patient_schedule_sync(patient=patient, actor=actor)
+    return patient

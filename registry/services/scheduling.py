@@ -10,3 +10,11 @@ def implant_schedule_sync(*, implant: Implant, actor) -> None:
     call site so every channel that saves an implant already goes through it.
     """
     return None
+
+
+def patient_schedule_sync(*, patient, actor) -> None:
+    """Stop future visits of a withdrawn patient (marked not applicable, kept).
+
+    Not yet implemented: the follow-up issue fills this in.
+    """
+    return None
