@@ -1,20 +1,301 @@
-"""Follow-up schedules from the protocol (see the reminders issue)."""
+"""Follow-up schedules from the protocol.
 
-from registry.models import Implant
+Each implant with an implant date gets one visit per protocol timepoint
+(`m<months>`): target = implant date + months (calendar months, clamped to the
+month's end), window = target - window_before_days .. target + window_after_days.
+The protocol is the site's own, or the registry default.
+
+Rules the schedule keeps:
+- Completed visits never move and never change status.
+- Visits not yet done (scheduled, missed) follow the implant date: moving the
+  implant date recomputes their dates and puts them back to scheduled (the daily
+  job marks them missed again when their new window is past).
+- Follow-up stops at the explant or the patient's withdrawal: visits whose
+  window opens after that date become not_applicable (kept, never deleted);
+  visits whose window had already opened can still be done. Timepoints after
+  the stop that have no visit yet are not created.
+- When the stop goes away or moves later (a corrected explant date), visits the
+  schedule itself had stopped are scheduled again; a not_applicable set by hand
+  stays as it is.
+- Timepoints no longer in the protocol are left alone (their visits are data).
+Every write goes with history: the acting user and a reason saying why.
+"""
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+from registry.models import (
+    ConsentStatus,
+    FollowUpProtocol,
+    Implant,
+    Patient,
+    ProtocolTimepoint,
+    Site,
+    Visit,
+    VisitStatus,
+)
+from registry.models.visits import timepoint_months
+
+from .dates import add_months
+
+SCHEDULE_REASON = "Follow-up schedule"
+STOP_REASON = "Follow-up stopped"
+RESUME_REASON = "Follow-up resumed"
+IMPORT_PAST_REASON = "Retrospective import: window closed before the import, not collected"
+NOT_DONE = (VisitStatus.SCHEDULED, VisitStatus.MISSED)
+BATCH = 2000
 
 
-def implant_schedule_sync(*, implant: Implant, actor) -> None:
+@dataclass
+class ScheduleChange:
+    """What a schedule run did (counts of visits)."""
+
+    created: int = 0
+    moved: int = 0
+    stopped: int = 0
+    resumed: int = 0
+    past: int = 0  # imports only: created as not_applicable because their window had closed
+
+    def __add__(self, other: "ScheduleChange") -> "ScheduleChange":
+        return ScheduleChange(*(a + b for a, b in zip(vars(self).values(), vars(other).values(),
+                                                       strict=True)))
+
+
+@dataclass(frozen=True)
+class Slot:
+    code: str
+    target: datetime.date
+    start: datetime.date
+    end: datetime.date
+
+
+def protocol_for(*, site: Site) -> FollowUpProtocol | None:
+    """The site's protocol, or the registry default."""
+    if site.protocol_id:
+        return FollowUpProtocol.objects.prefetch_related("timepoints").get(pk=site.protocol_id)
+    return FollowUpProtocol.default()
+
+
+def timepoint_slot(*, implant_date: datetime.date, timepoint: ProtocolTimepoint) -> Slot:
+    """Target and window of one timepoint. Pure date arithmetic: a site's
+    daylight-saving change cannot shift a visit by a day."""
+    target = add_months(implant_date, timepoint.months)
+    return Slot(
+        code=timepoint.code,
+        target=target,
+        start=target - datetime.timedelta(days=timepoint.window_before_days),
+        end=target + datetime.timedelta(days=timepoint.window_after_days),
+    )
+
+
+def follow_up_stop(*, implant: Implant, patient: Patient) -> tuple[datetime.date | None, str]:
+    """The day follow-up of this implant ends (explant or withdrawal), and why."""
+    stops = []
+    if implant.explant_date:
+        stops.append((implant.explant_date, f"explant on {implant.explant_date.isoformat()}"))
+    if patient.consent_status == ConsentStatus.WITHDRAWN and patient.withdrawal_date:
+        stops.append((patient.withdrawal_date,
+                      f"consent withdrawn on {patient.withdrawal_date.isoformat()}"))
+    return min(stops) if stops else (None, "")
+
+
+def _touch(visit: Visit, reason: str, actor) -> None:
+    visit.version += 1
+    visit.updated_at = timezone.now()
+    visit._change_reason = reason
+    visit._history_user = actor
+
+
+def _stopped_by_schedule(visit_ids: list[int]) -> set[int]:
+    """Which not_applicable visits the schedule itself stopped (their latest
+    history row carries the stop reason); the others were set by a person."""
+    latest: dict[int, str] = {}
+    rows = (Visit.history.filter(id__in=visit_ids)
+            .order_by("id", "-history_date", "-history_id")
+            .values_list("id", "history_change_reason"))
+    for visit_id, reason in rows:
+        latest.setdefault(visit_id, reason or "")
+    return {visit_id for visit_id, reason in latest.items() if reason.startswith(STOP_REASON)}
+
+
+def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepoint], actor,
+          reason: str) -> ScheduleChange:
+    change = ScheduleChange()
+    suffix = f" ({reason})" if reason else ""
+    existing = {
+        v.timepoint: v
+        # Locked so a nurse's concurrent save is refused (version) rather than lost.
+        for v in Visit.objects.select_for_update().filter(implant=implant).order_by("pk")
+        if timepoint_months(v.timepoint)
+    }
+    stop, stop_why = follow_up_stop(implant=implant, patient=patient)
+    if implant.implant_date is None:
+        stop, stop_why = datetime.date.min, "no implant date"
+    stopped_earlier = _stopped_by_schedule(
+        [v.pk for v in existing.values() if v.status == VisitStatus.NOT_APPLICABLE]
+    ) if any(v.status == VisitStatus.NOT_APPLICABLE for v in existing.values()) else set()
+
+    to_create, to_update = [], []
+    for timepoint in timepoints:
+        visit = existing.get(timepoint.code)
+        if implant.implant_date is None:
+            if visit is not None and visit.status in NOT_DONE:
+                visit.status = VisitStatus.NOT_APPLICABLE
+                _touch(visit, f"{STOP_REASON}: {stop_why}{suffix}", actor)
+                to_update.append(visit)
+                change.stopped += 1
+            continue
+        slot = timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
+        after_stop = stop is not None and slot.start > stop
+        if visit is None:
+            if after_stop:
+                continue
+            to_create.append(Visit(
+                patient=patient, implant=implant, timepoint=slot.code, target_date=slot.target,
+                window_start=slot.start, window_end=slot.end, status=VisitStatus.SCHEDULED,
+            ))
+            change.created += 1
+            continue
+        if visit.status == VisitStatus.COMPLETED:
+            continue
+        moved = (visit.target_date, visit.window_start, visit.window_end) != (
+            slot.target, slot.start, slot.end)
+        visit.target_date, visit.window_start, visit.window_end = slot.target, slot.start, slot.end
+        if visit.status in NOT_DONE and after_stop:
+            visit.status = VisitStatus.NOT_APPLICABLE
+            _touch(visit, f"{STOP_REASON}: {stop_why}{suffix}", actor)
+            change.stopped += 1
+        elif visit.status == VisitStatus.NOT_APPLICABLE and not after_stop \
+                and visit.pk in stopped_earlier:
+            visit.status = VisitStatus.SCHEDULED
+            _touch(visit, f"{RESUME_REASON}: implant date {implant.implant_date.isoformat()}"
+                          f"{suffix}", actor)
+            change.resumed += 1
+        elif moved:
+            if visit.status == VisitStatus.MISSED:
+                visit.status = VisitStatus.SCHEDULED
+            # A stopped visit keeps the stop reason first, so a later resume finds it.
+            lead = f"{STOP_REASON}: {stop_why}; " if visit.pk in stopped_earlier else ""
+            _touch(visit, f"{lead}{SCHEDULE_REASON}: implant date moved to "
+                          f"{implant.implant_date.isoformat()}{suffix}", actor)
+            change.moved += 1
+        else:
+            continue
+        to_update.append(visit)
+
+    if to_create:
+        bulk_create_with_history(
+            to_create, Visit, batch_size=BATCH, default_user=actor,
+            default_change_reason=f"{SCHEDULE_REASON}: implant date "
+                                  f"{implant.implant_date.isoformat()}{suffix}",
+        )
+    if to_update:
+        bulk_update_with_history(
+            to_update, Visit,
+            ["target_date", "window_start", "window_end", "status", "version", "updated_at"],
+            batch_size=BATCH, default_user=actor,
+        )
+    return change
+
+
+def implant_schedule_sync(*, implant: Implant, actor, reason: str = "") -> ScheduleChange:
     """Create or move the implant's follow-up visits from its site's protocol.
 
-    Not yet implemented: the follow-up issue fills this in. Kept as the single
-    call site so every channel that saves an implant already goes through it.
+    Promises: one visit per protocol timepoint up to the follow-up stop;
+    visits not yet done follow the implant date; completed visits are never
+    touched; visits after an explant or withdrawal become not_applicable, never
+    deleted. Refuses nothing: an implant without a date has nothing to schedule
+    (visits already planned are stopped until a date is given).
     """
-    return None
+    patient = Patient.objects.select_related("site").get(pk=implant.patient_id)
+    protocol = protocol_for(site=patient.site)
+    timepoints = list(protocol.timepoints.all()) if protocol else []
+    with transaction.atomic():
+        return _sync(implant=implant, patient=patient, timepoints=timepoints, actor=actor,
+                     reason=reason)
 
 
-def patient_schedule_sync(*, patient, actor) -> None:
-    """Stop future visits of a withdrawn patient (marked not applicable, kept).
+def patient_schedule_sync(*, patient: Patient, actor, reason: str = "") -> ScheduleChange:
+    """Keep every implant's schedule in step with the patient's consent.
 
-    Not yet implemented: the follow-up issue fills this in.
+    A withdrawal stops the visits whose window opens after the withdrawal date
+    (not_applicable, kept with their data); withdrawing the withdrawal (a
+    correction) schedules them again.
     """
-    return None
+    protocol = protocol_for(site=patient.site)
+    timepoints = list(protocol.timepoints.all()) if protocol else []
+    change = ScheduleChange()
+    with transaction.atomic():
+        for implant in Implant.objects.filter(patient_id=patient.pk).order_by("pk"):
+            change += _sync(implant=implant, patient=patient, timepoints=timepoints, actor=actor,
+                            reason=reason)
+    return change
+
+
+def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
+                           today: datetime.date | None = None) -> ScheduleChange:
+    """Create the missing follow-up visits of many implants at once (imports).
+
+    Timepoints that already have a visit (e.g. imported completed visits) are
+    skipped, and nothing existing is changed. Follow-up stops at explant or
+    withdrawal as in `implant_schedule_sync`.
+
+    Retrospective data: a timepoint whose window closed before the import (in
+    the site's own time zone) is created as not_applicable with the reason
+    "Retrospective import: window closed before the import, not collected"
+    instead of scheduled, so an import of old charts does not flood the next
+    digest with overdue reminders or turn into missed visits; the schedule keeps
+    it as set (a person can still complete it). Timepoints whose window is open
+    or ahead are scheduled. A few queries per 2,000 implants, whatever their
+    visits.
+    """
+    implant_ids = [i.pk for i in implants]
+    change = ScheduleChange()
+    protocols: dict[int | None, list[ProtocolTimepoint]] = {}
+    now = timezone.now()
+    for offset in range(0, len(implant_ids), BATCH):
+        chunk = implant_ids[offset:offset + BATCH]
+        rows = list(Implant.objects.filter(pk__in=chunk).select_related("patient__site"))
+        have = set(Visit.objects.filter(implant_id__in=chunk)
+                   .values_list("implant_id", "timepoint"))
+        to_create = []
+        for implant in rows:
+            if implant.implant_date is None:
+                continue
+            patient = implant.patient
+            site = patient.site
+            if site.protocol_id not in protocols:
+                protocol = protocol_for(site=site)
+                protocols[site.protocol_id] = list(protocol.timepoints.all()) if protocol else []
+            local_today = today or now.astimezone(site.tz).date()
+            stop, _why = follow_up_stop(implant=implant, patient=patient)
+            for timepoint in protocols[site.protocol_id]:
+                if (implant.pk, timepoint.code) in have:
+                    continue
+                slot = timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
+                if stop is not None and slot.start > stop:
+                    continue
+                visit = Visit(patient=patient, implant=implant, timepoint=slot.code,
+                              target_date=slot.target, window_start=slot.start,
+                              window_end=slot.end, status=VisitStatus.SCHEDULED)
+                if slot.end < local_today:
+                    visit.status = VisitStatus.NOT_APPLICABLE
+                    visit._change_reason = f"{IMPORT_PAST_REASON} ({reason})" if reason \
+                        else IMPORT_PAST_REASON
+                    change.past += 1
+                else:
+                    change.created += 1
+                to_create.append(visit)
+        if to_create:
+            with transaction.atomic():
+                bulk_create_with_history(
+                    to_create, Visit, batch_size=BATCH, default_user=actor,
+                    default_change_reason=f"{SCHEDULE_REASON} ({reason})" if reason
+                    else SCHEDULE_REASON,
+                )
+    return change
