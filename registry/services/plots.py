@@ -1,0 +1,138 @@
+"""Outcome plots as inline SVG, drawn with matplotlib (Agg, no pyplot).
+
+Each function takes plain numbers (from services.outcomes) and returns an
+`<svg>` element as a string, ready to be placed in a page: no files, no CDN,
+no JavaScript. Figures are built with `matplotlib.figure.Figure` directly, so
+no global pyplot state is shared between requests or threads.
+"""
+
+import io
+from html import escape
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from registry.models import AeCategory  # noqa: E402
+
+BLUE = "#3b6fa0"
+ORANGE = "#c8702a"
+GREY = "#8a8a8a"
+RC = {
+    "svg.fonttype": "none",  # text stays text: smaller, selectable, searchable
+    "svg.hashsalt": "registry-outcomes",  # stable element ids between renders
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def _figure(width=5.2, height=3.2) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def svg_of(fig: Figure, *, label: str) -> str:
+    """The figure as an inline `<svg>` element with an accessible label."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    return text.replace(
+        "<svg ", f'<svg role="img" class="outcome-plot" aria-label="{escape(label)}" ', 1
+    )
+
+
+def _empty(ax, message="No data for this cohort"):
+    ax.text(0.5, 0.5, message, ha="center", va="center", color=GREY, transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def nrs_pairs_svg(pairs: list[tuple[float, float]], *, total: int | None = None,
+                  means: tuple[float, float] | None = None) -> str:
+    """Slope chart: each patient's NRS at baseline and at follow-up, with the
+    means (`means` = the whole cohort's, when `pairs` is a sample of it)."""
+    with matplotlib.rc_context(RC):
+        fig = _figure()
+        ax = fig.add_subplot()
+        if not pairs:
+            _empty(ax)
+        else:
+            alpha = 0.5 if len(pairs) <= 50 else max(0.05, 25 / len(pairs))
+            segments = [[(0, before), (1, after)] for before, after in pairs]
+            colours = [BLUE if after < before else ORANGE for before, after in pairs]
+            ax.add_collection(LineCollection(segments, colors=colours, alpha=alpha, linewidths=1))
+            mean_before, mean_after = means or (sum(b for b, _ in pairs) / len(pairs),
+                                                sum(a for _, a in pairs) / len(pairs))
+            ax.plot([0, 1], [mean_before, mean_after], color="black", linewidth=2.5,
+                    marker="s", label=f"mean ({mean_before:.1f} → {mean_after:.1f})")
+            ax.set_xticks([0, 1], ["Baseline", "Follow-up"])
+            ax.set_xlim(-0.25, 1.25)
+            ax.set_ylim(-0.5, 10.5)
+            ax.set_ylabel("NRS (0-10)")
+            ax.legend(loc="upper right", frameon=False)
+            shown = f"{len(pairs)} of {total} patients" if total and total > len(pairs) else \
+                f"{len(pairs)} patients"
+            ax.set_title(f"NRS per patient ({shown})")
+        return svg_of(fig, label="NRS at baseline and at follow-up per patient")
+
+
+def responder_rate_svg(groups: list[dict]) -> str:
+    """Responder rate per group (e.g. therapy) with its 95 % Wilson interval."""
+    with matplotlib.rc_context(RC):
+        fig = _figure()
+        ax = fig.add_subplot()
+        rows = [g for g in groups if g.get("responder_rate") is not None]
+        if not rows:
+            _empty(ax)
+        else:
+            xs = range(len(rows))
+            rates = [g["responder_rate"] * 100 for g in rows]
+            low = [r - g["responder_rate_ci95"][0] * 100 for r, g in zip(rates, rows, strict=True)]
+            high = [g["responder_rate_ci95"][1] * 100 - r for r, g in zip(rates, rows, strict=True)]
+            ax.bar(xs, rates, color=BLUE, width=0.6)
+            ax.errorbar(xs, rates, yerr=[low, high], fmt="none", ecolor="black", capsize=4)
+            labels = [f"{g['group']}\n{g['responders']}/{g['n_responder_evaluable']}" for g in rows]
+            ax.set_xticks(list(xs), labels)
+            ax.set_ylim(0, 100)
+            ax.set_ylabel("Responders (%) with 95 % CI")
+            ax.set_title("Responder rate by therapy")
+        return svg_of(fig, label="Responder rate by therapy with 95 % Wilson intervals")
+
+
+def km_svg(years: list[float], survival: list[float], *, explants: int = 0, n: int = 0) -> str:
+    """Kaplan-Meier step curve of explant-free survival."""
+    with matplotlib.rc_context(RC):
+        fig = _figure()
+        ax = fig.add_subplot()
+        if not years:
+            _empty(ax)
+        else:
+            ax.step(years, [s * 100 for s in survival], where="post", color=BLUE, linewidth=1.8)
+            ax.set_ylim(0, 102)
+            ax.set_xlim(0, max(years) * 1.02 or 1)
+            ax.set_xlabel("Years since implant")
+            ax.set_ylabel("Explant-free (%)")
+            ax.set_title(f"Explant-free survival (Kaplan-Meier; {explants} explants, n = {n})")
+        return svg_of(fig, label="Kaplan-Meier explant-free survival")
+
+
+def ae_category_svg(by_category: dict, *, n_patients: int = 0) -> str:
+    """Patients with an adverse event, per category (horizontal bars)."""
+    labels = dict(AeCategory.choices)
+    with matplotlib.rc_context(RC):
+        fig = _figure()
+        ax = fig.add_subplot()
+        if not by_category:
+            _empty(ax, "No adverse events in this cohort")
+        else:
+            items = sorted(by_category.items(), key=lambda item: item[1]["patients"])
+            ax.barh([labels.get(code, code) for code, _ in items],
+                    [row["patients"] for _, row in items], color=ORANGE)
+            ax.set_xlabel("Patients" + (f" (of {n_patients})" if n_patients else ""))
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.set_title("Adverse events by category")
+        return svg_of(fig, label="Adverse events by category")
