@@ -2,11 +2,24 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from . import views
+
 router = DefaultRouter()
-# Resources are registered by registry.api.views (the API issue).
+router.register("sites", views.SiteViewSet, basename="site")
+router.register("patients", views.PatientViewSet, basename="patient")
+router.register("implants", views.ImplantViewSet, basename="implant")
+router.register("visits", views.VisitViewSet, basename="visit")
+router.register("adverse-events", views.AdverseEventViewSet, basename="adverse-event")
+
+# Further /api/v1/ endpoints (outcomes, ...): add a path() line here, before the router.
+v1_patterns = [
+    path("exports/visits/", views.VisitExportView.as_view(), name="export-visits"),
+    path("exports/adverse-events/", views.AdverseEventExportView.as_view(),
+         name="export-adverse-events"),
+]
 
 urlpatterns = [
-    path("v1/", include(router.urls)),
+    path("v1/", include(v1_patterns + router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -1,0 +1,113 @@
+"""Output serializers: explicit fields only, never identifiers or free text.
+
+PatientIdentifiers, DeviceIdentifier, visit notes and event descriptions are
+not reachable from here. Codes are the bundle codes of registry.models.choices.
+"""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from registry.models import AdverseEvent, Implant, Iso14155Class, PainScore, Patient, Site, Visit
+from registry.services.exports import AGE_TOP
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Site
+        fields = ["code", "name", "country", "timezone", "updated_at"]
+        read_only_fields = fields
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    site = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    age_at_consent = serializers.SerializerMethodField(
+        help_text=f"Age in years at consent; {AGE_TOP} means {AGE_TOP} or older."
+    )
+    prior_treatments = serializers.ListField(child=serializers.CharField(), read_only=True)
+    implants = serializers.SlugRelatedField(slug_field="ref", many=True, read_only=True)
+
+    class Meta:
+        model = Patient
+        fields = [
+            "registry_id", "site", "sex", "age_at_consent", "consent_date", "consent_status",
+            "withdrawal_date", "enrolment", "etiology", "diagnosis", "affected_region", "side",
+            "pain_duration_months", "amputation_level", "amputation_cause", "prior_treatments",
+            "implants", "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_age_at_consent(self, patient) -> int | None:
+        if not (patient.birth_year and patient.consent_date):
+            return None
+        return min(patient.consent_date.year - patient.birth_year, AGE_TOP)
+
+
+class ImplantSerializer(serializers.ModelSerializer):
+    registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
+    site = serializers.CharField(source="patient.site.code", read_only=True)
+
+    class Meta:
+        model = Implant
+        fields = [
+            "ref", "registry_id", "site", "therapy", "trial_start", "trial_end", "trial_success",
+            "implant_date", "manufacturer", "model", "lead_type", "lead_count", "target",
+            "ipg_rechargeable", "ipg_location", "paradigm", "explant_date", "explant_reason",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class PainScoreSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PainScore
+        fields = ["pain_site", "recall", "score"]
+        read_only_fields = fields
+
+
+class VisitSerializer(serializers.ModelSerializer):
+    registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
+    site = serializers.CharField(source="patient.site.code", read_only=True)
+    implant_ref = serializers.CharField(source="implant.ref", read_only=True, allow_null=True,
+                                        default=None)
+    days_from_implant = serializers.SerializerMethodField(
+        help_text="Visit date minus the visit's implant date, in days (null without either)."
+    )
+    opioid_mme = serializers.DecimalField(max_digits=6, decimal_places=1, coerce_to_string=False,
+                                          read_only=True, allow_null=True)
+    pain_scores = PainScoreSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Visit
+        fields = [
+            "id", "registry_id", "site", "implant_ref", "timepoint", "status", "target_date",
+            "window_start", "window_end", "date_done", "days_from_implant", "nrs", "satisfaction",
+            "pgic", "would_choose_again", "opioid_mme", "stimulation_use", "pain_scores",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_days_from_implant(self, visit) -> int | None:
+        implant = visit.implant
+        if not (visit.date_done and implant and implant.implant_date):
+            return None
+        return (visit.date_done - implant.implant_date).days
+
+
+class AdverseEventSerializer(serializers.ModelSerializer):
+    registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
+    site = serializers.CharField(source="patient.site.code", read_only=True)
+    implant_ref = serializers.CharField(source="implant.ref", read_only=True, allow_null=True,
+                                        default=None)
+    iso_class = serializers.ChoiceField(choices=Iso14155Class.choices, read_only=True,
+                                        help_text="Derived (ISO 14155): AE, SAE, ADE, SADE, USADE.")
+
+    class Meta:
+        model = AdverseEvent
+        fields = [
+            "id", "registry_id", "site", "implant_ref", "onset_date", "category", "serious",
+            "serious_criterion", "severity", "device_relatedness", "procedure_relatedness",
+            "anticipated", "iso_class", "action", "outcome", "resolved_on", "updated_at",
+        ]
+        read_only_fields = fields

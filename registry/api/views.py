@@ -1,0 +1,252 @@
+"""Read-only resources and the analysis-dataset exports (thin: services do the work)."""
+
+from django.db.models import Prefetch
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, permissions, viewsets
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from registry.models import AdverseEvent, Implant, PainScore, Patient, Site, Visit
+from registry.services import exports
+from registry.services.access import role_name, visible
+
+from . import filters, serializers
+
+
+class HasRegistryRole(permissions.BasePermission):
+    """Signed in is not enough: the user needs a registry role (nurse, investigator, data manager)."""
+
+    message = "Your account has no registry role; ask a data manager for access."
+
+    def has_permission(self, request, view):
+        return role_name(request.user) is not None
+
+
+PERMISSIONS = [permissions.IsAuthenticated, HasRegistryRole]
+ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description="JSON object naming the parameter(s) at fault.")
+AUTH_ERRORS = {
+    400: ERROR,
+    401: OpenApiResponse(OpenApiTypes.OBJECT, description="No, unknown, revoked or expired token."),
+    403: OpenApiResponse(OpenApiTypes.OBJECT, description="No registry role."),
+}
+
+
+class RegistryViewSet(viewsets.ReadOnlyModelViewSet):
+    """Every queryset goes through the access rule; ordering is stable (cursor on id)."""
+
+    permission_classes = PERMISSIONS
+    filter_backends = [filters.RegistryFilterBackend]
+    base_queryset = None
+
+    def get_queryset(self):
+        return visible(self.base_queryset.all(), self.request.user)
+
+
+def _documented(serializer_class):
+    return extend_schema_view(
+        list=extend_schema(responses={200: serializer_class(many=True), **AUTH_ERRORS}),
+        retrieve=extend_schema(responses={200: serializer_class, 404: ERROR, 401: AUTH_ERRORS[401],
+                                          403: AUTH_ERRORS[403]}),
+    )
+
+
+@_documented(serializers.SiteSerializer)
+class SiteViewSet(RegistryViewSet):
+    """Sites the caller belongs to (all sites for data managers)."""
+
+    base_queryset = Site.objects.all()
+    serializer_class = serializers.SiteSerializer
+    filterset_class = filters.SiteFilter
+    lookup_field = "code"
+    lookup_value_regex = "[A-Z][A-Z0-9]{1,7}"
+
+
+@_documented(serializers.PatientSerializer)
+class PatientViewSet(RegistryViewSet):
+    """Pseudonymous patients: no identifiers, no birth year (age at consent, 90 = 90+)."""
+
+    base_queryset = Patient.objects.select_related("site").prefetch_related(
+        Prefetch("implants", queryset=Implant.objects.order_by("ref").only("ref", "patient_id")))
+    serializer_class = serializers.PatientSerializer
+    filterset_class = filters.PatientFilter
+    lookup_field = "registry_id"
+    lookup_value_regex = "[A-Z][A-Z0-9]{1,7}-[0-9]+"
+
+
+@_documented(serializers.ImplantSerializer)
+class ImplantViewSet(RegistryViewSet):
+    """Therapy episodes: trial, implant, device (no serial numbers or UDI), explant."""
+
+    base_queryset = Implant.objects.select_related("patient__site")
+    serializer_class = serializers.ImplantSerializer
+    filterset_class = filters.ImplantFilter
+    lookup_field = "ref"
+    lookup_value_regex = "[A-Z][A-Z0-9]{1,7}-[0-9]+-I[0-9]+"
+
+
+@_documented(serializers.VisitSerializer)
+class VisitViewSet(RegistryViewSet):
+    """Visits with their further pain scores (per pain site and recall period); no notes."""
+
+    base_queryset = Visit.objects.select_related("patient__site", "implant").prefetch_related(
+        Prefetch("pain_scores", queryset=PainScore.objects.order_by("pain_site", "recall")))
+    serializer_class = serializers.VisitSerializer
+    filterset_class = filters.VisitFilter
+
+
+@_documented(serializers.AdverseEventSerializer)
+class AdverseEventViewSet(RegistryViewSet):
+    """Adverse events with the derived ISO 14155 class; no free-text description."""
+
+    base_queryset = AdverseEvent.objects.select_related("patient__site", "implant")
+    serializer_class = serializers.AdverseEventSerializer
+    filterset_class = filters.AdverseEventFilter
+
+
+# --- Exports ---------------------------------------------------------------------
+
+
+class FormatIsAParameter(BaseContentNegotiation):
+    """`?format=` picks the dataset's file format here, not a DRF renderer;
+    errors are always JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+_JSON_TYPES = {"str": {"type": "string"}, "code": {"type": "string"}, "int": {"type": "integer"},
+               "scale": {"type": "integer"}, "float": {"type": "number"}, "bool": {"type": "boolean"},
+               "date": {"type": "string", "format": "date"},
+               "age": {"oneOf": [{"type": "integer"}, {"type": "string", "enum": [exports.AGE_TOP_LABEL]}]}}
+
+
+def _row_schema(dataset: str) -> dict:
+    props = {}
+    for dates in exports.DATES_MODES:
+        for column in exports.columns_for(dataset, dates=dates):
+            schema = dict(_JSON_TYPES[column.kind], description=column.label, nullable=True)
+            if column.labels:
+                schema["enum"] = [v for v, _ in column.labels] + [None]
+            props[column.name] = schema
+    return {"type": "array", "items": {"type": "object", "properties": props}}
+
+
+def _filter_parameters(filterset_class) -> list[OpenApiParameter]:
+    import django_filters
+
+    params = []
+    for name, f in filterset_class.base_filters.items():
+        help_text = str(f.extra.get("help_text", ""))
+        if isinstance(f, django_filters.DateFromToRangeFilter):
+            for suffix in ("after", "before"):
+                params.append(OpenApiParameter(f"{name}_{suffix}", OpenApiTypes.DATE,
+                                               description=f"{name} on or {suffix} this date"))
+        elif isinstance(f, django_filters.IsoDateTimeFilter):
+            params.append(OpenApiParameter(name, OpenApiTypes.DATETIME, description=help_text))
+        elif isinstance(f, django_filters.BooleanFilter):
+            params.append(OpenApiParameter(name, OpenApiTypes.BOOL, description=help_text))
+        else:
+            params.append(OpenApiParameter(name, OpenApiTypes.STR, description=help_text))
+    return params
+
+
+def export_schema(dataset: str, filterset_class):
+    binary = OpenApiTypes.BINARY
+    return extend_schema_view(get=extend_schema(
+        operation_id=f"exports_{dataset.replace('-', '_')}",
+        summary=f"The {dataset} analysis dataset",
+        parameters=[
+            OpenApiParameter("format", OpenApiTypes.STR, enum=list(exports.FORMATS), default="csv",
+                             description="File format: csv and json stream; xlsx, sav (SPSS) and dta "
+                                         "(Stata) carry variable and value labels."),
+            OpenApiParameter("dates", OpenApiTypes.STR, enum=list(exports.DATES_MODES),
+                             default="relative",
+                             description="relative: days from the implant (default, de-identified); "
+                                         "iso: real dates (data managers only)."),
+            *_filter_parameters(filterset_class),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/json"): _row_schema(dataset),
+            (200, exports.CONTENT_TYPES["xlsx"]): binary,
+            (200, exports.CONTENT_TYPES["sav"]): binary,
+            (200, exports.CONTENT_TYPES["dta"]): binary,
+            **{(code, "application/json"): resp for code, resp in AUTH_ERRORS.items()},
+        },
+    ))
+
+
+class ExportView(APIView):
+    """One row per visit (or event), joined and derived, de-identified, in the format asked.
+
+    The same filters as the list endpoint apply. Every export is logged.
+    """
+
+    permission_classes = PERMISSIONS
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FormatIsAParameter
+    dataset = ""
+    model = None
+    filterset_class = None
+
+    def get(self, request):
+        params = request.query_params
+        fmt = params.get("format", "csv")
+        if fmt not in exports.FORMATS:
+            raise exceptions.ValidationError(
+                {"format": [f"Unknown format '{fmt}'; expected one of {', '.join(exports.FORMATS)}."]})
+        dates = params.get("dates", "relative")
+        if dates not in exports.DATES_MODES:
+            raise exceptions.ValidationError(
+                {"dates": [f"Unknown dates mode '{dates}'; expected relative or iso."]})
+        if dates == "iso" and not exports.export_dates_allowed(request.user):
+            raise exceptions.PermissionDenied(
+                {"dates": ["Only data managers may export real dates (dates=iso)."]})
+        filterset = self.filterset_class(params, queryset=visible(self.model.objects.all(), request.user),
+                                         request=request)
+        if not filterset.is_valid():
+            raise exceptions.ValidationError(filters.filter_errors(filterset))
+        queryset = filterset.qs
+        used = {k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k]
+                for k in params if k not in ("format", "dates")}
+        log = exports.export_log_start(user=request.user, dataset=self.dataset, fmt=fmt,
+                                       filters=used, dates=dates)
+        counter = exports.RowCounter()
+        if fmt in ("csv", "json"):
+            stream = (exports.export_csv_stream if fmt == "csv" else exports.export_json_stream)(
+                self.dataset, queryset, dates=dates, counter=counter)
+            body = exports.logged(stream, log=log, counter=counter)
+        else:
+            path = exports.export_file(self.dataset, queryset, fmt, dates=dates, counter=counter)
+            exports.export_log_finish(log=log, rows=counter.rows)
+            body = exports.file_chunks(path)
+        response = StreamingHttpResponse(body, content_type=exports.CONTENT_TYPES[fmt])
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="{self.dataset}-{stamp}.{fmt}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+@export_schema("visits", filters.VisitFilter)
+class VisitExportView(ExportView):
+    """Visits dataset: patient and implant columns joined, NRS reduction and responder derived."""
+
+    dataset = "visits"
+    model = Visit
+    filterset_class = filters.VisitFilter
+
+
+@export_schema("adverse-events", filters.AdverseEventFilter)
+class AdverseEventExportView(ExportView):
+    """Adverse-events dataset with the derived ISO 14155 class."""
+
+    dataset = "adverse-events"
+    model = AdverseEvent
+    filterset_class = filters.AdverseEventFilter
