@@ -1,14 +1,49 @@
 """The admin's shared behaviour: site scoping, roles, reason for change, no lost updates.
 
-Every clinical ModelAdmin derives from RegistryAdmin, so the access rule
-(services.access) and the audit rules (services.audit) hold on every page.
+Every clinical ModelAdmin derives from RegistryAdmin (and every inline from
+RegistryInline), so the access rule (services.access) and the audit rules
+(services.audit) hold on every page, in every form and in every lookup:
+
+- querysets, history pages and foreign-key choices go through `access`;
+- a row of a site the user does not belong to is a 404, never a redirect that
+  tells it exists;
+- changing complete data (a completed visit, a closed adverse event) needs a
+  reason, also when only an inline (the pain scores) changed;
+- a save that started from an older version is refused (edit_version).
 """
 
 from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import connections
+from django.forms.models import BaseInlineFormSet
+from django.http import Http404
+from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
+from registry.models import Site
 from registry.services import access
 from registry.services.audit import record_delete, record_save, was_complete
+
+REASON_REQUIRED = "This record was already complete: say why you are changing it."
+STALE = (
+    "Someone else saved this record while you were editing it. Your changes were not "
+    "saved. Reload the page to see their version, then enter yours again."
+)
+
+
+def site_id_of(obj):
+    """The site a row belongs to, following access.SITE_PATH."""
+    path = access.SITE_PATH.get(type(obj))
+    if path is None:  # registry-wide rows (the follow-up protocol)
+        return None
+    value = obj
+    for part in path.split("__"):
+        value = getattr(value, part)
+        if value is None:
+            return None
+    return value
 
 
 class ClinicalForm(forms.ModelForm):
@@ -19,7 +54,8 @@ class ClinicalForm(forms.ModelForm):
         required=False,
         max_length=500,
         widget=forms.TextInput(attrs={"size": 60}),
-        help_text="Required when you change data that was already complete.",
+        help_text="Required when you change data that was already complete "
+                  "(a completed visit, a closed adverse event).",
     )
     edit_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
@@ -27,43 +63,145 @@ class ClinicalForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["edit_version"].initial = self.instance.version
+        # Inline formsets of this page find the main form through its instance
+        # (they put "give a reason" next to the reason field, see ClinicalInlineFormSet).
+        self.instance._clinical_form = self
+
+    @cached_property
+    def stored(self):
+        """The row as it is in the database now (None when adding)."""
+        if not self.instance.pk:
+            return None
+        return type(self.instance).objects.filter(pk=self.instance.pk).first()
 
     def clean(self):
         cleaned = super().clean()
-        if self.instance.pk:
-            current = type(self.instance).objects.filter(pk=self.instance.pk).first()
+        current = self.stored
+        if current is not None:
             started = cleaned.get("edit_version")
-            if current is not None and started is not None and current.version != started:
-                raise forms.ValidationError(
-                    "Someone else saved this record while you were editing it. Your changes "
-                    "were not saved. Reload the page to see their version, then enter yours "
-                    "again.",
-                    code="stale",
-                )
-            if current is not None and was_complete(current) and self.has_changed() and not (
+            if started is not None and current.version != started:
+                raise forms.ValidationError(STALE, code="stale")
+            if was_complete(current) and self.has_changed() and not (
                 cleaned.get("change_reason") or ""
             ).strip():
-                self.add_error(
-                    "change_reason",
-                    "This record was already complete: say why you are changing it.",
-                )
+                self.add_error("change_reason", REASON_REQUIRED)
         return cleaned
+
+
+class ClinicalInlineFormSet(BaseInlineFormSet):
+    """Inline rows (pain scores, identifiers) of a clinical record.
+
+    A change here is a change to the parent: when the parent was complete the
+    reason is required, next to the parent's reason field.
+    """
+
+    def has_changes(self) -> bool:
+        return bool(self.deleted_forms) or any(
+            form.has_changed() for form in self.forms if form not in self.deleted_forms
+        )
+
+    def clean(self):
+        super().clean()
+        parent = self.instance
+        if not parent.pk or not self.has_changes():
+            return
+        parent._inline_changed = True
+        main_form = getattr(parent, "_clinical_form", None)
+        stored = main_form.stored if main_form is not None else type(parent).objects.filter(
+            pk=parent.pk).first()
+        reason = (self.data.get("change_reason") or "").strip()
+        if stored is not None and was_complete(stored) and not reason:
+            if main_form is not None and "change_reason" not in main_form.errors:
+                main_form.add_error("change_reason", REASON_REQUIRED)
+            raise ValidationError(
+                f"The {self.model._meta.verbose_name_plural} of a complete record changed: "
+                "give the reason for change at the bottom of the page.",
+                code="reason_required",
+            )
+
+
+class RegistryInline:
+    """Inline permissions follow the access rule of the parent's site (the
+    users have no Django model permissions; their role decides)."""
+
+    formset = ClinicalInlineFormSet
+    extra = 0
+
+    def _site_id(self, obj):
+        return site_id_of(obj) if obj is not None and obj.pk else None
+
+    def has_view_permission(self, request, obj=None):
+        if obj is not None and obj.pk:
+            return access.sees_all_sites(request.user) or (
+                self._site_id(obj) in access.member_site_ids(request.user)
+            )
+        return access.role_name(request.user) is not None
+
+    def has_add_permission(self, request, obj=None):
+        return access.can_edit(request.user, self._site_id(obj))
+
+    def has_change_permission(self, request, obj=None):
+        return access.can_edit(request.user, self._site_id(obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return access.can_edit(request.user, self._site_id(obj))
+
+
+class EstimatedCountPaginator(Paginator):
+    """Django's paginator, but an unfiltered list on PostgreSQL is counted from
+    the planner's statistics instead of count(*) over a million rows.
+
+    Filtered lists (a nurse's sites, "overdue", a search) are still counted
+    exactly: they are the ones nurses act on, and they are small.
+    """
+
+    @cached_property
+    def count(self):
+        qs = self.object_list
+        if hasattr(qs, "query") and not qs.query.where and connections[qs.db].vendor == "postgresql":
+            with connections[qs.db].cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                               [qs.model._meta.db_table])
+                row = cursor.fetchone()
+            if row and row[0] and row[0] > 10_000:
+                return int(row[0])
+        return super().count
 
 
 class RegistryAdmin(SimpleHistoryAdmin):
     form = ClinicalForm
-    # Path from the model to its site, for the access rule.
-    readonly_for_investigators = True
-    history_list_display = ["history_change_reason"]
+    # A count of the whole table on every filtered page costs more than it tells.
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
 
+    # --- the access rule -------------------------------------------------------
     def get_queryset(self, request):
         return access.visible(super().get_queryset(request), request.user)
+
+    def site_id_of(self, obj):
+        return site_id_of(obj)
+
+    def _sees(self, request, obj) -> bool:
+        if access.sees_all_sites(request.user) or type(obj) not in access.SITE_PATH:
+            return True
+        return self.site_id_of(obj) in access.member_site_ids(request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            # Not there, or at a site the user does not belong to: the same answer.
+            raise Http404("No such record at your sites.")
+        return obj
 
     def has_module_permission(self, request):
         return access.role_name(request.user) is not None
 
     def has_view_permission(self, request, obj=None):
-        return access.role_name(request.user) is not None
+        if access.role_name(request.user) is None:
+            return False
+        # History pages look rows up themselves (also deleted ones): check the site.
+        return obj is None or self._sees(request, obj)
 
     def has_add_permission(self, request):
         return access.can_edit(request.user)
@@ -72,16 +210,20 @@ class RegistryAdmin(SimpleHistoryAdmin):
         return access.can_edit(request.user, self.site_id_of(obj) if obj else None)
 
     def has_delete_permission(self, request, obj=None):
-        return access.is_data_manager(request.user)
+        return access.is_data_manager(request.user) and (obj is None or self._sees(request, obj))
 
-    def site_id_of(self, obj):
-        path = access.SITE_PATH[type(obj)]
-        value = obj
-        for part in path.split("__"):
-            value = getattr(value, part)
-            if value is None:
-                return None
-        return value
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """Foreign-key choices (and raw-id / autocomplete values) limited to the
+        user's sites: a nurse cannot attach a visit to another site's patient."""
+        model = db_field.related_model
+        if model is Site:
+            kwargs["queryset"] = access.sites_for(request.user)
+        elif model in access.SITE_PATH:
+            kwargs["queryset"] = access.visible(model._default_manager.all(), request.user)
+            kwargs.setdefault("error_messages", {})["invalid_choice"] = (
+                f"This {model._meta.verbose_name} is not at one of your sites (or does not exist)."
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))
@@ -92,14 +234,40 @@ class RegistryAdmin(SimpleHistoryAdmin):
                 fields.append(name)
         return fields
 
+    # --- saving through the audit service ----------------------------------------
+    @staticmethod
+    def reason_of(form, change, default="Created in admin"):
+        return (form.cleaned_data.get("change_reason") or "").strip() or ("" if change else default)
+
+    def check_site(self, request, obj):
+        """Belt and braces behind the scoped choices: the saved row must be at a
+        site the user edits."""
+        if not access.can_edit(request.user, self.site_id_of(obj)):
+            raise PermissionDenied("This record is not at one of your sites.")
+
+    def needs_save(self, obj, form, change) -> bool:
+        # Nothing changed: no new version, no empty history row.
+        return not change or form.has_changed() or getattr(obj, "_inline_changed", False)
+
     def save_model(self, request, obj, form, change):
+        self.check_site(request, obj)
+        if not self.needs_save(obj, form, change):
+            return
         record_save(
             obj,
             actor=request.user,
-            reason=form.cleaned_data.get("change_reason") or ("" if change else "Created in admin"),
+            reason=self.reason_of(form, change),
             expected_version=form.cleaned_data.get("edit_version") if change else None,
             validate=False,  # the ModelForm has already run full_clean
         )
+
+    def save_formset(self, request, form, formset, change):
+        reason = self.reason_of(form, change, default=f"Entered with the {self.opts.verbose_name}")
+        for obj in formset.save(commit=False):
+            record_save(obj, actor=request.user, reason=reason, validate=False)
+        for obj in formset.deleted_objects:
+            record_delete(obj, actor=request.user, reason=reason or "Deleted in admin")
+        formset.save_m2m()
 
     def delete_model(self, request, obj):
         record_delete(obj, actor=request.user, reason="Deleted in admin")
@@ -107,3 +275,15 @@ class RegistryAdmin(SimpleHistoryAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
+
+    # --- history: who, when, what (simple-history's "Changes") and why -----------------
+    history_list_display = []
+
+
+def clinical_inline(base):
+    """An admin inline class (Tabular/Stacked) with the registry's permissions."""
+    return type(f"Registry{base.__name__}", (RegistryInline, base), {})
+
+
+RegistryTabularInline = clinical_inline(admin.TabularInline)
+RegistryStackedInline = clinical_inline(admin.StackedInline)

@@ -1,0 +1,149 @@
+"""Change-list filters nurses use: site, therapy, follow-up due / overdue, missing NRS.
+
+Each filter is a SimpleListFilter built for a path from the listed model to the
+patient, so the same filter works on patients, visits and adverse events. The
+follow-up filters rely on the (status, window_start / window_end) indexes of
+Visit and the partial "completed without NRS" index.
+"""
+
+import datetime
+
+from django.contrib import admin
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from registry.models import Implant, Iso14155Class, Therapy, Visit, VisitStatus
+from registry.models.choices import RELATED
+from registry.models.events import CLOSED_OUTCOMES
+from registry.services import access
+
+DUE_WEEK = "due_week"
+OVERDUE = "overdue"
+MISSING_NRS = "missing_nrs"
+
+
+def follow_up_q(kind: str, today: datetime.date | None = None, prefix: str = "") -> Q:
+    """Visits that are due this week, overdue, or completed without an NRS.
+
+    Due this week: scheduled, window open today or opening in the next 7 days.
+    Overdue: scheduled, window closed before today.
+    Missing NRS: completed, no primary NRS recorded.
+    """
+    today = today or timezone.localdate()
+    p = prefix
+    if kind == DUE_WEEK:
+        return Q(**{f"{p}status": VisitStatus.SCHEDULED,
+                    f"{p}window_start__lte": today + datetime.timedelta(days=7),
+                    f"{p}window_end__gte": today})
+    if kind == OVERDUE:
+        return Q(**{f"{p}status": VisitStatus.SCHEDULED, f"{p}window_end__lt": today})
+    if kind == MISSING_NRS:
+        return Q(**{f"{p}status": VisitStatus.COMPLETED, f"{p}nrs__isnull": True})
+    raise ValueError(f"Unknown follow-up filter {kind!r}")
+
+
+FOLLOW_UP_CHOICES = [
+    (DUE_WEEK, "Due this week"),
+    (OVERDUE, "Overdue (window closed, not done)"),
+    (MISSING_NRS, "Completed without NRS"),
+]
+
+
+def site_filter(path: str):
+    """Site filter listing only the user's sites (not every site in the registry)."""
+
+    class SiteFilter(admin.SimpleListFilter):
+        title = "site"
+        parameter_name = "site"
+
+        def lookups(self, request, model_admin):
+            return [(str(s.pk), s.code) for s in access.sites_for(request.user).only("id", "code")]
+
+        def queryset(self, request, queryset):
+            if self.value():
+                return queryset.filter(**{path: self.value()})
+            return queryset
+
+    return SiteFilter
+
+
+def therapy_filter(patient_field: str):
+    """Patients (or their visits / events) with an implant of this therapy."""
+
+    class TherapyFilter(admin.SimpleListFilter):
+        title = "therapy"
+        parameter_name = "therapy"
+
+        def lookups(self, request, model_admin):
+            return Therapy.choices
+
+        def queryset(self, request, queryset):
+            if self.value() in Therapy.values:
+                return queryset.filter(Exists(Implant.objects.filter(
+                    patient_id=OuterRef(patient_field), therapy=self.value())))
+            return queryset
+
+    return TherapyFilter
+
+
+class VisitFollowUpFilter(admin.SimpleListFilter):
+    title = "follow-up"
+    parameter_name = "follow_up"
+
+    def lookups(self, request, model_admin):
+        return FOLLOW_UP_CHOICES
+
+    def queryset(self, request, queryset):
+        if self.value() in dict(FOLLOW_UP_CHOICES):
+            return queryset.filter(follow_up_q(self.value()))
+        return queryset
+
+
+class PatientFollowUpFilter(VisitFollowUpFilter):
+    """Patients with at least one visit due this week / overdue / missing NRS."""
+
+    def queryset(self, request, queryset):
+        if self.value() in dict(FOLLOW_UP_CHOICES):
+            return queryset.filter(Exists(Visit.objects.filter(
+                follow_up_q(self.value()), patient_id=OuterRef("pk"))))
+        return queryset
+
+
+class IsoClassFilter(admin.SimpleListFilter):
+    """ISO 14155 class; derived, so filtered by the fields it is derived from."""
+
+    title = "ISO 14155 class"
+    parameter_name = "iso_class"
+
+    def lookups(self, request, model_admin):
+        return Iso14155Class.choices
+
+    def queryset(self, request, queryset):
+        related = Q(device_relatedness__in=RELATED) | Q(procedure_relatedness__in=RELATED)
+        value = self.value()
+        if value == Iso14155Class.AE:
+            return queryset.filter(serious=False).exclude(related)
+        if value == Iso14155Class.ADE:
+            return queryset.filter(related, serious=False)
+        if value == Iso14155Class.SAE:
+            return queryset.filter(serious=True).exclude(related)
+        if value == Iso14155Class.SADE:
+            return queryset.filter(related, serious=True).exclude(anticipated=False)
+        if value == Iso14155Class.USADE:
+            return queryset.filter(related, serious=True, anticipated=False)
+        return queryset
+
+
+class EventStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "event_status"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open (ongoing / unknown)"), ("closed", "Closed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.exclude(outcome__in=CLOSED_OUTCOMES)
+        if self.value() == "closed":
+            return queryset.filter(outcome__in=CLOSED_OUTCOMES)
+        return queryset
