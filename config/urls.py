@@ -6,4 +6,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/", include("registry.api.urls")),
+    path("", include("registry.interop.urls")),  # /redcap/api/ and /fhir/
 ]

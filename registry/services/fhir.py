@@ -1,0 +1,626 @@
+"""FHIR R4 views of the registry: pseudonymous resources built from the models.
+
+What it promises:
+- Patient (registry id under the registry's identifier system, gender, birth
+  year only as `birthDate: "YYYY"`; no names, no record numbers, no contact
+  details), ResearchSubject, Device (manufacturer, model, therapy; never the
+  serial number or UDI), Procedure (implant and explant, with `focalDevice`),
+  Observation (NRS as LOINC 72514-3, further pain scores per pain site,
+  satisfaction and PGIC with local codes), AdverseEvent (seriousness, severity,
+  outcome, suspectEntity with causality to the device and to the procedure).
+- Every query goes through `services.access.visible`, so a token sees the
+  same patients as its user does in every other channel.
+- Resources are plain dicts in FHIR R4 JSON shape; `tests/interop` validates
+  them with the `fhir.resources` R4B models (R4B is the R4-compatible package
+  of fhir.resources >= 7; the resources used here did not change from R4 4.0.1).
+
+What it refuses: unknown resource types and malformed search values
+(`FhirQueryError`, naming the parameter and the value). Unknown search
+parameters are ignored, as FHIR servers do by default, and left out of the
+bundle's self link.
+
+Resource ids are stable: Patient and ResearchSubject = registry id, Device =
+implant ref, Procedure = `<ref>-implant` / `<ref>-explant`, Observation =
+`visit-<pk>-nrs|satisfaction|pgic` or `painscore-<pk>`, AdverseEvent = `ae-<pk>`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from registry.models import (
+    AdverseEvent,
+    AeOutcome,
+    ConsentStatus,
+    Implant,
+    PainScore,
+    Patient,
+    Pgic,
+    Recall,
+    Relatedness,
+    Satisfaction,
+    Sex,
+    Therapy,
+    Visit,
+    VisitStatus,
+)
+from registry.models.choices import AeCategory, PainSite, SeriousCriterion
+
+from .access import visible
+
+
+def system_base() -> str:
+    return getattr(settings, "REGISTRY_FHIR_SYSTEM", "urn:neuromodulation-registry")
+
+
+def registry_id_system() -> str:
+    return f"{system_base()}:registry-id"
+
+
+def code_system(name: str) -> str:
+    return f"{system_base()}:codes:{name}"
+
+
+LOINC = "http://loinc.org"
+NRS_LOINC = "72514-3"
+NRS_DISPLAY = "Pain severity - 0-10 verbal numeric rating [Score] - Reported"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+AE_SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
+AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
+AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
+AE_CAUSALITY = "http://terminology.hl7.org/CodeSystem/adverse-event-causality-assess"
+STUDY_ID = "neuromodulation-registry"
+RESOURCE_TYPES = (
+    "Patient", "ResearchStudy", "ResearchSubject", "Device", "Procedure", "Observation",
+    "AdverseEvent",
+)
+
+GENDER = {Sex.MALE: "male", Sex.FEMALE: "female", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
+# FHIR R4 adverse-event-outcome is a required binding; ours maps one to one.
+AE_OUTCOME_CODES = {
+    AeOutcome.RESOLVED: ("resolved", "Resolved"),
+    AeOutcome.RESOLVED_SEQUELAE: ("resolvedWithSequelae", "Resolved with Sequelae"),
+    AeOutcome.ONGOING: ("ongoing", "Ongoing"),
+    AeOutcome.FATAL: ("fatal", "Fatal"),
+    AeOutcome.UNKNOWN: ("unknown", "Unknown"),
+}
+# WHO-UMC terms next to the registry's MDCG 2020-10/1 code where they mean the same.
+WHO_UMC = {
+    Relatedness.POSSIBLE: ("Possible", "Possible"),
+    Relatedness.PROBABLE: ("Probably-Likely", "Probably/Likely"),
+    Relatedness.CAUSAL: ("Certain", "Certain"),
+}
+
+
+class FhirQueryError(ValueError):
+    """A search or read the server cannot answer (bad parameter value, unknown type)."""
+
+    def __init__(self, message: str, *, code: str = "invalid", status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def operation_outcome(message: str, *, code: str = "invalid", severity: str = "error") -> dict:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": message}],
+    }
+
+
+def _instant(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _meta(row) -> dict:
+    return {"lastUpdated": _instant(row.updated_at)}
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict:
+    coding = {"system": system, "code": str(code)}
+    if display:
+        coding["display"] = str(display)
+    return coding
+
+
+def _concept(system: str, code: str, display: str | None = None, text: str | None = None) -> dict:
+    concept = {"coding": [_coding(system, code, display)]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def _patient_ref(registry_id: str) -> dict:
+    return {"reference": f"Patient/{registry_id}"}
+
+
+# --- resource builders -----------------------------------------------------------------
+
+
+def patient_resource(patient: Patient) -> dict:
+    return {
+        "resourceType": "Patient",
+        "id": patient.registry_id,
+        "meta": _meta(patient),
+        "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
+        "gender": GENDER.get(patient.sex, "unknown"),
+        # Birth year only: the registry never holds the birth date.
+        "birthDate": f"{patient.birth_year:04d}",
+    }
+
+
+def research_study_resource() -> dict:
+    return {
+        "resourceType": "ResearchStudy",
+        "id": STUDY_ID,
+        "title": "Neuromodulation registry for chronic neuropathic pain",
+        "status": "active",
+        "primaryPurposeType": _concept(
+            "http://terminology.hl7.org/CodeSystem/research-study-prim-purp-type", "treatment",
+            "Treatment",
+        ),
+    }
+
+
+def research_subject_resource(patient: Patient) -> dict:
+    withdrawn = patient.consent_status == ConsentStatus.WITHDRAWN
+    period = {"start": patient.consent_date.isoformat()}
+    if patient.withdrawal_date:
+        period["end"] = patient.withdrawal_date.isoformat()
+    return {
+        "resourceType": "ResearchSubject",
+        "id": patient.registry_id,
+        "meta": _meta(patient),
+        "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
+        "status": "withdrawn" if withdrawn else "on-study",
+        "period": period,
+        "study": {"reference": f"ResearchStudy/{STUDY_ID}"},
+        "individual": _patient_ref(patient.registry_id),
+    }
+
+
+def device_resource(implant: Implant) -> dict:
+    therapy = Therapy(implant.therapy)
+    resource = {
+        "resourceType": "Device",
+        "id": implant.ref,
+        "meta": _meta(implant),
+        # No serialNumber / udiCarrier: device serials are identifiers (HIPAA).
+        "status": "inactive" if implant.explant_date else "active",
+        "type": _concept(code_system("therapy"), therapy.value, therapy.label,
+                         text=f"{therapy.label} system"),
+        "patient": _patient_ref(implant.patient.registry_id),
+    }
+    if implant.manufacturer:
+        resource["manufacturer"] = implant.manufacturer
+    if implant.model:
+        resource["deviceName"] = [{"name": implant.model, "type": "model-name"}]
+    properties = []
+    for name, value, label in (
+        ("lead-type", implant.lead_type, implant.get_lead_type_display()),
+        ("paradigm", implant.paradigm, implant.get_paradigm_display()),
+        ("ipg-location", implant.ipg_location, implant.get_ipg_location_display()),
+    ):
+        if value:
+            properties.append({"type": _concept(code_system("device-property"), name),
+                               "valueCode": [_concept(code_system(name), value, label)]})
+    if implant.lead_count:
+        properties.append({"type": _concept(code_system("device-property"), "lead-count"),
+                           "valueQuantity": [{"value": implant.lead_count}]})
+    if properties:
+        resource["property"] = properties
+    return resource
+
+
+def procedure_resources(implant: Implant) -> list[dict]:
+    """Implant and explant procedures of one implant (none before the implant date)."""
+    if not implant.implant_date:
+        return []
+    therapy = Therapy(implant.therapy)
+    device = {"reference": f"Device/{implant.ref}"}
+    out = [{
+        "resourceType": "Procedure",
+        "id": f"{implant.ref}-implant",
+        "meta": _meta(implant),
+        "status": "completed",
+        "code": _concept(code_system("procedure"), "implant", "Implantation of a neurostimulator",
+                         text=f"{therapy.label} implant"),
+        "subject": _patient_ref(implant.patient.registry_id),
+        "performedDateTime": implant.implant_date.isoformat(),
+        "focalDevice": [{"action": _concept(code_system("device-action"), "implanted", "Implanted"),
+                         "manipulated": device}],
+    }]
+    if implant.explant_date:
+        explant = {
+            "resourceType": "Procedure",
+            "id": f"{implant.ref}-explant",
+            "meta": _meta(implant),
+            "status": "completed",
+            "code": _concept(code_system("procedure"), "explant", "Explantation of a neurostimulator",
+                             text=f"{therapy.label} explant"),
+            "subject": _patient_ref(implant.patient.registry_id),
+            "performedDateTime": implant.explant_date.isoformat(),
+            "focalDevice": [{"action": _concept(code_system("device-action"), "explanted",
+                                                "Explanted"),
+                             "manipulated": device}],
+        }
+        if implant.explant_reason:
+            explant["reasonCode"] = [{"text": implant.explant_reason}]
+        out.append(explant)
+    return out
+
+
+def _observation(visit: Visit, *, id_: str, code: dict, updated, value: dict) -> dict:
+    resource = {
+        "resourceType": "Observation",
+        "id": id_,
+        "meta": {"lastUpdated": _instant(updated)},
+        "extension": [{"url": f"{system_base()}:timepoint", "valueCode": visit.timepoint}],
+        "status": "final",
+        "category": [_concept(OBSERVATION_CATEGORY, "survey", "Survey")],
+        "code": code,
+        "subject": _patient_ref(visit.patient.registry_id),
+        "effectiveDateTime": visit.date_done.isoformat(),
+    }
+    if visit.implant_id:
+        resource["focus"] = [{"reference": f"Device/{visit.implant.ref}"}]
+    resource.update(value)
+    return resource
+
+
+def _score(value: int) -> dict:
+    return {"valueQuantity": {"value": value, "unit": "{score}", "system": "http://unitsofmeasure.org",
+                              "code": "{score}"}}
+
+
+OBSERVATION_KINDS = ("nrs", "satisfaction", "pgic")
+
+
+def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS + ("painscore",),
+                          pain_scores: Iterable[PainScore] | None = None) -> Iterator[dict]:
+    """Observations of one completed visit: NRS, satisfaction, PGIC and further pain scores."""
+    if visit.status != VisitStatus.COMPLETED or not visit.date_done:
+        return
+    kinds = set(kinds)
+    if "nrs" in kinds and visit.nrs is not None:
+        yield _observation(
+            visit, id_=f"visit-{visit.pk}-nrs", updated=visit.updated_at,
+            code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
+                             _coding(code_system("pain"), "primary-now", "Primary pain")],
+                  "text": "NRS pain (0-10), primary pain"},
+            value=_score(visit.nrs),
+        )
+    if "satisfaction" in kinds and visit.satisfaction is not None:
+        label = Satisfaction(visit.satisfaction).label
+        yield _observation(
+            visit, id_=f"visit-{visit.pk}-satisfaction", updated=visit.updated_at,
+            code=_concept(code_system("observation"), "satisfaction", "Satisfaction with treatment",
+                          text="Satisfaction with treatment (5-point)"),
+            value={"valueCodeableConcept": _concept(code_system("satisfaction"),
+                                                    str(visit.satisfaction), label)},
+        )
+    if "pgic" in kinds and visit.pgic is not None:
+        yield _observation(
+            visit, id_=f"visit-{visit.pk}-pgic", updated=visit.updated_at,
+            code=_concept(code_system("observation"), "pgic",
+                          "Patient Global Impression of Change", text="PGIC (7-point)"),
+            value={"valueCodeableConcept": _concept(code_system("pgic"), str(visit.pgic),
+                                                    Pgic(visit.pgic).label)},
+        )
+    if "painscore" in kinds:
+        scores = pain_scores if pain_scores is not None else visit.pain_scores.all()
+        for score in scores:
+            site_label = PainSite(score.pain_site).label
+            recall_label = Recall(score.recall).label
+            yield _observation(
+                visit, id_=f"painscore-{score.pk}", updated=score.updated_at,
+                code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
+                                 _coding(code_system("pain"), f"{score.pain_site}-{score.recall}",
+                                         f"{site_label}, {recall_label}")],
+                      "text": f"NRS pain (0-10), {site_label.lower()}, {recall_label.lower()}"},
+                value={**_score(score.score),
+                       "bodySite": {"text": site_label}},
+            )
+
+
+def _causality(relatedness: str) -> list[dict]:
+    value = Relatedness(relatedness)
+    assessment = {"coding": [_coding(code_system("relatedness-mdcg"), value.value, value.label)],
+                  "text": value.label}
+    if value in WHO_UMC:
+        assessment["coding"].append(_coding(AE_CAUSALITY, *WHO_UMC[value]))
+    return [{"assessment": assessment,
+             "method": {"text": "MDCG 2020-10/1 causality categories"}}]
+
+
+def adverse_event_resource(event: AdverseEvent) -> dict:
+    category = AeCategory(event.category)
+    outcome_code, outcome_display = AE_OUTCOME_CODES[AeOutcome(event.outcome)]
+    resource = {
+        "resourceType": "AdverseEvent",
+        "id": f"ae-{event.pk}",
+        "meta": _meta(event),
+        "extension": [{"url": f"{system_base()}:iso14155-class", "valueCode": event.iso_class}],
+        "actuality": "actual",
+        "event": _concept(code_system("ae-category"), category.value, category.label),
+        "subject": _patient_ref(event.patient.registry_id),
+        "date": event.onset_date.isoformat(),
+        "seriousness": _concept(AE_SERIOUSNESS, *(("serious", "Serious") if event.serious
+                                                  else ("non-serious", "Non-serious"))),
+        "severity": _concept(AE_SEVERITY, event.severity, event.get_severity_display()),
+        "outcome": _concept(AE_OUTCOME, outcome_code, outcome_display),
+        "study": [{"reference": f"ResearchStudy/{STUDY_ID}"}],
+    }
+    if event.serious_criterion:
+        resource["seriousness"]["coding"].append(_coding(
+            code_system("serious-criterion"), event.serious_criterion,
+            SeriousCriterion(event.serious_criterion).label))
+    if event.implant_id:
+        suspects = [{"instance": {"reference": f"Device/{event.implant.ref}"},
+                     "causality": _causality(event.device_relatedness)}]
+        if event.implant.implant_date:
+            suspects.append({"instance": {"reference": f"Procedure/{event.implant.ref}-implant"},
+                             "causality": _causality(event.procedure_relatedness)})
+        resource["suspectEntity"] = suspects
+    return resource
+
+
+# --- search ------------------------------------------------------------------------------
+
+DATE_RE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)?(\d{4}(-\d{2}(-\d{2})?)?)$")
+INSTANT_RE = re.compile(r"^(eq|gt|lt|ge|le)?(\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?)$")
+
+
+@dataclass
+class Search:
+    """A parsed search: the rows to build resources from, and the parameters used."""
+
+    resource_type: str
+    rows: QuerySet | None
+    used: dict[str, list[str]] = field(default_factory=dict)
+    kinds: tuple[str, ...] = OBSERVATION_KINDS + ("painscore",)
+    ids: set[str] | None = None
+
+    def resources(self) -> Iterator[dict]:
+        for resource in _build(self.resource_type, self.rows, self.kinds):
+            if self.ids is None or resource["id"] in self.ids:
+                yield resource
+
+
+def _date_filter(param: str, value: str, field_name: str) -> Q:
+    match = DATE_RE.match(value)
+    if not match:
+        raise FhirQueryError(f"Search parameter '{param}': '{value}' is not a FHIR date "
+                             "(use e.g. ge2020-01-31).")
+    prefix, text = match.group(1) or "eq", match.group(2)
+    parts = [int(p) for p in text.split("-")]
+    start = datetime.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
+    if len(parts) == 3:
+        end = start
+    elif len(parts) == 2:
+        end = (datetime.date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+               - datetime.timedelta(days=1))
+    else:
+        end = datetime.date(start.year, 12, 31)
+    lookups = {
+        "eq": Q(**{f"{field_name}__gte": start, f"{field_name}__lte": end}),
+        "ne": ~Q(**{f"{field_name}__gte": start, f"{field_name}__lte": end}),
+        "gt": Q(**{f"{field_name}__gt": end}), "sa": Q(**{f"{field_name}__gt": end}),
+        "lt": Q(**{f"{field_name}__lt": start}), "eb": Q(**{f"{field_name}__lt": start}),
+        "ge": Q(**{f"{field_name}__gte": start}), "le": Q(**{f"{field_name}__lte": end}),
+    }
+    return lookups[prefix]
+
+
+def _instant_filter(param: str, value: str, field_name: str) -> Q:
+    match = INSTANT_RE.match(value)
+    if not match:
+        raise FhirQueryError(f"Search parameter '{param}': '{value}' is not a FHIR instant "
+                             "(use e.g. ge2024-01-31T00:00:00Z).")
+    prefix, text = match.group(1) or "ge", match.group(2)
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise FhirQueryError(f"Search parameter '{param}': '{value}' is not a valid instant.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    op = {"eq": "gte", "ge": "gte", "gt": "gt", "le": "lte", "lt": "lt"}[prefix]
+    return Q(**{f"{field_name}__{op}": moment})
+
+
+def _ref_value(param: str, value: str, resource_type: str = "Patient") -> str:
+    value = value.strip()
+    if "/" in value:
+        kind, _, value = value.rpartition("/")
+        if kind.rsplit("/", 1)[-1] != resource_type:
+            raise FhirQueryError(f"Search parameter '{param}' expects a {resource_type} "
+                                 f"reference, not '{kind}/{value}'.")
+    return value
+
+
+def _values(params: dict[str, list[str]], name: str) -> list[str]:
+    """All values of a parameter; commas within one value mean OR (FHIR)."""
+    out = []
+    for raw in params.get(name, []):
+        out.extend(v for v in raw.split(",") if v)
+    return out
+
+
+def _patient_filter(search: Search, params, names: tuple[str, ...], path: str) -> None:
+    for name in names:
+        values = _values(params, name)
+        if values:
+            search.used[name] = params[name]
+            search.rows = search.rows.filter(
+                **{f"{path}__in": [_ref_value(name, v) for v in values]})
+
+
+def _date_params(search: Search, params, name: str, path: str) -> None:
+    for value in params.get(name, []):
+        search.used.setdefault(name, []).append(value)
+        search.rows = search.rows.filter(_date_filter(name, value, path))
+
+
+def fhir_search(*, user, resource_type: str, params: dict[str, list[str]]) -> Search:
+    """Rows of `resource_type` visible to `user`, narrowed by the supported search
+    parameters: `_id`, `_lastUpdated` for all; Patient: `identifier`, `gender`;
+    ResearchSubject: `patient`/`individual`, `status`; Device: `patient`;
+    Procedure: `patient`/`subject`, `date`; Observation: `patient`/`subject`, `code`,
+    `date`; AdverseEvent: `patient`/`subject`, `date`, `seriousness`.
+    """
+    if resource_type not in RESOURCE_TYPES:
+        raise FhirQueryError(f"Resource type '{resource_type}' is not served here; supported: "
+                             f"{', '.join(RESOURCE_TYPES)}.", code="not-supported", status=404)
+    ids = _values(params, "_id")
+    if resource_type == "ResearchStudy":
+        search = Search(resource_type, None)
+        if ids:
+            search.used["_id"] = params["_id"]
+            search.ids = set(ids)
+        return search
+    if resource_type in ("Patient", "ResearchSubject"):
+        rows = visible(Patient.objects.all(), user).order_by("registry_id")
+        search = Search(resource_type, rows)
+        if ids:
+            search.rows = search.rows.filter(registry_id__in=ids)
+        if resource_type == "Patient":
+            for value in _values(params, "identifier"):
+                system, _, code = value.rpartition("|")
+                if system and system != registry_id_system():
+                    search.rows = search.rows.none()
+                search.rows = search.rows.filter(registry_id=code)
+                search.used["identifier"] = params["identifier"]
+            genders = _values(params, "gender")
+            if genders:
+                by_gender = {v: k for k, v in GENDER.items()}
+                unknown = [g for g in genders if g not in by_gender]
+                if unknown:
+                    raise FhirQueryError(f"Search parameter 'gender': '{unknown[0]}' is not one of "
+                                         "male, female, other, unknown.")
+                search.rows = search.rows.filter(sex__in=[by_gender[g] for g in genders])
+                search.used["gender"] = params["gender"]
+        else:
+            _patient_filter(search, params, ("patient", "individual"), "registry_id")
+            statuses = _values(params, "status")
+            if statuses:
+                wanted = set()
+                for status in statuses:
+                    if status == "withdrawn":
+                        wanted.add(ConsentStatus.WITHDRAWN)
+                    elif status == "on-study":
+                        wanted.add(ConsentStatus.CONSENTED)
+                search.rows = search.rows.filter(consent_status__in=wanted)
+                search.used["status"] = params["status"]
+        updated_path = "updated_at"
+    elif resource_type in ("Device", "Procedure"):
+        rows = visible(Implant.objects.select_related("patient"), user).order_by("ref")
+        if resource_type == "Procedure":
+            rows = rows.filter(implant_date__isnull=False)
+        search = Search(resource_type, rows)
+        if ids:
+            refs = {i.removesuffix("-implant").removesuffix("-explant") for i in ids}
+            search.rows = search.rows.filter(ref__in=refs)
+            search.ids = set(ids)
+        _patient_filter(search, params, ("patient", "subject"), "patient__registry_id")
+        if resource_type == "Procedure":
+            for value in params.get("date", []):
+                search.used.setdefault("date", []).append(value)
+                search.rows = search.rows.filter(
+                    _date_filter("date", value, "implant_date")
+                    | _date_filter("date", value, "explant_date"))
+        updated_path = "updated_at"
+    elif resource_type == "Observation":
+        rows = (visible(Visit.objects.select_related("patient", "implant"), user)
+                .filter(status=VisitStatus.COMPLETED, date_done__isnull=False)
+                .order_by("patient__registry_id", "date_done", "pk"))
+        search = Search(resource_type, rows)
+        if ids:
+            visit_pks, score_pks = set(), set()
+            for value in ids:
+                match = re.match(r"^visit-(\d+)-(nrs|satisfaction|pgic)$|^painscore-(\d+)$", value)
+                if match and match.group(1):
+                    visit_pks.add(int(match.group(1)))
+                elif match:
+                    score_pks.add(int(match.group(3)))
+            search.rows = search.rows.filter(Q(pk__in=visit_pks) | Q(pain_scores__pk__in=score_pks)
+                                             ).distinct()
+            search.ids = set(ids)
+        _patient_filter(search, params, ("patient", "subject"), "patient__registry_id")
+        _date_params(search, params, "date", "date_done")
+        codes = _values(params, "code")
+        if codes:
+            kinds = set()
+            for value in codes:
+                system, _, code = value.rpartition("|")
+                if code == NRS_LOINC and system in ("", LOINC):
+                    kinds |= {"nrs", "painscore"}
+                elif code in OBSERVATION_KINDS and system in ("", code_system("observation")):
+                    kinds.add(code)
+            search.kinds = tuple(sorted(kinds))
+            search.used["code"] = params["code"]
+        updated_path = "updated_at"
+    else:  # AdverseEvent
+        rows = (visible(AdverseEvent.objects.select_related("patient", "implant"), user)
+                .order_by("patient__registry_id", "onset_date", "pk"))
+        search = Search(resource_type, rows)
+        if ids:
+            search.rows = search.rows.filter(
+                pk__in=[int(i[3:]) for i in ids if re.fullmatch(r"ae-\d+", i)])
+        _patient_filter(search, params, ("patient", "subject"), "patient__registry_id")
+        _date_params(search, params, "date", "onset_date")
+        for value in _values(params, "seriousness"):
+            code = value.rpartition("|")[2]
+            if code not in ("serious", "non-serious"):
+                raise FhirQueryError(f"Search parameter 'seriousness': '{value}' is not serious or "
+                                     "non-serious.")
+            search.rows = search.rows.filter(serious=code == "serious")
+            search.used["seriousness"] = params["seriousness"]
+        updated_path = "updated_at"
+    if ids:
+        search.used["_id"] = params["_id"]
+    for value in params.get("_lastUpdated", []):
+        search.used.setdefault("_lastUpdated", []).append(value)
+        search.rows = search.rows.filter(_instant_filter("_lastUpdated", value, updated_path))
+    return search
+
+
+def _build(resource_type: str, rows: QuerySet | None, kinds) -> Iterator[dict]:
+    if resource_type == "ResearchStudy":
+        yield research_study_resource()
+        return
+    if resource_type == "Observation":
+        # Pain scores are fetched per chunk with the visits (no N+1), kept in visit order.
+        for visit in rows.prefetch_related("pain_scores").iterator(chunk_size=2000):
+            yield from observation_resources(visit, kinds, visit.pain_scores.all())
+        return
+    builders = {
+        "Patient": patient_resource,
+        "ResearchSubject": research_subject_resource,
+        "Device": device_resource,
+        "AdverseEvent": adverse_event_resource,
+    }
+    for row in rows.iterator(chunk_size=2000):
+        if resource_type == "Procedure":
+            yield from procedure_resources(row)
+        else:
+            yield builders[resource_type](row)
+
+
+def fhir_read(*, user, resource_type: str, resource_id: str) -> dict | None:
+    """One resource by id, or None when it does not exist or the user may not see it."""
+    search = fhir_search(user=user, resource_type=resource_type, params={"_id": [resource_id]})
+    return next(search.resources(), None)
+
+
+def fhir_since_params(since: str | None) -> dict[str, list[str]]:
+    """Bulk export `_since` as a search on `_lastUpdated`."""
+    return {"_lastUpdated": [f"ge{since}"]} if since else {}
+
+
+EXPORT_TYPES = ("Patient", "ResearchSubject", "Device", "Procedure", "Observation", "AdverseEvent")
