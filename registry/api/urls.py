@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import outcomes, views
 
 router = DefaultRouter()
 router.register("sites", views.SiteViewSet, basename="site")
@@ -16,6 +16,7 @@ v1_patterns = [
     path("exports/visits/", views.VisitExportView.as_view(), name="export-visits"),
     path("exports/adverse-events/", views.AdverseEventExportView.as_view(),
          name="export-adverse-events"),
+    path("outcomes/", outcomes.OutcomeSummaryView.as_view(), name="outcomes"),
 ]
 
 urlpatterns = [

@@ -48,7 +48,7 @@ from __future__ import annotations
 import datetime
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -531,14 +531,17 @@ def _groups(cohort: Cohort, query: OutcomeQuery, group_by: str) -> list[dict]:
     return groups
 
 
-def _prepare(*, patients, user, params) -> tuple[OutcomeQuery, Cohort]:
-    query = params if isinstance(params, OutcomeQuery) else outcome_query_clean(**params)
+def _prepare(*, patients, user, query, params) -> tuple[OutcomeQuery, Cohort]:
+    if query is not None and params:
+        raise ValueError("Give either `query` or separate parameters, not both.")
+    query = query or outcome_query_clean(**params)
     base = _base_patients(patients, user)
     _check_sites(query)
     return query, _load(query, base)
 
 
-def outcome_summary(*, user=None, patients: QuerySet | None = None, **params) -> dict:
+def outcome_summary(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
+                    **params) -> dict:
     """The outcome figures of a cohort (keys: SUMMARY_KEYS).
 
     Scoped by the access rule when `user` is given; otherwise `patients` must be
@@ -548,9 +551,10 @@ def outcome_summary(*, user=None, patients: QuerySet | None = None, **params) ->
     threshold (%, default 50), group_by (therapy|etiology|site).
     With group_by the result is {"group_by", "overall", "groups": [...]} where
     each group carries "group" plus the summary keys.
+    Instead of separate parameters, a cleaned `query` (outcome_query_clean) may be given.
     Refuses bad parameters with OutcomeQueryError (parameter and value named).
     """
-    query, cohort = _prepare(patients=patients, user=user, params=params)
+    query, cohort = _prepare(patients=patients, user=user, query=query, params=params)
     overall = _summarise(cohort, query.threshold)
     if not query.group_by:
         return overall
@@ -558,12 +562,12 @@ def outcome_summary(*, user=None, patients: QuerySet | None = None, **params) ->
             "groups": _groups(cohort, query, query.group_by)}
 
 
-def outcome_report(*, user=None, patients: QuerySet | None = None, max_pairs: int = 400,
-                   **params) -> dict:
+def outcome_report(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
+                   max_pairs: int = 400, **params) -> dict:
     """What the dashboard shows: the summary, responders by therapy, the
     per-patient baseline/follow-up pairs (at most `max_pairs`, an evenly spread
     sample for large cohorts), the Kaplan-Meier curve and the paragraph."""
-    query, cohort = _prepare(patients=patients, user=user, params=params)
+    query, cohort = _prepare(patients=patients, user=user, query=query, params=params)
     summary = _summarise(cohort, query.threshold)
     p = cohort.patients
     paired = p[p["baseline"].notna() & p["followup"].notna()].sort_index()
@@ -680,6 +684,52 @@ def outcome_paragraph(summary: dict, *, timepoint: str = LAST, threshold: float 
     return " ".join(parts)
 
 
-def outcome_params_from(mapping: Mapping) -> dict:
-    """The outcome parameters of a query string or form (other keys ignored)."""
-    return {key: mapping.get(key) for key in PARAMS if mapping.get(key) not in (None, "")}
+TABLE_ROWS = [
+    ("n_patients", "Patients", "{:d}"),
+    ("male", "Men", "{:d}"),
+    ("withdrawn", "Withdrawn", "{:d}"),
+    ("age_mean", "Age at implant, mean", "{:.1f}"),
+    ("age_sd", "Age at implant, SD", "{:.1f}"),
+    ("excluded_no_baseline", "Excluded: no baseline score", "{:d}"),
+    ("excluded_no_followup", "Excluded: no follow-up score", "{:d}"),
+    ("excluded_zero_baseline", "Not classifiable: baseline 0", "{:d}"),
+    ("n_paired", "Paired baseline/follow-up", "{:d}"),
+    ("followup_years_median", "Follow-up years, median", "{:.1f}"),
+    ("followup_years_min", "Follow-up years, min", "{:.1f}"),
+    ("followup_years_max", "Follow-up years, max", "{:.1f}"),
+    ("nrs_baseline_mean", "NRS baseline, mean", "{:.2f}"),
+    ("nrs_baseline_sd", "NRS baseline, SD", "{:.2f}"),
+    ("nrs_followup_mean", "NRS follow-up, mean", "{:.2f}"),
+    ("nrs_followup_sd", "NRS follow-up, SD", "{:.2f}"),
+    ("nrs_reduction_pct_mean", "NRS reduction %, mean of patients", "{:.1f}"),
+    ("nrs_reduction_of_means_pct", "NRS reduction %, of the means", "{:.1f}"),
+    ("responders", "Responders", "{:d}"),
+    ("n_responder_evaluable", "Responder denominator", "{:d}"),
+    ("responder_rate", "Responder rate", "{:.1%}"),
+    ("wilcoxon_p", "Wilcoxon p", "{:.2g}"),
+    ("satisfied", "Satisfied (4-5)", "{:d}"),
+    ("n_satisfaction", "Satisfaction rated", "{:d}"),
+    ("patients_with_ae", "Patients with an adverse event", "{:d}"),
+    ("ae_rate", "Adverse event rate", "{:.1%}"),
+    ("explants", "Explants", "{:d}"),
+]
+
+
+def outcome_table(summary: dict) -> list[tuple[str, str]]:
+    """The summary as (label, formatted value) rows, for the dashboard and the command."""
+    rows = []
+    labels = dict(AeCategory.choices)
+    for key, label, fmt in TABLE_ROWS:
+        value = summary[key]
+        rows.append((label, "-" if value is None else fmt.format(value)))
+        if key == "responder_rate" and summary["responder_rate_ci95"]:
+            low, high = summary["responder_rate_ci95"]
+            rows.append(("Responder rate, 95 % CI (Wilson)", f"{low:.1%} - {high:.1%}"))
+    for years, value in summary["explant_free"].items():
+        at_risk = summary["explant_free_at_risk"][years]
+        shown = "-" if value is None else f"{value:.1%}"
+        rows.append((f"Explant-free at {years[:-1]} year(s), Kaplan-Meier", f"{shown} (at risk {at_risk})"))
+    for code, row in summary["ae_by_category"].items():
+        rows.append((f"AE: {labels.get(code, code)}", f"{row['patients']} patients, {row['events']} events"))
+    return rows
+

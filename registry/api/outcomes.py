@@ -1,0 +1,169 @@
+"""GET /api/v1/outcomes/: the cohort outcome summary (thin over services.outcomes)."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from registry.models import Diagnosis, Etiology, PainSite, Recall, Therapy
+from registry.services import outcomes
+
+from .views import AUTH_ERRORS, PERMISSIONS
+
+
+class AeCategoryCountSerializer(serializers.Serializer):
+    patients = serializers.IntegerField(help_text="Patients with at least one event of this category.")
+    events = serializers.IntegerField()
+
+
+# Keys are years since implant; not Python identifiers, hence type().
+KmYearsSerializer = type("KmYearsSerializer", (serializers.Serializer,), {
+    f"{years}y": serializers.FloatField(allow_null=True) for years in outcomes.KM_YEARS})
+KmAtRiskSerializer = type("KmAtRiskSerializer", (serializers.Serializer,), {
+    f"{years}y": serializers.IntegerField() for years in outcomes.KM_YEARS})
+
+
+def _float(help_text):
+    return serializers.FloatField(allow_null=True, help_text=help_text)
+
+
+class OutcomeSummarySerializer(serializers.Serializer):
+    """The figures of a results paragraph; see services.outcomes for definitions."""
+
+    n_patients = serializers.IntegerField(help_text="Cohort patients (with a matching implant).")
+    male = serializers.IntegerField()
+    withdrawn = serializers.IntegerField(help_text="Withdrawn patients (kept, with their data).")
+    age_mean = _float("Age at implant (implant year - birth year), mean.")
+    age_sd = _float("Sample SD (ddof=1).")
+    excluded_no_baseline = serializers.IntegerField(help_text="No baseline score.")
+    excluded_no_followup = serializers.IntegerField(help_text="A baseline but no follow-up score.")
+    excluded_zero_baseline = serializers.IntegerField(
+        help_text="Baseline 0: reduction undefined, left out of responders only.")
+    n_paired = serializers.IntegerField(help_text="Patients with baseline and follow-up scores.")
+    n_responder_evaluable = serializers.IntegerField(help_text="n_paired minus zero baselines.")
+    followup_years_median = _float("Years from implant to the follow-up visit used.")
+    followup_years_min = _float("")
+    followup_years_max = _float("")
+    nrs_baseline_mean = _float("")
+    nrs_baseline_sd = _float("")
+    nrs_followup_mean = _float("")
+    nrs_followup_sd = _float("")
+    nrs_reduction_pct_mean = _float("Mean of the per-patient reductions (%).")
+    nrs_reduction_of_means_pct = _float("(baseline mean - follow-up mean) / baseline mean x 100.")
+    responders = serializers.IntegerField()
+    responder_rate = _float("responders / n_responder_evaluable.")
+    responder_rate_ci95 = serializers.ListField(
+        child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True,
+        help_text="95 % Wilson score interval [low, high].")
+    wilcoxon_p = _float("Wilcoxon signed-rank, two-sided (SciPy defaults); null when not computable.")
+    satisfied = serializers.IntegerField(help_text="Satisfaction 4 or 5 at the follow-up visit.")
+    n_satisfaction = serializers.IntegerField()
+    patients_with_ae = serializers.IntegerField()
+    ae_rate = _float("patients_with_ae / n_patients.")
+    ae_by_category = serializers.DictField(child=AeCategoryCountSerializer(),
+                                           help_text="Keyed by adverse event category code.")
+    explants = serializers.IntegerField()
+    explant_free = KmYearsSerializer(help_text="Kaplan-Meier explant-free survival at 1, 2, 5 years.")
+    explant_free_at_risk = KmAtRiskSerializer()
+
+
+class OutcomeQuerySerializer(serializers.Serializer):
+    therapy = serializers.ListField(child=serializers.CharField())
+    etiology = serializers.ListField(child=serializers.CharField())
+    diagnosis = serializers.ListField(child=serializers.CharField())
+    site = serializers.ListField(child=serializers.CharField())
+    implant_year_from = serializers.IntegerField(allow_null=True)
+    implant_year_to = serializers.IntegerField(allow_null=True)
+    pain_site = serializers.CharField(allow_null=True)
+    recall = serializers.CharField()
+    timepoint = serializers.CharField()
+    threshold = serializers.FloatField()
+    group_by = serializers.CharField(allow_null=True)
+
+
+class OutcomeResponseSerializer(OutcomeSummarySerializer):
+    query = OutcomeQuerySerializer(help_text="The cohort and analysis choices, as understood.")
+
+
+class OutcomeGroupSerializer(OutcomeSummarySerializer):
+    group = serializers.CharField(help_text="Therapy, etiology or site code.")
+
+
+class OutcomeGroupedResponseSerializer(serializers.Serializer):
+    query = OutcomeQuerySerializer()
+    group_by = serializers.ChoiceField(choices=outcomes.GROUP_BY_CHOICES)
+    overall = OutcomeSummarySerializer()
+    groups = OutcomeGroupSerializer(many=True)
+
+
+def _codes_param(name, choices, description):
+    return OpenApiParameter(name, OpenApiTypes.STR, description=f"{description} Comma-separated codes: "
+                            f"{', '.join(choices)}.")
+
+
+PARAMETERS = [
+    _codes_param("therapy", Therapy.values, "Therapy of the implant."),
+    _codes_param("etiology", Etiology.values, "Etiology."),
+    _codes_param("diagnosis", Diagnosis.values, "Pain diagnosis."),
+    OpenApiParameter("site", OpenApiTypes.STR, description="Comma-separated site codes."),
+    OpenApiParameter("implant_year_from", OpenApiTypes.INT, description="Implanted in or after this year."),
+    OpenApiParameter("implant_year_to", OpenApiTypes.INT, description="Implanted in or before this year."),
+    OpenApiParameter("pain_site", OpenApiTypes.STR, enum=PainSite.values,
+                     description="Use the pain scores of this pain site instead of the primary NRS."),
+    OpenApiParameter("recall", OpenApiTypes.STR, enum=Recall.values,
+                     description="Recall period of the pain-site scores (default avg_7d)."),
+    OpenApiParameter("timepoint", OpenApiTypes.STR, pattern=r"^(last|m[1-9][0-9]{0,2})$",
+                     description="'last' (default: each patient's latest completed visit with a score) "
+                                 "or a fixed follow-up such as m12."),
+    OpenApiParameter("threshold", OpenApiTypes.NUMBER,
+                     description="Responder threshold, % NRS reduction (default 50)."),
+    OpenApiParameter("group_by", OpenApiTypes.STR, enum=list(outcomes.GROUP_BY_CHOICES),
+                     description="Also summarise per therapy, etiology or site."),
+]
+
+
+class OutcomeSummaryView(APIView):
+    """Outcome summary of the cohort the filters select, within the sites the caller may see."""
+
+    permission_classes = PERMISSIONS
+    # A format parameter is accepted as DRF does everywhere; anything else unknown is refused.
+    ignored_params = {"format"}
+
+    @extend_schema(
+        operation_id="outcomes_summary",
+        parameters=PARAMETERS,
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="OutcomeResult",
+                serializers=[OutcomeResponseSerializer, OutcomeGroupedResponseSerializer],
+                resource_type_field_name=None,
+            ),
+            **AUTH_ERRORS,
+        },
+        examples=[OpenApiExample("Bad value", status_codes=["400"], response_only=True,
+                                 value={"therapy": ["Unknown therapy 'XYZ'; expected one of SCS, DRG, "
+                                                    "PNS, CES."]})],
+        tags=["outcomes"],
+    )
+    def get(self, request):
+        params = {}
+        for key in request.query_params:
+            if key in self.ignored_params:
+                continue
+            values = request.query_params.getlist(key)
+            params[key] = ",".join(values) if len(values) > 1 else values[0]
+        try:
+            query = outcomes.outcome_query_clean(**params)
+            result = outcomes.outcome_summary(user=request.user, query=query)
+        except outcomes.OutcomeQueryError as error:
+            raise exceptions.ValidationError({error.param: [str(error)]}) from None
+        if query.group_by:
+            data = {"query": query.as_dict(), **result}
+            return Response(OutcomeGroupedResponseSerializer(data).data)
+        return Response(OutcomeResponseSerializer({"query": query.as_dict(), **result}).data)
