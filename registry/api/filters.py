@@ -7,6 +7,7 @@ filter set invalid, which the API turns into a 400 naming the parameter.
 import django_filters as filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django_filters.fields import DateRangeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -90,6 +91,22 @@ def _help(choices):
     return "One or more codes, comma-separated: " + ", ".join(choices.values) if choices else ""
 
 
+ISO_DATE = ["%Y-%m-%d"]
+
+
+class IsoDateRangeField(DateRangeField):
+    """`_after`/`_before` dates in ISO form only (01/02/2020 is ambiguous across sites)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields:
+            field.input_formats = ISO_DATE
+
+
+class DateRangeFilter(filters.DateFromToRangeFilter):
+    field_class = IsoDateRangeField
+
+
 class TherapyFilter(CodeFilter):
     """Visits and events without an implant (baseline) follow the patient's implants."""
 
@@ -124,13 +141,13 @@ class SiteFilter(filters.FilterSet):
 
 
 class PatientFilter(filters.FilterSet):
-    site = SiteCodeFilter("site")
+    site = SiteCodeFilter("site__code")
     etiology = code_filter("etiology", Etiology)
     diagnosis = code_filter("diagnosis", Diagnosis)
     consent_status = code_filter("consent_status", ConsentStatus)
     therapy = CodeFilter(field_name="implants__therapy", valid=list(Therapy.values), what="therapy",
                          widget=CodeWidget, help_text=_help(Therapy))
-    consent_date = filters.DateFromToRangeFilter(help_text="consent_date_after / consent_date_before")
+    consent_date = DateRangeFilter(help_text="consent_date_after / consent_date_before")
     updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
 
@@ -145,11 +162,11 @@ class PatientFilter(filters.FilterSet):
 
 
 class ImplantFilter(filters.FilterSet):
-    site = SiteCodeFilter("patient__site")
+    site = SiteCodeFilter("patient__site__code")
     therapy = code_filter("therapy", Therapy)
     etiology = code_filter("patient__etiology", Etiology, what="etiology")
     diagnosis = code_filter("patient__diagnosis", Diagnosis, what="diagnosis")
-    implant_date = filters.DateFromToRangeFilter(help_text="implant_date_after / implant_date_before")
+    implant_date = DateRangeFilter(help_text="implant_date_after / implant_date_before")
     explanted = filters.BooleanFilter(field_name="explant_date", lookup_expr="isnull", exclude=True)
     updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
@@ -160,7 +177,7 @@ class ImplantFilter(filters.FilterSet):
 
 
 class VisitFilter(filters.FilterSet):
-    site = SiteCodeFilter("patient__site")
+    site = SiteCodeFilter("patient__site__code")
     therapy = TherapyFilter(field_name="implant__therapy", valid=list(Therapy.values), what="therapy",
                             widget=CodeWidget, help_text=_help(Therapy))
     etiology = code_filter("patient__etiology", Etiology, what="etiology")
@@ -168,8 +185,8 @@ class VisitFilter(filters.FilterSet):
     timepoint = code_filter("timepoint", pattern=TIMEPOINT_RE, what="timepoint",
                             help_text="baseline, trial_end, unscheduled or m<N>; comma-separated")
     status = code_filter("status", VisitStatus)
-    date_done = filters.DateFromToRangeFilter(help_text="date_done_after / date_done_before")
-    target_date = filters.DateFromToRangeFilter(help_text="target_date_after / target_date_before")
+    date_done = DateRangeFilter(help_text="date_done_after / date_done_before")
+    target_date = DateRangeFilter(help_text="target_date_after / target_date_before")
     updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
 
@@ -179,7 +196,7 @@ class VisitFilter(filters.FilterSet):
 
 
 class AdverseEventFilter(filters.FilterSet):
-    site = SiteCodeFilter("patient__site")
+    site = SiteCodeFilter("patient__site__code")
     therapy = TherapyFilter(field_name="implant__therapy", valid=list(Therapy.values), what="therapy",
                             widget=CodeWidget, help_text=_help(Therapy))
     etiology = code_filter("patient__etiology", Etiology, what="etiology")
@@ -189,7 +206,7 @@ class AdverseEventFilter(filters.FilterSet):
     serious = filters.BooleanFilter()
     iso_class = CodeFilter(field_name="iso_class_code", valid=list(Iso14155Class.values),
                            what="iso_class", widget=CodeWidget, help_text=_help(Iso14155Class))
-    onset_date = filters.DateFromToRangeFilter(help_text="onset_date_after / onset_date_before")
+    onset_date = DateRangeFilter(help_text="onset_date_after / onset_date_before")
     updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
 
@@ -222,7 +239,7 @@ def filter_errors(filterset) -> dict[str, list[str]]:
                 if raw in (None, ""):
                     continue
                 try:
-                    forms.DateField().clean(raw)
+                    forms.DateField(input_formats=ISO_DATE).clean(raw)
                 except ValidationError:
                     errors[param] = [f"'{raw}' is not a date; use YYYY-MM-DD."]
             if any(key.startswith(name) for key in errors):

@@ -1,0 +1,194 @@
+"""The read-only resources: who sees what, filters, errors, paging, query counts."""
+
+import datetime
+import json
+
+import pytest
+from simple_history.utils import bulk_create_with_history
+
+from registry.models import PatientIdentifiers, Visit, VisitStatus
+from registry.services.audit import record_save, system_user
+from tests.factories import make_implant, make_patient, make_visit
+
+pytestmark = pytest.mark.django_db
+
+RESOURCES = ["sites", "patients", "implants", "visits", "adverse-events"]
+
+
+def site_codes(payload):
+    return {row["site"] if "site" in row else row["code"] for row in payload["results"]}
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_it_refuses_a_request_without_a_token(client_for, cohort, resource):
+    response = client_for().get(f"/api/v1/{resource}/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_it_refuses_a_wrong_token(client_for, cohort, resource):
+    response = client_for(key="0" * 32).get(f"/api/v1/{resource}/")
+    assert response.status_code == 401
+    assert "token" in response.json()["detail"].lower()
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_it_refuses_a_user_without_a_registry_role(client_for, cohort, outsider, resource):
+    response = client_for(outsider).get(f"/api/v1/{resource}/")
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+@pytest.mark.parametrize("role", ["nurse", "investigator"])
+def test_a_site_member_sees_only_their_site(client_for, cohort, request, resource, role):
+    user = request.getfixturevalue(role)
+    response = client_for(user).get(f"/api/v1/{resource}/")
+    assert response.status_code == 200
+    assert site_codes(response.json()) == {"AAA"}
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_a_data_manager_sees_every_site(client_for, cohort, data_manager, resource):
+    response = client_for(data_manager).get(f"/api/v1/{resource}/")
+    assert response.status_code == 200
+    assert site_codes(response.json()) == {"AAA", "BBB"}
+
+
+def test_the_other_sites_nurse_gets_404_for_a_patient_of_site_a(client_for, cohort, nurse_b):
+    client = client_for(nurse_b)
+    assert client.get(f"/api/v1/patients/{cohort['a1'].registry_id}/").status_code == 404
+    assert client.get(f"/api/v1/implants/{cohort['a1_implant'].ref}/").status_code == 404
+    assert client.get(f"/api/v1/visits/{cohort['a1_m3'].pk}/").status_code == 404
+    assert client.get(f"/api/v1/adverse-events/{cohort['event'].pk}/").status_code == 404
+
+
+def test_asking_for_another_sites_code_is_a_400_naming_site(client_for, cohort, nurse_b):
+    response = client_for(nurse_b).get("/api/v1/visits/?site=AAA")
+    assert response.status_code == 400
+    assert "AAA" in response.json()["site"][0]
+
+
+def test_identifiers_and_free_text_never_appear(client_for, cohort, data_manager):
+    record_save(PatientIdentifiers(patient=cohort["a1"], record_number="MRN-778899",
+                                   full_name="Jane SECRET-NAME", phone="+31 6 1234"),
+                actor=system_user(), reason="test")
+    client = client_for(data_manager)
+    text = "".join(json.dumps(client.get(f"/api/v1/{r}/?page_size=1000").json()) for r in RESOURCES)
+    text += json.dumps(client.get(f"/api/v1/patients/{cohort['a1'].registry_id}/").json())
+    for secret in ("MRN-778899", "SECRET-NAME", "SECRET-NOTE", "SECRET-DESCRIPTION", "birth_year"):
+        assert secret not in text
+
+
+def test_a_visit_carries_its_pain_scores_and_day_from_implant(client_for, cohort, nurse):
+    body = client_for(nurse).get(f"/api/v1/visits/{cohort['a1_m3'].pk}/").json()
+    assert body["implant_ref"] == cohort["a1_implant"].ref
+    assert body["days_from_implant"] == (datetime.date(2020, 6, 2) - datetime.date(2020, 3, 1)).days
+    assert body["opioid_mme"] == 12.5
+    assert {(s["pain_site"], s["score"]) for s in body["pain_scores"]} == {
+        ("residual_limb", 4), ("phantom_limb", 2)}
+
+
+def test_an_event_carries_its_derived_iso_class(client_for, cohort, data_manager):
+    rows = client_for(data_manager).get("/api/v1/adverse-events/").json()["results"]
+    assert {r["registry_id"]: r["iso_class"] for r in rows} == {"AAA-0001": "ADE", "BBB-0001": "USADE"}
+
+
+def test_patients_show_age_not_birth_year_and_cap_it_at_90(client_for, cohort, nurse):
+    body = client_for(nurse).get(f"/api/v1/patients/{cohort['a2'].registry_id}/").json()
+    assert body["age_at_consent"] == 90  # born 1929, consent 2019: 90 = 90 or older
+    assert body["implants"] == [f"{cohort['a2'].registry_id}-I1"]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("therapy=PNS", {"AAA-0001"}),
+    ("therapy=SCS,DRG", {"AAA-0002", "BBB-0001"}),
+    ("etiology=postamputation", {"AAA-0001"}),
+    ("diagnosis=pn&site=BBB", {"BBB-0001"}),
+    ("timepoint=m3&status=completed", {"AAA-0001"}),
+    ("date_done_after=2020-04-02&date_done_before=2020-04-02", {"BBB-0001"}),
+])
+def test_visit_filters_narrow_the_list(client_for, cohort, data_manager, query, expected):
+    response = client_for(data_manager).get(f"/api/v1/visits/?{query}&page_size=1000")
+    assert response.status_code == 200
+    assert {r["registry_id"] for r in response.json()["results"]} == expected
+
+
+def test_the_therapy_filter_keeps_baseline_visits_of_patients_with_that_therapy(
+        client_for, cohort, data_manager):
+    rows = client_for(data_manager).get("/api/v1/visits/?therapy=PNS&timepoint=baseline").json()
+    assert [r["registry_id"] for r in rows["results"]] == ["AAA-0001"]
+
+
+def test_updated_since_returns_only_rows_changed_after(client_for, cohort, data_manager):
+    later = Visit.objects.filter(pk=cohort["a1_m3"].pk).values_list("updated_at", flat=True).get()
+    stamp = later.isoformat().replace("+00:00", "Z")
+    rows = client_for(data_manager).get("/api/v1/visits/", {"updated_since": stamp}).json()["results"]
+    ids = {r["id"] for r in rows}
+    assert cohort["a1_m3"].pk in ids and cohort["a1_base"].pk not in ids
+
+
+@pytest.mark.parametrize(("resource", "query", "param"), [
+    ("visits", "therapy=XYZ", "therapy"),
+    ("visits", "timepoint=month3", "timepoint"),
+    ("visits", "status=done", "status"),
+    ("visits", "date_done_after=2020-02-30", "date_done_after"),
+    ("visits", "target_date_before=yesterday", "target_date_before"),
+    ("visits", "updated_since=notadate", "updated_since"),
+    ("patients", "etiology=cancer", "etiology"),
+    ("implants", "therapy=TENS", "therapy"),
+    ("adverse-events", "category=headache", "category"),
+    ("adverse-events", "iso_class=XYZ", "iso_class"),
+    ("adverse-events", "onset_date_after=01/02/2020", "onset_date_after"),
+    ("sites", "updated_since=2020-99-01", "updated_since"),
+])
+def test_a_bad_filter_value_is_a_400_naming_the_parameter(client_for, cohort, nurse, resource, query,
+                                                          param):
+    response = client_for(nurse).get(f"/api/v1/{resource}/?{query}")
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body) == [param]
+    assert query.split("=", 1)[1] in body[param][0]
+
+
+def test_the_iso_class_filter_uses_the_derived_class(client_for, cohort, data_manager):
+    rows = client_for(data_manager).get("/api/v1/adverse-events/?iso_class=USADE").json()["results"]
+    assert [r["registry_id"] for r in rows] == ["BBB-0001"]
+
+
+def test_cursor_paging_walks_every_row_once_in_id_order(client_for, cohort, data_manager):
+    client = client_for(data_manager)
+    url, seen = "/api/v1/visits/?page_size=7", []
+    while url:
+        body = client.get(url).json()
+        seen += [r["id"] for r in body["results"]]
+        url = body["next"]
+    assert seen == sorted(Visit.objects.values_list("id", flat=True))
+
+
+def _many_visits(n):
+    site_patient = make_patient(make_site_once(), birth_year=1960)
+    implant = make_implant(site_patient)
+    visits = [Visit(patient=site_patient, implant=implant, timepoint="unscheduled",
+                    status=VisitStatus.COMPLETED, date_done=datetime.date(2021, 1, 1), nrs=i % 11)
+              for i in range(n)]
+    bulk_create_with_history(visits, Visit, default_user=system_user(), default_change_reason="test")
+    make_visit(site_patient, None, timepoint="baseline", nrs=9)
+
+
+def make_site_once():
+    from registry.models import Site
+
+    return Site.objects.get(code="AAA")
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_a_page_costs_the_same_queries_for_5_or_100_rows(client_for, cohort, data_manager,
+                                                        django_assert_max_num_queries, resource):
+    client = client_for(data_manager)
+    client.get(f"/api/v1/{resource}/?page_size=5")  # token last_used_at write happens once
+    with django_assert_max_num_queries(8) as small:
+        assert client.get(f"/api/v1/{resource}/?page_size=5").status_code == 200
+    _many_visits(120)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert client.get(f"/api/v1/{resource}/?page_size=100").status_code == 200
