@@ -1,0 +1,153 @@
+"""FHIR R4 endpoints: every resource validates with the fhir.resources models.
+
+fhir.resources >= 7 ships R5 at the top level and R4B in `fhir.resources.R4B`
+(no separate R4 package). R4B (4.3.0) is R4 (4.0.1) for every resource served
+here (Patient, ResearchStudy, ResearchSubject, Device, Procedure, Observation,
+AdverseEvent, Bundle, OperationOutcome), so R4B is the validator.
+"""
+
+import json
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from registry.models import DeviceIdentifier, ExportLog, PatientIdentifiers
+from registry.services import fhir
+from registry.services.audit import record_save, system_user
+
+TYPES = ["Patient", "ResearchSubject", "Device", "Procedure", "Observation", "AdverseEvent",
+         "ResearchStudy"]
+
+
+def validate(resource: dict):
+    model = get_fhir_model_class(resource["resourceType"])
+    return model.model_validate(resource)
+
+
+def get(client, path, token, **params):
+    return client.get(path, params, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+@pytest.fixture
+def identifiers(cohort):
+    """Direct identifiers stored for the cohort: none may ever leave through FHIR."""
+    patient = cohort["a"][0]
+    record_save(PatientIdentifiers(patient=patient, record_number="MRN-778899",
+                                   full_name="Johanna Vermeer", phone="+31 6 1234 5678"),
+                actor=system_user(), reason="test")
+    implant = patient.implants.first()
+    record_save(DeviceIdentifier(implant=implant, component="IPG", serial_number="SN-4455667",
+                                 udi="(01)00643169007222(17)250101"), actor=system_user(), reason="test")
+    return ["MRN-778899", "Johanna", "Vermeer", "1234 5678", "SN-4455667", "00643169007222"]
+
+
+@pytest.mark.parametrize("resource_type", TYPES)
+def test_every_resource_in_a_searchset_validates_as_fhir(client, cohort, token_dm, resource_type):
+    response = get(client, f"/fhir/{resource_type}", token_dm, _count=1000)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/fhir+json"
+    bundle = validate(json.loads(response.content))
+    assert bundle.type == "searchset" and bundle.entry
+    for entry in bundle.entry:
+        assert entry.resource.get_resource_type() == resource_type
+
+
+def test_resources_carry_the_agreed_codes(client, cohort, token_dm):
+    patient = cohort["a"][0]
+    body = json.loads(get(client, f"/fhir/Patient/{patient.registry_id}", token_dm).content)
+    assert body["birthDate"] == str(patient.birth_year)
+    assert body["identifier"] == [{"system": fhir.registry_id_system(), "value": patient.registry_id}]
+    nrs = json.loads(get(client, "/fhir/Observation", token_dm, code="http://loinc.org|72514-3",
+                         patient=patient.registry_id).content)
+    codes = {e["resource"]["code"]["coding"][0]["code"] for e in nrs["entry"]}
+    assert codes == {"72514-3"}
+    assert {e["resource"]["valueQuantity"]["value"] for e in nrs["entry"]} == {8, 3}
+    assert nrs["entry"][0]["resource"]["code"]["coding"][0]["display"] == (
+        "Pain severity - 0-10 verbal numeric rating [Score] - Reported")
+    events = json.loads(get(client, "/fhir/AdverseEvent", token_dm, seriousness="serious").content)
+    [serious] = [e["resource"] for e in events["entry"]]
+    assert serious["severity"]["coding"][0]["code"] == "severe"
+    assert serious["outcome"]["coding"][0]["code"] == "ongoing"
+    device, procedure = serious["suspectEntity"]
+    assert device["instance"]["reference"] == f"Device/{patient.implants.first().ref}"
+    assert device["causality"][0]["assessment"]["coding"][1]["code"] == "Possible"
+    assert procedure["instance"]["reference"].endswith("-implant")
+    explanted = cohort["a"][1].implants.first()
+    proc = json.loads(get(client, f"/fhir/Procedure/{explanted.ref}-explant", token_dm).content)
+    assert proc["focalDevice"][0]["action"]["coding"][0]["code"] == "explanted"
+    assert proc["focalDevice"][0]["manipulated"] == {"reference": f"Device/{explanted.ref}"}
+    validate(proc)
+
+
+def test_identifiers_never_appear(client, cohort, token_dm, identifiers):
+    manifest = json.loads(get(client, "/fhir/$export", token_dm).content)
+    text = ""
+    for output in manifest["output"]:
+        path = output["url"].split("testserver", 1)[1]
+        response = get(client, path, token_dm)
+        text += b"".join(response.streaming_content).decode()
+    assert text.count("\n") > 10
+    for secret in identifiers:
+        assert secret not in text
+    for resource in map(json.loads, text.splitlines()):
+        validate(resource)
+        assert "serialNumber" not in resource and "udiCarrier" not in resource
+        assert "name" not in resource or resource["resourceType"] != "Patient"
+
+
+def test_a_token_sees_only_its_sites_patients(client, cohort, token_b, token_a):
+    own = json.loads(get(client, "/fhir/Patient", token_b).content)
+    assert [e["resource"]["id"] for e in own["entry"]] == [p.registry_id for p in cohort["b"]]
+    assert own["total"] == 1
+    other = cohort["a"][0].registry_id
+    assert get(client, f"/fhir/Patient/{other}", token_b).status_code == 404
+    observations = json.loads(get(client, "/fhir/Observation", token_b, _count=1000).content)
+    assert {e["resource"]["subject"]["reference"] for e in observations["entry"]} == {
+        f"Patient/{cohort['b'][0].registry_id}"}
+
+
+def test_search_pages_with_next_and_previous_links(client, cohort, token_dm):
+    first = json.loads(get(client, "/fhir/Observation", token_dm, _count=2).content)
+    assert len(first["entry"]) == 2
+    links = {link["relation"]: link["url"] for link in first["link"]}
+    assert "previous" not in links
+    second = json.loads(client.get(links["next"].split("testserver", 1)[1],
+                                   HTTP_AUTHORIZATION=f"Bearer {token_dm}").content)
+    assert {link["relation"] for link in second["link"]} >= {"self", "previous"}
+    assert not {e["resource"]["id"] for e in first["entry"]} & {e["resource"]["id"] for e in second["entry"]}
+    assert ExportLog.objects.filter(channel="fhir", dataset="Observation").count() == 2
+
+
+def test_bad_requests_get_an_operation_outcome(client, cohort, token_dm):
+    unauthorised = client.get("/fhir/Patient")
+    assert unauthorised.status_code == 401
+    validate(json.loads(unauthorised.content))
+    bad_date = get(client, "/fhir/Observation", token_dm, date="yesterday")
+    assert bad_date.status_code == 400
+    assert "date" in json.loads(bad_date.content)["issue"][0]["diagnostics"]
+    assert get(client, "/fhir/Medication", token_dm).status_code == 404
+    assert get(client, "/fhir/Patient", token_dm, _count="many").status_code == 400
+    assert get(client, "/fhir/$export", token_dm, _type="Medication").status_code == 400
+
+
+def test_bulk_export_writes_ndjson_per_type(client, cohort, token_dm):
+    kickoff = get(client, "/fhir/$export", token_dm, _type="Patient,Observation")
+    manifest = json.loads(kickoff.content)
+    assert [o["type"] for o in manifest["output"]] == ["Patient", "Observation"]
+    assert manifest["requiresAccessToken"] is True
+    response = get(client, "/fhir/$export/Patient.ndjson", token_dm)
+    assert response["Content-Type"] == "application/fhir+ndjson"
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 3 and all(validate(json.loads(line)) for line in lines)
+    log = ExportLog.objects.get(channel="fhir", format="ndjson")
+    assert log.rows == 3
+    async_kickoff = client.get("/fhir/$export", HTTP_AUTHORIZATION=f"Bearer {token_dm}",
+                               HTTP_PREFER="respond-async")
+    assert async_kickoff.status_code == 202
+    status = client.get(async_kickoff["Content-Location"].split("testserver", 1)[1],
+                        HTTP_AUTHORIZATION=f"Bearer {token_dm}")
+    assert json.loads(status.content)["output"]
+
+
+def test_capability_statement_validates(client):
+    validate(json.loads(client.get("/fhir/metadata").content))
