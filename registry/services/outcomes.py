@@ -179,7 +179,8 @@ def outcome_query_clean(**raw) -> OutcomeQuery:
     if unknown:
         raise OutcomeQueryError(
             unknown[0], raw[unknown[0]],
-            f"Unknown parameter '{unknown[0]}'; expected one of {', '.join(PARAMS)}.",
+            f"Unknown parameter '{unknown[0]}' (given '{raw[unknown[0]]}'); expected one of "
+            f"{', '.join(PARAMS)}.",
         )
     sites = ()
     if raw.get("site") not in (None, "", [], ()):
