@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from registry.models import (
+    BASELINE,
+    UNSCHEDULED,
     AdverseEvent,
     DeviceIdentifier,
     FollowUpProtocol,
@@ -37,7 +39,6 @@ from registry.models import (
 )
 from registry.services import access
 from registry.services.audit import record_save
-from registry.services.dates import add_months
 from registry.services.implants import implant_save
 from registry.services.patients import patient_enrol, patient_save
 
@@ -392,18 +393,19 @@ class PainScoreInline(RegistryTabularInline):
 
 
 def protocol_window(implant: Implant | None, timepoint: str):
-    """Target date and window of a follow-up timepoint, from the site's protocol
-    (or the default). None when it cannot be known (no implant date, not m<N>)."""
+    """Target date and window of a follow-up timepoint from the site's protocol
+    (the scheduler's arithmetic). None when it cannot be known."""
+    from registry.services import scheduling
+
     months = timepoint_months(timepoint)
     if not months or implant is None or not implant.implant_date:
         return None
-    site = implant.patient.site
-    protocol_id = site.protocol_id or FollowUpProtocol.objects.filter(is_default=True) \
-        .values_list("pk", flat=True).first()
-    tp = ProtocolTimepoint.objects.filter(protocol_id=protocol_id, months=months).first()
-    before, after = (tp.window_before_days, tp.window_after_days) if tp else (14, 14)
-    target = add_months(implant.implant_date, months)
-    return target, target - datetime.timedelta(days=before), target + datetime.timedelta(days=after)
+    protocol = scheduling.protocol_for(site=implant.patient.site)
+    tp = next((t for t in protocol.timepoints.all() if t.months == months), None) if protocol else None
+    # A timepoint the protocol does not list (an extra m9, say) gets a +/-14 day window.
+    tp = tp or ProtocolTimepoint(months=months, window_before_days=14, window_after_days=14)
+    slot = scheduling.timepoint_slot(implant_date=implant.implant_date, timepoint=tp)
+    return slot.target, slot.start, slot.end
 
 
 class VisitForm(ClinicalForm):
@@ -419,11 +421,24 @@ class VisitForm(ClinicalForm):
         months = sorted(set(ProtocolTimepoint.objects.values_list("months", flat=True))
                         | {1, 3, 6, 12, 24})
         codes = ["baseline", "trial_end"] + [f"m{m}" for m in months] + ["unscheduled"]
+        others = [f"m{m}" for m in range(1, 37) if m not in months]
         current = self.instance.timepoint if self.instance.pk else self.initial.get("timepoint")
-        if current and current not in codes:
+        if current and current not in codes + others:
             codes.append(current)
-        self.fields["timepoint"].choices = [("", "---------")] + [
-            (c, f"{timepoint_label(c)} ({c})") for c in codes]
+
+        def label(code):
+            return f"{timepoint_label(code)} ({code})"
+
+        self.fields["timepoint"].choices = [("", "---------")] + [(c, label(c)) for c in codes] + [
+            ("Other follow-up month", [(c, label(c)) for c in others])]
+
+    def _post_clean(self):
+        super()._post_clean()
+        # The model's range validator and its clean() both speak about an NRS off the
+        # scale; the nurse needs one message, the one naming the value.
+        nrs_errors = self._errors.get("nrs") if self._errors else None
+        if nrs_errors and len(nrs_errors) > 1:
+            del nrs_errors[:-1]
 
     def clean(self):
         cleaned = super().clean()
@@ -431,11 +446,38 @@ class VisitForm(ClinicalForm):
         # so it can be flagged when done outside it.
         implant = cleaned.get("implant")
         timepoint = cleaned.get("timepoint")
+        patient = cleaned.get("patient")
+        self._check_duplicate(patient, implant, timepoint)
         if implant and timepoint and not self.instance.target_date and not cleaned.get("target_date"):
             window = protocol_window(implant, timepoint)
             if window:
-                self.instance.target_date, self.instance.window_start, self.instance.window_end = window
+                for name, value in zip(("target_date", "window_start", "window_end"), window,
+                                       strict=True):
+                    # Form fields are copied onto the instance after clean(); others are not.
+                    if name in self.fields:
+                        cleaned[name] = value
+                    setattr(self.instance, name, value)
         return cleaned
+
+
+    def _check_duplicate(self, patient, implant, timepoint):
+        """Say which visit already exists, instead of a database constraint name."""
+        if not patient or not timepoint or timepoint == UNSCHEDULED:
+            return
+        if timepoint == BASELINE:
+            twin = Visit.objects.filter(patient=patient, timepoint=BASELINE)
+        elif implant:
+            twin = Visit.objects.filter(implant=implant, timepoint=timepoint)
+        else:
+            return
+        twin = twin.exclude(pk=self.instance.pk).first()
+        if twin is not None:
+            self.add_error("timepoint", (
+                f"{patient.registry_id} already has a {timepoint_label(timepoint)} visit"
+                f"{f' for implant {implant.ref}' if implant and timepoint != BASELINE else ''} "
+                f"({twin.get_status_display().lower()}"
+                f"{f', target {twin.target_date:%d %b %Y}' if twin.target_date else ''}): "
+                "open that visit from the patient page and enter the call there."))
 
 
 @admin.register(Visit)
