@@ -245,7 +245,7 @@ def test_a_dry_run_sends_and_writes_nothing(clinic, site_a, smtp_server):
     (datetime.datetime(2024, 11, 3, 4, 30, tzinfo=UTC), "site_b", D(2024, 11, 3)),
     (datetime.datetime(2024, 11, 3, 3, 59, tzinfo=UTC), "site_b", D(2024, 11, 2)),
 ])
-def test_a_sites_today_is_the_date_in_its_own_time_zone(request, utc, tz_site, local_day):
+def test_a_sites_today_is_the_date_in_its_own_time_zone(db, request, utc, tz_site, local_day):
     site = request.getfixturevalue(tz_site)
     assert reminders.site_today(site=site, now=utc) == local_day
 
@@ -259,7 +259,7 @@ def test_a_sites_today_is_the_date_in_its_own_time_zone(request, utc, tz_site, l
     ("site_b", datetime.datetime(2024, 3, 9, 10, 30, tzinfo=UTC), False),
 ])
 def test_scheduled_runs_wait_for_the_sites_local_morning_across_dst(
-        request, tz_site, utc, sends, smtp_server, settings):
+        db, request, tz_site, utc, sends, smtp_server, settings):
     settings.REGISTRY_REMINDER_LOCAL_HOUR = 6
     site = request.getfixturevalue(tz_site)
     implanted(site, utc.date() - datetime.timedelta(days=30))  # m1 window open around now
@@ -287,7 +287,7 @@ def test_the_digest_takes_the_same_number_of_queries_for_more_visits(
 
 
 @needs_postgres()
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_runs_send_each_reminder_once_in_one_digest(smtp_server):
     site = make_site("CON")
     for i in range(6):

@@ -202,7 +202,7 @@ def test_eighteen_years_of_follow_up_are_scheduled_to_the_day(patient_a, nurse):
     ("site_b", D(2024, 8, 3), "m3", D(2024, 11, 3)),
 ])
 def test_visits_across_a_daylight_saving_change_keep_their_calendar_day(
-        request, site_fixture, implant_date, code, target):
+        db, request, site_fixture, implant_date, code, target):
     site = request.getfixturevalue(site_fixture)
     patient = make_patient(site, consent_date=D(2023, 1, 1))
     implant = make_implant(patient, trial_start=implant_date - datetime.timedelta(days=20),
