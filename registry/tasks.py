@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def _day(value: str | None) -> datetime.date | None:
-    return datetime.date.fromisoformat(value) if value else None
+    try:
+        return datetime.date.fromisoformat(value) if value else None
+    except ValueError:
+        raise ValueError(f"date must be YYYY-MM-DD, not '{value}'") from None
 
 
 @shared_task(bind=True, max_retries=10)
