@@ -731,6 +731,7 @@ def outcome_table(summary: dict) -> list[tuple[str, str]]:
         shown = "-" if value is None else f"{value:.1%}"
         rows.append((f"Explant-free at {years[:-1]} year(s), Kaplan-Meier", f"{shown} (at risk {at_risk})"))
     for code, row in summary["ae_by_category"].items():
-        rows.append((f"AE: {labels.get(code, code)}", f"{row['patients']} patients, {row['events']} events"))
+        rows.append((f"AE: {labels.get(code, code)}",
+                     f"{row['patients']} patient(s), {row['events']} event(s)"))
     return rows
 

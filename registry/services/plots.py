@@ -75,7 +75,7 @@ def nrs_pairs_svg(pairs: list[tuple[float, float]], *, total: int | None = None,
             ax.set_ylabel("NRS (0-10)")
             ax.legend(loc="upper right", frameon=False)
             shown = f"{len(pairs)} of {total} patients" if total and total > len(pairs) else \
-                f"{len(pairs)} patients"
+                f"{len(pairs)} patient{'s' if len(pairs) != 1 else ''}"
             ax.set_title(f"NRS per patient ({shown})")
         return svg_of(fig, label="NRS at baseline and at follow-up per patient")
 
