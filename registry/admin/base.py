@@ -269,6 +269,20 @@ class RegistryAdmin(SimpleHistoryAdmin):
             record_delete(obj, actor=request.user, reason=reason or "Deleted in admin")
         formset.save_m2m()
 
+    def history_view(self, request, object_id, extra_context=None):
+        try:
+            return super().history_view(request, object_id, extra_context)
+        except PermissionDenied:
+            # simple-history falls back to the last historical row of rows the user
+            # cannot see; answer as for the change page.
+            raise Http404("No such record at your sites.") from None
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        try:
+            return super().history_form_view(request, object_id, version_id, extra_context)
+        except PermissionDenied:
+            raise Http404("No such record at your sites.") from None
+
     def delete_model(self, request, obj):
         record_delete(obj, actor=request.user, reason="Deleted in admin")
 
@@ -282,7 +296,7 @@ class RegistryAdmin(SimpleHistoryAdmin):
 
 def clinical_inline(base):
     """An admin inline class (Tabular/Stacked) with the registry's permissions."""
-    return type(f"Registry{base.__name__}", (RegistryInline, base), {})
+    return type(f"Registry{base.__name__}", (RegistryInline, base), {"__module__": __name__})
 
 
 RegistryTabularInline = clinical_inline(admin.TabularInline)

@@ -142,6 +142,9 @@ class PatientIdentifiersInline(RegistryStackedInline):
     def has_change_permission(self, request, obj=None):
         return self._allowed(request, obj)
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # identifiers are edited, not removed (and a delete right would show them)
+
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
         user = request.user

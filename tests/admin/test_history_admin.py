@@ -1,6 +1,5 @@
 """Admin writes history with the user and the reason; deletes too."""
 
-import pytest
 from django.urls import reverse
 
 from registry.models import Visit
