@@ -1,1 +1,1 @@
-from . import clinical, operations, outcomes  # noqa: F401
+from . import clinical, operations, outcomes, reminders  # noqa: F401
