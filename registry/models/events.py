@@ -69,7 +69,11 @@ class AdverseEvent(ClinicalModel):
                 name="ae_resolution_after_onset",
             ),
         ]
-        indexes = [models.Index(fields=["category", "onset_date"], name="ae_category_onset")]
+        indexes = [
+            models.Index(fields=["category", "onset_date"], name="ae_category_onset"),
+            # Admin list: newest events first.
+            models.Index(fields=["onset_date", "id"], name="ae_onset_id"),
+        ]
 
     def __str__(self):
         return f"{self.get_category_display()} ({self.onset_date})"
