@@ -120,11 +120,14 @@ class TherapyFilter(CodeFilter):
                          | Q(implant__isnull=True, patient_id__in=with_implant))
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class SiteCodeFilter(filters.ModelMultipleChoiceFilter):
     """`?site=AAA` (repeatable): only sites the caller may see are valid."""
 
     def __init__(self, field_name, **kwargs):
+        # distinct=False: a site is reached through to-one joins, rows cannot repeat.
         super().__init__(field_name=field_name, to_field_name="code", queryset=_visible_sites,
+                         distinct=False,
                          help_text="Site code(s) the caller can see; repeat for several.", **kwargs)
 
 

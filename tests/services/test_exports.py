@@ -97,3 +97,13 @@ def test_the_copy_statement_binds_parameters_safely(small):
     assert "'O''Brien); DROP TABLE x; --'" in statement
     assert b"".join(exports.export_csv_stream("visits", queryset)).count(b"\n") == 1
     assert connection.vendor == "postgresql"
+
+
+def test_a_distinct_queryset_still_yields_only_the_dataset_columns(small):
+    # DISTINCT pulls ORDER BY columns into the SELECT; COPY would write them out.
+    queryset = Visit.objects.filter(patient__implants__therapy="DRG").distinct()
+    lines = b"".join(exports.export_csv_stream("visits", queryset)).decode().splitlines()
+    width = len(exports.VISIT_COLUMNS)
+    assert {len(line.split(",")) for line in lines} == {width}
+    assert len(lines) - 1 == Visit.objects.filter(patient=small).count()
+    assert {len(row) for row in exports.visit_rows(queryset)} == {width}
