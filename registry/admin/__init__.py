@@ -1,1 +1,1 @@
-from . import clinical, operations, outcomes, reminders  # noqa: F401
+from . import clinical, imports, operations, outcomes, reminders  # noqa: F401

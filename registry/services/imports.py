@@ -934,6 +934,15 @@ def _record(report: ImportReport, *, actor, reason: str) -> ImportRun:
     )
 
 
+def staged_bundle_path(run: ImportRun) -> Path:
+    """Where an uploaded bundle waits between its dry run and the data manager's
+    confirmation (keyed by the dry run's ImportRun; see registry.admin.imports)."""
+    folder = Path(getattr(settings, "REGISTRY_IMPORT_DIR", "") or
+                  Path(settings.BASE_DIR) / "var" / "imports")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"import-run-{run.pk}.zip"
+
+
 def reference_cohort_load(*, actor) -> str:
     """Import the first seed paper's cohort (fixtures/seed_reference, site RAD) once.
 
