@@ -124,7 +124,7 @@ class PatientIdentifiersInline(RegistryStackedInline):
     model = PatientIdentifiers
     fields = ["record_number", "full_name", "phone", "email", "address"]
     can_delete = False
-    max_num = 1
+    extra = max_num = 1
     verbose_name_plural = "identifiers (only your site sees these)"
 
     def _allowed(self, request, obj):
