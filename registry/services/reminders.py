@@ -3,8 +3,10 @@
 One digest per site and local day goes to the site's reminder addresses. It
 lists, by registry id, timepoint, window and admin link (never identifiers):
 - due soon: scheduled visits whose window opens within
-  `REGISTRY_REMINDER_DAYS_AHEAD` days (or is already open and was never
-  announced: a run that did not happen is caught up, never skipped);
+  `REGISTRY_REMINDER_DAYS_AHEAD` days, or opened at most
+  `REGISTRY_REMINDER_CATCH_UP_DAYS` (7) days ago and was never announced (runs
+  that did not happen are caught up; a window open for longer is old news, and
+  its visit gets the overdue reminder if it is not done);
 - overdue: scheduled visits whose window has closed without a completed visit.
 Each (visit, kind) is reminded once: a `ReminderLog` row is claimed (unique
 visit + kind, `claim_token` names the claimer) before the e-mail is sent, marked
@@ -93,6 +95,20 @@ class DigestLine:
     def timepoint_label(self) -> str:
         return timepoint_label(self.timepoint)
 
+    # ISO dates as text: the |date filter costs ~0.3 ms a call, too much for
+    # digests of thousands of lines.
+    @property
+    def start(self) -> str:
+        return self.window_start.isoformat() if self.window_start else ""
+
+    @property
+    def end(self) -> str:
+        return self.window_end.isoformat() if self.window_end else ""
+
+    @property
+    def target(self) -> str:
+        return self.target_date.isoformat() if self.target_date else ""
+
 
 @dataclass
 class DigestResult:
@@ -123,9 +139,17 @@ def _remindable(site: Site):
             .exclude(patient__consent_status=ConsentStatus.WITHDRAWN))
 
 
+def catch_up_days() -> int:
+    """Due-soon reminders also go out for windows that opened up to this many days
+    ago (runs that did not happen are caught up); older open windows are not
+    announced as "due soon" any more, they get the overdue reminder if missed."""
+    return getattr(settings, "REGISTRY_REMINDER_CATCH_UP_DAYS", 7)
+
+
 def _kind_filters(day: datetime.date) -> dict[str, Q]:
     return {
         Kind.DUE_SOON: Q(window_start__lte=day + datetime.timedelta(days=days_ahead()),
+                         window_start__gte=day - datetime.timedelta(days=catch_up_days()),
                          window_end__gte=day),
         Kind.OVERDUE: Q(window_end__lt=day),
     }
@@ -144,13 +168,14 @@ def reminders_due(*, site: Site, day: datetime.date) -> list[tuple[int, str]]:
 
 def _lines(logs) -> tuple[list[DigestLine], list[DigestLine]]:
     due, overdue = [], []
+    url = _visit_url_template()
     rows = logs.values_list("visit_id", "kind", "visit__patient__registry_id",
                             "visit__timepoint", "visit__target_date", "visit__window_start",
                             "visit__window_end")
     for visit_id, kind, registry_id, code, target, start, end in rows:
         line = DigestLine(visit_id=visit_id, kind=kind, registry_id=registry_id, timepoint=code,
                           target_date=target, window_start=start, window_end=end,
-                          admin_url=visit_admin_url(visit_id))
+                          admin_url=visit_admin_url(visit_id, url))
         (due if kind == Kind.DUE_SOON else overdue).append(line)
     return sorted(due, key=_line_order), sorted(overdue, key=_line_order)
 
@@ -160,8 +185,16 @@ def _line_order(line: DigestLine):
             timepoint_sort_key(line.timepoint))
 
 
-def visit_admin_url(visit_id: int) -> str:
-    return settings.SITE_URL + reverse("admin:registry_visit_change", args=[visit_id])
+def visit_admin_url(visit_id: int, template: str | None = None) -> str:
+    """SITE_URL + the visit's admin change page. Pass `_visit_url_template()` when
+    making many: reverse() once per digest, not once per line (~1.5 ms a call)."""
+    return (template or _visit_url_template()) % visit_id
+
+
+def _visit_url_template() -> str:
+    marker = 987654321
+    url = settings.SITE_URL + reverse("admin:registry_visit_change", args=[marker])
+    return url.replace("%", "%%").replace(str(marker), "%d")
 
 
 def _lock_site(site: Site) -> bool:
@@ -242,12 +275,13 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
         visits = {v["pk"]: v for v in Visit.objects.filter(pk__in=[p[0] for p in pairs]).values(
             "pk", "patient__registry_id", "timepoint", "target_date", "window_start",
             "window_end")}
+        url = _visit_url_template()
         for visit_id, kind in pairs:
             v = visits[visit_id]
             line = DigestLine(visit_id=visit_id, kind=kind, registry_id=v["patient__registry_id"],
                               timepoint=v["timepoint"], target_date=v["target_date"],
                               window_start=v["window_start"], window_end=v["window_end"],
-                              admin_url=visit_admin_url(visit_id))
+                              admin_url=visit_admin_url(visit_id, url))
             (result.due_soon if kind == Kind.DUE_SOON else result.overdue).append(line)
         result.due_soon.sort(key=_line_order)
         result.overdue.sort(key=_line_order)

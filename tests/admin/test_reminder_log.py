@@ -58,7 +58,7 @@ def test_the_visit_page_shows_its_reminders(client, nurse, site_a):
 
 def test_the_site_page_shows_the_sites_recent_reminders(client, data_manager, site_a):
     today = datetime.date.today()
-    patient = reminded(site_a, today - datetime.timedelta(days=31), today)
+    patient = reminded(site_a, today - datetime.timedelta(days=25), today)
     client.force_login(data_manager)
     page = client.get(reverse("admin:registry_site_change", args=[site_a.pk]))
     assert page.status_code == 200

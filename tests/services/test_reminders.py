@@ -262,7 +262,7 @@ def test_scheduled_runs_wait_for_the_sites_local_morning_across_dst(
         db, request, tz_site, utc, sends, smtp_server, settings):
     settings.REGISTRY_REMINDER_LOCAL_HOUR = 6
     site = request.getfixturevalue(tz_site)
-    implanted(site, utc.date() - datetime.timedelta(days=30))  # m1 window open around now
+    implanted(site, utc.date() - datetime.timedelta(days=25))  # m1 window opening around now
     result = reminders.site_digest_send(site=site, actor=system_user(), now=utc,
                                         scheduled_run=True)
     assert result.sent is sends
@@ -317,3 +317,15 @@ def test_two_concurrent_runs_send_each_reminder_once_in_one_digest(smtp_server):
     logs = ReminderLog.objects.filter(site=site)
     assert logs.count() == 6 + 12 and set(logs.values_list("status", flat=True)) == {"sent"}
     assert logs.values("claim_token").distinct().count() == 1
+
+
+def test_a_missed_run_is_caught_up_but_long_open_windows_are_not_announced(site_a, smtp_server,
+                                                                           settings):
+    settings.REGISTRY_REMINDER_CATCH_UP_DAYS = 7
+    recent = implanted(site_a, D(2020, 2, 25))[0]  # m1 window opened 2020-03-18: 7 days ago
+    old = implanted(site_a, D(2020, 2, 24))[0]  # m1 window opened 2020-03-17: 8 days ago
+    result = run(site_a)
+    announced = {ln.registry_id for ln in result.due_soon}
+    assert recent.registry_id in announced and old.registry_id not in announced
+    later = run(site_a, day=D(2020, 4, 1))  # old's m1 window closed on 2020-03-31
+    assert (old.registry_id, "m1") in {(ln.registry_id, ln.timepoint) for ln in later.overdue}

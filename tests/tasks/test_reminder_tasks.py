@@ -207,7 +207,7 @@ def test_the_beat_entry_runs_the_job_for_each_sites_today(site_a, site_b, smtp_s
     settings.REGISTRY_REMINDER_LOCAL_HOUR = 0  # whatever the hour the test runs at
     today = datetime.date.today()
     for site in (site_a, site_b):
-        implanted(site, today - datetime.timedelta(days=31))  # m1 window open around today
+        implanted(site, today - datetime.timedelta(days=25))  # m1 window opening around today
     scheduler = DatabaseScheduler(app=app, lazy=True)
     entry = next(e for e in scheduler.all_as_schedule().values() if e.task == DISPATCH)
     assert entry.schedule.run_every == datetime.timedelta(hours=1)
