@@ -6,10 +6,15 @@ docs/benchmarks.md) and prints the median time and the number of SQL queries
 of each page, for a data manager (every site) and a nurse (one site).
 
 It writes nothing: the two users and their sessions are created inside a
-transaction that is rolled back at the end.
+transaction that is rolled back at the end. The database must be migrated (the
+admin's list indexes, migration 0004) and ANALYZEd (a freshly seeded database
+has no planner statistics and every plan is wrong); the script warns otherwise.
+To measure without touching the shared database, copy it first:
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/registry_bench \\
-        .venv/bin/python bench/admin_pages.py [--runs 5] [--site S01]
+    psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE registry_bench_h3 TEMPLATE registry_bench'
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/registry_bench_h3
+    .venv/bin/python manage.py migrate && psql -h 127.0.0.1 -U postgres -d registry_bench_h3 -c ANALYZE
+    .venv/bin/python bench/admin_pages.py [--runs 5] [--site S01]
 """
 
 import argparse
@@ -49,12 +54,23 @@ def main():
         sys.exit("Point DATABASE_URL at the PostgreSQL bench database.")
     counts = {m.__name__: m.objects.count() for m in (Patient, Visit, AdverseEvent)}
     print(f"# database {connection.settings_dict['NAME']}: {counts}")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(last_analyze, last_autoanalyze) FROM pg_stat_user_tables "
+                       "WHERE relname = 'registry_visit'")
+        if cursor.fetchone()[0] is None:
+            print("# WARNING: registry_visit was never analyzed; run ANALYZE first", flush=True)
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'visit_completed_no_nrs'")
+        if cursor.fetchone() is None:
+            print("# WARNING: migration 0004 (admin list indexes) is not applied", flush=True)
+        cursor.execute("SELECT split_part(version(), ' ', 2)")
+        print(f"# PostgreSQL {cursor.fetchone()[0]}; load average {os.getloadavg()}", flush=True)
 
     def pages(site_code):
         patient = Patient.objects.filter(site__code=site_code).order_by("pk").first()
         visit = Visit.objects.filter(patient=patient).order_by("pk").last()
         p, v, e = (reverse(f"admin:registry_{m}_changelist") for m in ("patient", "visit", "adverseevent"))
         return [
+            ("admin home (baseline)", reverse("admin:index")),
             ("patient list", p),
             ("patient list, overdue", p + "?follow_up=overdue"),
             ("patient list, due this week", p + "?follow_up=due_week"),
