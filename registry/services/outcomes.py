@@ -53,12 +53,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from django.db.models import Exists, Max, OuterRef, QuerySet
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
+from django.db.models import Case, IntegerField, Max, QuerySet, Value, When
 from scipy import stats
 
 from registry.models import (
     BASELINE,
     TRIAL_END,
+    UNSCHEDULED,
     AdverseEvent,
     AeCategory,
     Diagnosis,
@@ -278,7 +281,8 @@ def _check_sites(query: OutcomeQuery) -> None:
             raise OutcomeQueryError("site", code, f"Unknown site '{code}'.")
 
 
-def _cohort_patients(base: QuerySet, query: OutcomeQuery) -> QuerySet:
+def _patient_scope(base: QuerySet, query: OutcomeQuery) -> QuerySet:
+    """Visible patients matching the patient-level filters (implants not yet considered)."""
     qs = base
     if query.etiology:
         qs = qs.filter(etiology__in=query.etiology)
@@ -286,11 +290,47 @@ def _cohort_patients(base: QuerySet, query: OutcomeQuery) -> QuerySet:
         qs = qs.filter(diagnosis__in=query.diagnosis)
     if query.site:
         qs = qs.filter(site__code__in=query.site)
-    return qs.filter(Exists(_implants_matching(query).filter(patient=OuterRef("pk"))))
+    return qs
 
 
-def _frame(rows, columns) -> pd.DataFrame:
-    return pd.DataFrame.from_records(list(rows), columns=columns)
+def _of_patients(scope: QuerySet, path: str = "patient") -> dict:
+    """Filter rows of other tables to the patient scope. No filter at all when the scope is
+    every patient (a data manager, no filters): cheaper than a semi-join over the registry.
+    Rows of patients outside the cohort are dropped when the frames are joined."""
+    if not scope.query.where:
+        return {}
+    return {f"{path}__in": scope.values("id")}
+
+
+INT, FLOAT, DATE, TEXT = "int", "float", "date", "text"
+
+
+def _frame(queryset: QuerySet, columns: dict[str, str]) -> pd.DataFrame:
+    """A frame from a `values_list` queryset (columns in the same order), built column by
+    column with known types. The rows are fetched with a plain cursor: Django's per-row
+    converters and pandas' type inference cost more than the query over a million rows.
+    FLOAT columns take NULL as NaN, DATE columns as NaT; INT columns must not be NULL."""
+    try:
+        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    except EmptyResultSet:  # e.g. a user who may see no site
+        rows = []
+    else:
+        with connections[queryset.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    table = np.array(rows, dtype=object) if rows else np.empty((0, len(columns)), dtype=object)
+    frame = {}
+    for i, (name, kind) in enumerate(columns.items()):
+        values = table[:, i]
+        if kind == INT:
+            frame[name] = values.astype(np.int64)
+        elif kind == FLOAT:
+            frame[name] = pd.Series(values, dtype=object).astype(float).to_numpy()
+        elif kind == DATE:  # date objects (PostgreSQL) or ISO strings (SQLite)
+            frame[name] = pd.to_datetime(pd.Series(values, dtype=object))
+        else:
+            frame[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(frame)
 
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
@@ -306,77 +346,87 @@ class Cohort:
 
 
 def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
-    cohort = _cohort_patients(base, query)
+    scope = _patient_scope(base, query)
+    # Cohort = scope patients with a matching implant: the inner join below (in pandas,
+    # so PostgreSQL scans each table once instead of planning a semi-join per query).
     patients = _frame(
-        cohort.values_list("id", "sex", "birth_year", "etiology", "diagnosis", "site__code",
-                           "consent_status").order_by(),
-        ["patient_id", "sex", "birth_year", "etiology", "diagnosis", "site", "consent_status"],
+        scope.values_list("id", "sex", "birth_year", "etiology", "diagnosis", "site__code",
+                          "consent_status").order_by(),
+        {"patient_id": INT, "sex": TEXT, "birth_year": INT, "etiology": TEXT, "diagnosis": TEXT,
+         "site": TEXT, "consent_status": TEXT},
     ).set_index("patient_id")
     implants = _frame(
-        _implants_matching(query).filter(patient__in=cohort.values("id"))
+        _implants_matching(query).filter(**_of_patients(scope))
         .values_list("id", "patient_id", "therapy", "implant_date", "explant_date").order_by(),
-        ["implant_id", "patient_id", "therapy", "implant_date", "explant_date"],
+        {"implant_id": INT, "patient_id": INT, "therapy": TEXT, "implant_date": DATE, "explant_date": DATE},
     )
     # Index implant: the earliest matching one (ties: the lower id, i.e. entered first).
     implants = implants.sort_values(["patient_id", "implant_date", "implant_id"])
     index = implants.drop_duplicates("patient_id", keep="first").set_index("patient_id")
     patients = patients.join(index, how="inner")
 
-    completed = Visit.objects.filter(patient__in=cohort.values("id"), status=VisitStatus.COMPLETED)
+    completed = Visit.objects.filter(status=VisitStatus.COMPLETED, **_of_patients(scope))
     if query.timepoint == LAST:
-        scored = completed.exclude(timepoint=TRIAL_END)
+        # Every completed visit: the scored ones give the follow-up, all give the last contact.
+        loaded = completed.exclude(timepoint=TRIAL_END)
     else:
-        scored = completed.filter(timepoint__in=[BASELINE, query.timepoint])
-    if query.pain_site is None:
-        scored = scored.filter(nrs__isnull=False)
+        loaded = completed.filter(timepoint__in=[BASELINE, query.timepoint])
+        if query.pain_site is None:
+            loaded = loaded.filter(nrs__isnull=False)
+    # The timepoint as a small code (0 baseline, 1 scheduled follow-up, 2 unscheduled):
+    # a million short strings cost more to fetch and compare than integers.
+    kind = Case(When(timepoint=BASELINE, then=Value(0)), When(timepoint=UNSCHEDULED, then=Value(2)),
+                default=Value(1), output_field=IntegerField())
     visits = _frame(
-        scored.values_list("id", "patient_id", "implant_id", "timepoint", "date_done", "nrs",
-                           "satisfaction").order_by(),
-        ["visit_id", "patient_id", "visit_implant_id", "timepoint", "date_done", "score",
-         "satisfaction"],
+        loaded.annotate(kind=kind).values_list(
+            "id", "patient_id", "implant_id", "date_done", "nrs", "satisfaction", "kind").order_by(),
+        {"visit_id": INT, "patient_id": INT, "visit_implant_id": FLOAT, "date_done": DATE,
+         "score": FLOAT, "satisfaction": FLOAT, "kind": INT},
     )
+    if query.timepoint == LAST:
+        contacts = visits.groupby("patient_id")["date_done"].max()
+    else:
+        contacts = pd.Series(dict(
+            completed.values("patient_id").annotate(last=Max("date_done"))
+            .values_list("patient_id", "last").order_by()), dtype="object")
+    patients["last_visit"] = pd.to_datetime(contacts)
     if query.pain_site is not None:
         scores = _frame(
-            PainScore.objects.filter(visit__in=scored.values("id"), pain_site=query.pain_site,
+            PainScore.objects.filter(visit__in=loaded.values("id"), pain_site=query.pain_site,
                                      recall=query.recall)
             .values_list("visit_id", "score").order_by(),
-            ["visit_id", "pain_score"],
+            {"visit_id": INT, "pain_score": FLOAT},
         )
-        visits = visits.merge(scores, on="visit_id", how="inner")
-        visits["score"] = visits.pop("pain_score")
-    visits["score"] = visits["score"].astype(float)
-    visits["satisfaction"] = visits["satisfaction"].astype(float)
+        visits = visits.drop(columns="score").merge(scores, on="visit_id", how="inner")
+        visits = visits.rename(columns={"pain_score": "score"})
+    visits = visits[visits["score"].notna()]
 
-    baseline = visits[visits["timepoint"] == BASELINE].drop_duplicates("patient_id")
+    is_baseline = visits["kind"] == 0
+    baseline = visits[is_baseline].drop_duplicates("patient_id")
     patients["baseline"] = baseline.set_index("patient_id")["score"]
 
-    follow = visits[visits["timepoint"] != BASELINE].merge(
+    follow = visits[~is_baseline].merge(
         patients[["implant_id", "implant_date"]].reset_index(), on="patient_id"
     )
     linked = follow["visit_implant_id"] == follow["implant_id"]
     if query.timepoint == LAST:
-        keep = (linked | follow["visit_implant_id"].isna()) & (
-            pd.to_datetime(follow["date_done"]) > pd.to_datetime(follow["implant_date"]))
+        keep = (linked | follow["visit_implant_id"].isna()) & (follow["date_done"] > follow["implant_date"])
     else:
         keep = linked
     follow = follow[keep].copy()
-    follow["months"] = follow["timepoint"].str.extract(r"^m(\d+)$")[0].astype(float).fillna(0)
-    follow = follow.sort_values(["patient_id", "date_done", "months", "visit_id"])
+    # Latest by date; on the same day a scheduled timepoint wins over an unscheduled
+    # visit, then the one entered last.
+    follow["scheduled"] = follow["kind"] == 1
+    follow = follow.sort_values(["patient_id", "date_done", "scheduled", "visit_id"])
     last = follow.drop_duplicates("patient_id", keep="last").set_index("patient_id")
     patients["followup"] = last["score"]
     patients["followup_date"] = last["date_done"]
     patients["satisfaction"] = last["satisfaction"]
 
-    contacts = dict(
-        completed.values("patient_id").annotate(last=Max("date_done")).values_list("patient_id", "last")
-        .order_by()
-    )
-    patients["last_visit"] = pd.Series(contacts, dtype="object")
-
     events = _frame(
-        AdverseEvent.objects.filter(patient__in=cohort.values("id"))
+        AdverseEvent.objects.filter(**_of_patients(scope))
         .values_list("patient_id", "implant_id", "category").order_by(),
-        ["patient_id", "event_implant_id", "category"],
+        {"patient_id": INT, "event_implant_id": FLOAT, "category": TEXT},
     )
     events = events.merge(patients[["implant_id"]].reset_index(), on="patient_id")
     events = events[events["event_implant_id"].isna() | (events["event_implant_id"] == events["implant_id"])]

@@ -65,10 +65,6 @@ def test_the_reference_cohort_paragraph_reads_like_the_paper(reference_cohort):
 # --- random cohorts against an independent computation -------------------------
 
 
-def _months(code):
-    return int(code[1:]) if code.startswith("m") else 0
-
-
 def plan_cohort(seed: int, n: int = 36) -> list[dict]:
     """A random registry as plain data: what the test will write and then recompute."""
     rng = random.Random(seed)
@@ -204,8 +200,8 @@ def expected_rows(plan, *, therapy=(), etiology=(), diagnosis=(), site=(), year_
         else:
             candidates = [v for v in p["visits"] if v["timepoint"] == timepoint
                           and v["implant"] == index["key"] and score(v) is not None]
-        # Latest by date; on the same day the scheduled timepoint, then the one entered last.
-        last = max(candidates, key=lambda v: (v["date"], _months(v["timepoint"]), v["order"]),
+        # Latest by date; on the same day a scheduled timepoint, then the one entered last.
+        last = max(candidates, key=lambda v: (v["date"], v["timepoint"] != "unscheduled", v["order"]),
                    default=None)
         last_contact = max([v["date"] for v in p["visits"]] + [index["implant_date"]])
         rows.append({
@@ -379,6 +375,17 @@ def test_a_cohort_of_identical_scores_has_no_wilcoxon_p(site_a, data_manager):
     s = outcomes.outcome_summary(user=data_manager)
     assert s["n_paired"] == 1 and s["wilcoxon_p"] is None
     assert s["responders"] == 0 and s["responder_rate"] == 0.0
+
+
+def test_on_the_same_day_the_scheduled_visit_is_the_follow_up(site_a, data_manager):
+    patient = make_patient(site_a, actor=data_manager)
+    implant = make_implant(patient, actor=data_manager)
+    make_visit(patient, actor=data_manager, nrs=8)
+    day = datetime.date(2021, 3, 1)
+    make_visit(patient, None, actor=data_manager, timepoint="unscheduled", date_done=day, nrs=7)
+    make_visit(patient, implant, actor=data_manager, timepoint="m12", date_done=day, nrs=2)
+    s = outcomes.outcome_summary(user=data_manager)
+    assert s["nrs_followup_mean"] == 2 and s["responders"] == 1
 
 
 def test_an_empty_cohort_gives_counts_of_zero_and_no_statistics(site_a, data_manager):
