@@ -6,7 +6,7 @@ Usage (PostgreSQL with the shared `registry_bench` database ready):
 
 What it does, all in one run on one machine:
 1. copies `registry_bench` to `registry_bench_h5` (TEMPLATE; the shared one stays
-   read-only) and adds a data manager with an API token to the copy;
+   read-only), ANALYZEs it, and adds a data manager with an API token to the copy;
 2. builds the COPY statement the export view runs (services.exports.copy_statement,
    same filters, same SELECT) and times `psql -c "COPY (...) TO STDOUT WITH CSV"`;
 3. serves the app with gunicorn (1 sync worker, port 8105) and times
@@ -46,6 +46,8 @@ def make_copy():
     for attempt in range(30):
         try:
             sh(PSQL + ["-d", "postgres", "-c", f"CREATE DATABASE {COPY_DB} TEMPLATE {SOURCE}"])
+            # Fresh planner statistics: the seeded database may not have been analysed yet.
+            sh(PSQL + ["-d", COPY_DB, "-c", "ANALYZE"])
             return
         except subprocess.CalledProcessError as exc:  # someone is connected to the template
             if attempt == 29:

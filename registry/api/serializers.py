@@ -7,8 +7,32 @@ not reachable from here. Codes are the bundle codes of registry.models.choices.
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from registry.models import AdverseEvent, Implant, Iso14155Class, PainScore, Patient, Site, Visit
+from registry.models import (
+    AdverseEvent,
+    Implant,
+    IpgLocation,
+    Iso14155Class,
+    LeadType,
+    PainScore,
+    Paradigm,
+    Patient,
+    SeriousCriterion,
+    Side,
+    Site,
+    StimulationUse,
+    Visit,
+)
 from registry.services.exports import AGE_TOP
+
+
+class OptionalCode(serializers.ChoiceField):
+    """A coded value that may be missing: null, never "" (an empty string is not a code)."""
+
+    def __init__(self, choices, **kwargs):
+        super().__init__(choices=choices.choices, allow_null=True, read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return None if value in ("", None) else super().to_representation(value)
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -25,6 +49,7 @@ class PatientSerializer(serializers.ModelSerializer):
     )
     prior_treatments = serializers.ListField(child=serializers.CharField(), read_only=True)
     implants = serializers.SlugRelatedField(slug_field="ref", many=True, read_only=True)
+    side = OptionalCode(Side)
 
     class Meta:
         model = Patient
@@ -46,6 +71,9 @@ class PatientSerializer(serializers.ModelSerializer):
 class ImplantSerializer(serializers.ModelSerializer):
     registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
+    lead_type = OptionalCode(LeadType)
+    ipg_location = OptionalCode(IpgLocation)
+    paradigm = OptionalCode(Paradigm)
 
     class Meta:
         model = Implant
@@ -76,6 +104,7 @@ class VisitSerializer(serializers.ModelSerializer):
     opioid_mme = serializers.DecimalField(max_digits=6, decimal_places=1, coerce_to_string=False,
                                           read_only=True, allow_null=True)
     pain_scores = PainScoreSerializer(many=True, read_only=True)
+    stimulation_use = OptionalCode(StimulationUse)
 
     class Meta:
         model = Visit
@@ -102,6 +131,7 @@ class AdverseEventSerializer(serializers.ModelSerializer):
                                         default=None)
     iso_class = serializers.ChoiceField(choices=Iso14155Class.choices, read_only=True,
                                         help_text="Derived (ISO 14155): AE, SAE, ADE, SADE, USADE.")
+    serious_criterion = OptionalCode(SeriousCriterion)
 
     class Meta:
         model = AdverseEvent
