@@ -80,6 +80,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smtp", action="store_true", help="deliver to aiosmtpd on loopback")
     parser.add_argument("--keep", action="store_true", help="keep the copied database")
+    parser.add_argument("--grace-days", type=int, default=None,
+                        help="REGISTRY_MISSED_GRACE_DAYS for the run (default: the setting, 30)")
     parser.add_argument("--write-doc", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -97,6 +99,8 @@ def main():
     controller = None
     try:
         call_command("migrate", verbosity=0)
+        if args.grace_days is not None:
+            settings.REGISTRY_MISSED_GRACE_DAYS = args.grace_days
         mail.outbox = []
         if args.smtp:
             from aiosmtpd.controller import Controller
@@ -127,10 +131,11 @@ def main():
 
     backend = "aiosmtpd on 127.0.0.1 (real SMTP)" if args.smtp else "locmem e-mail backend"
     lines = [
-        f"Daily reminder job (`bench/reminders.py{' --smtp' if args.smtp else ''}`), "
+        f"Daily reminder job (`{' '.join(['bench/reminders.py', *sys.argv[1:]])}`), "
         f"{datetime.date.today()}, {platform.machine()} 2 cores / 24 GiB, PostgreSQL, "
         f"{backend}; a copy of `registry_bench` with {visits:,} visits "
-        f"({scheduled:,} scheduled) over {first['sites']} sites.",
+        f"({scheduled:,} scheduled) over {first['sites']} sites; missed after "
+        f"{settings.REGISTRY_MISSED_GRACE_DAYS} days of grace.",
         "",
         "| run | time | SQL queries | queries per site digest | digests | due soon | overdue "
         "| marked missed |",
