@@ -389,7 +389,8 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
         contacts = pd.Series(dict(
             completed.values("patient_id").annotate(last=Max("date_done"))
             .values_list("patient_id", "last").order_by()), dtype="object")
-    patients["last_visit"] = pd.to_datetime(contacts)
+    # reindex: assigning a Series to an empty frame would adopt the Series' rows.
+    patients["last_visit"] = pd.to_datetime(contacts).reindex(patients.index)
     if query.pain_site is not None:
         scores = _frame(
             PainScore.objects.filter(visit__in=loaded.values("id"), pain_site=query.pain_site,
@@ -403,7 +404,7 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
 
     is_baseline = visits["kind"] == 0
     baseline = visits[is_baseline].drop_duplicates("patient_id")
-    patients["baseline"] = baseline.set_index("patient_id")["score"]
+    patients["baseline"] = baseline.set_index("patient_id")["score"].reindex(patients.index)
 
     follow = visits[~is_baseline].merge(
         patients[["implant_id", "implant_date"]].reset_index(), on="patient_id"
@@ -419,6 +420,7 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     follow["scheduled"] = follow["kind"] == 1
     follow = follow.sort_values(["patient_id", "date_done", "scheduled", "visit_id"])
     last = follow.drop_duplicates("patient_id", keep="last").set_index("patient_id")
+    last = last.reindex(patients.index)
     patients["followup"] = last["score"]
     patients["followup_date"] = last["date_done"]
     patients["satisfaction"] = last["satisfaction"]

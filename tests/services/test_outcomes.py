@@ -395,6 +395,21 @@ def test_an_empty_cohort_gives_counts_of_zero_and_no_statistics(site_a, data_man
     assert outcomes.outcome_paragraph(s) == "No patients match this cohort."
 
 
+@pytest.mark.parametrize("timepoint", ["last", "m12"])
+def test_a_filter_matching_nobody_gives_an_empty_cohort_though_the_site_has_visits(
+        timepoint, site_a, investigator, data_manager):
+    patient = make_patient(site_a, actor=data_manager)
+    implant = make_implant(patient, actor=data_manager, therapy="SCS")
+    make_visit(patient, actor=data_manager, nrs=8)
+    make_visit(patient, implant, actor=data_manager, timepoint="m12", date_done=datetime.date(2021, 3, 1),
+               nrs=3)
+    make_event(patient, implant, actor=data_manager)
+    s = outcomes.outcome_summary(user=investigator, therapy="DRG", timepoint=timepoint)
+    assert s["n_patients"] == 0 and s["n_paired"] == 0 and s["patients_with_ae"] == 0
+    assert s["explant_free_at_risk"]["1y"] == 0
+    assert outcomes.outcome_summary(user=investigator, therapy="SCS", timepoint=timepoint)["n_paired"] == 1
+
+
 # --- access and parameters -----------------------------------------------------
 
 
