@@ -71,6 +71,7 @@ REDCAP_VERSION = "14.0.0"  # the API level imitated (PyCap / REDCapR feature che
 ARM = 1
 AE_EVENT = "adverse_events"
 COMPLETE, INCOMPLETE = "2", "0"
+BATCH = 2000  # patients per round of queries in a record export
 
 # Raw REDCap value = position + 1. Append only; never reorder or remove.
 REDCAP_CODES: dict[str, tuple[str, ...]] = {
@@ -499,34 +500,47 @@ class RecordExport:
     def rows(self) -> Iterator[dict]:
         """One dict per REDCap row (record, event, instance), values as REDCap text.
 
-        Three streamed queries (patients, the visits dataset, the adverse-events
-        dataset) in registry-id order, merged one patient at a time: memory
-        holds one patient's rows, whatever the number of patients.
+        Patients are taken in batches of `BATCH` in registry-id order; per batch,
+        one query for the patients, one for their adverse events and one streamed
+        query of the registry's visit dataset (COPY on PostgreSQL), merged one
+        patient at a time. One database connection serves one stream at a time
+        (COPY blocks it), hence batches rather than three parallel streams.
+        Memory is bounded by the batch, whatever the number of patients.
         """
-        patients = self.patients()
         first_implant = Implant.objects.filter(patient=OuterRef("pk")).order_by().values(
             "patient").annotate(first=Min("implant_date")).values("first")
-        patient_rows = (patients.annotate(first_implant_date=Subquery(first_implant))
-                        .order_by("registry_id")
-                        .values_list("registry_id", "site__code", "sex", "etiology", "diagnosis",
-                                     "birth_year", "first_implant_date")
-                        .iterator(chunk_size=2000))
+        patients = (self.patients().annotate(first_implant_date=Subquery(first_implant))
+                    .order_by("registry_id")
+                    .values_list("pk", "registry_id", "site__code", "sex", "etiology", "diagnosis",
+                                 "birth_year", "first_implant_date"))
         want_visits = bool(self.wanted_events - {AE_EVENT})
         want_events = AE_EVENT in self.wanted_events
-        visit_rows = _Peek(exports.visit_rows(
-            visible(Visit.objects.all(), self.user).filter(patient__in=patients))
-            if want_visits else iter(()))
-        event_rows = _Peek(exports.event_rows(
-            visible(AdverseEvent.objects.all(), self.user).filter(patient__in=patients))
-            if want_events else iter(()))
         columns = self.columns()
-        for registry_id, site, sex, etiology, diagnosis, birth_year, implant_date in patient_rows:
-            enrolment = {"registry_id": registry_id, "site": site, "sex": sex,
-                         "etiology": etiology, "diagnosis": diagnosis,
-                         "age_at_implant": _age(birth_year, implant_date)}
-            visits = list(visit_rows.take_while(registry_id))
-            events = list(event_rows.take_while(registry_id))
-            yield from self._patient_rows(registry_id, enrolment, visits, events, columns)
+        last = None
+        while True:
+            batch = list((patients.filter(registry_id__gt=last) if last else patients)[:BATCH])
+            if not batch:
+                return
+            last = batch[-1][1]
+            pks = [row[0] for row in batch]
+            events_of: dict[str, list[dict]] = {}
+            if want_events:
+                for ae in exports.event_rows(
+                        visible(AdverseEvent.objects.all(), self.user).filter(patient_id__in=pks)):
+                    events_of.setdefault(ae["registry_id"], []).append(ae)
+            visit_rows = _Peek(exports.visit_rows(
+                visible(Visit.objects.all(), self.user).filter(patient_id__in=pks))
+                if want_visits else iter(()))
+            for _pk, registry_id, site, sex, etiology, diagnosis, birth_year, implant_date in batch:
+                enrolment = {"registry_id": registry_id, "site": site, "sex": sex,
+                             "etiology": etiology, "diagnosis": diagnosis,
+                             "age_at_implant": _age(birth_year, implant_date)}
+                visits = list(visit_rows.take_while(registry_id))
+                yield from self._patient_rows(registry_id, enrolment, visits,
+                                              events_of.get(registry_id, []), columns)
+            visit_rows.drain()
+            if len(batch) < BATCH:
+                return
 
     def _patient_rows(self, registry_id, enrolment, visits, events, columns) -> Iterator[dict]:
         by_event: dict[str, list[dict]] = {}
@@ -627,6 +641,11 @@ class _Peek:
     def __init__(self, rows):
         self._rows = iter(rows)
         self._next = next(self._rows, None)
+
+    def drain(self) -> None:
+        # Finish the stream (a COPY must end before the connection runs anything else).
+        for _ in self._rows:
+            pass
 
     def take_while(self, registry_id: str) -> Iterator[dict]:
         while self._next is not None and self._next["registry_id"] == registry_id:
