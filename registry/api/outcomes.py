@@ -8,13 +8,14 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import exceptions, serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.models import Diagnosis, Etiology, PainSite, Recall, Therapy
 from registry.services import outcomes
 
-from .views import AUTH_ERRORS, PERMISSIONS
+from .views import AUTH_ERRORS, PERMISSIONS, FormatIsAParameter
 
 
 class AeCategoryCountSerializer(serializers.Serializer):
@@ -132,8 +133,9 @@ class OutcomeSummaryView(APIView):
     """Outcome summary of the cohort the filters select, within the sites the caller may see."""
 
     permission_classes = PERMISSIONS
-    # A format parameter is accepted as DRF does everywhere; anything else unknown is refused.
-    ignored_params = {"format"}
+    # Always JSON: `?format=json` is accepted, any other format is a 400 (not DRF's 404).
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FormatIsAParameter
 
     @extend_schema(
         operation_id="outcomes_summary",
@@ -153,8 +155,11 @@ class OutcomeSummaryView(APIView):
     )
     def get(self, request):
         params = {}
+        if request.query_params.get("format", "json") != "json":
+            raise exceptions.ValidationError(
+                {"format": [f"Unknown format '{request.query_params['format']}'; only json."]})
         for key in request.query_params:
-            if key in self.ignored_params:
+            if key == "format":
                 continue
             values = request.query_params.getlist(key)
             params[key] = ",".join(values) if len(values) > 1 else values[0]

@@ -131,3 +131,37 @@ def test_the_schema_documents_the_endpoint_and_every_key(client_for, data_manage
     assert variants["$ref"].endswith("/OutcomeResult")
     grouped = components["OutcomeGroupedResponse"]["properties"]
     assert {"group_by", "overall", "groups", "query"} <= set(grouped)
+
+
+PARAM_VALUES = {
+    "therapy": ["SCS", "scs,DRG", "XYZ", ""], "etiology": ["traumatic", "postamputation,other", "x"],
+    "diagnosis": ["pn", "rlp_plp", "?"], "site": ["AAA", "BBB,AAA", "aaa", "Z" * 40],
+    "implant_year_from": ["2015", "-1", "1e3"], "implant_year_to": ["2030", "abc"],
+    "pain_site": ["residual_limb", "phantom_limb", "knee"], "recall": ["now", "worst", "?"],
+    "timepoint": ["last", "m12", "m1000", "M6", "m-1"], "threshold": ["30", "50.5", "100", "0", "inf"],
+    "group_by": ["therapy", "etiology", "site", "", "none"], "format": ["json"],
+}
+
+
+def test_no_combination_of_parameters_gives_a_server_error(client_for, cohort, data_manager):
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    client = client_for(data_manager)
+    known = st.dictionaries(st.sampled_from(sorted(PARAM_VALUES)), st.just(None), max_size=5).flatmap(
+        lambda keys: st.fixed_dictionaries({k: st.sampled_from(PARAM_VALUES[k]) for k in keys}))
+    anything = st.dictionaries(st.sampled_from(sorted(PARAM_VALUES)),
+                               st.text(st.characters(blacklist_categories=["Cs"]), max_size=12), max_size=3)
+
+    @hypothesis.settings(max_examples=60, deadline=None, derandomize=True,
+                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(st.one_of(known, anything))
+    def check(query):
+        response = client.get(URL, query)
+        assert response.status_code in (200, 400), (query, response.status_code)
+        body = response.json()
+        if response.status_code == 400:
+            assert set(body) <= set(PARAM_VALUES) and all(body.values())
+        else:
+            assert "query" in body
+
+    check()
