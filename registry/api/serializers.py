@@ -16,6 +16,7 @@ from registry.models import (
     PainScore,
     Paradigm,
     Patient,
+    Relatedness,
     SeriousCriterion,
     Side,
     Site,
@@ -23,6 +24,17 @@ from registry.models import (
     Visit,
 )
 from registry.services.exports import AGE_TOP
+
+
+@extend_schema_field({"type": "string",
+                      "description": "MDCG 2020-10/1 code: " + ", ".join(Relatedness.values)})
+class RelatednessField(serializers.ChoiceField):
+    """Device and procedure relatedness share one code list. Documented as a string with
+    the codes listed: two enum components with the same values make drf-spectacular warn
+    (W001), which fails `check --deploy`. ENUM_NAME_OVERRIDES in settings would allow an enum."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=Relatedness.choices, read_only=True, **kwargs)
 
 
 class OptionalCode(serializers.ChoiceField):
@@ -132,6 +144,8 @@ class AdverseEventSerializer(serializers.ModelSerializer):
     iso_class = serializers.ChoiceField(choices=Iso14155Class.choices, read_only=True,
                                         help_text="Derived (ISO 14155): AE, SAE, ADE, SADE, USADE.")
     serious_criterion = OptionalCode(SeriousCriterion)
+    device_relatedness = RelatednessField()
+    procedure_relatedness = RelatednessField()
 
     class Meta:
         model = AdverseEvent
