@@ -73,3 +73,17 @@ def smtp_server_fixture(settings):
     settings.EMAIL_TIMEOUT = 10
     yield inbox
     inbox.controller.stop(no_assert=True)
+
+
+def restore_reference_data() -> None:
+    """Re-create what the data migrations put in the database (the default
+    follow-up protocol, the beat entry). A transactional test by anyone flushes
+    every table, and serialized_rollback clashes with the content types that
+    flush re-creates, so transactional reminder tests call this instead."""
+    import importlib
+
+    from django.apps import apps
+
+    for module, function in (("0002_default_protocol", "create_default"),
+                             ("0003_reminders_beat_schedule", "create_beat_entry")):
+        getattr(importlib.import_module(f"registry.migrations.{module}"), function)(apps, None)

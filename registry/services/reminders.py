@@ -30,6 +30,7 @@ send that reminder a second time. Everything else sends each reminder once.
 """
 
 import datetime
+import smtplib
 import uuid
 from dataclasses import dataclass, field
 
@@ -302,13 +303,18 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
             try:
                 _send(site=site, day=day, due=result.due_soon, overdue=result.overdue,
                       recipients=site.reminder_email_list)
-            except Exception as exc:  # SMTP refusal, connection refused, timeout
+            except Exception as exc:
+                # Released for the next attempt whatever went wrong; only delivery
+                # problems (SMTP refusal, connection refused, timeout) are worth a
+                # retry, anything else is a bug to see.
                 ReminderLog.objects.filter(claim_token=token, status=Status.CLAIMED).update(
                     status=Status.FAILED, attempts=F("attempts") + 1,
                     last_error=f"{type(exc).__name__}: {exc}"[:2000],
                 )
-                raise DigestNotSent(f"Digest for site {site.code} on {day} not sent: "
-                                    f"{type(exc).__name__}: {exc}") from exc
+                if isinstance(exc, smtplib.SMTPException | OSError):
+                    raise DigestNotSent(f"Digest for site {site.code} on {day} not sent: "
+                                        f"{type(exc).__name__}: {exc}") from exc
+                raise
             mine.update(status=Status.SENT, sent_at=timezone.now(),
                         attempts=F("attempts") + 1, last_error="")
             result.sent = True

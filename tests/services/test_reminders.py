@@ -20,7 +20,10 @@ from registry.services.audit import record_save, system_user
 from registry.services.patients import patient_save
 from tests.conftest import needs_postgres
 from tests.factories import make_implant, make_patient, make_site
-from tests.mailserver import smtp_server_fixture  # noqa: F401 (the smtp_server fixture)
+from tests.mailserver import (
+    restore_reference_data,
+    smtp_server_fixture,  # noqa: F401 (the smtp_server fixture)
+)
 
 D = datetime.date
 DAY = D(2020, 3, 25)
@@ -287,8 +290,9 @@ def test_the_digest_takes_the_same_number_of_queries_for_more_visits(
 
 
 @needs_postgres()
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_concurrent_runs_send_each_reminder_once_in_one_digest(smtp_server):
+    restore_reference_data()
     site = make_site("CON")
     for i in range(6):
         implanted(site, D(2020, 3, 1) + datetime.timedelta(days=i % 3))

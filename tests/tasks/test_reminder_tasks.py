@@ -23,7 +23,10 @@ from registry.models import ReminderLog, Site, Visit, VisitStatus
 from registry.services import reminders
 from registry.services.audit import system_user
 from tests.factories import make_implant, make_patient
-from tests.mailserver import smtp_server_fixture  # noqa: F401 (the smtp_server fixture)
+from tests.mailserver import (
+    restore_reference_data,
+    smtp_server_fixture,  # noqa: F401 (the smtp_server fixture)
+)
 
 D = datetime.date
 DAY = D(2020, 3, 25)
@@ -91,6 +94,7 @@ def worker(settings):
         pytest.skip("the in-process worker needs PostgreSQL (SQLite in-memory is not shared)")
     if not redis_reachable(url):
         pytest.skip("needs a reachable Redis in CELERY_BROKER_URL (CI runs it)")
+    restore_reference_data()
     saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
     app.conf.task_always_eager = False
     app.conf.broker_url = url
@@ -112,14 +116,14 @@ def worker(settings):
 
 
 @pytest.fixture
-def two_sites(site_a, site_b):
+def two_sites(worker, site_a, site_b):
     implanted(site_a, D(2020, 3, 1))  # m1 window opens on DAY
     implanted(site_a, D(2019, 12, 1))  # m1 and m3 overdue; m1 past grace
     implanted(site_b, D(2020, 3, 5))  # m1 window opens 2020-03-29
     return site_a, site_b
 
 
-pg_worker = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pg_worker = pytest.mark.django_db(transaction=True)
 DIGEST = "registry.tasks.send_site_digest"
 DISPATCH = "registry.tasks.send_reminders"
 
