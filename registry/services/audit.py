@@ -7,9 +7,13 @@ and put the acting user and the reason on the history row, also where there is
 no request (commands, tasks, imports).
 """
 
+import enum
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from registry.models import AdverseEvent, Visit, VisitStatus
 from registry.models.events import CLOSED_OUTCOMES
@@ -83,3 +87,85 @@ def record_save(instance, *, actor, reason: str = "", expected_version: int | No
 def record_delete(instance, *, actor, reason: str = ""):
     attach_audit(instance, actor=actor, reason=reason)
     instance.delete()
+
+
+def bulk_create_audited(objs: list, model, *, actor, reason: str = "", batch_size: int = 1000) -> list:
+    """Insert many new rows of a clinical model with their creation history rows.
+
+    The same rows simple-history's `bulk_create_with_history` writes (history
+    type "+", `actor`, each row's own `_change_reason` or `reason`), but on
+    PostgreSQL through `COPY ... FROM STDIN` into both tables, with the ids
+    reserved from their sequences first: an import of 10,000 patients writes
+    ~400,000 rows, and Django's per-field INSERT preparation and psycopg's
+    array dumping made that minutes instead of seconds. Sets each object's pk.
+    Other databases take simple-history's own path.
+    """
+    if not objs:
+        return objs
+    if connection.vendor != "postgresql":
+        return bulk_create_with_history(objs, model, batch_size=batch_size, default_user=actor,
+                                        default_change_reason=reason)
+    now = timezone.now()
+    fields = list(model._meta.concrete_fields)
+    for field in fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            for obj in objs:
+                setattr(obj, field.attname, now)
+    history_model = model.history.model
+    ids = _reserve_ids(model, len(objs))
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+    _copy_rows(model, fields, ([_db_value(f, getattr(o, f.attname)) for f in fields] for o in objs))
+
+    tracked = {f.attname for f in history_model.tracked_fields}
+    history_fields = list(history_model._meta.concrete_fields)
+    history_ids = _reserve_ids(history_model, len(objs))
+    actor_id = getattr(actor, "pk", None)
+
+    def history_row(obj, history_id):
+        special = {
+            "history_id": history_id,
+            "history_date": now,
+            "history_change_reason": getattr(obj, "_change_reason", "") or reason or "",
+            "history_type": "+",
+            "history_user_id": getattr(getattr(obj, "_history_user", None), "pk", actor_id),
+        }
+        return [special[f.attname] if f.attname in special else
+                _db_value(f, getattr(obj, f.attname)) if f.attname in tracked else None
+                for f in history_fields]
+
+    _copy_rows(history_model, history_fields,
+               (history_row(obj, hid) for obj, hid in zip(objs, history_ids, strict=True)))
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return objs
+
+
+def _reserve_ids(model, count: int) -> list[int]:
+    pk = model._meta.pk.column
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, pk, count])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _db_value(field, value):
+    if value is None:
+        return None
+    if isinstance(field, models.JSONField):
+        return field.get_db_prep_save(value, connection)
+    if isinstance(value, enum.Enum):  # choices members: store the code
+        return value.value
+    return value
+
+
+def _copy_rows(model, fields, rows) -> None:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        # The wrapper's .cursor is psycopg's own cursor, which speaks COPY.
+        with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)

@@ -33,7 +33,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, Validatio
 from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_update_with_history
 
 from registry.models import (
     AdverseEvent,
@@ -48,7 +48,7 @@ from registry.models import (
 from registry.models.sites import parse_emails
 
 from . import access
-from .audit import SYSTEM_USERNAME
+from .audit import SYSTEM_USERNAME, bulk_create_audited
 from .bundles import (
     ADVERSE_EVENTS,
     BOOL,
@@ -809,7 +809,6 @@ def _chunks(items: list, size: int = CHUNK):
 
 def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
     """Everything the validator collected, in one transaction, with history."""
-    kwargs = {"batch_size": 1000, "default_user": actor, "default_change_reason": reason}
     steps = [("sites", Site), ("patients", Patient), ("implants", Implant), ("visits", Visit),
              ("pain_scores", PainScore), ("adverse_events", AdverseEvent)]
     total = sum(len(v.new[name]) for name, _ in steps) + len(v.visit_updates)
@@ -826,7 +825,7 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
                     if parent is not None:
                         setattr(obj, relation, parent)
         for start in range(0, len(objs), 5000):
-            bulk_create_with_history(objs[start:start + 5000], model, **kwargs)
+            bulk_create_audited(objs[start:start + 5000], model, actor=actor, reason=reason)
             done += len(objs[start:start + 5000])
             if progress:
                 progress("writing", done, total)

@@ -41,6 +41,7 @@ from registry.models import (
 )
 from registry.models.visits import timepoint_months
 
+from .audit import bulk_create_audited
 from .dates import add_months
 
 SCHEDULE_REASON = "Follow-up schedule"
@@ -293,9 +294,8 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
                 to_create.append(visit)
         if to_create:
             with transaction.atomic():
-                bulk_create_with_history(
-                    to_create, Visit, batch_size=BATCH, default_user=actor,
-                    default_change_reason=f"{SCHEDULE_REASON} ({reason})" if reason
-                    else SCHEDULE_REASON,
+                bulk_create_audited(
+                    to_create, Visit, actor=actor,
+                    reason=f"{SCHEDULE_REASON} ({reason})" if reason else SCHEDULE_REASON,
                 )
     return change

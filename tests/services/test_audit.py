@@ -1,9 +1,13 @@
 """History user and reason in every channel; stale edits and missing reasons refused."""
 
+import datetime
+from decimal import Decimal
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from registry.services.audit import StaleEdit, record_delete, record_save
+from tests.conftest import needs_postgres
 from tests.factories import make_visit
 
 
@@ -46,3 +50,60 @@ def test_the_second_of_two_concurrent_edits_is_refused(nurse, nurse_b, patient_a
     first.refresh_from_db()
     assert first.notes == "called, no answer"
     assert first.version == 2
+
+
+def _rows(model, pks, skip):
+    rows = model.objects.filter(pk__in=pks).order_by("pk").values()
+    return [{k: v for k, v in row.items() if k not in skip} for row in rows]
+
+
+def _history(model, pks, skip):
+    rows = model.history.filter(id__in=pks).order_by("id").values()
+    return [{k: v for k, v in row.items() if k not in skip} for row in rows]
+
+
+@needs_postgres()
+@pytest.mark.django_db
+def test_bulk_create_audited_writes_what_simple_history_writes(site_a, nurse, data_manager):
+    """The COPY path (PostgreSQL) must leave the same rows and history rows as
+    simple-history's bulk_create_with_history, apart from ids and timestamps."""
+    from simple_history.utils import bulk_create_with_history
+
+    from registry.models import Patient, Visit
+    from registry.services.audit import bulk_create_audited
+
+    def patients(prefix):
+        made = []
+        for n in range(3):
+            made.append(Patient(site=site_a, registry_id=f"{prefix}-{n}", sex="F", birth_year=1960 + n,
+                                consent_date=datetime.date(2019, 5, n + 1), etiology="iatrogenic",
+                                diagnosis="rlp", prior_treatments=["gabapentinoids", "opioids"][: n]))
+        made[1]._change_reason = "own reason"
+        made[2]._history_user = data_manager
+        return made
+
+    theirs = bulk_create_with_history(patients("OLD"), Patient, default_user=nurse,
+                                      default_change_reason="import")
+    mine = bulk_create_audited(patients("NEW"), Patient, actor=nurse, reason="import")
+    assert all(p.pk and not p._state.adding for p in mine)
+    skip = {"id", "registry_id", "created_at", "updated_at", "history_id", "history_date"}
+    assert _rows(Patient, [p.pk for p in mine], skip) == _rows(Patient, [p.pk for p in theirs], skip)
+    assert _history(Patient, [p.pk for p in mine], skip) == \
+        _history(Patient, [p.pk for p in theirs], skip)
+    reasons = [h.history_change_reason for h in Patient.history.filter(id__in=[p.pk for p in mine])
+               .order_by("id")]
+    assert reasons == ["import", "own reason", "import"]
+
+    def visits(owner):
+        return [Visit(patient=owner, timepoint=f"m{m}", status="scheduled",
+                      target_date=datetime.date(2021, m, 1), window_start=datetime.date(2021, m, 1),
+                      window_end=datetime.date(2021, m, 20), opioid_mme=Decimal("12.5"))
+                for m in (1, 3, 6)]
+
+    theirs = bulk_create_with_history(visits(theirs[0]), Visit, default_user=nurse,
+                                      default_change_reason="schedule")
+    mine = bulk_create_audited(visits(mine[0]), Visit, actor=nurse, reason="schedule")
+    skip |= {"patient_id"}
+    assert _rows(Visit, [v.pk for v in mine], skip) == _rows(Visit, [v.pk for v in theirs], skip)
+    assert _history(Visit, [v.pk for v in mine], skip) == _history(Visit, [v.pk for v in theirs], skip)
+    assert Visit.objects.get(pk=mine[0].pk).created_at is not None
