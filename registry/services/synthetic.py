@@ -10,7 +10,6 @@ import random
 from collections.abc import Callable
 
 from django.db import transaction
-from simple_history.utils import bulk_create_with_history
 
 from registry.models import (
     AdverseEvent,
@@ -37,6 +36,7 @@ from registry.models import (
     VisitStatus,
 )
 
+from .audit import bulk_create_audited
 from .dates import add_months
 
 DEMO_SITES = [
@@ -162,8 +162,7 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
                                          "cryoneurolysis", "tens"], k=rng.randint(1, 3)),
         ))
         plans.append((therapy, implant_date, trial_start, withdrawal, postamp))
-    bulk_create_with_history(patients, Patient, batch_size=1000, default_user=actor,
-                             default_change_reason=reason)
+    bulk_create_audited(patients, Patient, actor=actor, reason=reason, batch_size=1000)
     if patients[0].pk is None:  # back-ends that return no ids
         by_id = dict(Patient.objects.filter(
             registry_id__in=[p.registry_id for p in patients]).values_list("registry_id", "pk"))
@@ -188,8 +187,7 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
             explant_reason=rng.choice(["loss of efficacy", "infection", "MRI needed"])
             if explant else "",
         ))
-    bulk_create_with_history(implants, Implant, batch_size=1000, default_user=actor,
-                             default_change_reason=reason)
+    bulk_create_audited(implants, Implant, actor=actor, reason=reason, batch_size=1000)
     if implants[0].pk is None:
         by_ref = dict(Implant.objects.filter(
             ref__in=[i.ref for i in implants]).values_list("ref", "pk"))
@@ -254,8 +252,7 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
                     outcome=AeOutcome.RESOLVED if closed else AeOutcome.ONGOING,
                     resolved_on=resolved if closed else None,
                 ))
-    bulk_create_with_history(visits, Visit, batch_size=2000, default_user=actor,
-                             default_change_reason=reason)
+    bulk_create_audited(visits, Visit, actor=actor, reason=reason, batch_size=2000)
     if visits and visits[0].pk is None:
         lookup = {(v["patient_id"], v["timepoint"]): v["id"] for v in Visit.objects.filter(
             patient__in=patients).values("id", "patient_id", "timepoint")}
@@ -268,10 +265,8 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
         for pain_site in (PainSite.RESIDUAL_LIMB, PainSite.PHANTOM_LIMB):
             scores.append(PainScore(visit=visit, pain_site=pain_site, recall=Recall.AVG_7D,
                                     score=max(0, min(10, nrs + rng.choice([-2, -1, 0, 1])))))
-    bulk_create_with_history(scores, PainScore, batch_size=2000, default_user=actor,
-                             default_change_reason=reason)
-    bulk_create_with_history(events, AdverseEvent, batch_size=1000, default_user=actor,
-                             default_change_reason=reason)
+    bulk_create_audited(scores, PainScore, actor=actor, reason=reason, batch_size=2000)
+    bulk_create_audited(events, AdverseEvent, actor=actor, reason=reason, batch_size=1000)
     counts["patients"] += len(patients)
     counts["implants"] += len(implants)
     counts["visits"] += len(visits)
