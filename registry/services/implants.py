@@ -19,5 +19,6 @@ def implant_save(*, implant: Implant, actor, reason: str = "", expected_version=
         if not implant.ref and implant.patient_id:
             implant.ref = implant_ref_next(patient=implant.patient)
         record_save(implant, actor=actor, reason=reason, expected_version=expected_version)
-        scheduling.implant_schedule_sync(implant=implant, actor=actor)
+        # The visits the change moves or stops carry its reason in their history too.
+        scheduling.implant_schedule_sync(implant=implant, actor=actor, reason=reason)
     return implant

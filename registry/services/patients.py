@@ -46,5 +46,6 @@ def patient_save(*, patient: Patient, actor, reason: str = "", expected_version=
 
     with transaction.atomic():
         record_save(patient, actor=actor, reason=reason, expected_version=expected_version)
-        scheduling.patient_schedule_sync(patient=patient, actor=actor)
+        # The visits the change moves or stops carry its reason in their history too.
+        scheduling.patient_schedule_sync(patient=patient, actor=actor, reason=reason)
     return patient

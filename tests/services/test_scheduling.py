@@ -107,6 +107,7 @@ def test_moving_the_implant_date_moves_visits_not_done_and_never_completed_ones(
     record = after["m6"].history.first()
     assert record.history_user == nurse
     assert "moved to 2020-05-15" in record.history_change_reason
+    assert "implant date was mistyped" in record.history_change_reason  # the nurse's reason
 
 
 def test_saving_an_implant_without_a_date_change_writes_no_visit_history(implant_a, nurse):
