@@ -1,1 +1,1 @@
-from . import clinical, imports, operations, outcomes, reminders  # noqa: F401
+from . import clinical, imports, operations, outcomes, reminders, scheduler  # noqa: F401

@@ -1,0 +1,52 @@
+"""The beat schedule (django-celery-beat) in the admin, for data managers.
+
+The reminder job's timing is a data manager's business (which hour, how often),
+but registry users carry roles, not Django model permissions, so
+django-celery-beat's own admin would show its pages to superusers only. Its
+admin classes are kept and re-registered with the role rule: data managers may
+view and change the schedule, nobody else (other than superusers) sees it.
+Changes are in Django's admin log (who, when, what).
+"""
+
+from django.contrib import admin
+from django_celery_beat import admin as beat_admin
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+
+from registry.services import access
+
+
+class DataManagersSchedule:
+    def _may(self, request) -> bool:
+        return request.user.is_active and (
+            request.user.is_superuser or access.is_data_manager(request.user))
+
+    def has_module_permission(self, request):
+        return self._may(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._may(request)
+
+    def has_add_permission(self, request, *args):
+        return self._may(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may(request)
+
+
+for model, base in ((PeriodicTask, beat_admin.PeriodicTaskAdmin),
+                    (ClockedSchedule, beat_admin.ClockedScheduleAdmin),
+                    (CrontabSchedule, beat_admin.CrontabScheduleAdmin),
+                    (SolarSchedule, beat_admin.SolarScheduleAdmin),
+                    (IntervalSchedule, beat_admin.IntervalScheduleAdmin)):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+    admin.site.register(model, type(base.__name__, (DataManagersSchedule, base), {}))
