@@ -17,7 +17,13 @@ from django.views.decorators.http import require_POST
 
 from registry.models import ImportRun
 from registry.services import access
-from registry.services.imports import ImportRefused, bundle_import, staged_bundle_path
+from registry.services.imports import (
+    ImportRefused,
+    bundle_import,
+    staged_bundle_path,
+    staged_bundle_ready,
+    staged_bundles_prune,
+)
 
 from .operations import ImportRunAdmin as BaseImportRunAdmin
 
@@ -90,7 +96,8 @@ class ImportRunAdmin(BaseImportRunAdmin):
             form.add_error("bundle", str(exc))
             return self._render(request, form=form, status=400)
         if report.ok:
-            # Kept for the confirmation, keyed by this dry run.
+            # Kept for the confirmation, keyed by this dry run (for STAGED_HOURS).
+            staged_bundles_prune()
             upload.seek(0)
             with open(staged_bundle_path(report.run), "wb") as target:
                 for chunk in upload.chunks():
@@ -101,8 +108,8 @@ class ImportRunAdmin(BaseImportRunAdmin):
         self._check(request)
         dry_run = get_object_or_404(ImportRun, pk=run_id, dry_run=True, succeeded=True,
                                     user=request.user)
-        staged = staged_bundle_path(dry_run)
-        if not staged.exists():
+        staged = staged_bundle_ready(dry_run)
+        if staged is None:
             messages.error(request, "This dry run was already imported or has expired; upload "
                                     "the bundle again.")
             return redirect("admin:registry_importrun_upload")

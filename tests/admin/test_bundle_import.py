@@ -1,14 +1,17 @@
 """Bundle import in the admin: upload -> dry-run preview -> confirm -> import, data managers only."""
 
+import datetime
 import io
+import os
 import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from registry.models import ImportRun, Patient, Visit
-from registry.services.imports import REFERENCE_BUNDLE, staged_bundle_path
+from registry.services.imports import REFERENCE_BUNDLE, STAGED_HOURS, staged_bundle_path
 from tests.conftest import PASSWORD
 
 UPLOAD = reverse("admin:registry_importrun_upload")
@@ -51,6 +54,25 @@ def test_a_data_manager_previews_then_confirms_and_only_then_rows_are_written(dm
     # A second confirm of the same dry run imports nothing more.
     again = dm_client.post(reverse("admin:registry_importrun_confirm", args=[dry_run.pk]))
     assert again.status_code == 302 and Patient.objects.count() == 15
+
+
+def test_a_preview_left_for_more_than_a_day_expires_and_its_file_is_removed(dm_client):
+    dm_client.post(UPLOAD, {"bundle": zipped(), "reason": "Chart review RAD"})
+    first = ImportRun.objects.get()
+    dm_client.post(UPLOAD, {"bundle": zipped(), "reason": "Chart review RAD"})
+    second = ImportRun.objects.exclude(pk=first.pk).get()
+    a_day_ago = timezone.now() - datetime.timedelta(hours=STAGED_HOURS, minutes=1)
+    ImportRun.objects.filter(pk=first.pk).update(created_at=a_day_ago)
+    old = staged_bundle_path(first)
+    os.utime(old, (a_day_ago.timestamp(), a_day_ago.timestamp()))
+
+    done = dm_client.post(reverse("admin:registry_importrun_confirm", args=[first.pk]), follow=True)
+    assert "expired" in done.content.decode()
+    assert Patient.objects.count() == 0 and not old.exists()
+    # The fresh preview is still waiting and imports.
+    assert staged_bundle_path(second).exists()
+    dm_client.post(reverse("admin:registry_importrun_confirm", args=[second.pk]))
+    assert Patient.objects.count() == 15
 
 
 def test_the_preview_lists_every_error_and_offers_no_confirm(dm_client):
