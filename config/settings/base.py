@@ -162,6 +162,17 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="registry@localhost")
 REGISTRY_REMINDER_DAYS_AHEAD = env.int("REGISTRY_REMINDER_DAYS_AHEAD", default=14)
 # Days after a window closes before a visit is marked missed.
 REGISTRY_MISSED_GRACE_DAYS = env.int("REGISTRY_MISSED_GRACE_DAYS", default=30)
+# Each site's digest goes out at the first hourly run from this local hour.
+REGISTRY_REMINDER_LOCAL_HOUR = env.int("REGISTRY_REMINDER_LOCAL_HOUR", default=6)
+# "Due soon" also lists windows that opened up to this many days ago (catch-up after missed runs).
+REGISTRY_REMINDER_CATCH_UP_DAYS = env.int("REGISTRY_REMINDER_CATCH_UP_DAYS", default=7)
+# First retry of a failed delivery after this many seconds (doubling, at most an hour).
+REGISTRY_REMINDER_RETRY_BACKOFF = env.int("REGISTRY_REMINDER_RETRY_BACKOFF", default=60)
+# Where admin uploads wait between their dry run and the confirmation.
+REGISTRY_IMPORT_DIR = env("REGISTRY_IMPORT_DIR", default=str(BASE_DIR / "var" / "imports"))
+# Name of the registry (REDCap project title) and the URI system of its FHIR ids.
+REGISTRY_TITLE = env("REGISTRY_TITLE", default="Neuromodulation pain registry")
+REGISTRY_FHIR_SYSTEM = env("REGISTRY_FHIR_SYSTEM", default="urn:neuromodulation-registry")
 
 LOGGING = {
     "version": 1,
