@@ -36,6 +36,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per page (median reported)")
     parser.add_argument("--site", default="S01", help="the nurse's site code")
+    parser.add_argument("--at", help="measure as if it were this UTC time (ISO, e.g. "
+                        "2026-11-23T03:00:00Z: the European sites are a day ahead of New York, "
+                        "so the follow-up filters take one branch per site day)")
     args = parser.parse_args()
 
     import django
@@ -53,6 +56,14 @@ def main():
     # Not setup_test_environment(): its instrumented template rendering would be
     # measured too. Only the test client's host name is needed.
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    if args.at:
+        import datetime
+
+        from django.utils import timezone
+
+        moment = datetime.datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+        timezone.now = lambda: moment  # the clock only; the data stays as it is
+        print(f"# as at {moment.isoformat()}")
     if connection.vendor != "postgresql":
         sys.exit("Point DATABASE_URL at the PostgreSQL bench database.")
     counts = {m.__name__: m.objects.count() for m in (Patient, Visit, AdverseEvent)}

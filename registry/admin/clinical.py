@@ -12,7 +12,6 @@ from django.contrib import admin, messages
 from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from registry.models import (
@@ -39,6 +38,7 @@ from registry.models import (
 )
 from registry.services import access
 from registry.services.audit import record_save
+from registry.services.dates import site_today
 from registry.services.implants import implant_save
 from registry.services.patients import patient_enrol, patient_save
 
@@ -236,7 +236,7 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
     @admin.display(description="follow-up")
     def follow_up_flag(self, obj):
         end = getattr(obj, "next_due_window_end", None)
-        if end and end < timezone.localdate():
+        if end and end < site_today(obj.site.timezone):
             return badge("overdue", "#ba2121")
         return ""
 
@@ -260,7 +260,7 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def hub(self, request, patient):
-        today = timezone.localdate()
+        today = site_today(patient.site.timezone)  # the site's day, not the server's
         implants = list(Implant.objects.filter(patient=patient).order_by("implant_date", "pk"))
         visits = sorted(
             Visit.objects.filter(patient=patient).select_related("implant"),
@@ -555,7 +555,8 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
     def window_flag(self, obj):
         if obj.outside_window:
             return badge("outside window", "#c86400")
-        if obj.status == VisitStatus.SCHEDULED and obj.window_end and obj.window_end < timezone.localdate():
+        if obj.status == VisitStatus.SCHEDULED and obj.window_end and \
+                obj.window_end < site_today(obj.patient.site.timezone):
             return badge("overdue", "#ba2121")
         if obj.status == VisitStatus.COMPLETED and obj.nrs is None:
             return badge("no NRS", "#c86400")

@@ -9,13 +9,14 @@ Visit and the partial "completed without NRS" index.
 import datetime
 
 from django.contrib import admin
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BigIntegerField, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
 from registry.models import Implant, Iso14155Class, Therapy, Visit, VisitStatus
 from registry.models.choices import RELATED
 from registry.models.events import CLOSED_OUTCOMES
 from registry.services import access
+from registry.services.dates import site_days
 
 DUE_WEEK = "due_week"
 OVERDUE = "overdue"
@@ -28,6 +29,7 @@ def follow_up_q(kind: str, today: datetime.date | None = None, prefix: str = "")
     Due this week: scheduled, window open today or opening in the next 7 days.
     Overdue: scheduled, window closed before today.
     Missing NRS: completed, no primary NRS recorded.
+    "Today" is the site's own day: see `user_site_days` and `FollowUpFilter`.
     """
     today = today or timezone.localdate()
     p = prefix
@@ -86,6 +88,45 @@ def therapy_filter(patient_field: str):
     return TherapyFilter
 
 
+def user_site_days(user) -> dict[datetime.date, list[int]]:
+    """The user's sites grouped by the day it is there (one query)."""
+    return site_days(access.sites_for(user).values_list("pk", "timezone"))
+
+
+def site_day_q(kind: str, days: dict[datetime.date, list[int]], site_field: str) -> Q:
+    """`follow_up_q(kind)` on visits, with each site's own day.
+
+    Usually every site has the same day and the plain condition stands (the list
+    indexes apply unchanged). For the hours when the European sites are already
+    a day ahead of New York, the condition is the plain one for "either day"
+    (index-friendly, one day wider) narrowed by the one-day edges of each group:
+    a branch per day would make the planner give up the index scans on the
+    registry-wide lists. `site_field` names the visit's site in the query.
+    """
+    if len(days) <= 1:
+        return follow_up_q(kind, today=next(iter(days), None))
+    ordered = sorted(days.items())
+    (behind, behind_ids), (ahead, ahead_ids) = ordered[0], ordered[-1]
+    if len(days) > 2 or ahead - behind != datetime.timedelta(days=1):
+        # Three different days at once (UTC-12 and UTC+14 sites): one branch per day.
+        branches = Q()
+        for day, ids in ordered:
+            branches |= Q(**{f"{site_field}__in": ids}) & follow_up_q(kind, today=day)
+        return branches
+    at_ahead, at_behind = Q(**{f"{site_field}__in": ahead_ids}), Q(**{f"{site_field}__in": behind_ids})
+    week = datetime.timedelta(days=7)
+    if kind == OVERDUE:
+        # Closed before the ahead day; closing on the behind day is overdue only ahead.
+        return follow_up_q(OVERDUE, today=ahead) & (Q(window_end__lt=behind) | at_ahead)
+    # Due this week on either day, minus each group's edge that belongs to the other.
+    either_day = Q(status=VisitStatus.SCHEDULED, window_start__lte=ahead + week,
+                   window_end__gte=behind)
+    return either_day & (
+        Q(window_start__lte=behind + week, window_end__gte=ahead)
+        | at_behind & Q(window_start__lte=behind + week)
+        | at_ahead & Q(window_end__gte=ahead))
+
+
 class VisitFollowUpFilter(admin.SimpleListFilter):
     title = "follow-up"
     parameter_name = "follow_up"
@@ -93,20 +134,34 @@ class VisitFollowUpFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return FOLLOW_UP_CHOICES
 
+    def filtered(self, queryset, visits: Q, by_site_day: bool):
+        return queryset.filter(visits)
+
+    def site_field(self):
+        return "patient__site_id"
+
     def queryset(self, request, queryset):
-        if self.value() in dict(FOLLOW_UP_CHOICES):
-            return queryset.filter(follow_up_q(self.value()))
+        kind = self.value()
+        if kind == MISSING_NRS:
+            return self.filtered(queryset, follow_up_q(kind), False)
+        if kind in dict(FOLLOW_UP_CHOICES):
+            days = user_site_days(request.user)
+            return self.filtered(queryset, site_day_q(kind, days, self.site_field()), len(days) > 1)
         return queryset
 
 
 class PatientFollowUpFilter(VisitFollowUpFilter):
     """Patients with at least one visit due this week / overdue / missing NRS."""
 
-    def queryset(self, request, queryset):
-        if self.value() in dict(FOLLOW_UP_CHOICES):
-            return queryset.filter(Exists(Visit.objects.filter(
-                follow_up_q(self.value()), patient_id=OuterRef("pk"))))
-        return queryset
+    def site_field(self):
+        return "home_site"  # the patient's site, from the outer query (no join)
+
+    def filtered(self, queryset, visits: Q, by_site_day: bool):
+        rows = Visit.objects.filter(patient_id=OuterRef("pk"))
+        if by_site_day:
+            rows = rows.annotate(home_site=ExpressionWrapper(OuterRef("site_id"),
+                                                             output_field=BigIntegerField()))
+        return queryset.filter(Exists(rows.filter(visits)))
 
 
 class IsoClassFilter(admin.SimpleListFilter):

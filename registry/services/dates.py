@@ -14,3 +14,29 @@ def add_months(day: datetime.date, months: int) -> datetime.date:
 
 def years_between(start: datetime.date, end: datetime.date) -> float:
     return (end - start).days / 365.25
+
+
+def site_today(tz_name: str, now: datetime.datetime | None = None) -> datetime.date:
+    """The calendar day it is at a site (its own time zone), not the server's (UTC).
+
+    At 20:00 in New York it is already tomorrow in UTC: a visit whose window
+    closes today there is not overdue yet.
+    """
+    from django.utils import timezone
+
+    return (now or timezone.now()).astimezone(_zone(tz_name)).date()
+
+
+def site_days(sites, now: datetime.datetime | None = None) -> dict[datetime.date, list[int]]:
+    """Site pks grouped by the calendar day it is at each of them (at most two
+    days at any moment, usually one). `sites`: (pk, timezone name) pairs."""
+    days: dict[datetime.date, list[int]] = {}
+    for pk, tz_name in sites:
+        days.setdefault(site_today(tz_name, now), []).append(pk)
+    return days
+
+
+def _zone(name: str):
+    import zoneinfo
+
+    return zoneinfo.ZoneInfo(name)  # ZoneInfo caches its instances

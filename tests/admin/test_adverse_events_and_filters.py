@@ -4,10 +4,11 @@ the follow-up filters find what is due, overdue or missing an NRS."""
 import datetime
 
 from django.urls import reverse
+from django.utils import timezone
 
 from registry.models import Visit
 from tests.admin.conftest import post_form
-from tests.factories import make_event, make_visit
+from tests.factories import make_event, make_implant, make_patient, make_visit
 
 
 def listed(client, model, query=""):
@@ -72,3 +73,40 @@ def test_follow_up_filters_find_due_overdue_and_missing_nrs(login, nurse, patien
     assert listed(client, "patient", "?follow_up=overdue")[1] == [patient_a]
     response, _ = listed(client, "visit", "?follow_up=overdue")
     assert "overdue" in response.content.decode()
+
+
+def test_overdue_and_due_follow_each_sites_own_day(login, monkeypatch, data_manager, nurse_b,
+                                                   patient_a, implant_a, site_b):
+    """At 03:00 UTC on 10 March 2026 it is the 10th in Amsterdam (site AAA) but
+    still the 9th in New York (site BBB): a window closing on the 9th is overdue
+    at AAA and still open at BBB, whatever day the server's clock says."""
+    patient_b = make_patient(site_b, actor=nurse_b)
+    implant_b = make_implant(patient_b, actor=nurse_b)
+    Visit.objects.filter(patient__in=[patient_a, patient_b]).delete()
+    window = {"status": "scheduled", "date_done": None, "nrs": None, "timepoint": "m6",
+              "target_date": datetime.date(2026, 2, 20), "window_start": datetime.date(2026, 1, 30),
+              "window_end": datetime.date(2026, 3, 9)}
+    at_amsterdam = make_visit(patient_a, implant_a, **window)
+    at_new_york = make_visit(patient_b, implant_b, actor=nurse_b, **window)
+    # Opening a week after the 10th: due this week in Amsterdam, not yet in New York.
+    opening = {**window, "timepoint": "m12", "target_date": datetime.date(2026, 4, 1),
+               "window_start": datetime.date(2026, 3, 17), "window_end": datetime.date(2026, 4, 20)}
+    opening_amsterdam = make_visit(patient_a, implant_a, **opening)
+    make_visit(patient_b, implant_b, actor=nurse_b, **opening)
+    moment = datetime.datetime(2026, 3, 10, 3, 0, tzinfo=datetime.UTC)
+    monkeypatch.setattr(timezone, "now", lambda: moment)
+
+    client = login(data_manager)
+    assert listed(client, "visit", "?follow_up=overdue")[1] == [at_amsterdam]
+    assert set(listed(client, "visit", "?follow_up=due_week")[1]) == {at_new_york, opening_amsterdam}
+    assert listed(client, "patient", "?follow_up=overdue")[1] == [patient_a]
+    assert set(listed(client, "patient", "?follow_up=due_week")[1]) == {patient_a, patient_b}
+    assert listed(login(nurse_b), "patient", "?follow_up=due_week")[1] == [patient_b]
+    assert listed(login(nurse_b), "visit", "?follow_up=due_week")[1] == [at_new_york]
+
+    page, rows = listed(login(nurse_b), "visit", "?timepoint=m6")
+    assert rows == [at_new_york] and "overdue</span>" not in page.content.decode()
+    page, rows = listed(login(data_manager), "visit", "?follow_up=overdue")
+    assert "overdue</span>" in page.content.decode()
+    hub = login(nurse_b).get(reverse("admin:registry_patient_change", args=[patient_b.pk]))
+    assert hub.context["hub"]["next_due_overdue"] is False
