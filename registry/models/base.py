@@ -1,7 +1,17 @@
 """Pieces every clinical model shares: audit history, timestamps, optimistic locking."""
 
+import datetime
+
 from django.db import models
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
+
+
+def today_anywhere() -> datetime.date:
+    """The latest calendar date at any site on Earth (UTC+14), for "not in the
+    future" checks: the server's UTC date would refuse a visit done today in
+    Amsterdam between midnight and 01:00 local time."""
+    return (timezone.now() + datetime.timedelta(hours=14)).date()
 
 
 def history(**kwargs):

@@ -1,10 +1,9 @@
-import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
-from .base import ClinicalModel, history
+from .base import ClinicalModel, history, today_anywhere
 from .choices import (
     RELATED,
     AeAction,
@@ -93,7 +92,7 @@ class AdverseEvent(ClinicalModel):
 
     def clean(self):
         errors = {}
-        if self.onset_date and self.onset_date > datetime.date.today():
+        if self.onset_date and self.onset_date > today_anywhere():
             errors["onset_date"] = f"Onset date {self.onset_date} is in the future."
         if self.resolved_on and self.onset_date and self.resolved_on < self.onset_date:
             errors["resolved_on"] = (

@@ -1,9 +1,8 @@
-import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .base import ClinicalModel, history
+from .base import ClinicalModel, history, today_anywhere
 from .choices import ConsentStatus, Diagnosis, Enrolment, Etiology, PriorTreatment, Sex, Side
 from .sites import Site
 
@@ -81,12 +80,12 @@ class Patient(ClinicalModel):
 
     def clean(self):
         errors = {}
-        this_year = datetime.date.today().year
+        this_year = today_anywhere().year
         if self.birth_year is not None and not (1900 <= self.birth_year <= this_year):
             errors["birth_year"] = (
                 f"Birth year must be between 1900 and {this_year}, not {self.birth_year}."
             )
-        if self.consent_date and self.consent_date > datetime.date.today():
+        if self.consent_date and self.consent_date > today_anywhere():
             errors["consent_date"] = f"Consent date {self.consent_date} is in the future."
         if self.consent_date and self.birth_year and self.consent_date.year < self.birth_year:
             errors["consent_date"] = (

@@ -1,4 +1,3 @@
-import datetime
 import re
 
 from django.core.exceptions import ValidationError
@@ -6,7 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import F, Q
 
-from .base import ClinicalModel, history
+from .base import ClinicalModel, history, today_anywhere
 from .choices import Enrolment, PainSite, Pgic, Recall, Satisfaction, StimulationUse, VisitStatus
 from .implants import Implant
 from .patients import Patient
@@ -176,7 +175,7 @@ class Visit(ClinicalModel):
                     f"Scores were entered ({', '.join(given)}) but the visit is "
                     f"'{self.get_status_display()}'; set it to completed."
                 )
-        if self.date_done and self.date_done > datetime.date.today():
+        if self.date_done and self.date_done > today_anywhere():
             errors["date_done"] = f"Visit date {self.date_done} is in the future."
         if self.timepoint and not TIMEPOINT_RE.match(self.timepoint):
             errors["timepoint"] = (

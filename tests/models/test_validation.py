@@ -191,3 +191,25 @@ def test_an_implant_of_another_patient_is_refused_on_a_visit(site_a, patient_a):
 
 def test_make_site_helper_builds_valid_sites(db):
     assert make_site("XYZ").code == "XYZ"
+
+
+def test_a_date_that_is_today_at_some_site_is_not_in_the_future(monkeypatch, visit, patient_a):
+    """23:30 UTC on 9 March is 00:30 on the 10th in Amsterdam: a visit done, a
+    consent given or an event starting 'today' there is accepted; two days
+    ahead is refused everywhere."""
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "now", lambda: datetime.datetime(2026, 3, 9, 23, 30,
+                                                                   tzinfo=datetime.UTC))
+    visit.date_done = datetime.date(2026, 3, 10)
+    visit.full_clean()
+    visit.date_done = datetime.date(2026, 3, 11)
+    refused(visit, "date_done", "in the future", "2026-03-11")
+    patient_a.consent_date = datetime.date(2026, 3, 11)
+    refused(patient_a, "consent_date", "in the future")
+    event = AdverseEvent(patient=patient_a, onset_date=datetime.date(2026, 3, 11), category="other",
+                         severity="mild", device_relatedness="not_related",
+                         procedure_relatedness="not_related", action="none", outcome="ongoing")
+    with pytest.raises(ValidationError) as exc:
+        event.full_clean()
+    assert "in the future" in " ".join(exc.value.message_dict["onset_date"])
