@@ -114,7 +114,13 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Neuromodulation registry API",
-    "DESCRIPTION": "De-identified, site-scoped read access to the registry and its analysis datasets.",
+    "DESCRIPTION": (
+        "De-identified, site-scoped read access to the registry and its analysis datasets. "
+        "Nurses and data managers see calendar dates as recorded; investigators see every "
+        "clinical date of a patient shifted back by the same 0-364 days (intervals such as days "
+        "from implant are exact) and may not filter on clinical dates (400). updated_at and "
+        "updated_since are real times for everyone."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

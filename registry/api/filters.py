@@ -2,6 +2,8 @@
 
 Every filter validates its value: an unknown code or a bad date makes the
 filter set invalid, which the API turns into a 400 naming the parameter.
+Clinical-date ranges (`*_after` / `*_before`) are refused for users who see
+shifted dates (services.deid): bisecting them would reveal the real date.
 """
 
 import django_filters as filters
@@ -29,6 +31,7 @@ from registry.models import (
     VisitStatus,
 )
 from registry.models.visits import TIMEPOINT_RE
+from registry.services import deid
 from registry.services.access import sites_for
 
 
@@ -103,8 +106,14 @@ class IsoDateRangeField(DateRangeField):
             field.input_formats = ISO_DATE
 
 
+DATE_RANGE_NOTE = " (real dates: refused for investigators, who see dates shifted per patient)"
+
+
 class DateRangeFilter(filters.DateFromToRangeFilter):
     field_class = IsoDateRangeField
+
+    def __init__(self, *args, help_text="", **kwargs):
+        super().__init__(*args, help_text=help_text + DATE_RANGE_NOTE, **kwargs)
 
 
 class TherapyFilter(CodeFilter):
@@ -255,6 +264,27 @@ def filter_errors(filterset) -> dict[str, list[str]]:
     return errors
 
 
+def clinical_date_params(filterset) -> list[str]:
+    """The `_after`/`_before` parameters of the filter set's date ranges.
+
+    Every date range here is on a clinical calendar date (consent, implant,
+    visit, onset); record modification time is `updated_since`, a date-time filter.
+    """
+    return [f"{name}_{suffix}" for name, flt in filterset.filters.items()
+            if isinstance(flt, filters.DateFromToRangeFilter) for suffix in ("after", "before")]
+
+
+def checked_queryset(filterset, user):
+    """The filtered queryset, or a 400 naming every parameter at fault: bad values,
+    and clinical-date filters from a user who sees shifted dates."""
+    errors = {} if filterset.is_valid() else filter_errors(filterset)
+    sent = [key for key in filterset.data if filterset.data.get(key) not in (None, "")]
+    errors.update(deid.refused_date_filters(user, sent, clinical_date_params(filterset)))
+    if errors:
+        raise exceptions.ValidationError(errors)
+    return filterset.qs
+
+
 class RegistryFilterBackend(DjangoFilterBackend):
     """django-filter, with errors that name the parameter sent and its value (400)."""
 
@@ -262,6 +292,4 @@ class RegistryFilterBackend(DjangoFilterBackend):
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
-        if not filterset.is_valid():
-            raise exceptions.ValidationError(filter_errors(filterset))
-        return filterset.qs
+        return checked_queryset(filterset, request.user)

@@ -23,7 +23,38 @@ from registry.models import (
     StimulationUse,
     Visit,
 )
+from registry.services import deid
 from registry.services.exports import AGE_TOP
+
+
+# Clinical dates shifted per patient for users who do not see real dates.
+# The view puts `shift_dates` in the context (services.deid.sees_real_dates);
+# `shifted_dates` names the model's clinical DateFields, `patient_path` how a row
+# reaches its patient's registry id. Derived intervals (days_from_implant) are
+# computed from the real dates: the shift does not change them. (No docstring:
+# drf-spectacular would show it as the description of every serializer below.)
+class ShiftedDates:
+
+    shifted_dates: tuple[str, ...] = ()
+    patient_path = "patient.registry_id"
+
+    def get_extra_kwargs(self):
+        extra = super().get_extra_kwargs()
+        for name in self.shifted_dates:
+            extra.setdefault(name, {})["help_text"] = deid.SHIFTED_NOTE
+        return extra
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if self.context.get("shift_dates"):
+            registry_id = instance
+            for part in self.patient_path.split("."):
+                registry_id = getattr(registry_id, part)
+            days = deid.date_shift_days(registry_id)
+            for name in self.shifted_dates:
+                value = deid.shifted(getattr(instance, name), days)
+                data[name] = value.isoformat() if value else None
+        return data
 
 
 @extend_schema_field({"type": "string",
@@ -54,7 +85,9 @@ class SiteSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(ShiftedDates, serializers.ModelSerializer):
+    shifted_dates = ("consent_date", "withdrawal_date")
+    patient_path = "registry_id"
     site = serializers.SlugRelatedField(slug_field="code", read_only=True)
     age_at_consent = serializers.SerializerMethodField(
         help_text=f"Age in years at consent; {AGE_TOP} means {AGE_TOP} or older."
@@ -80,7 +113,8 @@ class PatientSerializer(serializers.ModelSerializer):
         return min(patient.consent_date.year - patient.birth_year, AGE_TOP)
 
 
-class ImplantSerializer(serializers.ModelSerializer):
+class ImplantSerializer(ShiftedDates, serializers.ModelSerializer):
+    shifted_dates = ("trial_start", "trial_end", "implant_date", "explant_date")
     registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
     lead_type = OptionalCode(LeadType)
@@ -105,7 +139,8 @@ class PainScoreSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class VisitSerializer(serializers.ModelSerializer):
+class VisitSerializer(ShiftedDates, serializers.ModelSerializer):
+    shifted_dates = ("target_date", "window_start", "window_end", "date_done")
     registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
     implant_ref = serializers.CharField(source="implant.ref", read_only=True, allow_null=True,
@@ -136,7 +171,8 @@ class VisitSerializer(serializers.ModelSerializer):
         return (visit.date_done - implant.implant_date).days
 
 
-class AdverseEventSerializer(serializers.ModelSerializer):
+class AdverseEventSerializer(ShiftedDates, serializers.ModelSerializer):
+    shifted_dates = ("onset_date", "resolved_on")
     registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
     implant_ref = serializers.CharField(source="implant.ref", read_only=True, allow_null=True,

@@ -11,7 +11,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from registry.models import AdverseEvent, Implant, PainScore, Patient, Site, Visit
-from registry.services import exports
+from registry.services import deid, exports
 from registry.services.access import role_name, visible
 
 from . import filters, serializers
@@ -44,6 +44,11 @@ class RegistryViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return visible(self.base_queryset.all(), self.request.user)
+
+    def get_serializer_context(self):
+        # Decided once per request; the serializers shift each row by its patient's shift.
+        return {**super().get_serializer_context(),
+                "shift_dates": not deid.sees_real_dates(self.request.user)}
 
 
 def _documented(serializer_class):
@@ -147,7 +152,8 @@ def _filter_parameters(filterset_class) -> list[OpenApiParameter]:
         if isinstance(f, django_filters.DateFromToRangeFilter):
             for suffix in ("after", "before"):
                 params.append(OpenApiParameter(f"{name}_{suffix}", OpenApiTypes.DATE,
-                                               description=f"{name} on or {suffix} this date"))
+                                               description=f"{name} on or {suffix} this date"
+                                                           f"{filters.DATE_RANGE_NOTE}"))
         elif isinstance(f, django_filters.IsoDateTimeFilter):
             params.append(OpenApiParameter(name, OpenApiTypes.DATETIME, description=help_text))
         elif isinstance(f, django_filters.BooleanFilter):
@@ -211,9 +217,7 @@ class ExportView(APIView):
                 {"dates": ["Only data managers may export real dates (dates=iso)."]})
         filterset = self.filterset_class(params, queryset=visible(self.model.objects.all(), request.user),
                                          request=request)
-        if not filterset.is_valid():
-            raise exceptions.ValidationError(filters.filter_errors(filterset))
-        queryset = filterset.qs
+        queryset = filters.checked_queryset(filterset, request.user)
         used = {k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k]
                 for k in params if k not in ("format", "dates")}
         log = exports.export_log_start(user=request.user, dataset=self.dataset, fmt=fmt,
