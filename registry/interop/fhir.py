@@ -9,7 +9,8 @@
   (or, with `Prefer: respond-async`, 202 and `Content-Location` of a status URL
   that answers 200 with the same manifest). Each output file is
   `GET /fhir/$export/<type>.ndjson`, streamed as `application/fhir+ndjson`.
-Every search and export file is written to the export log (channel "fhir").
+Every search and export file is written to the export log (channel "fhir"),
+with dates "iso" or, for users who see shifted dates, "shifted".
 """
 
 import json
@@ -105,7 +106,9 @@ def capability_statement(request):
                            "url": _base(request)},
         "rest": [{
             "mode": "server",
-            "security": {"description": "Authorization: Bearer <registry API token>"},
+            "security": {"description": "Authorization: Bearer <registry API token>. Investigators "
+                                        "see clinical dates shifted per patient (meta.security "
+                                        "PSEUDED) and may not search on date."},
             "resource": [{
                 "type": name,
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
@@ -135,7 +138,7 @@ def search(request, user, resource_type: str):
     found = fhir.fhir_search(user=user, resource_type=resource_type, params=params)
     log = export_log_start(user=user, dataset=resource_type, fmt="json",
                            filters={**found.used, "_count": count, "_offset": offset},
-                           dates="iso", channel="fhir")
+                           dates=found.dates, channel="fhir")
     resources = found.resources()
     page = []
     has_next = False
@@ -221,7 +224,8 @@ def bulk_export_file(request, user, resource_type: str):
     found = fhir.fhir_search(user=user, resource_type=resource_type,
                              params=fhir.fhir_since_params(since))
     log = export_log_start(user=user, dataset=resource_type, fmt="ndjson",
-                           filters={"_since": since} if since else {}, dates="iso", channel="fhir")
+                           filters={"_since": since} if since else {}, dates=found.dates,
+                           channel="fhir")
 
     def lines():
         rows, buffer = 0, []

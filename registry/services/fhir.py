@@ -14,8 +14,17 @@ What it promises:
   them with the `fhir.resources` R4B models (R4B is the R4-compatible package
   of fhir.resources >= 7; the resources used here did not change from R4 4.0.1).
 
-What it refuses: unknown resource types and malformed search values
-(`FhirQueryError`, naming the parameter and the value). Unknown search
+Dates (services.deid): users who do not see real dates (investigators) get
+every clinical date of a patient (ResearchSubject period, Procedure
+performedDateTime, Observation effectiveDateTime, AdverseEvent date) shifted
+back by the patient's shift, and those resources carry the security label
+PSEUDED (HL7 v3 ObservationValue, "pseudonymized") in `meta.security`;
+`meta.lastUpdated` stays real. Patient (birth year only), Device and
+ResearchStudy hold no clinical dates and are the same for every role.
+
+What it refuses: unknown resource types, malformed search values and, for
+users who see shifted dates, the `date` search parameter (`FhirQueryError`,
+naming the parameter and the value). Unknown search
 parameters are ignored, as FHIR servers do by default, and left out of the
 bundle's self link.
 
@@ -30,6 +39,7 @@ import datetime
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -52,6 +62,7 @@ from registry.models import (
 )
 from registry.models.choices import AeCategory, PainSite, SeriousCriterion
 
+from . import deid
 from .access import visible
 
 
@@ -76,6 +87,12 @@ AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
 AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
 AE_CAUSALITY = "http://terminology.hl7.org/CodeSystem/adverse-event-causality-assess"
 STUDY_ID = "neuromodulation-registry"
+# Security label of resources whose dates are shifted (HL7 v3 ObservationValue,
+# in the SecurityIntegrityObservationValue set: "pseudonymized").
+PSEUDONYMIZED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                 "code": "PSEUDED", "display": "pseudonymized"}
+DATE_SEARCH_TYPES = ("Procedure", "Observation", "AdverseEvent")
+DATE_HINT = "search by patient or code and select on the (consistently shifted) dates yourself"
 RESOURCE_TYPES = (
     "Patient", "ResearchStudy", "ResearchSubject", "Device", "Procedure", "Observation",
     "AdverseEvent",
@@ -118,8 +135,24 @@ def _instant(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _meta(row) -> dict:
-    return {"lastUpdated": _instant(row.updated_at)}
+def _meta(row, shift: int | None = None) -> dict:
+    return _meta_at(row.updated_at, shift)
+
+
+def _meta_at(updated: datetime.datetime, shift: int | None) -> dict:
+    meta = {"lastUpdated": _instant(updated)}
+    if shift is not None:
+        meta["security"] = [dict(PSEUDONYMIZED)]
+    return meta
+
+
+def _shift_of(registry_id: str, shift: bool) -> int | None:
+    """The patient's shift in days when dates are shifted, else None (real dates)."""
+    return deid.date_shift_days(registry_id) if shift else None
+
+
+def _day(value: datetime.date, shift: int | None) -> str:
+    return (value if shift is None else deid.shifted(value, shift)).isoformat()
 
 
 def _coding(system: str, code: str, display: str | None = None) -> dict:
@@ -168,15 +201,16 @@ def research_study_resource() -> dict:
     }
 
 
-def research_subject_resource(patient: Patient) -> dict:
+def research_subject_resource(patient: Patient, *, shift: bool = False) -> dict:
+    days = _shift_of(patient.registry_id, shift)
     withdrawn = patient.consent_status == ConsentStatus.WITHDRAWN
-    period = {"start": patient.consent_date.isoformat()}
+    period = {"start": _day(patient.consent_date, days)}
     if patient.withdrawal_date:
-        period["end"] = patient.withdrawal_date.isoformat()
+        period["end"] = _day(patient.withdrawal_date, days)
     return {
         "resourceType": "ResearchSubject",
         "id": patient.registry_id,
-        "meta": _meta(patient),
+        "meta": _meta(patient, days),
         "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
         "status": "withdrawn" if withdrawn else "on-study",
         "period": period,
@@ -218,21 +252,22 @@ def device_resource(implant: Implant) -> dict:
     return resource
 
 
-def procedure_resources(implant: Implant) -> list[dict]:
+def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
     """Implant and explant procedures of one implant (none before the implant date)."""
     if not implant.implant_date:
         return []
+    days = _shift_of(implant.patient.registry_id, shift)
     therapy = Therapy(implant.therapy)
     device = {"reference": f"Device/{implant.ref}"}
     out = [{
         "resourceType": "Procedure",
         "id": f"{implant.ref}-implant",
-        "meta": _meta(implant),
+        "meta": _meta(implant, days),
         "status": "completed",
         "code": _concept(code_system("procedure"), "implant", "Implantation of a neurostimulator",
                          text=f"{therapy.label} implant"),
         "subject": _patient_ref(implant.patient.registry_id),
-        "performedDateTime": implant.implant_date.isoformat(),
+        "performedDateTime": _day(implant.implant_date, days),
         "focalDevice": [{"action": _concept(code_system("device-action"), "implanted", "Implanted"),
                          "manipulated": device}],
     }]
@@ -240,12 +275,12 @@ def procedure_resources(implant: Implant) -> list[dict]:
         explant = {
             "resourceType": "Procedure",
             "id": f"{implant.ref}-explant",
-            "meta": _meta(implant),
+            "meta": _meta(implant, days),
             "status": "completed",
             "code": _concept(code_system("procedure"), "explant", "Explantation of a neurostimulator",
                              text=f"{therapy.label} explant"),
             "subject": _patient_ref(implant.patient.registry_id),
-            "performedDateTime": implant.explant_date.isoformat(),
+            "performedDateTime": _day(implant.explant_date, days),
             "focalDevice": [{"action": _concept(code_system("device-action"), "explanted",
                                                 "Explanted"),
                              "manipulated": device}],
@@ -256,17 +291,18 @@ def procedure_resources(implant: Implant) -> list[dict]:
     return out
 
 
-def _observation(visit: Visit, *, id_: str, code: dict, updated, value: dict) -> dict:
+def _observation(visit: Visit, *, id_: str, code: dict, updated, value: dict,
+                 shift: int | None) -> dict:
     resource = {
         "resourceType": "Observation",
         "id": id_,
-        "meta": {"lastUpdated": _instant(updated)},
+        "meta": _meta_at(updated, shift),
         "extension": [{"url": f"{system_base()}:timepoint", "valueCode": visit.timepoint}],
         "status": "final",
         "category": [_concept(OBSERVATION_CATEGORY, "survey", "Survey")],
         "code": code,
         "subject": _patient_ref(visit.patient.registry_id),
-        "effectiveDateTime": visit.date_done.isoformat(),
+        "effectiveDateTime": _day(visit.date_done, shift),
     }
     if visit.implant_id:
         resource["focus"] = [{"reference": f"Device/{visit.implant.ref}"}]
@@ -283,18 +319,20 @@ OBSERVATION_KINDS = ("nrs", "satisfaction", "pgic")
 
 
 def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS + ("painscore",),
-                          pain_scores: Iterable[PainScore] | None = None) -> Iterator[dict]:
+                          pain_scores: Iterable[PainScore] | None = None, *,
+                          shift: bool = False) -> Iterator[dict]:
     """Observations of one completed visit: NRS, satisfaction, PGIC and further pain scores."""
     if visit.status != VisitStatus.COMPLETED or not visit.date_done:
         return
     kinds = set(kinds)
+    days = _shift_of(visit.patient.registry_id, shift)
     if "nrs" in kinds and visit.nrs is not None:
         yield _observation(
             visit, id_=f"visit-{visit.pk}-nrs", updated=visit.updated_at,
             code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
                              _coding(code_system("pain"), "primary-now", "Primary pain")],
                   "text": "NRS pain (0-10), primary pain"},
-            value=_score(visit.nrs),
+            value=_score(visit.nrs), shift=days,
         )
     if "satisfaction" in kinds and visit.satisfaction is not None:
         label = Satisfaction(visit.satisfaction).label
@@ -304,6 +342,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
                           text="Satisfaction with treatment (5-point)"),
             value={"valueCodeableConcept": _concept(code_system("satisfaction"),
                                                     str(visit.satisfaction), label)},
+            shift=days,
         )
     if "pgic" in kinds and visit.pgic is not None:
         yield _observation(
@@ -312,6 +351,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
                           "Patient Global Impression of Change", text="PGIC (7-point)"),
             value={"valueCodeableConcept": _concept(code_system("pgic"), str(visit.pgic),
                                                     Pgic(visit.pgic).label)},
+            shift=days,
         )
     if "painscore" in kinds:
         scores = pain_scores if pain_scores is not None else visit.pain_scores.all()
@@ -326,6 +366,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
                       "text": f"NRS pain (0-10), {site_label.lower()}, {recall_label.lower()}"},
                 value={**_score(score.score),
                        "bodySite": {"text": site_label}},
+                shift=days,
             )
 
 
@@ -339,18 +380,19 @@ def _causality(relatedness: str) -> list[dict]:
              "method": {"text": "MDCG 2020-10/1 causality categories"}}]
 
 
-def adverse_event_resource(event: AdverseEvent) -> dict:
+def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
+    days = _shift_of(event.patient.registry_id, shift)
     category = AeCategory(event.category)
     outcome_code, outcome_display = AE_OUTCOME_CODES[AeOutcome(event.outcome)]
     resource = {
         "resourceType": "AdverseEvent",
         "id": f"ae-{event.pk}",
-        "meta": _meta(event),
+        "meta": _meta(event, days),
         "extension": [{"url": f"{system_base()}:iso14155-class", "valueCode": event.iso_class}],
         "actuality": "actual",
         "event": _concept(code_system("ae-category"), category.value, category.label),
         "subject": _patient_ref(event.patient.registry_id),
-        "date": event.onset_date.isoformat(),
+        "date": _day(event.onset_date, days),
         "seriousness": _concept(AE_SERIOUSNESS, *(("serious", "Serious") if event.serious
                                                   else ("non-serious", "Non-serious"))),
         "severity": _concept(AE_SEVERITY, event.severity, event.get_severity_display()),
@@ -386,9 +428,15 @@ class Search:
     used: dict[str, list[str]] = field(default_factory=dict)
     kinds: tuple[str, ...] = OBSERVATION_KINDS + ("painscore",)
     ids: set[str] | None = None
+    shift: bool = False  # clinical dates shifted per patient (services.deid)
+
+    @property
+    def dates(self) -> str:
+        """The export log's dates mode: real dates (iso) or shifted ones."""
+        return "shifted" if self.shift else "iso"
 
     def resources(self) -> Iterator[dict]:
-        for resource in _build(self.resource_type, self.rows, self.kinds):
+        for resource in _build(self.resource_type, self.rows, self.kinds, self.shift):
             if self.ids is None or resource["id"] in self.ids:
                 yield resource
 
@@ -472,11 +520,23 @@ def fhir_search(*, user, resource_type: str, params: dict[str, list[str]]) -> Se
     parameters: `_id`, `_lastUpdated` for all; Patient: `identifier`, `gender`;
     ResearchSubject: `patient`/`individual`, `status`; Device: `patient`;
     Procedure: `patient`/`subject`, `date`; Observation: `patient`/`subject`, `code`,
-    `date`; AdverseEvent: `patient`/`subject`, `date`, `seriousness`.
+    `date`; AdverseEvent: `patient`/`subject`, `date`, `seriousness`. `date` is refused
+    for users who see shifted dates (services.deid), whose resources are then shifted.
     """
     if resource_type not in RESOURCE_TYPES:
         raise FhirQueryError(f"Resource type '{resource_type}' is not served here; supported: "
                              f"{', '.join(RESOURCE_TYPES)}.", code="not-supported", status=404)
+    shift = not deid.sees_real_dates(user)
+    if shift and resource_type in DATE_SEARCH_TYPES and params.get("date"):
+        # Bisecting a date search would reveal the real date behind a shifted one.
+        raise FhirQueryError(f"Search parameter {deid.date_filter_refusal('date', DATE_HINT)}",
+                             code="forbidden")
+    search = _search(user, resource_type, params)
+    search.shift = shift
+    return search
+
+
+def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
     ids = _values(params, "_id")
     if resource_type == "ResearchStudy":
         search = Search(resource_type, None)
@@ -590,24 +650,25 @@ def fhir_search(*, user, resource_type: str, params: dict[str, list[str]]) -> Se
     return search
 
 
-def _build(resource_type: str, rows: QuerySet | None, kinds) -> Iterator[dict]:
+def _build(resource_type: str, rows: QuerySet | None, kinds, shift: bool) -> Iterator[dict]:
     if resource_type == "ResearchStudy":
         yield research_study_resource()
         return
     if resource_type == "Observation":
         # Pain scores are fetched per chunk with the visits (no N+1), kept in visit order.
         for visit in rows.prefetch_related("pain_scores").iterator(chunk_size=2000):
-            yield from observation_resources(visit, kinds, visit.pain_scores.all())
+            yield from observation_resources(visit, kinds, visit.pain_scores.all(), shift=shift)
         return
     builders = {
+        # Patient (birth year only) and Device hold no clinical dates.
         "Patient": patient_resource,
-        "ResearchSubject": research_subject_resource,
+        "ResearchSubject": partial(research_subject_resource, shift=shift),
         "Device": device_resource,
-        "AdverseEvent": adverse_event_resource,
+        "AdverseEvent": partial(adverse_event_resource, shift=shift),
     }
     for row in rows.iterator(chunk_size=2000):
         if resource_type == "Procedure":
-            yield from procedure_resources(row)
+            yield from procedure_resources(row, shift=shift)
         else:
             yield builders[resource_type](row)
 
