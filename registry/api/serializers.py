@@ -34,7 +34,6 @@ from registry.services.exports import AGE_TOP
 # computed from the real dates: the shift does not change them. (No docstring:
 # drf-spectacular would show it as the description of every serializer below.)
 class ShiftedDates:
-
     shifted_dates: tuple[str, ...] = ()
     patient_path = "patient.registry_id"
 
