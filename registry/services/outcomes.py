@@ -272,10 +272,13 @@ def _implants_matching(query: OutcomeQuery) -> QuerySet:
     return qs
 
 
-def _check_sites(query: OutcomeQuery) -> None:
+def _check_sites(query: OutcomeQuery, user=None) -> None:
     if not query.site:
         return
-    known = set(Site.objects.filter(code__in=query.site).values_list("code", flat=True))
+    # Checked against the sites the user may see: otherwise "unknown" versus an
+    # empty cohort would tell a nurse which other site codes exist.
+    sites = access.sites_for(user) if user is not None else Site.objects.all()
+    known = set(sites.filter(code__in=query.site).values_list("code", flat=True))
     for code in query.site:
         if code not in known:
             raise OutcomeQueryError("site", code, f"Unknown site '{code}'.")
@@ -589,7 +592,7 @@ def _prepare(*, patients, user, query, params) -> tuple[OutcomeQuery, Cohort]:
         raise ValueError("Give either `query` or separate parameters, not both.")
     query = query or outcome_query_clean(**params)
     base = _base_patients(patients, user)
-    _check_sites(query)
+    _check_sites(query, user)
     return query, _load(query, base)
 
 
@@ -706,10 +709,14 @@ def outcome_paragraph(summary: dict, *, timepoint: str = LAST, threshold: float 
         ci = s["responder_rate_ci95"]
         ci_text = f"; 95 % CI {ci[0] * 100:.0f}–{ci[1] * 100:.0f} %" if ci else ""
         threshold_text = f"{threshold:g}"
+        # The reduction of the means is undefined when every paired baseline is 0.
+        reduction = s["nrs_reduction_of_means_pct"]
+        change = (f"an average decrease in NRS of {reduction:.0f} %" if reduction is not None
+                  else "no computable average decrease in NRS")
         parts.append(
             f"{where}, {_pct(s['responder_rate'])} ({k}/{m}) of patients were responders "
-            f"(≥ {threshold_text} % NRS reduction{ci_text}) with an average decrease in NRS of "
-            f"{s['nrs_reduction_of_means_pct']:.0f} % ({_ms(s['nrs_baseline_mean'], s['nrs_baseline_sd'])} "
+            f"(≥ {threshold_text} % NRS reduction{ci_text}) with {change} "
+            f"({_ms(s['nrs_baseline_mean'], s['nrs_baseline_sd'])} "
             f"to {_ms(s['nrs_followup_mean'], s['nrs_followup_sd'])}) ({_p_text(s['wilcoxon_p'])}, "
             "Wilcoxon signed-rank)."
         )

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from registry.models import PainScore, Patient
-from registry.services import outcomes
+from registry.services import imports, outcomes
 from registry.services.audit import record_save
 from tests.factories import make_event, make_implant, make_patient, make_visit
 
@@ -24,9 +24,6 @@ TODAY = datetime.date.today()
 
 @pytest.fixture
 def reference_cohort(data_manager):
-    imports = pytest.importorskip(
-        "registry.services.imports", reason="the import service (issue 7) is not in this tree"
-    )
     message = imports.reference_cohort_load(actor=data_manager)
     assert "NOT loaded" not in message, message
     return data_manager
@@ -386,6 +383,28 @@ def test_on_the_same_day_the_scheduled_visit_is_the_follow_up(site_a, data_manag
     make_visit(patient, implant, actor=data_manager, timepoint="m12", date_done=day, nrs=2)
     s = outcomes.outcome_summary(user=data_manager)
     assert s["nrs_followup_mean"] == 2 and s["responders"] == 1
+
+
+def test_a_cohort_whose_paired_baselines_are_all_zero_still_gets_a_paragraph(site_a, data_manager):
+    patient = make_patient(site_a, actor=data_manager)
+    implant = make_implant(patient, actor=data_manager)
+    make_visit(patient, actor=data_manager, nrs=0)
+    make_visit(patient, implant, actor=data_manager, timepoint="m12", date_done=datetime.date(2021, 3, 1),
+               nrs=2)
+    s = outcomes.outcome_summary(user=data_manager)
+    assert s["n_paired"] == 1 and s["nrs_reduction_of_means_pct"] is None
+    text = outcomes.outcome_paragraph(s)
+    assert "no computable average decrease in NRS" in text
+    assert "1 with a baseline NRS of 0 could not be classified" in text
+    report = outcomes.outcome_report(user=data_manager)
+    assert report["paragraph"] == text
+
+
+def test_a_nurse_cannot_tell_another_sites_code_from_an_unknown_one(site_a, site_b, nurse):
+    for code in ("BBB", "ZZZ"):
+        with pytest.raises(outcomes.OutcomeQueryError) as caught:
+            outcomes.outcome_summary(user=nurse, site=code)
+        assert caught.value.param == "site" and caught.value.value == code
 
 
 def test_an_empty_cohort_gives_counts_of_zero_and_no_statistics(site_a, data_manager):
