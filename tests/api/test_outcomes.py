@@ -14,9 +14,8 @@ URL = "/api/v1/outcomes/"
 
 @pytest.fixture
 def reference_cohort(data_manager):
-    imports = pytest.importorskip(
-        "registry.services.imports", reason="the import service (issue 7) is not in this tree"
-    )
+    from registry.services import imports
+
     message = imports.reference_cohort_load(actor=data_manager)
     assert "NOT loaded" not in message, message
     return data_manager
