@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from registry.models import RegistryRole
+from registry.services.audit import SYSTEM_USERNAME
 
 
 def run(*args, stdin=""):
@@ -38,6 +39,21 @@ def test_it_updates_the_role_and_keeps_history(site_a, site_b):
     rows = list(role.history.order_by("history_date", "history_id"))
     assert [r.role for r in rows][0] == "nurse" and rows[-1].role == "investigator"
     assert {r.history_change_reason for r in rows} == {"registry_user"}
+    assert {r.history_user.username for r in rows} == {SYSTEM_USERNAME}
+
+
+def test_it_records_who_made_the_change_and_why(site_a, data_manager):
+    run("gus", "--role", "nurse", "--site", site_a.code, "--by", data_manager.username,
+        "--reason", "joined the AAA team")
+    rows = list(RegistryRole.objects.get(user__username="gus").history.all())
+    assert rows and {(r.history_user, r.history_change_reason) for r in rows} == {
+        (data_manager, "joined the AAA team")}
+
+
+def test_it_names_an_unknown_acting_user(site_a):
+    with pytest.raises(CommandError, match="--by: no active user 'ghost'"):
+        run("hal", "--role", "nurse", "--site", site_a.code, "--by", "ghost")
+    assert not RegistryRole.objects.filter(user__username="hal").exists()
 
 
 def test_it_names_an_unknown_site(db):

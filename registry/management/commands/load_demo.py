@@ -34,7 +34,8 @@ class Command(BaseCommand):
         ]
         for username, role, sites, all_sites in users:
             registry_user_save(username=username, role=role, site_codes=sites,
-                               all_sites=all_sites, password=DEMO_PASSWORD, validate_pw=False)
+                               all_sites=all_sites, password=DEMO_PASSWORD, validate_pw=False,
+                               actor=system_user(), reason="load_demo")
         self.stdout.write("Demo users: nurse (AMS), investigator (all sites), datamanager "
                           f"- password '{DEMO_PASSWORD}'")
 

@@ -1,9 +1,11 @@
 import sys
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.models import Role
+from registry.services.audit import system_user
 from registry.services.users import registry_user_save
 
 
@@ -27,9 +29,21 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="")
         parser.add_argument("--no-password-validation", action="store_true",
                             help="Accept a weak password (demo set-ups only).")
+        parser.add_argument("--by", metavar="USERNAME", default=None,
+                            help="Who makes this change, for the audit trail (default: the registry "
+                                 "system user).")
+        parser.add_argument("--reason", default="registry_user",
+                            help="Reason stored in the role's history (default: registry_user).")
 
     def handle(self, *args, username, role, site, all_sites, password_stdin, email,
-               no_password_validation, **options):
+               no_password_validation, by, reason, **options):
+        actor = system_user()
+        if by is not None:
+            actor = get_user_model().objects.filter(username=by, is_active=True).first()
+            if actor is None:
+                raise CommandError(f"--by: no active user '{by}'.")
+        if not reason.strip():
+            raise CommandError("--reason: give a reason (it is stored in the history).")
         password = None
         if password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
@@ -39,6 +53,7 @@ class Command(BaseCommand):
             user, created = registry_user_save(
                 username=username, role=role, site_codes=site, all_sites=all_sites,
                 password=password, email=email, validate_pw=not no_password_validation,
+                actor=actor, reason=reason.strip(),
             )
         except ValidationError as exc:
             raise CommandError("; ".join(
