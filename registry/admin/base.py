@@ -14,7 +14,7 @@ RegistryInline), so the access rule (services.access) and the audit rules
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.forms.models import BaseInlineFormSet
@@ -40,7 +40,12 @@ def site_id_of(obj):
         return None
     value = obj
     for part in path.split("__"):
-        value = getattr(value, part)
+        try:
+            value = getattr(value, part)
+        except ObjectDoesNotExist:
+            # A history row whose parent was deleted since: no site, so only
+            # all-sites users see it (and nobody sees such identifiers).
+            return None
         if value is None:
             return None
     return value

@@ -296,22 +296,52 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
         }
 
 
-@admin.register(PatientIdentifiers)
-class PatientIdentifiersAdmin(RegistryAdmin):
-    list_display = ["patient", "record_number"]
-    search_fields = ["patient__registry_id", "=record_number"]
-    list_select_related = ["patient"]
-    autocomplete_fields = ["patient"]
+class IdentifierAdmin(RegistryAdmin):
+    """Identifiers (names, record numbers, device serials) on every page, history
+    pages included: only nurses and data managers who are members of the
+    patient's own site (access.can_see_identifiers), never investigators.
+
+    The history pages look rows up themselves (the last history row when
+    get_queryset has nothing) and ask only the permissions, so the rule has to
+    be in the permissions and not only in get_queryset.
+    """
 
     def _identifier_sites(self, request):
         return [s for s in access.member_site_ids(request.user)
                 if access.can_see_identifiers(request.user, s)]
 
+    def _sees(self, request, obj) -> bool:
+        return access.can_see_identifiers(request.user, self.site_id_of(obj))
+
     def has_module_permission(self, request):
         return bool(self._identifier_sites(request))
 
+    def has_view_permission(self, request, obj=None):
+        if obj is None:
+            return bool(self._identifier_sites(request))
+        return self._sees(request, obj)
+
+    def has_add_permission(self, request):
+        return bool(self._identifier_sites(request)) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_view_permission(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        # A data manager deleting a patient of any site deletes its identifiers with
+        # it (the confirmation names them by registry id only); the identifiers' own
+        # delete page is a 404 like their other pages, through get_queryset.
+        return access.is_data_manager(request.user)
+
+
+@admin.register(PatientIdentifiers)
+class PatientIdentifiersAdmin(IdentifierAdmin):
+    list_display = ["patient", "record_number"]
+    search_fields = ["patient__registry_id", "=record_number"]
+    list_select_related = ["patient"]
+    autocomplete_fields = ["patient"]
+
     def get_queryset(self, request):
-        # Identifiers: only the patient's own site, never investigators.
         return super().get_queryset(request).filter(patient__site_id__in=self._identifier_sites(request))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -361,17 +391,10 @@ class RevisionAdmin(RegistryAdmin):
 
 
 @admin.register(DeviceIdentifier)
-class DeviceIdentifierAdmin(RegistryAdmin):
+class DeviceIdentifierAdmin(IdentifierAdmin):
     list_display = ["implant", "component"]
     raw_id_fields = ["implant"]
     list_select_related = ["implant"]
-
-    def _identifier_sites(self, request):
-        return [s for s in access.member_site_ids(request.user)
-                if access.can_see_identifiers(request.user, s)]
-
-    def has_module_permission(self, request):
-        return bool(self._identifier_sites(request))
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(

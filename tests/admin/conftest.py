@@ -3,6 +3,8 @@
 
 import pytest
 
+from registry.models import PatientIdentifiers
+from registry.services.audit import record_save
 from tests.conftest import PASSWORD
 
 
@@ -70,3 +72,15 @@ def dm_client(client, data_manager):
 def nurse_client(client, nurse):
     client.login(username=nurse.username, password=PASSWORD)
     return client
+
+
+@pytest.fixture
+def identified_a(patient_a, nurse):
+    return record_save(PatientIdentifiers(patient=patient_a, record_number="HRN-111",
+                                          full_name="Anna Alpha"), actor=nurse)
+
+
+@pytest.fixture
+def identified_b(patient_b, nurse_b):
+    return record_save(PatientIdentifiers(patient=patient_b, record_number="HRN-222",
+                                          full_name="Bert Beta"), actor=nurse_b)

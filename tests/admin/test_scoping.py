@@ -5,19 +5,8 @@ import pytest
 from django.urls import reverse
 
 from registry.models import PatientIdentifiers, Visit
-from registry.services.audit import record_save
 from tests.admin.conftest import post_form
 from tests.factories import make_event, make_visit
-
-
-@pytest.fixture
-def identified_a(patient_a, nurse):
-    return record_save(PatientIdentifiers(patient=patient_a, record_number="HRN-111"), actor=nurse)
-
-
-@pytest.fixture
-def identified_b(patient_b, nurse_b):
-    return record_save(PatientIdentifiers(patient=patient_b, record_number="HRN-222"), actor=nurse_b)
 
 
 def listed(client, model, query=""):
