@@ -581,6 +581,10 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
     """A pandas frame typed for SPSS/Stata, with variable and value labels."""
     import pandas as pd
 
+    # Stata labels only integers: a coded column becomes 1..k in the order of its
+    # code list (the data dictionary's order), each number labelled.
+    numbered = {c.name: {code: i for i, (code, _) in enumerate(c.labels, 1)}
+                for c in columns if stata and c.kind == "code"}
     data: dict[str, list] = {c.name: [] for c in columns}
     for row in rows:
         counter.rows += 1
@@ -590,6 +594,8 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
                 value = AGE_TOP
             elif c.kind == "bool" and value is not None:
                 value = int(value)
+            elif c.name in numbered:
+                value = numbered[c.name].get(value)
             elif c.kind == "code" and value is None:
                 value = ""
             elif c.kind == "str" and value is None:
@@ -598,7 +604,7 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
     frame = pd.DataFrame(data, columns=[c.name for c in columns])
     value_labels: dict[str, dict] = {}
     for c in columns:
-        if c.kind in ("int", "scale", "age", "bool", "float"):
+        if c.kind in ("int", "scale", "age", "bool", "float") or c.name in numbered:
             frame[c.name] = pd.to_numeric(frame[c.name], errors="coerce").astype("float64")
         if c.kind == "date":
             frame[c.name] = pd.to_datetime(frame[c.name])
@@ -608,8 +614,11 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
             value_labels[c.name] = {float(AGE_TOP): AGE_TOP_LABEL}
         elif c.kind == "scale":
             value_labels[c.name] = {float(v): lab for v, lab in c.labels}
-        elif c.kind == "code" and not stata:
-            # SPSS labels string values too; Stata only labels integers.
+        elif c.name in numbered:
+            value_labels[c.name] = {float(i): lab for (_, lab), i in
+                                    zip(c.labels, numbered[c.name].values(), strict=True)}
+        elif c.kind == "code":
+            # SPSS labels the string codes themselves.
             value_labels[c.name] = {v: lab for v, lab in c.labels}
     return frame, value_labels
 

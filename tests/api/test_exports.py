@@ -8,7 +8,7 @@ import json
 import pytest
 from simple_history.utils import bulk_create_with_history
 
-from registry.models import ExportLog, Visit, VisitStatus
+from registry.models import AeCategory, Etiology, ExportLog, Therapy, Visit, VisitStatus
 from registry.services.audit import system_user
 from registry.services.exports import VISIT_COLUMNS
 
@@ -180,18 +180,33 @@ def test_spss_and_stata_files_carry_variable_and_value_labels(client_for, cohort
     assert meta.variable_value_labels["responder"] == {0: "no", 1: "yes"}
     assert meta.variable_value_labels["age_at_implant"] == {90: "90+"}
     m3 = frame[(frame.timepoint == "m3")].iloc[0]
-    assert (m3.nrs, m3.nrs_reduction_pct, m3.responder, m3.etiology) == (3, 62.5, 1, "postamputation")
+    assert (m3.nrs, m3.nrs_reduction_pct, m3.responder) == (3, 62.5, 1)
     assert set(frame[frame.registry_id == "AAA-0002"].age_at_implant) == {90}
+    etiology = meta.variable_value_labels["etiology"]
     if suffix == "sav":
-        assert meta.variable_value_labels["etiology"]["postamputation"] == "Post-amputation pain"
+        # SPSS keeps the import format's codes and labels them.
+        assert m3.etiology == "postamputation"
+        assert etiology["postamputation"] == "Post-amputation pain"
+    else:
+        # Stata labels only numbers: codes are numbered in the code list's order.
+        assert etiology[m3.etiology] == "Post-amputation pain"
+        assert etiology == {i: label for i, (_, label) in enumerate(Etiology.choices, 1)}
+        assert meta.variable_value_labels["therapy"][frame.therapy.iloc[0]] in dict(Therapy.choices).values()
 
 
 @pytest.mark.parametrize("suffix", ["sav", "dta"])
 def test_the_event_file_reads_back(client_for, cohort, data_manager, tmp_path, suffix):
     frame, meta = read_stat(client_for(data_manager).get(
         f"/api/v1/exports/adverse-events/?format={suffix}"), suffix, tmp_path)
-    assert sorted(frame.iso_class) == ["ADE", "USADE"]
+    if suffix == "sav":
+        assert sorted(frame.iso_class) == ["ADE", "USADE"]
+    else:
+        assert sorted(frame.iso_class.map(meta.variable_value_labels["iso_class"])) == [
+            "Adverse device effect", "Unanticipated serious adverse device effect"]
     assert meta.variable_value_labels["serious"] == {0: "no", 1: "yes"}
+    if suffix == "dta":
+        category = meta.variable_value_labels["category"]
+        assert set(frame.category.map(category)) <= set(dict(AeCategory.choices).values())
 
 
 def _visits(n):
