@@ -228,7 +228,8 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = ["registry_id"]
         if obj is not None and not access.is_data_manager(request.user):
-            fields.append("site")  # moving a patient between sites is a data manager's job
+            # A data manager who tries to move a patient is told why it cannot (PatientForm).
+            fields.append("site")
         return fields
 
     def get_changeform_initial_data(self, request):
