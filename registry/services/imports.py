@@ -71,6 +71,7 @@ from .bundles import (
     cell,
     visit_key,
 )
+from .scheduling import implants_schedule_bulk
 
 REFERENCE_BUNDLE = Path(settings.BASE_DIR) / "fixtures" / "seed_reference"
 REFERENCE_SITE = "RAD"
@@ -854,19 +855,14 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
         # The counter is not clinical data (excluded from history).
         Site.objects.filter(pk=site_id).update(
             patient_sequence=Greatest(F("patient_sequence"), number))
-    from . import scheduling
-
-    schedule = getattr(scheduling, "implants_schedule_bulk", None)
-    if schedule is not None and v.new["implants"]:
-        if progress:
-            progress("scheduling follow-up", 0, len(v.new["implants"]))
-        result = schedule(implants=v.new["implants"], actor=actor, reason=reason)
-        if progress:
-            progress("scheduling follow-up", len(v.new["implants"]), len(v.new["implants"]))
-        if isinstance(result, int):
-            return result
-        return sum(getattr(result, name, 0) for name in ("created", "past")) or None
-    return None
+    if not v.new["implants"]:
+        return None
+    if progress:
+        progress("scheduling follow-up", 0, len(v.new["implants"]))
+    change = implants_schedule_bulk(implants=v.new["implants"], actor=actor, reason=reason)
+    if progress:
+        progress("scheduling follow-up", len(v.new["implants"]), len(v.new["implants"]))
+    return (change.created + change.past) or None
 
 
 # ---------------------------------------------------------------- the service

@@ -144,10 +144,6 @@ def test_the_next_registry_id_continues_after_the_imported_ones(db, actor):
 
 
 def test_imported_implants_get_a_schedule_and_completed_timepoints_stay_completed(db, actor):
-    from registry.services import scheduling
-
-    if not hasattr(scheduling, "implants_schedule_bulk"):
-        pytest.skip("the reminders issue's bulk scheduling is not there yet")
     report = bundle_import(source=REFERENCE_BUNDLE, actor=actor, reason="import")
     implant = Implant.objects.get(ref="RAD-0015-I1")
     visits = dict(implant.visits.values_list("timepoint", "status"))
@@ -295,9 +291,7 @@ def test_a_dry_run_writes_nothing_and_counts_what_would_be_imported(db, actor):
 def test_a_scheduled_visit_is_filled_in_from_the_bundle(db, actor, site_a, tmp_path):
     patient = make_patient(site_a, birth_year=1960)
     implant = make_implant(patient)
-    scheduled = Visit.objects.filter(implant=implant, timepoint="m3").first()
-    if scheduled is None:
-        pytest.skip("no follow-up schedule yet (reminders issue)")
+    scheduled = Visit.objects.get(implant=implant, timepoint="m3")
     b = tmp_path / "more"
     b.mkdir()
     write(b / "patients.csv", [
