@@ -37,15 +37,15 @@ def psql(sql: str) -> None:
     subprocess.run([*PG, "-c", sql], check=True)
 
 
-def copy_database() -> None:
+def copy_database(source: str) -> None:
     psql(f"DROP DATABASE IF EXISTS {COPY}")
     for attempt in range(10):  # nobody may be connected to the template at that moment
         try:
-            psql(f"CREATE DATABASE {COPY} TEMPLATE {SOURCE}")
+            psql(f"CREATE DATABASE {COPY} TEMPLATE {source}")
             return
         except subprocess.CalledProcessError:
             time.sleep(3 + attempt)
-    sys.exit(f"Could not copy {SOURCE}: someone stays connected to it.")
+    sys.exit(f"Could not copy {source}: someone stays connected to it.")
 
 
 def run_job(label: str, days_back: int = 0):
@@ -83,9 +83,12 @@ def main():
     parser.add_argument("--grace-days", type=int, default=None,
                         help="REGISTRY_MISSED_GRACE_DAYS for the run (default: the setting, 30)")
     parser.add_argument("--write-doc", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--source", default=SOURCE, metavar="DB",
+                        help=f"database to copy (default {SOURCE}; e.g. one seeded with "
+                             "seed_synthetic --full-schedule, for a registry of mostly scheduled visits)")
     args = parser.parse_args()
 
-    copy_database()
+    copy_database(args.source)
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{COPY}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"  # locmem e-mail
     import django
@@ -133,7 +136,7 @@ def main():
     lines = [
         f"Daily reminder job (`{' '.join(['bench/reminders.py', *sys.argv[1:]])}`), "
         f"{datetime.date.today()}, {platform.machine()} 2 cores / 24 GiB, PostgreSQL, "
-        f"{backend}; a copy of `registry_bench` with {visits:,} visits "
+        f"{backend}; a copy of `{args.source}` with {visits:,} visits "
         f"({scheduled:,} scheduled) over {first['sites']} sites; missed after "
         f"{settings.REGISTRY_MISSED_GRACE_DAYS} days of grace.",
         "",

@@ -91,8 +91,12 @@ def _nrs_trajectory(rng: random.Random, baseline: int) -> Callable[[int], int]:
 def synthetic_registry(*, patients: int, seed: int = 1, sites: int | None = None,
                        today: datetime.date | None = None, actor=None,
                        progress: Callable[[int], None] | None = None,
-                       chunk: int = 2000) -> dict[str, int]:
-    """Add `patients` synthetic patients (demo sites, or `sites` numbered sites)."""
+                       chunk: int = 2000, full_schedule: bool = False) -> dict[str, int]:
+    """Add `patients` synthetic patients (demo sites, or `sites` numbered sites).
+
+    Follow-up visits run to about a year ahead; with `full_schedule` to the end of
+    the protocol, as the scheduling service plans them for a new implant (most
+    visits of a prospective registry are then scheduled ones)."""
     rng = random.Random(seed)
     today = today or datetime.date.today()
     reason = f"Synthetic data (seed {seed})"
@@ -115,7 +119,8 @@ def synthetic_registry(*, patients: int, seed: int = 1, sites: int | None = None
     while done < patients:
         size = min(chunk, patients - done)
         with transaction.atomic():
-            _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, counts)
+            _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, counts,
+                   full_schedule)
         done += size
         if progress:
             progress(size)
@@ -125,7 +130,8 @@ def synthetic_registry(*, patients: int, seed: int = 1, sites: int | None = None
     return counts
 
 
-def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, counts):
+def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, counts,
+           full_schedule=False):
     patients, plans = [], []
     for _ in range(size):
         site = rng.choice(site_objs)
@@ -207,7 +213,7 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
         stop = min(d for d in [withdrawal, implant.explant_date, datetime.date.max] if d)
         for tp in timepoints:
             target = add_months(implant_date, tp.months)
-            if target > today + datetime.timedelta(days=400):
+            if not full_schedule and target > today + datetime.timedelta(days=400):
                 break
             start = target - datetime.timedelta(days=tp.window_before_days)
             end = target + datetime.timedelta(days=tp.window_after_days)

@@ -30,3 +30,18 @@ def test_load_demo_is_safe_to_rerun(db):
     assert set(Implant.objects.values_list("therapy", flat=True)) == {"SCS", "DRG", "PNS", "CES"}
     assert {"traumatic", "postamputation"} <= set(Patient.objects.values_list("etiology",
                                                                               flat=True))
+
+
+def test_a_full_schedule_plans_follow_up_to_the_end_of_the_protocol(db):
+    from registry.models import FollowUpProtocol
+
+    call_command("seed_synthetic", "--patients", "10", "--seed", "3", "--quiet", "--full-schedule",
+                 stdout=io.StringIO())
+    last = FollowUpProtocol.default().timepoints.order_by("-months").first()
+    # Every implant has its protocol's last timepoint, years ahead, still to come
+    # (or not applicable after an explant or withdrawal).
+    final = Visit.objects.filter(timepoint=f"m{last.months}")
+    assert final.count() == Implant.objects.count() == 10
+    assert set(final.values_list("status", flat=True)) <= {"scheduled", "not_applicable"}
+    assert Visit.objects.filter(status="scheduled").count() > Visit.objects.filter(
+        status="completed").count()
