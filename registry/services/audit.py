@@ -164,8 +164,9 @@ def _db_value(field, value):
 def _copy_rows(model, fields, rows) -> None:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    with connection.cursor() as cursor:
-        # The wrapper's .cursor is psycopg's own cursor, which speaks COPY.
+    # The wrapper's .cursor is psycopg's own cursor, which speaks COPY; its errors
+    # are psycopg's, so they are mapped to Django's (callers catch IntegrityError).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)

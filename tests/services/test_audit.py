@@ -107,3 +107,18 @@ def test_bulk_create_audited_writes_what_simple_history_writes(site_a, nurse, da
     assert _rows(Visit, [v.pk for v in mine], skip) == _rows(Visit, [v.pk for v in theirs], skip)
     assert _history(Visit, [v.pk for v in mine], skip) == _history(Visit, [v.pk for v in theirs], skip)
     assert Visit.objects.get(pk=mine[0].pk).created_at is not None
+
+
+@needs_postgres()
+@pytest.mark.django_db
+def test_a_copy_hitting_a_unique_violation_raises_djangos_integrity_error(implant_a, nurse):
+    """Callers (bundle_import) catch django.db.IntegrityError, not psycopg's."""
+    from django.db import IntegrityError, transaction
+
+    from registry.models import Implant
+    from registry.services.audit import bulk_create_audited
+
+    twin = Implant(patient=implant_a.patient, ref=implant_a.ref, therapy="SCS")
+    with pytest.raises(IntegrityError, match="duplicate key"), transaction.atomic():
+        bulk_create_audited([twin], Implant, actor=nurse, reason="import")
+    assert Implant.objects.filter(ref=implant_a.ref).count() == 1
