@@ -31,6 +31,11 @@ STALE = (
     "Someone else saved this record while you were editing it. Your changes were not "
     "saved. Reload the page to see their version, then enter yours again."
 )
+NO_VERSION = (
+    "This form was sent without the version of the record it was opened at, so it could "
+    "overwrite someone else's save. Your changes were not saved. Reload the page and "
+    "enter them again."
+)
 
 
 def site_id_of(obj):
@@ -84,7 +89,12 @@ class ClinicalForm(forms.ModelForm):
         current = self.stored
         if current is not None:
             started = cleaned.get("edit_version")
-            if started is not None and current.version != started:
+            # Required on change, checked here rather than with required=True: the
+            # error of a hidden field sits in a hidden row, and the nurse would see
+            # only "Please correct the error below".
+            if started is None:
+                raise forms.ValidationError(NO_VERSION, code="no_version")
+            if current.version != started:
                 raise forms.ValidationError(STALE, code="stale")
             if was_complete(current) and self.has_changed() and not (
                 cleaned.get("change_reason") or ""
