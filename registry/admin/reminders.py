@@ -13,6 +13,8 @@ from django.utils.html import format_html
 from registry.models import ReminderLog, Site
 from registry.services import access
 
+from .filters import site_filter
+
 LOG_FIELDS = ["kind", "status", "digest_date", "sent_at", "attempts", "recipients", "last_error"]
 SITE_PAGE_DAYS = 30  # a site page shows the last month; the change list has the rest
 
@@ -37,7 +39,7 @@ class ReadOnlyLog:
 @admin.register(ReminderLog)
 class ReminderLogAdmin(ReadOnlyLog, admin.ModelAdmin):
     list_display = ["digest_date", "site", "visit_link", "kind", "status", "attempts", "sent_at"]
-    list_filter = ["site", "status", "kind", "digest_date"]
+    list_filter = [site_filter("site_id"), "status", "kind", "digest_date"]  # her sites only
     list_select_related = ["site", "visit__patient"]
     search_fields = ["visit__patient__registry_id"]
     search_help_text = "Registry id"

@@ -40,9 +40,19 @@ def test_the_log_filters_by_site_status_and_kind(client, data_manager, site_a, s
     other = reminded(site_b, D(2019, 12, 1), D(2020, 3, 25))
     client.force_login(data_manager)
     url = reverse("admin:registry_reminderlog_changelist")
-    page = client.get(url, {"site__id__exact": site_b.pk, "kind": "overdue", "status": "sent"})
+    page = client.get(url, {"site": site_b.pk, "kind": "overdue", "status": "sent"})
     assert page.status_code == 200
     assert page.context["cl"].result_count == 2 and other.registry_id in page.content.decode()
+
+
+def test_the_site_filter_offers_a_nurse_only_her_own_sites(client, nurse, site_a, site_b):
+    reminded(site_a, D(2020, 3, 1), D(2020, 3, 25))
+    reminded(site_b, D(2020, 3, 1), D(2020, 3, 25))
+    client.force_login(nurse)
+    page = client.get(reverse("admin:registry_reminderlog_changelist"))
+    site_filter = next(f for f in page.context["cl"].filter_specs if f.title == "site")
+    assert [label for _, label in site_filter.lookup_choices] == ["AAA"]
+    assert "BBB" not in page.content.decode()
 
 
 def test_the_visit_page_shows_its_reminders(client, nurse, site_a):
