@@ -8,7 +8,8 @@ from tests.conftest import PASSWORD
 from tests.factories import make_visit
 
 
-def test_admin_create_change_delete_write_history(dm_client, data_manager, patient_a):
+def test_admin_create_change_and_delete_record_the_user_and_the_reason(
+        dm_client, data_manager, patient_a):
     add = reverse("admin:registry_visit_add")
     response = post_form(dm_client, add, patient=patient_a.pk, timepoint="baseline",
                          status="completed", date_done="2020-01-10", nrs="8")
@@ -22,8 +23,9 @@ def test_admin_create_change_delete_write_history(dm_client, data_manager, patie
     assert response.status_code == 302
     rows = list(Visit.history.filter(id=visit.pk).order_by("history_date", "history_id"))
     assert [r.history_type for r in rows] == ["+", "~", "-"]
-    assert all(r.history_user == data_manager for r in rows)
-    assert rows[1].history_change_reason == "Source data verification"
+    assert [r.history_user for r in rows] == [data_manager] * 3
+    assert [r.history_change_reason for r in rows] == [
+        "Created in admin", "Source data verification", "Deleted in admin"]
     assert rows[1].nrs == 7 and rows[0].nrs == 8
 
 
