@@ -809,8 +809,39 @@ def _chunks(items: list, size: int = CHUNK):
 # ---------------------------------------------------------------- writing
 
 
+class _RegistryChanged(Exception):
+    """Visits the bundle fills in were changed in the registry after validation."""
+
+    def __init__(self, errors: list[BundleError]):
+        super().__init__(f"{len(errors)} visit(s) changed since validation")
+        self.errors = errors
+
+
+def _lock_visits_to_fill_in(v: _Validator) -> None:
+    """Lock the scheduled visits the bundle fills in, and refuse the import when one
+    changed since it was validated: validation runs outside the transaction, so a
+    nurse's save in between would otherwise be overwritten (optimistic locking on
+    `version`, as record_save does)."""
+    if not v.visit_updates:
+        return
+    current: dict[int, int] = {}
+    # In pk order, as every other writer of visits locks them (no deadlocks).
+    for chunk in _chunks(sorted(visit.pk for visit in v.visit_updates)):
+        current.update(Visit.objects.select_for_update().filter(pk__in=chunk)
+                       .order_by("pk").values_list("pk", "version"))
+    lines = {visit.pk: v.visit_lines.get(key) for key, visit in v.visits.items()}
+    changed = [BundleError(VISITS.name, lines.get(visit.pk), "timepoint", visit.timepoint,
+                           "this visit was changed in the registry after the bundle was checked "
+                           "(someone was working on it); nothing was imported: import the "
+                           "bundle again to check it against the registry as it is now.")
+               for visit in v.visit_updates if current.get(visit.pk) != visit.version]
+    if changed:
+        raise _RegistryChanged(changed)
+
+
 def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
     """Everything the validator collected, in one transaction, with history."""
+    _lock_visits_to_fill_in(v)
     steps = [("sites", Site), ("patients", Patient), ("implants", Implant), ("visits", Visit),
              ("pain_scores", PainScore), ("adverse_events", AdverseEvent)]
     total = sum(len(v.new[name]) for name, _ in steps) + len(v.visit_updates)
@@ -835,8 +866,10 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
             raise IntegrityError(f"{model.__name__}: the database returned no ids.")
     if v.visit_updates:
         v.visit_updates.sort(key=lambda visit: visit.pk)
+        now = timezone.now()
         for visit in v.visit_updates:
             visit.version += 1
+            visit.updated_at = now  # bulk_update ignores auto_now; updated_since reads it
         bulk_update_with_history(
             v.visit_updates, Visit, fields=[
                 "status", "date_done", "nrs", "satisfaction", "pgic", "would_choose_again",
@@ -910,6 +943,9 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
         with transaction.atomic():
             report.scheduled = _write(validator, actor=actor, reason=reason, progress=progress)
             report.run = _record(report, actor=actor, reason=reason)
+    except _RegistryChanged as exc:
+        report.errors.extend(exc.errors)
+        report.run = _record(report, actor=actor, reason=reason)
     except (IntegrityError, ValidationError) as exc:
         # Someone changed the registry between validation and writing: nothing was kept.
         report.errors.append(BundleError(name, None, "", "", f"the import was rolled back: {exc}"))

@@ -23,7 +23,7 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
-from registry.services.audit import system_user
+from registry.services.audit import record_save, system_user
 from registry.services.bundles import FILES, code_labels_markdown, format_reference_markdown
 from registry.services.imports import (
     REFERENCE_BUNDLE,
@@ -292,6 +292,49 @@ def test_a_scheduled_visit_is_filled_in_from_the_bundle(db, actor, site_a, tmp_p
     patient = make_patient(site_a, birth_year=1960)
     implant = make_implant(patient)
     scheduled = Visit.objects.get(implant=implant, timepoint="m3")
+    b = late_chart_entry(tmp_path, patient, implant)
+    report = bundle_import(source=b, actor=actor, reason="late chart entry")
+    assert report.ok, report.errors
+    assert report.count("visits", "updated") == 1 and report.count("patients", "unchanged") == 1
+    before = scheduled.updated_at
+    scheduled.refresh_from_db()
+    assert (scheduled.status, scheduled.nrs, scheduled.date_done) == (
+        VisitStatus.COMPLETED, 3, datetime.date(2020, 6, 2))
+    assert scheduled.history.first().history_change_reason == "late chart entry"
+    # The API's updated_since finds it.
+    assert scheduled.updated_at > before
+    assert scheduled.history.first().updated_at == scheduled.updated_at
+
+
+def test_a_scheduled_visit_a_nurse_changed_after_validation_refuses_the_import(
+        db, actor, nurse, site_a, tmp_path):
+    patient = make_patient(site_a, birth_year=1960)
+    implant = make_implant(patient)
+    m3 = Visit.objects.get(implant=implant, timepoint="m3")
+    b = late_chart_entry(tmp_path, patient, implant)
+
+    def nurse_saves_meanwhile(stage, done, total):
+        if stage == "validating visits.csv" and done == total:
+            visit = Visit.objects.get(pk=m3.pk)
+            visit.notes = "called: comes next week"
+            record_save(visit, actor=nurse, reason="")
+            before.update(snapshot())  # the nurse's save is kept, nothing else
+
+    before = {}
+    report = bundle_import(source=b, actor=actor, reason="late chart entry",
+                           progress=nurse_saves_meanwhile)
+    assert [(e.file, e.line, e.column, e.value) for e in report.errors] == [
+        ("visits.csv", 2, "timepoint", "m3")]
+    assert "changed in the registry" in report.errors[0].message
+    m3.refresh_from_db()
+    assert (m3.status, m3.notes, m3.version) == (VisitStatus.SCHEDULED,
+                                                 "called: comes next week", 2)
+    assert snapshot() == before
+    assert ImportRun.objects.get().succeeded is False
+
+
+def late_chart_entry(tmp_path, patient, implant) -> Path:
+    """A bundle filling in the patient's scheduled m3 visit."""
     b = tmp_path / "more"
     b.mkdir()
     write(b / "patients.csv", [
@@ -300,13 +343,7 @@ def test_a_scheduled_visit_is_filled_in_from_the_bundle(db, actor, site_a, tmp_p
     write(b / "visits.csv", [
         ["registry_id", "implant_ref", "timepoint", "visit_date", "nrs", "satisfaction", "pgic"],
         [patient.registry_id, implant.ref, "m3", "2020-06-02", "3", "4", "2"]])
-    report = bundle_import(source=b, actor=actor, reason="late chart entry")
-    assert report.ok, report.errors
-    assert report.count("visits", "updated") == 1 and report.count("patients", "unchanged") == 1
-    scheduled.refresh_from_db()
-    assert (scheduled.status, scheduled.nrs, scheduled.date_done) == (
-        VisitStatus.COMPLETED, 3, datetime.date(2020, 6, 2))
-    assert scheduled.history.first().history_change_reason == "late chart entry"
+    return b
 
 
 def test_it_refuses_actors_who_are_not_data_managers(db, nurse, investigator):
