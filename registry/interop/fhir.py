@@ -3,7 +3,8 @@
 - `GET /fhir/metadata`: CapabilityStatement (no token needed, as FHIR asks).
 - `GET /fhir/<type>/<id>`: read; `GET /fhir/<type>?...`: search, a `searchset`
   Bundle paged with `_count` (default 50, max 1000) and `_offset`, with
-  self/next/previous links.
+  self/next/previous links; `_count=0` answers the total only (FHIR's
+  `_summary=count`: no entries, no next link).
 - `GET /fhir/$export?_type=A,B&_since=...`: bulk export, a simple synchronous
   variant of the Bulk Data kick-off: 200 with the completion manifest at once
   (or, with `Prefer: respond-async`, 202 and `Content-Location` of a status URL
@@ -130,6 +131,12 @@ def read(request, user, resource_type: str, resource_id: str):
     return _json(resource)
 
 
+def _link(request, found, resource_type: str, relation: str, count: int, start: int) -> dict:
+    query = [(k, v) for k, values in found.used.items() for v in values]
+    query += [("_count", count), ("_offset", start)]
+    return {"relation": relation, "url": f"{_base(request)}{resource_type}?{urlencode(query)}"}
+
+
 @_authorised
 def search(request, user, resource_type: str):
     params = {key: request.GET.getlist(key) for key in request.GET if key not in PAGING}
@@ -139,10 +146,18 @@ def search(request, user, resource_type: str):
     log = export_log_start(user=user, dataset=resource_type, fmt="json",
                            filters={**found.used, "_count": count, "_offset": offset},
                            dates=found.dates, channel="fhir")
-    resources = found.resources()
+    if count == 0:
+        # FHIR: _count=0 means _summary=count, the total without entries or paging links
+        # (a next link to the same empty page would loop a client forever).
+        total = found.total()
+        export_log_finish(log=log, rows=0)
+        return _json({"resourceType": "Bundle", "type": "searchset",
+                      "timestamp": fhir._instant(timezone.now()),
+                      "link": [_link(request, found, resource_type, "self", count, offset)],
+                      "total": total})
     page = []
     has_next = False
-    for index, resource in enumerate(resources):
+    for index, resource in enumerate(found.resources()):
         if index < offset:
             continue
         if len(page) == count:
@@ -150,17 +165,11 @@ def search(request, user, resource_type: str):
             break
         page.append(resource)
     base = _base(request)
-
-    def link(relation, start):
-        query = [(k, v) for k, values in found.used.items() for v in values]
-        query += [("_count", count), ("_offset", start)]
-        return {"relation": relation, "url": f"{base}{resource_type}?{urlencode(query)}"}
-
-    links = [link("self", offset)]
+    links = [_link(request, found, resource_type, "self", count, offset)]
     if has_next:
-        links.append(link("next", offset + count))
+        links.append(_link(request, found, resource_type, "next", count, offset + count))
     if offset:
-        links.append(link("previous", max(0, offset - count)))
+        links.append(_link(request, found, resource_type, "previous", count, max(0, offset - count)))
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -221,6 +230,8 @@ def bulk_export_file(request, user, resource_type: str):
         return _outcome(f"'{resource_type}' cannot be exported; supported: "
                         f"{', '.join(fhir.EXPORT_TYPES)}.", 404, code="not-found")
     since = request.GET.get("_since")
+    if since:
+        fhir._instant_filter("_since", since, "updated_at")  # name _since, not _lastUpdated
     found = fhir.fhir_search(user=user, resource_type=resource_type,
                              params=fhir.fhir_since_params(since))
     log = export_log_start(user=user, dataset=resource_type, fmt="ndjson",

@@ -35,6 +35,7 @@ implant ref, Procedure = `<ref>-implant` / `<ref>-explant`, Observation =
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import re
 from collections.abc import Iterable, Iterator
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from registry.models import (
     AdverseEvent,
@@ -415,8 +416,13 @@ def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
 
 # --- search ------------------------------------------------------------------------------
 
-DATE_RE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)?(\d{4}(-\d{2}(-\d{2})?)?)$")
-INSTANT_RE = re.compile(r"^(eq|gt|lt|ge|le)?(\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?)$")
+# ASCII digits only: \d would also take e.g. Arabic-Indic digits, which int() reads.
+DATE_RE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)?(\d{4}(-\d{2}(-\d{2})?)?)$", re.ASCII)
+INSTANT_RE = re.compile(r"^(eq|gt|lt|ge|le)?(\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?)$",
+                        re.ASCII)
+# Primary keys are 64-bit: a larger number in an id names no row, and the database
+# would refuse it (SQLite: OverflowError) instead of finding nothing.
+MAX_PK = 2**63 - 1
 
 
 @dataclass
@@ -440,6 +446,24 @@ class Search:
             if self.ids is None or resource["id"] in self.ids:
                 yield resource
 
+    def total(self) -> int:
+        """How many resources `resources()` yields, counted in SQL where it can be."""
+        if self.rows is None or self.ids is not None:
+            # ResearchStudy, or an _id search (a handful of ids): build and count.
+            return sum(1 for _ in self.resources())
+        if self.resource_type == "Procedure":
+            # One implant procedure per row, plus the explant when there is one.
+            return self.rows.count() + self.rows.filter(explant_date__isnull=False).count()
+        if self.resource_type == "Observation":
+            # One per recorded NRS / satisfaction / PGIC value, one per further pain score.
+            found = self.rows.aggregate(**{kind: Count("pk", filter=Q(**{f"{kind}__isnull": False}))
+                                           for kind in OBSERVATION_KINDS if kind in self.kinds})
+            total = sum(found.values())
+            if "painscore" in self.kinds:
+                total += PainScore.objects.filter(visit__in=self.rows.values("pk")).count()
+            return total
+        return self.rows.count()
+
 
 def _date_filter(param: str, value: str, field_name: str) -> Q:
     match = DATE_RE.match(value)
@@ -448,14 +472,19 @@ def _date_filter(param: str, value: str, field_name: str) -> Q:
                              "(use e.g. ge2020-01-31).")
     prefix, text = match.group(1) or "eq", match.group(2)
     parts = [int(p) for p in text.split("-")]
-    start = datetime.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
-    if len(parts) == 3:
-        end = start
-    elif len(parts) == 2:
-        end = (datetime.date(start.year + (start.month == 12), start.month % 12 + 1, 1)
-               - datetime.timedelta(days=1))
-    else:
-        end = datetime.date(start.year, 12, 31)
+    year, month, day = parts[0], parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None
+    try:
+        # The regex admits 2020-13, 2020-02-30 and 0000; the calendar does not.
+        start = datetime.date(year, 1 if month is None else month, 1 if day is None else day)
+        if day is not None:
+            end = start
+        elif month is not None:
+            end = start.replace(day=calendar.monthrange(year, month)[1])
+        else:
+            end = datetime.date(year, 12, 31)
+    except ValueError:
+        raise FhirQueryError(f"Search parameter '{param}': '{value}' is not a calendar date "
+                             "(year 0001-9999, month 01-12, a day the month has).") from None
     lookups = {
         "eq": Q(**{f"{field_name}__gte": start, f"{field_name}__lte": end}),
         "ne": ~Q(**{f"{field_name}__gte": start, f"{field_name}__lte": end}),
@@ -474,12 +503,31 @@ def _instant_filter(param: str, value: str, field_name: str) -> Q:
     prefix, text = match.group(1) or "ge", match.group(2)
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        # The database compares in UTC: 9999-12-31T23:59-01:00 has no UTC value.
+        moment = moment.astimezone(datetime.UTC)
+    except (ValueError, OverflowError):
         raise FhirQueryError(f"Search parameter '{param}': '{value}' is not a valid instant.") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
     op = {"eq": "gte", "ge": "gte", "gt": "gt", "le": "lte", "lt": "lt"}[prefix]
     return Q(**{f"{field_name}__{op}": moment})
+
+
+OBSERVATION_ID_RE = re.compile(r"^visit-(\d+)-(nrs|satisfaction|pgic)$|^painscore-(\d+)$", re.ASCII)
+
+
+def _pk(digits: str) -> int:
+    """The primary key in an id; 0 (no row) when it is beyond any key."""
+    value = int(digits)
+    return value if value <= MAX_PK else 0
+
+
+def _check_values(params: dict[str, list[str]]) -> None:
+    # PostgreSQL refuses NUL in text (a 500); no id or code contains one.
+    for name, values in params.items():
+        for value in values:
+            if "\x00" in value:
+                raise FhirQueryError(f"Search parameter '{name}': {value!r} contains a NUL character.")
 
 
 def _ref_value(param: str, value: str, resource_type: str = "Patient") -> str:
@@ -526,6 +574,7 @@ def fhir_search(*, user, resource_type: str, params: dict[str, list[str]]) -> Se
     if resource_type not in RESOURCE_TYPES:
         raise FhirQueryError(f"Resource type '{resource_type}' is not served here; supported: "
                              f"{', '.join(RESOURCE_TYPES)}.", code="not-supported", status=404)
+    _check_values(params)
     shift = not deid.sees_real_dates(user)
     if shift and resource_type in DATE_SEARCH_TYPES and params.get("date"):
         # Bisecting a date search would reveal the real date behind a shifted one.
@@ -603,11 +652,11 @@ def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
         if ids:
             visit_pks, score_pks = set(), set()
             for value in ids:
-                match = re.match(r"^visit-(\d+)-(nrs|satisfaction|pgic)$|^painscore-(\d+)$", value)
+                match = OBSERVATION_ID_RE.match(value)
                 if match and match.group(1):
-                    visit_pks.add(int(match.group(1)))
+                    visit_pks.add(_pk(match.group(1)))
                 elif match:
-                    score_pks.add(int(match.group(3)))
+                    score_pks.add(_pk(match.group(3)))
             search.rows = search.rows.filter(Q(pk__in=visit_pks) | Q(pain_scores__pk__in=score_pks)
                                              ).distinct()
             search.ids = set(ids)
@@ -631,7 +680,7 @@ def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
         search = Search(resource_type, rows)
         if ids:
             search.rows = search.rows.filter(
-                pk__in=[int(i[3:]) for i in ids if re.fullmatch(r"ae-\d+", i)])
+                pk__in=[_pk(i[3:]) for i in ids if re.fullmatch(r"ae-\d+", i, re.ASCII)])
         _patient_filter(search, params, ("patient", "subject"), "patient__registry_id")
         _date_params(search, params, "date", "onset_date")
         for value in _values(params, "seriousness"):

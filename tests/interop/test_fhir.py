@@ -151,3 +151,82 @@ def test_bulk_export_writes_ndjson_per_type(client, cohort, token_dm):
 
 def test_capability_statement_validates(client):
     validate(json.loads(client.get("/fhir/metadata").content))
+
+
+def outcome_of(response, status=400) -> str:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/fhir+json"
+    body = json.loads(response.content)
+    validate(body)
+    assert body["resourceType"] == "OperationOutcome"
+    return body["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("resource_type", ["Procedure", "Observation", "AdverseEvent"])
+@pytest.mark.parametrize("value", ["ge2020-13-01", "2020-02-30", "0000", "2020-00", "2021-02-29",
+                                   "le2020-06-00"])
+def test_a_date_search_on_a_day_the_calendar_lacks_is_a_400_naming_it(client, cohort, token_dm,
+                                                                      resource_type, value):
+    diagnostics = outcome_of(get(client, f"/fhir/{resource_type}", token_dm, date=value))
+    assert "'date'" in diagnostics and f"'{value}'" in diagnostics
+    assert ExportLog.objects.count() == 0
+
+
+def test_the_last_day_of_year_9999_is_still_a_date(client, cohort, token_dm):
+    for value in ("9999", "9999-12", "le9999-12-31"):
+        assert get(client, "/fhir/Observation", token_dm, date=value).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "param", "value"), [
+    ("/fhir/Patient", "_lastUpdated", "ge9999-12-31T23:59:59-01:00"),
+    ("/fhir/Observation", "_lastUpdated", "lt0001-01-01T00:00:00+01:00"),
+    ("/fhir/$export", "_since", "9999-12-31T23:59:59-01:00"),
+    ("/fhir/$export/Patient.ndjson", "_since", "9999-12-31T23:59:59-01:00"),
+])
+def test_an_instant_that_has_no_utc_time_is_a_400_naming_it(client, cohort, token_dm, path, param,
+                                                            value):
+    diagnostics = outcome_of(get(client, path, token_dm, **{param: value}))
+    assert f"'{param}'" in diagnostics and f"'{value}'" in diagnostics
+
+
+@pytest.mark.parametrize("resource_id", ["ae-99999999999999999999999", "ae-9223372036854775808"])
+def test_reading_an_id_beyond_any_key_is_a_404(client, cohort, token_dm, resource_id):
+    outcome_of(get(client, f"/fhir/AdverseEvent/{resource_id}", token_dm), status=404)
+
+
+@pytest.mark.parametrize("resource_id", ["painscore-99999999999999999999999",
+                                         "visit-99999999999999999999999-nrs"])
+def test_searching_for_an_observation_id_beyond_any_key_finds_nothing(client, cohort, token_dm,
+                                                                     resource_id):
+    outcome_of(get(client, f"/fhir/Observation/{resource_id}", token_dm), status=404)
+    found = get(client, "/fhir/Observation", token_dm, _id=resource_id)
+    assert found.status_code == 200 and json.loads(found.content)["entry"] == []
+
+
+def test_a_search_value_with_a_nul_character_is_a_400_naming_it(client, cohort, token_dm):
+    # SQLite finds nothing; PostgreSQL refuses NUL in text, which was a 500.
+    diagnostics = outcome_of(get(client, "/fhir/ResearchSubject", token_dm, patient="AAA-0001\x00"))
+    assert "'patient'" in diagnostics and "NUL" in diagnostics
+
+
+@pytest.mark.parametrize("resource_type", TYPES)
+def test_count_zero_gives_the_total_without_entries_or_paging_links(client, cohort, token_dm,
+                                                                    resource_type):
+    every = json.loads(get(client, f"/fhir/{resource_type}", token_dm, _count=1000).content)
+    response = get(client, f"/fhir/{resource_type}", token_dm, _count=0)
+    assert response.status_code == 200
+    bundle = json.loads(response.content)
+    validate(bundle)
+    assert bundle["total"] == len(every["entry"]) > 0
+    assert "entry" not in bundle
+    assert [link["relation"] for link in bundle["link"]] == ["self"]
+    log = ExportLog.objects.filter(channel="fhir").latest("pk")
+    assert log.rows == 0 and log.filters["_count"] == 0
+
+
+@pytest.mark.parametrize("params", [{"code": "pgic"}, {"code": "http://loinc.org|72514-3"},
+                                    {"patient": "AAA-0002"}, {"_id": "visit-1-nrs,painscore-1"}])
+def test_count_zero_counts_observations_as_the_search_returns_them(client, cohort, token_dm, params):
+    every = json.loads(get(client, "/fhir/Observation", token_dm, _count=1000, **params).content)
+    counted = json.loads(get(client, "/fhir/Observation", token_dm, _count=0, **params).content)
+    assert counted["total"] == len(every["entry"])
