@@ -2,9 +2,10 @@
 
 What it promises:
 - Patient (registry id under the registry's identifier system, gender, birth
-  year only as `birthDate: "YYYY"`; no names, no record numbers, no contact
-  details), ResearchSubject, Device (manufacturer, model, therapy; never the
-  serial number or UDI), Procedure (implant and explant, with `focalDevice`),
+  year only as `birthDate: "YYYY"`, and only for users who see real dates and
+  patients not over 89 (`birth_year_shown`); no names, no record numbers, no
+  contact details), ResearchSubject, Device (manufacturer, model, therapy; never
+  the serial number or UDI), Procedure (implant and explant, with `focalDevice`),
   Observation (NRS as LOINC 72514-3, further pain scores per pain site,
   satisfaction and PGIC with local codes), AdverseEvent (seriousness, severity,
   outcome, suspectEntity with causality to the device and to the procedure).
@@ -19,8 +20,9 @@ every clinical date of a patient (ResearchSubject period, Procedure
 performedDateTime, Observation effectiveDateTime, AdverseEvent date) shifted
 back by the patient's shift, and those resources carry the security label
 PSEUDED (HL7 v3 ObservationValue, "pseudonymized") in `meta.security`;
-`meta.lastUpdated` stays real. Patient (birth year only), Device and
-ResearchStudy hold no clinical dates and are the same for every role.
+`meta.lastUpdated` stays real. Device and ResearchStudy hold no clinical
+dates and are the same for every role; Patient is too, except that users who
+see shifted dates get no birth year.
 
 What it refuses: unknown resource types, malformed search values and, for
 users who see shifted dates, the `date` search parameter (`FhirQueryError`,
@@ -61,10 +63,12 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
+from registry.models.base import today_anywhere
 from registry.models.choices import AeCategory, PainSite, SeriousCriterion
 
 from . import deid
 from .access import visible
+from .exports import AGE_TOP
 
 
 def system_base() -> str:
@@ -177,16 +181,37 @@ def _patient_ref(registry_id: str) -> dict:
 # --- resource builders -----------------------------------------------------------------
 
 
-def patient_resource(patient: Patient) -> dict:
-    return {
+def birth_year_shown(patient: Patient, *, shift: bool = False) -> str | None:
+    """The birth year as FHIR `birthDate` ("YYYY"), or None where it must not leave.
+
+    - Ages over 89 are identifiers under HIPAA safe harbour, and so is a birth year
+      that shows such an age: none for a patient who is over 89 now (age = this
+      year - birth year, the exports' year arithmetic and their 90+ limit; "now"
+      because the year tells the reader the patient's current age).
+    - None for users who see shifted dates: the API's age at consent and the
+      exports' age at implant come from real dates, so with the birth year they
+      give the real consent and implant years, which narrow the secret shift.
+    """
+    if shift or not patient.birth_year:
+        return None
+    if today_anywhere().year - patient.birth_year > AGE_TOP - 1:
+        return None
+    return f"{patient.birth_year:04d}"
+
+
+def patient_resource(patient: Patient, *, shift: bool = False) -> dict:
+    resource = {
         "resourceType": "Patient",
         "id": patient.registry_id,
         "meta": _meta(patient),
         "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
         "gender": GENDER.get(patient.sex, "unknown"),
-        # Birth year only: the registry never holds the birth date.
-        "birthDate": f"{patient.birth_year:04d}",
     }
+    # Birth year at most: the registry never holds the birth date.
+    birth_year = birth_year_shown(patient, shift=shift)
+    if birth_year:
+        resource["birthDate"] = birth_year
+    return resource
 
 
 def research_study_resource() -> dict:
@@ -709,8 +734,8 @@ def _build(resource_type: str, rows: QuerySet | None, kinds, shift: bool) -> Ite
             yield from observation_resources(visit, kinds, visit.pain_scores.all(), shift=shift)
         return
     builders = {
-        # Patient (birth year only) and Device hold no clinical dates.
-        "Patient": patient_resource,
+        # Device holds no clinical dates; Patient has a birth year only, and not for all.
+        "Patient": partial(patient_resource, shift=shift),
         "ResearchSubject": partial(research_subject_resource, shift=shift),
         "Device": device_resource,
         "AdverseEvent": partial(adverse_event_resource, shift=shift),

@@ -6,14 +6,17 @@ here (Patient, ResearchStudy, ResearchSubject, Device, Procedure, Observation,
 AdverseEvent, Bundle, OperationOutcome), so R4B is the validator.
 """
 
+import datetime
 import json
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from registry.models import DeviceIdentifier, ExportLog, PatientIdentifiers
+from registry.models import DeviceIdentifier, ExportLog, PatientIdentifiers, Site
+from registry.models.base import today_anywhere
 from registry.services import fhir
 from registry.services.audit import record_save, system_user
+from tests.factories import make_patient
 
 TYPES = ["Patient", "ResearchSubject", "Device", "Procedure", "Observation", "AdverseEvent",
          "ResearchStudy"]
@@ -55,8 +58,11 @@ def test_every_resource_in_a_searchset_validates_as_fhir(client, cohort, token_d
 def test_resources_carry_the_agreed_codes(client, cohort, token_dm):
     patient = cohort["a"][0]
     body = json.loads(get(client, f"/fhir/Patient/{patient.registry_id}", token_dm).content)
-    assert body["birthDate"] == str(patient.birth_year)
+    assert "birthDate" not in body  # born 1931: over 89
     assert body["identifier"] == [{"system": fhir.registry_id_system(), "value": patient.registry_id}]
+    younger = cohort["a"][1]
+    body = json.loads(get(client, f"/fhir/Patient/{younger.registry_id}", token_dm).content)
+    assert body["birthDate"] == "1970" == str(younger.birth_year)
     nrs = json.loads(get(client, "/fhir/Observation", token_dm, code="http://loinc.org|72514-3",
                          patient=patient.registry_id).content)
     codes = {e["resource"]["code"]["coding"][0]["code"] for e in nrs["entry"]}
@@ -230,3 +236,28 @@ def test_count_zero_counts_observations_as_the_search_returns_them(client, cohor
     every = json.loads(get(client, "/fhir/Observation", token_dm, _count=1000, **params).content)
     counted = json.loads(get(client, "/fhir/Observation", token_dm, _count=0, **params).content)
     assert counted["total"] == len(every["entry"])
+
+
+def test_a_95_year_old_has_no_birth_date_in_a_read_a_search_or_the_bulk_export(client, cohort,
+                                                                              token_dm):
+    patient = make_patient(Site.objects.get(code="AAA"), birth_year=today_anywhere().year - 95,
+                           consent_date=datetime.date(2020, 1, 1))
+    read = json.loads(get(client, f"/fhir/Patient/{patient.registry_id}", token_dm).content)
+    validate(read)
+    assert read["id"] == patient.registry_id and "birthDate" not in read
+    found = json.loads(get(client, "/fhir/Patient", token_dm, _id=patient.registry_id).content)
+    assert [e["resource"] for e in found["entry"]] == [read]
+    exported = b"".join(get(client, "/fhir/$export/Patient.ndjson", token_dm).streaming_content)
+    [line] = [json.loads(line) for line in exported.decode().splitlines()
+              if json.loads(line)["id"] == patient.registry_id]
+    assert "birthDate" not in line
+    assert str(patient.birth_year) not in json.dumps(read) + exported.decode()
+
+
+@pytest.mark.parametrize(("age", "shown"), [(89, True), (90, False)])
+def test_the_birth_year_is_shown_up_to_age_89_like_the_exports_90_plus(client, cohort, token_dm,
+                                                                       age, shown):
+    year = today_anywhere().year - age
+    patient = make_patient(Site.objects.get(code="AAA"), birth_year=year)
+    body = json.loads(get(client, f"/fhir/Patient/{patient.registry_id}", token_dm).content)
+    assert body.get("birthDate") == (str(year) if shown else None)

@@ -93,9 +93,24 @@ def test_intervals_within_a_patient_survive_the_shift(client, cohort, token_inv)
 
 def test_resources_without_clinical_dates_are_the_same_for_every_role(client, cohort, token_inv,
                                                                       token_dm):
-    for resource_type in ("Patient", "Device", "ResearchStudy"):
+    for resource_type in ("Device", "ResearchStudy"):
         assert searchset(client, resource_type, token_inv).items() <= searchset(
             client, resource_type, token_dm).items()
+    real = searchset(client, "Patient", token_dm)
+    for id_, patient in searchset(client, "Patient", token_inv).items():
+        assert patient == {k: v for k, v in real[id_].items() if k != "birthDate"}
+
+
+def test_an_investigator_gets_no_birth_year(client, cohort, token_inv, token_dm):
+    # With the API's age at consent (real dates) it would give the real consent year,
+    # and so narrow the patient's secret date shift.
+    younger = cohort["a"][1].registry_id
+    assert searchset(client, "Patient", token_dm)[younger]["birthDate"] == "1970"
+    read = json.loads(get(client, f"/fhir/Patient/{younger}", token_inv).content)
+    assert "birthDate" not in read
+    assert all("birthDate" not in p for p in searchset(client, "Patient", token_inv).values())
+    exported = b"".join(get(client, "/fhir/$export/Patient.ndjson", token_inv).streaming_content)
+    assert b"birthDate" not in exported
 
 
 @pytest.mark.parametrize("resource_type", ["Procedure", "Observation", "AdverseEvent"])
