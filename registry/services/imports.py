@@ -401,14 +401,19 @@ class _Validator:
         return row
 
     def clean(self, table: _Table, row: _Row, obj, exclude: Iterable[str] = (),
-              parents: Iterable = ()) -> bool:
+              parents: dict[str, object] | None = None) -> bool:
         """The model's own validation, its messages mapped back to the CSV columns.
 
-        When a row this one depends on (its patient, its implant) is itself faulty, only
-        the row's own fields are checked: the cross-row rules would report that fault
-        again on every child row. They run once the parent is fixed.
+        `parents` names the rows this one depends on by relation ("patient": ...).
+        A faulty one is taken off the row for the check, as an unknown one (None,
+        its reference already reported) is: the row's fields and the model rules
+        that do not read that parent all run; the rules that do read it would only
+        repeat the parent's fault, so they run once the parent is fixed (and what
+        is said about the relation itself is dropped).
         """
         spec = table.spec
+        detached = {name: parent for name, parent in (parents or {}).items()
+                    if getattr(parent, "_bundle_invalid", False)}
         by_field = {c.model_field: c.name for c in spec.columns}
         missing = {c.model_field for c in spec.columns if c.name not in table.present}
         bad_fields = {spec.column(c).model_field for c in row.bad if c in by_field.values()}
@@ -420,15 +425,19 @@ class _Validator:
             obj.clean_fields(exclude=skip)
         except ValidationError as exc:
             found = exc.update_error_dict(found)
-        if not any(getattr(parent, "_bundle_invalid", False) for parent in parents):
-            try:
-                obj.clean()
-            except ValidationError as exc:
-                found = exc.update_error_dict(found)
+        for name in detached:
+            setattr(obj, name, None)
+        try:
+            obj.clean()
+        except ValidationError as exc:
+            found = exc.update_error_dict(found)
+        finally:
+            for name, parent in detached.items():
+                setattr(obj, name, parent)
         reported = 0
         for name, messages in found.items():
             column = by_field.get(name, "" if name == NON_FIELD_ERRORS else name)
-            if column in row.bad or name in missing:
+            if column in row.bad or name in missing or name in detached:
                 continue
             message = next(iter(ValidationError(messages[:1])))
             if message in EMPTY_MESSAGES:
@@ -575,13 +584,15 @@ class _Validator:
                     self.count(spec, "unchanged")
                 continue
             site = self.fake_pk(Site(code=code, **row.values))
-            if self.clean(table, row, site):
-                if site.code != code:  # clean() upper-cases; keys are case-sensitive
-                    self.error(spec, line, "code", code, f"expected upper case ({site.code}).")
-                    continue
-                self.sites[code] = site
+            ok = self.clean(table, row, site)
+            if ok and site.code != code:  # clean() upper-cases; keys are case-sensitive
+                self.error(spec, line, "code", code, f"expected upper case ({site.code}).")
+                site._bundle_invalid, ok = True, False
+            if ok:
                 self.new["sites"].append(site)
                 self.count(spec, "new")
+            # Known either way, so its patients do not repeat "unknown site".
+            self.sites[code] = site
 
     def check_patients(self, table):
         spec, keys = table.spec, {}
@@ -609,11 +620,12 @@ class _Validator:
                     self.count(spec, "unchanged")
                 continue
             patient = self.fake_pk(Patient(registry_id=registry_id, site=site, **row.values))
-            if site is None:
-                patient._bundle_invalid = True
-            elif self.clean(table, row, patient, exclude=["site"], parents=[site]):
+            if self.clean(table, row, patient, exclude=["site"], parents={"site": site}) \
+                    and site is not None:
                 self.new["patients"].append(patient)
                 self.count(spec, "new")
+            else:
+                patient._bundle_invalid = True
             # Known either way, so later files do not repeat "unknown registry_id".
             self.patients[registry_id] = patient
 
@@ -662,11 +674,12 @@ class _Validator:
                 continue
             implant = self.fake_pk(Implant(ref=ref, patient=patient, **row.values))
             self.implants[ref] = implant
-            if patient is None:
-                implant._bundle_invalid = True
-            elif self.clean(table, row, implant, exclude=["patient"], parents=[patient]):
+            if self.clean(table, row, implant, exclude=["patient"],
+                          parents={"patient": patient}) and patient is not None:
                 self.new["implants"].append(implant)
                 self.count(spec, "new")
+            else:
+                implant._bundle_invalid = True
 
     def check_visits(self, table):
         spec, keys = table.spec, {}
@@ -676,21 +689,22 @@ class _Validator:
             row = self.parse_row(table, line, raw)
             patient = self.patient_of(table, row, raw)
             implant = self.implant_of(table, row, raw)
-            timepoint = raw.get("timepoint", "")
+            registry_id, timepoint = raw.get("registry_id", ""), raw.get("timepoint", "")
             if timepoint == "trial_end" and not raw.get("implant_ref") and \
                     "implant_ref" in table.present:
                 self.error(spec, line, "implant_ref", "",
                            "expected the implant_ref of the trial for a trial_end visit.")
                 row.bad.add("implant_ref")
-            if patient is None or row.bad & {"implant_ref", "timepoint", "visit_date"}:
-                continue
-            key = visit_key(patient.registry_id, raw.get("implant_ref", ""), timepoint,
-                            raw.get("visit_date", ""))
-            what = (f"a second baseline for {patient.registry_id}" if timepoint == "baseline"
-                    else f"a second {timepoint} visit for {'/'.join(key[1:2])}")
-            if self.duplicate(spec, keys, key, line, "timepoint", timepoint, what):
-                continue
-            existing = self.existing_visits.get(key)
+            key, existing = None, None
+            # The key as written: a duplicate is one whether its patient is known or not.
+            if registry_id and not row.bad & {"timepoint", "visit_date"}:
+                key = visit_key(registry_id, raw.get("implant_ref", ""), timepoint,
+                                raw.get("visit_date", ""))
+                what = (f"a second baseline for {registry_id}" if timepoint == "baseline"
+                        else f"a second {timepoint} visit for {'/'.join(key[1:2])}")
+                if self.duplicate(spec, keys, key, line, "timepoint", timepoint, what):
+                    continue
+                existing = self.existing_visits.get(key)
             if existing is not None and existing.status == VisitStatus.COMPLETED:
                 if self.compare(table, row, existing, f"visit {' '.join(key)}"):
                     self.count(spec, "unchanged")
@@ -705,7 +719,8 @@ class _Validator:
                 visit = Visit(patient=patient, implant=implant, status=VisitStatus.COMPLETED,
                               **row.values)
             if self.clean(table, row, visit, exclude=["patient", "implant"],
-                          parents=[patient, implant]):
+                          parents={"patient": patient, "implant": implant}) \
+                    and patient is not None and key is not None:
                 self.visits[key] = visit
                 self.visit_lines[key] = line
                 if existing is not None:
@@ -751,7 +766,7 @@ class _Validator:
                     self.count(spec, "unchanged")
                 continue
             score = PainScore(visit=visit, **row.values)
-            if self.clean(table, row, score, exclude=["visit"], parents=[visit]):
+            if self.clean(table, row, score, exclude=["visit"], parents={"visit": visit}):
                 self.new["pain_scores"].append(score)
                 self.count(spec, "new")
 
@@ -763,22 +778,24 @@ class _Validator:
             row = self.parse_row(table, line, raw)
             patient = self.patient_of(table, row, raw)
             implant = self.implant_of(table, row, raw)
-            if patient is None or row.bad & {"implant_ref", "onset_date", "category"}:
-                continue
-            key = (patient.registry_id, raw.get("implant_ref", ""), raw.get("onset_date", ""),
-                   raw.get("category", ""))
-            if self.duplicate(spec, keys, key, line, "onset_date", raw.get("onset_date", ""),
-                              "a second event with this registry_id, implant_ref, onset_date "
-                              "and category"):
-                continue
-            existing = self.existing_events.get(key)
+            registry_id, existing = raw.get("registry_id", ""), None
+            # The key as written: a duplicate is one whether its patient is known or not.
+            if registry_id and not row.bad & {"onset_date", "category"}:
+                key = (registry_id, raw.get("implant_ref", ""), raw.get("onset_date", ""),
+                       raw.get("category", ""))
+                if self.duplicate(spec, keys, key, line, "onset_date", raw.get("onset_date", ""),
+                                  "a second event with this registry_id, implant_ref, "
+                                  "onset_date and category"):
+                    continue
+                existing = self.existing_events.get(key)
             if existing is not None:
                 if self.compare(table, row, existing, f"the adverse event {' '.join(key)}"):
                     self.count(spec, "unchanged")
                 continue
             event = AdverseEvent(patient=patient, implant=implant, **row.values)
             if self.clean(table, row, event, exclude=["patient", "implant"],
-                          parents=[patient, implant]):
+                          parents={"patient": patient, "implant": implant}) \
+                    and patient is not None:
                 self.new["adverse_events"].append(event)
                 self.count(spec, "new")
 

@@ -183,51 +183,66 @@ def test_a_conflicting_reimport_is_an_error_naming_the_registry_value(db, actor,
     assert snapshot() == before
 
 
-def test_a_bundle_with_ten_different_errors_reports_all_ten_and_writes_nothing(db, actor,
-                                                                               tmp_path):
+def test_a_bundle_with_ten_kinds_of_error_reports_every_one_and_writes_nothing(db, actor,
+                                                                              tmp_path):
     b = bundle_copy(tmp_path)
-    expected = set()
+    expected = {}  # (file, line, column, value) -> part of the message
 
-    def bad(name, line, column, **changes):
+    def bad(name, line, column, expect, **changes):
         edit(b, name, line, **changes)
-        expected.add((name, line, column))
+        expected[(name, line, column, changes[column])] = expect
 
-    bad("patients.csv", 3, "sex", sex="male")  # unknown code
-    wrong_site = append(b, "patients.csv", registry_id="XYZ-0016", site="RAD", sex="F",
-                        birth_year="1970", etiology="traumatic", diagnosis="pn",
-                        consent_date="2023-01-01", enrolment="retrospective")
-    expected.add(("patients.csv", wrong_site, "registry_id"))  # not its site's code
-    bad("patients.csv", 5, "enrolment", enrolment="prospektive")  # unknown code
-    bad("implants.csv", 6, "trial_end", trial_end="2009-08-01")  # before trial start
-    bad("implants.csv", 7, "registry_id", registry_id="RAD-0999")  # unknown patient
+    # RAD-0002 is faulty (a code), and so are its implant and one of its visits, each
+    # for a reason of its own: all three are reported.
+    bad("patients.csv", 3, "sex", "expected one of M, F, X, U", sex="male")
+    bad("implants.csv", 3, "trial_end", "before the trial start", trial_end="2006-05-01")
+    bad_date = line_of(b, "visits.csv", registry_id="RAD-0002", timepoint="m204")
+    bad("visits.csv", bad_date, "visit_date", "expected a date as YYYY-MM-DD",
+        visit_date="10/06/2023")
+    # RAD-0004's enrolment is unknown; its visits years before consent are not reported
+    # again as "before consent" (that would only repeat the enrolment error).
+    bad("patients.csv", 5, "enrolment", "expected one of", enrolment="prospektive")
+    # A patient of an unknown site is still checked.
+    unknown_site = append(b, "patients.csv", registry_id="RAD-0016", site="XYZ", sex="F",
+                          birth_year="1850", etiology="traumatic", diagnosis="pn",
+                          consent_date="2023-01-01", enrolment="retrospective")
+    expected[("patients.csv", unknown_site, "site", "XYZ")] = "unknown site"
+    expected[("patients.csv", unknown_site, "birth_year", "1850")] = "between 1900 and"
+    # An implant of an unknown patient is still checked.
+    bad("implants.csv", 7, "registry_id", "unknown registry_id", registry_id="RAD-0999",
+        explant_reason="infection")
+    bad("implants.csv", 7, "explant_date", "before the implant date", explant_date="2010-01-01")
+    bad("implants.csv", 10, "explant_reason", "Give the reason for the explant",
+        explant_date="2020-01-01", explant_reason="")
+    # RAD-0005 made prospective: its baseline (2009) is before consent (2023).
+    edit(b, "patients.csv", 6, enrolment="prospective")
+    expected[("visits.csv", 10, "visit_date", "2009-07-18")] = "before the patient's consent"
     nrs = line_of(b, "visits.csv", registry_id="RAD-0001", timepoint="m216")
-    bad("visits.csv", nrs, "nrs", nrs="11")  # out of range
-    sat = line_of(b, "visits.csv", registry_id="RAD-0002", timepoint="m204")
-    bad("visits.csv", sat, "visit_date", visit_date="10/06/2023")  # date format
-    early = line_of(b, "visits.csv", registry_id="RAD-0008", timepoint="m132")
-    bad("visits.csv", early, "visit_date", visit_date="2012-01-04")  # before the implant
-    pgic = line_of(b, "visits.csv", registry_id="RAD-0009", timepoint="m120")
-    bad("visits.csv", pgic, "pgic", pgic="8")  # out of range
+    bad("visits.csv", nrs, "nrs", "expected a whole number from 0 to 10", nrs="11")
+    sat = line_of(b, "visits.csv", registry_id="RAD-0003", timepoint="m192")
+    bad("visits.csv", sat, "satisfaction", "expected a whole number from 1 to 5",
+        satisfaction="6")
+    unknown_ref = line_of(b, "visits.csv", registry_id="RAD-0007", timepoint="m144")
+    bad("visits.csv", unknown_ref, "implant_ref", "unknown implant_ref",
+        implant_ref="RAD-0007-I9")
     second = append(b, "visits.csv", registry_id="RAD-0010", timepoint="baseline",
                     visit_date="2014-08-29", nrs="8")
-    expected.add(("visits.csv", second, "timepoint"))  # a second baseline
-    bad("adverse_events.csv", 2, "resolved_on", resolved_on="2011-07-01")  # before onset
+    expected[("visits.csv", second, "timepoint", "baseline")] = \
+        "a second baseline for RAD-0010 (first on line 20)"
+    bad("adverse_events.csv", 2, "resolved_on", "before the onset", resolved_on="2011-07-01")
     before = snapshot()
 
     report = bundle_import(source=b, actor=actor, reason="should fail")
 
-    found = {(e.file, e.line, e.column) for e in report.errors}
-    assert found == expected, "\n".join(map(str, report.errors))
-    assert len(expected) == 11
+    found = {(e.file, e.line, e.column, e.value): e.message for e in report.errors}
+    assert set(found) == set(expected), "\n".join(map(str, report.errors))
+    assert len(report.errors) == len(expected) == 15
+    for where, expect in expected.items():
+        assert expect in found[where], (where, found[where])
     assert snapshot() == before
     run = ImportRun.objects.get()
-    assert run.succeeded is False and len(run.errors) == 11
-    by_column = {e.column: e for e in report.errors}
-    assert by_column["sex"].value == "male" and "M, F, X, U" in by_column["sex"].message
-    assert "0 to 10" in by_column["nrs"].message
-    assert "YYYY-MM-DD" in by_column["visit_date"].message or "implant" in \
-        by_column["visit_date"].message
-    assert str(by_column["pgic"]) == f"visits.csv:{pgic} pgic '8': expected a whole number from 1 to 7."
+    assert run.succeeded is False
+    assert len(run.errors) == 15
 
 
 def test_visits_before_consent_are_refused_unless_the_patient_is_retrospective(db, actor,
