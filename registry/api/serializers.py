@@ -1,7 +1,12 @@
-"""Output serializers: explicit fields only, never identifiers or free text.
+"""Output serializers: explicit fields only, never identifiers or narrative free text.
 
 PatientIdentifiers, DeviceIdentifier, visit notes and event descriptions are
-not reachable from here. Codes are the bundle codes of registry.models.choices.
+not reachable from here; nor are the free-text fields of patients and implants
+(affected region, amputation cause, explant reason: CharFields without a code
+list, so they hold whatever was typed). Short descriptive CharFields without a
+code list still pass through as typed: amputation_level and the implant's
+manufacturer, model and target. Codes are the bundle codes of
+registry.models.choices.
 """
 
 from drf_spectacular.utils import extend_schema_field
@@ -99,9 +104,8 @@ class PatientSerializer(ShiftedDates, serializers.ModelSerializer):
         model = Patient
         fields = [
             "registry_id", "site", "sex", "age_at_consent", "consent_date", "consent_status",
-            "withdrawal_date", "enrolment", "etiology", "diagnosis", "affected_region", "side",
-            "pain_duration_months", "amputation_level", "amputation_cause", "prior_treatments",
-            "implants", "updated_at",
+            "withdrawal_date", "enrolment", "etiology", "diagnosis", "side",
+            "pain_duration_months", "amputation_level", "prior_treatments", "implants", "updated_at",
         ]
         read_only_fields = fields
 
@@ -125,8 +129,7 @@ class ImplantSerializer(ShiftedDates, serializers.ModelSerializer):
         fields = [
             "ref", "registry_id", "site", "therapy", "trial_start", "trial_end", "trial_success",
             "implant_date", "manufacturer", "model", "lead_type", "lead_count", "target",
-            "ipg_rechargeable", "ipg_location", "paradigm", "explant_date", "explant_reason",
-            "updated_at",
+            "ipg_rechargeable", "ipg_location", "paradigm", "explant_date", "updated_at",
         ]
         read_only_fields = fields
 

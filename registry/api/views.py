@@ -72,7 +72,7 @@ class SiteViewSet(RegistryViewSet):
 
 @_documented(serializers.PatientSerializer)
 class PatientViewSet(RegistryViewSet):
-    """Pseudonymous patients: no identifiers, no birth year (age at consent, 90 = 90+)."""
+    """Pseudonymous patients: no identifiers, no birth year (age at consent, 90 = 90+), no free text."""
 
     base_queryset = Patient.objects.select_related("site").prefetch_related(
         Prefetch("implants", queryset=Implant.objects.order_by("ref").only("ref", "patient_id")))
@@ -84,7 +84,7 @@ class PatientViewSet(RegistryViewSet):
 
 @_documented(serializers.ImplantSerializer)
 class ImplantViewSet(RegistryViewSet):
-    """Therapy episodes: trial, implant, device (no serial numbers or UDI), explant."""
+    """Therapy episodes: trial, implant, device (no serial numbers or UDI), explant (no reason: free text)."""
 
     base_queryset = Implant.objects.select_related("patient__site")
     serializer_class = serializers.ImplantSerializer

@@ -5,7 +5,8 @@ What it promises:
   year only as `birthDate: "YYYY"`, and only for users who see real dates and
   patients not over 89 (`birth_year_shown`); no names, no record numbers, no
   contact details), ResearchSubject, Device (manufacturer, model, therapy; never
-  the serial number or UDI), Procedure (implant and explant, with `focalDevice`),
+  the serial number or UDI), Procedure (implant and explant, with `focalDevice`;
+  no explant reason, which is free text),
   Observation (NRS as LOINC 72514-3, further pain scores per pain site,
   satisfaction and PGIC with local codes), AdverseEvent (seriousness, severity,
   outcome, suspectEntity with causality to the device and to the procedure).
@@ -311,8 +312,7 @@ def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
                                                 "Explanted"),
                              "manipulated": device}],
         }
-        if implant.explant_reason:
-            explant["reasonCode"] = [{"text": implant.explant_reason}]
+        # No reasonCode: the explant reason is free text (anything a nurse typed).
         out.append(explant)
     return out
 

@@ -69,15 +69,40 @@ def test_asking_for_another_sites_code_is_a_400_naming_site(client_for, cohort, 
     assert "AAA" in response.json()["site"][0]
 
 
-def test_identifiers_and_free_text_never_appear(client_for, cohort, data_manager):
+FREE_TEXT = ("SECRET-REGION", "SECRET-CAUSE", "SECRET-EXPLANT-REASON")
+
+
+def seed_free_text(patient, implant):
+    """Distinctive strings in the patient's and the implant's free-text fields."""
+    patient.affected_region, patient.amputation_cause = FREE_TEXT[:2]
+    record_save(patient, actor=system_user(), reason="test")
+    implant.explant_date, implant.explant_reason = datetime.date(2021, 1, 5), FREE_TEXT[2]
+    record_save(implant, actor=system_user(), reason="test")
+
+
+@pytest.mark.parametrize("role", ["data_manager", "nurse", "investigator"])
+def test_identifiers_and_free_text_never_appear(client_for, cohort, request, role):
     record_save(PatientIdentifiers(patient=cohort["a1"], record_number="MRN-778899",
                                    full_name="Jane SECRET-NAME", phone="+31 6 1234"),
                 actor=system_user(), reason="test")
-    client = client_for(data_manager)
+    seed_free_text(cohort["a1"], cohort["a1_implant"])
+    client = client_for(request.getfixturevalue(role))
     text = "".join(json.dumps(client.get(f"/api/v1/{r}/?page_size=1000").json()) for r in RESOURCES)
-    text += json.dumps(client.get(f"/api/v1/patients/{cohort['a1'].registry_id}/").json())
-    for secret in ("MRN-778899", "SECRET-NAME", "SECRET-NOTE", "SECRET-DESCRIPTION", "birth_year"):
+    for path in (f"patients/{cohort['a1'].registry_id}", f"implants/{cohort['a1_implant'].ref}",
+                 f"visits/{cohort['a1_m3'].pk}", f"adverse-events/{cohort['event'].pk}"):
+        response = client.get(f"/api/v1/{path}/")
+        assert response.status_code == 200
+        text += json.dumps(response.json())
+    assert f'"ref": "{cohort["a1_implant"].ref}"' in text  # the seeded rows were in the output
+    for secret in ("MRN-778899", "SECRET-NAME", "SECRET-NOTE", "SECRET-DESCRIPTION", "birth_year",
+                   *FREE_TEXT, "affected_region", "amputation_cause", "explant_reason"):
         assert secret not in text
+
+
+def test_the_schema_names_no_free_text_field(client_for, data_manager):
+    schema = json.dumps(client_for(data_manager).get("/api/schema/?format=json").json())
+    for name in ("affected_region", "amputation_cause", "explant_reason"):
+        assert name not in schema
 
 
 def test_a_visit_carries_its_pain_scores_and_day_from_implant(client_for, cohort, nurse):

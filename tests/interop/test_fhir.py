@@ -41,7 +41,14 @@ def identifiers(cohort):
     implant = patient.implants.first()
     record_save(DeviceIdentifier(implant=implant, component="IPG", serial_number="SN-4455667",
                                  udi="(01)00643169007222(17)250101"), actor=system_user(), reason="test")
-    return ["MRN-778899", "Johanna", "Vermeer", "1234 5678", "SN-4455667", "00643169007222"]
+    # Free text, which may hold anything typed: it must not leave either.
+    patient.affected_region, patient.amputation_cause = "SECRET-REGION", "SECRET-CAUSE"
+    record_save(patient, actor=system_user(), reason="test")
+    explanted = cohort["a"][1].implants.get()
+    explanted.explant_reason = "SECRET-EXPLANT-REASON"
+    record_save(explanted, actor=system_user(), reason="test")
+    return ["MRN-778899", "Johanna", "Vermeer", "1234 5678", "SN-4455667", "00643169007222",
+            "SECRET-REGION", "SECRET-CAUSE", "SECRET-EXPLANT-REASON"]
 
 
 @pytest.mark.parametrize("resource_type", TYPES)
@@ -85,7 +92,7 @@ def test_resources_carry_the_agreed_codes(client, cohort, token_dm):
     validate(proc)
 
 
-def test_identifiers_never_appear(client, cohort, token_dm, identifiers):
+def test_identifiers_and_free_text_never_appear(client, cohort, token_dm, identifiers):
     manifest = json.loads(get(client, "/fhir/$export", token_dm).content)
     text = ""
     for output in manifest["output"]:
@@ -93,12 +100,18 @@ def test_identifiers_never_appear(client, cohort, token_dm, identifiers):
         response = get(client, path, token_dm)
         text += b"".join(response.streaming_content).decode()
     assert text.count("\n") > 10
-    for secret in identifiers:
-        assert secret not in text
     for resource in map(json.loads, text.splitlines()):
         validate(resource)
         assert "serialNumber" not in resource and "udiCarrier" not in resource
         assert "name" not in resource or resource["resourceType"] != "Patient"
+        assert "reasonCode" not in resource
+    assert '"id":"AAA-0002-I1-explant"' in text
+    for resource_type in TYPES:
+        text += get(client, f"/fhir/{resource_type}", token_dm, _count=1000).content.decode()
+    explanted = cohort["a"][1].implants.get()
+    text += get(client, f"/fhir/Procedure/{explanted.ref}-explant", token_dm).content.decode()
+    for secret in identifiers:
+        assert secret not in text
 
 
 def test_a_token_sees_only_its_sites_patients(client, cohort, token_b, token_a):
