@@ -100,6 +100,14 @@ SIMPLE_HISTORY_DATE_INDEX = "Composite"
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 SIMPLE_HISTORY_REVERT_DISABLED = True  # corrections go through forms with a reason
 
+# --- Request bodies -----------------------------------------------------------
+# REDCap clients send one form field per record id and field name (PyCap:
+# records[0], records[1], ...), so Django's default of 1000 fields refused
+# ordinary selections. Still bounded: parsing cost and memory grow with the
+# count, and the body itself stays capped by DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB);
+# 20,000 also keeps a record selection under SQLite's 32,766 query parameters.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 20_000
+
 # --- REST API ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

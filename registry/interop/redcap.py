@@ -6,8 +6,11 @@ instrument, arm, event, formEventMapping, repeatingFormsEvents, record. Anything
 else, and every import or delete (`action` other than export), gets REDCap's
 error shape with status 400: `{"error": "..."}` for json, `ERROR: ...` text for
 csv, `<hash><error>...</error></hash>` for xml, following `returnFormat` (or
-`format` when `returnFormat` is absent, as PyCap reads it). Bad tokens get 403,
-as in REDCap. Record exports stream and are written to the export log.
+`format` when `returnFormat` is absent, as PyCap reads it). A body that cannot
+be read (more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields, too large, broken
+multipart) gets the same shape, in the format the Accept header names or xml.
+Bad tokens get 403, as in REDCap. Record exports stream and are written to the
+export log.
 """
 
 import csv
@@ -17,7 +20,10 @@ import re
 from collections.abc import Iterable, Iterator
 from xml.sax.saxutils import escape
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpResponse, StreamingHttpResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from registry.services import redcap
@@ -97,9 +103,30 @@ def _respond(rows: list[dict], fmt: str, single: bool = False) -> HttpResponse:
     return HttpResponse(body, content_type=CONTENT_TYPES[fmt])
 
 
+# What reading the form body can raise (too many fields, too large, broken multipart, a
+# client that hung up); REDCap clients expect REDCap's error shape for these too.
+BODY_ERRORS = (TooManyFieldsSent, TooManyFilesSent, RequestDataTooBig, MultiPartParserError,
+               UnreadablePostError)
+
+
+def _body_error(error: Exception) -> str:
+    if isinstance(error, TooManyFieldsSent):
+        return (f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} form fields; "
+                "ask for fewer records or fields at a time (no records at all exports every record).")
+    if isinstance(error, RequestDataTooBig):
+        return (f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; "
+                "ask for fewer records or fields at a time.")
+    return f"The request body could not be read as a form: {error}"
+
+
 @csrf_exempt
 def redcap_api(request):
-    post = request.POST
+    try:
+        post = request.POST
+    except BODY_ERRORS as error:
+        # No returnFormat to follow in an unread body: the Accept header, else REDCap's xml.
+        accept = request.headers.get("Accept", "")
+        return _error(_body_error(error), next((f for f in FORMATS if f in accept), "xml"))
     error_fmt = post.get("returnFormat") or post.get("format") or "xml"
     if error_fmt not in FORMATS:
         error_fmt = "xml"

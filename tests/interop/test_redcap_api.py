@@ -4,8 +4,11 @@ import csv
 import datetime
 import io
 import json
+from urllib.parse import urlencode
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 
 from registry.models import ExportLog, Patient, Visit
@@ -180,3 +183,55 @@ def test_the_record_export_runs_a_bounded_number_of_queries(client, cohort, toke
     with django_assert_max_num_queries(16):
         rows = records(client, token_dm)
     assert len({r["record_id"] for r in rows}) == 3
+
+
+def _urlencoded(client, pairs, **headers):
+    return client.post(URL, urlencode(pairs), content_type="application/x-www-form-urlencoded",
+                       **headers)
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+@pytest.mark.parametrize("key", ["records[]", "records[{i}]"])  # raw REDCap, PyCap
+def test_a_selection_of_1500_records_is_exported(client, cohort, token_a, encoding, key):
+    wanted = [p.registry_id for p in cohort["a"]]
+    selection = [f"AAA-{9000 + i}" for i in range(1498)] + wanted
+    pairs = [("token", token_a), ("content", "record"), ("format", "json")]
+    pairs += [(key.format(i=i), value) for i, value in enumerate(selection)]
+    if encoding == "urlencoded":
+        response = _urlencoded(client, pairs)
+    else:
+        data = {}
+        for name, value in pairs:
+            data.setdefault(name, []).append(value)
+        response = client.post(URL, data)
+    assert response.status_code == 200, body(response)
+    assert {r["record_id"] for r in json.loads(body(response))} == set(wanted)
+    assert len(ExportLog.objects.get(channel="redcap").filters["records"]) == 1500
+
+
+@pytest.mark.parametrize(("headers", "parse"), [
+    ({"HTTP_ACCEPT": "application/json"}, lambda content: json.loads(content)["error"]),
+    ({}, lambda content: content.decode().split("<error>")[1]),  # REDCap's default: xml
+], ids=["accept-json", "default-xml"])
+def test_more_form_fields_than_the_limit_get_redcaps_error_shape(client, cohort, token_a, headers,
+                                                                 parse):
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    assert 1500 < limit <= 50_000  # raised for REDCap selections, still bounded
+    pairs = [("token", token_a), ("content", "record"), ("returnFormat", "json")]
+    pairs += [("records[]", f"AAA-{i}") for i in range(limit)]
+    response = _urlencoded(client, pairs, **headers)
+    assert response.status_code == 400
+    assert f"more than {limit} form fields" in parse(response.content)
+    assert not ExportLog.objects.exists()
+
+
+def test_an_oversized_or_broken_body_gets_redcaps_error_shape(client, cohort, token_a):
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000):
+        response = _urlencoded(client, [("token", token_a), ("records[]", "A" * 2000)],
+                               HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    assert "larger than 1000 bytes" in json.loads(response.content)["error"]
+    broken = client.post(URL, b"--x\r\nnot a part", content_type="multipart/form-data",
+                         HTTP_ACCEPT="application/json")
+    assert broken.status_code == 400
+    assert "could not be read as a form" in json.loads(broken.content)["error"]
