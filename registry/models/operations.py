@@ -56,10 +56,12 @@ class ApiToken(models.Model):
 
 
 class ReminderLog(models.Model):
-    """One reminder about one visit, claimed before sending.
+    """One reminder about one visit's window, claimed before sending.
 
-    The unique (visit, kind) pair makes sending exactly-once in effect: a second
-    run or a second worker cannot claim the same reminder again.
+    The unique (visit, kind, window) makes sending exactly-once in effect: a second
+    run or a second worker cannot claim the same reminder again. A visit moved to
+    a new window (implant date corrected, follow-up resumed) is reminded again for
+    it; the rows about its old window stay as the record of what was sent.
     """
 
     class Kind(models.TextChoices):
@@ -74,6 +76,8 @@ class ReminderLog(models.Model):
     visit = models.ForeignKey("registry.Visit", on_delete=models.CASCADE, related_name="reminders")
     site = models.ForeignKey("registry.Site", on_delete=models.CASCADE, related_name="reminders")
     kind = models.CharField(max_length=10, choices=Kind.choices)
+    window_start = models.DateField(help_text="The visit's window this reminder was about.")
+    window_end = models.DateField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.CLAIMED)
     digest_date = models.DateField(help_text="The site's local day of the digest.")
     claimed_at = models.DateTimeField(default=timezone.now)
@@ -86,7 +90,8 @@ class ReminderLog(models.Model):
     class Meta:
         ordering = ["-digest_date", "site", "visit"]
         constraints = [
-            models.UniqueConstraint(fields=["visit", "kind"], name="one_reminder_per_visit_kind")
+            models.UniqueConstraint(fields=["visit", "kind", "window_start", "window_end"],
+                                    name="one_reminder_per_visit_kind_window")
         ]
         indexes = [models.Index(fields=["site", "status"], name="reminder_site_status")]
 

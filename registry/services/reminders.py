@@ -8,12 +8,16 @@ lists, by registry id, timepoint, window and admin link (never identifiers):
   that did not happen are caught up; a window open for longer is old news, and
   its visit gets the overdue reminder if it is not done);
 - overdue: scheduled visits whose window has closed without a completed visit.
-Each (visit, kind) is reminded once: a `ReminderLog` row is claimed (unique
-visit + kind, `claim_token` names the claimer) before the e-mail is sent, marked
-sent afterwards, and marked failed when the SMTP server refuses; failed claims
-are claimed again by the next attempt. The claim runs with the site row locked
-(`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL), so two concurrent runs never
-send the same reminder and never split a site's digest in two.
+Each (visit, kind) is reminded once per window: a `ReminderLog` row is claimed
+(unique visit + kind + window, `claim_token` names the claimer) before the e-mail
+is sent, marked sent afterwards, and marked failed when the SMTP server refuses;
+failed claims are claimed again by the next attempt. A visit moved to a new
+window (implant date corrected, follow-up resumed after an explant correction)
+is reminded again for it; the rows about its old window are kept. A visit needs
+both window dates to be reminded about (the schedule always sets both). The
+claim runs with the site row locked (`SELECT ... FOR UPDATE SKIP LOCKED` on
+PostgreSQL), so two concurrent runs never send the same reminder and never split
+a site's digest in two.
 
 After the digest, scheduled visits whose window closed more than
 `REGISTRY_MISSED_GRACE_DAYS` days ago are marked missed (with history, as the
@@ -136,7 +140,8 @@ def site_today(*, site: Site, now: datetime.datetime | None = None) -> datetime.
 
 
 def _remindable(site: Site):
-    return (Visit.objects.filter(patient__site_id=site.pk, status=VisitStatus.SCHEDULED)
+    return (Visit.objects.filter(patient__site_id=site.pk, status=VisitStatus.SCHEDULED,
+                                 window_start__isnull=False, window_end__isnull=False)
             .exclude(patient__consent_status=ConsentStatus.WITHDRAWN))
 
 
@@ -156,14 +161,18 @@ def _kind_filters(day: datetime.date) -> dict[str, Q]:
     }
 
 
-def reminders_due(*, site: Site, day: datetime.date) -> list[tuple[int, str]]:
-    """(visit id, kind) of the reminders this site has not been sent yet: one query."""
+def reminders_due(*, site: Site, day: datetime.date) -> list[tuple[int, str, datetime.date,
+                                                                 datetime.date]]:
+    """(visit id, kind, window start, window end) of the reminders this site has not
+    been sent yet for its visits' current windows: one query."""
     pairs = []
     for kind, condition in _kind_filters(day).items():
-        already = ReminderLog.objects.filter(visit_id=OuterRef("pk"), kind=kind)
+        already = ReminderLog.objects.filter(visit_id=OuterRef("pk"), kind=kind,
+                                             window_start=OuterRef("window_start"),
+                                             window_end=OuterRef("window_end"))
         pairs.append(_remindable(site).filter(condition).filter(~Exists(already))
                      .annotate(kind=Value(kind, output_field=CharField()))
-                     .order_by().values_list("pk", "kind"))
+                     .order_by().values_list("pk", "kind", "window_start", "window_end"))
     return list(pairs[0].union(pairs[1], all=True))
 
 
@@ -212,8 +221,11 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     now = timezone.now()
     addresses = "; ".join(site.reminder_email_list)
     # Failed claims, and claims of a sender that died, are taken over; but only
-    # while the visit still needs the reminder.
-    still_needed = _remindable(site).filter(pk=OuterRef("visit_id"))
+    # while the visit still needs the reminder (and is still in that window: a
+    # moved visit gets a reminder of its own for the new one).
+    still_needed = _remindable(site).filter(pk=OuterRef("visit_id"),
+                                            window_start=OuterRef("window_start"),
+                                            window_end=OuterRef("window_end"))
     ReminderLog.objects.filter(site_id=site.pk).filter(
         Q(status=Status.FAILED) | Q(status=Status.CLAIMED, claimed_at__lt=now - stale_claim())
     ).filter(Exists(still_needed)).update(
@@ -227,9 +239,10 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     ).exclude(claim_token=token).exists()
     if sent_today:
         return
-    new = [ReminderLog(visit_id=visit_id, site_id=site.pk, kind=kind, status=Status.CLAIMED,
-                       digest_date=day, claimed_at=now, claim_token=token, recipients=addresses)
-           for visit_id, kind in reminders_due(site=site, day=day)]
+    new = [ReminderLog(visit_id=visit_id, site_id=site.pk, kind=kind, window_start=start,
+                       window_end=end, status=Status.CLAIMED, digest_date=day, claimed_at=now,
+                       claim_token=token, recipients=addresses)
+           for visit_id, kind, start, end in reminders_due(site=site, day=day)]
     # ignore_conflicts: a reminder another run claimed in between stays theirs.
     ReminderLog.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
 
@@ -256,11 +269,11 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
                      scheduled_run: bool = False) -> DigestResult:
     """Send the site's digest for `day` (default: the site's today) and mark missed visits.
 
-    Promises: each (visit, kind) reminder is sent at most once and, as long as
-    runs keep coming, at least once; at most one digest per site and local day
-    (plus retries of a failed one). `scheduled_run` (beat) waits for the site's
-    local `REGISTRY_REMINDER_LOCAL_HOUR`. `dry_run` writes nothing and sends
-    nothing; it reports what would go out.
+    Promises: each (visit, kind) reminder is sent at most once per window of the
+    visit and, as long as runs keep coming, at least once; at most one digest per
+    site and local day (plus retries of a failed one). `scheduled_run` (beat)
+    waits for the site's local `REGISTRY_REMINDER_LOCAL_HOUR`. `dry_run` writes
+    nothing and sends nothing; it reports what would go out.
     Raises DigestNotSent when the SMTP server refuses (claims marked failed).
     """
     now = now or timezone.now()
@@ -277,7 +290,7 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
             "pk", "patient__registry_id", "timepoint", "target_date", "window_start",
             "window_end")}
         url = _visit_url_template()
-        for visit_id, kind in pairs:
+        for visit_id, kind, _start, _end in pairs:
             v = visits[visit_id]
             line = DigestLine(visit_id=visit_id, kind=kind, registry_id=v["patient__registry_id"],
                               timepoint=v["timepoint"], target_date=v["target_date"],

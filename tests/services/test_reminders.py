@@ -17,6 +17,7 @@ from registry.models import (
 )
 from registry.services import reminders
 from registry.services.audit import record_save, system_user
+from registry.services.implants import implant_save
 from registry.services.patients import patient_save
 from tests.conftest import needs_postgres
 from tests.factories import make_implant, make_patient, make_site
@@ -333,3 +334,42 @@ def test_a_missed_run_is_caught_up_but_long_open_windows_are_not_announced(site_
     assert recent.registry_id in announced and old.registry_id not in announced
     later = run(site_a, day=D(2020, 4, 1))  # old's m1 window closed on 2020-03-31
     assert (old.registry_id, "m1") in {(ln.registry_id, ln.timepoint) for ln in later.overdue}
+
+
+def test_a_visit_moved_to_a_new_window_is_reminded_again_once(clinic, site_a, smtp_server):
+    patient, implant = clinic["due_a"]
+    assert run(site_a).sent  # m1 due soon, window 2020-03-25 .. 2020-04-08
+    implant.implant_date = D(2020, 5, 1)  # two months later: m1 window 2020-05-25 .. 2020-06-08
+    implant_save(implant=implant, actor=system_user(), reason="implant date was mistyped")
+
+    again = run(site_a, day=D(2020, 5, 20))
+    assert (patient.registry_id, "m1", "2020-05-25") in {
+        (ln.registry_id, ln.timepoint, ln.start) for ln in again.due_soon}
+    later = run(site_a, day=D(2020, 5, 21))
+    assert patient.registry_id not in {ln.registry_id for ln in later.due_soon + later.overdue}
+    m1 = visit(implant, "m1")
+    # What was sent about the old window stays in the log.
+    assert sorted(ReminderLog.objects.filter(visit=m1).values_list(
+        "kind", "window_start", "window_end", "status")) == [
+        ("due_soon", D(2020, 3, 25), D(2020, 4, 8), "sent"),
+        ("due_soon", D(2020, 5, 25), D(2020, 6, 8), "sent")]
+    assert smtp_server.text(1).count(f"{patient.registry_id}  1 month") == 1
+
+
+def test_a_missed_visit_moved_by_a_corrected_implant_date_is_overdue_again_once(
+        clinic, site_a, smtp_server, settings):
+    settings.REGISTRY_MISSED_GRACE_DAYS = 30
+    patient, implant = clinic["late_a"]
+    run(site_a)  # m1 overdue (closed 2020-01-08) and marked missed
+    assert visit(implant, "m1").status == VisitStatus.MISSED
+    implant.implant_date = D(2020, 1, 15)  # m1 window 2020-02-08 .. 2020-02-22
+    implant_save(implant=implant, actor=system_user(), reason="implant date corrected")
+    assert visit(implant, "m1").status == VisitStatus.SCHEDULED
+
+    nxt = run(site_a, day=DAY + datetime.timedelta(days=1))
+    assert (patient.registry_id, "m1") in {(ln.registry_id, ln.timepoint) for ln in nxt.overdue}
+    after = run(site_a, day=DAY + datetime.timedelta(days=2))
+    assert (patient.registry_id, "m1") not in {(ln.registry_id, ln.timepoint)
+                                               for ln in after.overdue}
+    assert ReminderLog.objects.filter(visit=visit(implant, "m1"), kind="overdue",
+                                      status="sent").count() == 2
