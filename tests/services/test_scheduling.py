@@ -12,6 +12,7 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
+from registry.services import reminders
 from registry.services.audit import record_save, system_user
 from registry.services.dates import add_months
 from registry.services.implants import implant_save
@@ -24,6 +25,10 @@ from registry.services.scheduling import (
 from tests.factories import make_implant, make_patient, make_site, make_visit
 
 D = datetime.date
+
+
+def UTC(*args):  # noqa: N802 (reads as a date literal)
+    return datetime.datetime(*args, tzinfo=datetime.UTC)
 
 
 def scheduled(implant):
@@ -194,26 +199,38 @@ def test_eighteen_years_of_follow_up_are_scheduled_to_the_day(patient_a, nurse):
     assert m216.get_status_display() == "Scheduled"
 
 
-@pytest.mark.parametrize("site_fixture, implant_date, code, target", [
-    # Europe/Amsterdam goes to summer time on 31 March 2024 and back on 27 October 2024.
-    ("site_a", D(2024, 2, 29), "m1", D(2024, 3, 29)),
-    ("site_a", D(2023, 10, 27), "m12", D(2024, 10, 27)),
-    # America/New_York: 10 March 2024 and 3 November 2024.
-    ("site_b", D(2024, 2, 10), "m1", D(2024, 3, 10)),
-    ("site_b", D(2024, 8, 3), "m3", D(2024, 11, 3)),
+@pytest.mark.parametrize("site_fixture, utc, local_day, overdue", [
+    # Amsterdam springs forward on 31 March 2024 (UTC+1 -> +2); m1's window closes that day.
+    ("site_a", UTC(2024, 3, 31, 4, 30), D(2024, 3, 31), []),  # 06:30 local (05:30 in winter)
+    ("site_a", UTC(2024, 4, 1, 4, 30), D(2024, 4, 1), ["m1"]),  # 06:30 local the next day
+    ("site_a", UTC(2024, 4, 1, 3, 30), None, None),  # 05:30 local: not yet
+    # New York springs forward on 10 March 2024 (UTC-5 -> -4); m1's window closes that day.
+    ("site_b", UTC(2024, 3, 11, 2, 30), D(2024, 3, 10), []),  # 22:30 local, 11 March in UTC
+    ("site_b", UTC(2024, 3, 11, 4, 30), None, None),  # 00:30 local (23:30 on 10th in winter)
+    ("site_b", UTC(2024, 3, 11, 10, 30), D(2024, 3, 11), ["m1"]),  # 06:30 local
 ])
-def test_visits_across_a_daylight_saving_change_keep_their_calendar_day(
-        db, request, site_fixture, implant_date, code, target):
+def test_each_site_sees_its_follow_up_due_on_its_own_local_day_across_daylight_saving(
+        db, request, settings, site_fixture, utc, local_day, overdue):
+    """Visit dates are calendar dates; the daily job judges them by the site's own day
+    and hour on the clock of the day. UTC or a fixed (winter) offset fails a case here."""
+    settings.REGISTRY_REMINDER_LOCAL_HOUR = 6
     site = request.getfixturevalue(site_fixture)
+    # m1 (window +-7 days around implant + 1 month) closes on the day of the change.
+    implant_date, closes = {"site_a": (D(2024, 2, 24), D(2024, 3, 31)),
+                            "site_b": (D(2024, 2, 3), D(2024, 3, 10))}[site_fixture]
     patient = make_patient(site, consent_date=D(2023, 1, 1))
     implant = make_implant(patient, trial_start=implant_date - datetime.timedelta(days=20),
                            trial_end=implant_date - datetime.timedelta(days=10),
                            implant_date=implant_date)
-    visit = scheduled(implant)[code]
-    assert visit.target_date == target
-    tp = next(t for t in default_timepoints() if t.code == code)
-    assert (visit.window_end - visit.window_start).days == \
-        tp.window_before_days + tp.window_after_days
+    assert scheduled(implant)["m1"].window_end == closes
+
+    result = reminders.site_digest_send(site=site, actor=system_user(), now=utc,
+                                        scheduled_run=True, dry_run=True)
+    if local_day is None:
+        assert result.skipped == "before 6:00 at the site"
+    else:
+        assert result.day == local_day
+        assert [ln.timepoint for ln in result.overdue] == overdue
 
 
 def test_schedule_sync_takes_a_bounded_number_of_queries(implant_a, nurse,
