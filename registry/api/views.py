@@ -6,7 +6,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, permissions, viewsets
-from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
@@ -35,10 +35,23 @@ AUTH_ERRORS = {
 }
 
 
+class FormatNamedInErrors(DefaultContentNegotiation):
+    """An unknown `?format=` (or `.suffix`) is a 400 naming the parameter; DRF answers 404."""
+
+    def filter_renderers(self, renderers, format):
+        matched = [renderer for renderer in renderers if renderer.format == format]
+        if not matched:
+            known = ", ".join(renderer.format for renderer in renderers)
+            raise exceptions.ValidationError(
+                {"format": [f"Unknown format '{format}'; expected one of {known}."]})
+        return matched
+
+
 class RegistryViewSet(viewsets.ReadOnlyModelViewSet):
     """Every queryset goes through the access rule; ordering is stable (cursor on id)."""
 
     permission_classes = PERMISSIONS
+    content_negotiation_class = FormatNamedInErrors
     filter_backends = [filters.RegistryFilterBackend]
     base_queryset = None
 
@@ -54,8 +67,7 @@ class RegistryViewSet(viewsets.ReadOnlyModelViewSet):
 def _documented(serializer_class):
     return extend_schema_view(
         list=extend_schema(responses={200: serializer_class(many=True), **AUTH_ERRORS}),
-        retrieve=extend_schema(responses={200: serializer_class, 404: ERROR, 401: AUTH_ERRORS[401],
-                                          403: AUTH_ERRORS[403]}),
+        retrieve=extend_schema(responses={200: serializer_class, 404: ERROR, **AUTH_ERRORS}),
     )
 
 

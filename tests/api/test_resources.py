@@ -1,5 +1,6 @@
 """The read-only resources: who sees what, filters, errors, paging, query counts."""
 
+import base64
 import datetime
 import json
 
@@ -174,6 +175,29 @@ def test_a_bad_filter_value_is_a_400_naming_the_parameter(client_for, cohort, nu
     body = response.json()
     assert list(body) == [param]
     assert query.split("=", 1)[1] in body[param][0]
+
+
+@pytest.mark.parametrize("path", ["visits/", "patients/", "sites/", "implants/AAA-0001-I1/"])
+def test_an_unknown_format_is_a_400_naming_the_parameter(client_for, cohort, nurse, path):
+    response = client_for(nurse).get(f"/api/v1/{path}?format=xyz")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["format"] and "'xyz'" in body["format"][0] and "json" in body["format"][0]
+    assert client_for(nurse).get(f"/api/v1/{path}?format=json").status_code == 200
+
+
+def _cursor(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("cursor", ["garbage", _cursor("o=-1"), _cursor("p=abc"), _cursor("p=1.5"),
+                                    _cursor("r=1&p=\x00")])
+def test_a_malformed_cursor_is_a_400_naming_the_parameter(client_for, cohort, nurse, cursor):
+    response = client_for(nurse).get("/api/v1/visits/", {"cursor": cursor})
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body) == ["cursor"] and f"'{cursor}'" in body["cursor"][0]
 
 
 def test_the_iso_class_filter_uses_the_derived_class(client_for, cohort, data_manager):
