@@ -2,8 +2,9 @@
 
 `smtp_server` (import `smtp_server_fixture` into the test module) starts one on
 a free port and points Django's SMTP backend at it.
-Set `inbox.refuse = "451 4.3.0 Try again later"` to make it refuse messages,
-or call `inbox.stop()` to take it away (connection refused).
+Set `inbox.refuse = "451 4.3.0 Try again later"` to make it refuse messages
+(with `inbox.refuse_after = n`: once it has accepted n messages, as a server
+failing mid-way), or call `inbox.stop()` to take it away (connection refused).
 """
 
 import email
@@ -26,17 +27,17 @@ class Inbox:
         self.messages = []
         self.refused = 0
         self.refuse: str | None = None
+        self.refuse_after = 0
         self.controller: Controller | None = None
         self.port = 0
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
-        if self.refuse:
-            with self._lock:
-                self.refused += 1
-            return self.refuse
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
+            if self.refuse and len(self.messages) >= self.refuse_after:
+                self.refused += 1
+                return self.refuse
             self.messages.append((sorted(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 

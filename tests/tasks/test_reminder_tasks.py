@@ -22,7 +22,7 @@ from registry import tasks
 from registry.models import ReminderLog, Site, Visit, VisitStatus
 from registry.services import reminders
 from registry.services.audit import system_user
-from tests.factories import make_implant, make_patient
+from tests.factories import make_implant, make_patient, make_site
 from tests.mailserver import (
     restore_reference_data,
     smtp_server_fixture,  # noqa: F401 (the smtp_server fixture)
@@ -189,6 +189,32 @@ def test_a_refusing_smtp_server_is_retried_and_the_digest_sent_once_it_recovers(
     tasks.send_site_digest.delay(site_a.pk, DAY.isoformat())
     worker.wait(lambda: worker.count(DIGEST) == 2, "a run after that")
     assert len(smtp_server.messages) == 1
+
+
+@pg_worker
+def test_a_server_failing_after_the_first_digest_leaves_every_site_one_digest(
+        two_sites, smtp_server, worker):
+    third = make_site("CCC")
+    implanted(third, D(2020, 3, 10))  # m1 window opens 2020-04-03: due soon on DAY
+    smtp_server.refuse, smtp_server.refuse_after = "451 4.3.0 Try again later", 1
+    tasks.send_reminders.delay(DAY.isoformat())
+    # One site's digest goes through; the other two are refused and retried.
+    worker.wait(lambda: worker.count(DIGEST) == 1 and worker.retries >= 4,
+                "one digest sent and the others retried twice")
+    assert len(smtp_server.messages) == 1
+    per_site = sorted(set(ReminderLog.objects.values_list("site__code", "status")))
+    assert sorted(status for _, status in per_site) == ["failed", "failed", "sent"]
+    sent = next(code for code, status in per_site if status == "sent")
+    assert smtp_server.to(0) == [f"{sent.lower()}@example.org"]
+
+    smtp_server.refuse = None
+    worker.wait(lambda: worker.count(DIGEST) == 3, "the other digests after recovery")
+    tasks.send_reminders.delay(DAY.isoformat())  # and a run after that sends nothing more
+    worker.wait(lambda: worker.count(DIGEST) == 6, "a run after that")
+    assert sorted(to for to, _ in smtp_server.messages) == [
+        ["aaa@example.org"], ["bbb@example.org"], ["ccc@example.org"]]
+    assert set(ReminderLog.objects.values_list("status", flat=True)) == {"sent"}
+    assert ReminderLog.objects.count() == 3 + 1 + 1
 
 
 @pg_worker
