@@ -119,12 +119,16 @@ class Visit(ClinicalModel):
                 name="visit_window_order",
             ),
             models.UniqueConstraint(
-                fields=["patient"], condition=Q(timepoint=BASELINE), name="one_baseline_per_patient"
+                fields=["patient"], condition=Q(timepoint=BASELINE), name="one_baseline_per_patient",
+                violation_error_message="This patient already has a baseline visit; a patient has "
+                                        "one baseline.",
             ),
             models.UniqueConstraint(
                 fields=["implant", "timepoint"],
                 condition=~Q(timepoint=UNSCHEDULED) & ~Q(timepoint=BASELINE),
                 name="one_visit_per_implant_timepoint",
+                violation_error_message="This implant already has a visit at this timepoint; record "
+                                        "another contact as unscheduled.",
             ),
         ]
         indexes = [
@@ -220,6 +224,15 @@ class Visit(ClinicalModel):
             errors["date_done"] = (
                 f"Baseline date {self.date_done} is after the implant date {implant.implant_date}."
             )
+        if self.timepoint == BASELINE and self.date_done and not implant and patient \
+                and not patient._state.adding:
+            # The baseline is the pre-implant visit: it may not follow the first implant.
+            first = patient.implants.filter(implant_date__isnull=False).order_by("implant_date").first()
+            if first and self.date_done > first.implant_date:
+                errors["date_done"] = (
+                    f"Baseline date {self.date_done} is after the first implant ({first.ref}, "
+                    f"{first.implant_date}); the baseline is the pre-implant visit."
+                )
         if self.window_start and self.window_end and self.window_end < self.window_start:
             errors["window_end"] = "The window must end on or after its start."
         if errors:

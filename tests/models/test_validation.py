@@ -86,9 +86,27 @@ def test_it_refuses_a_second_baseline(patient_a):
                    date_done=datetime.date(2020, 1, 20), nrs=7)
     with pytest.raises(ValidationError) as exc:
         second.full_clean()
-    assert "baseline" in str(exc.value).lower() or "patient" in str(exc.value).lower()
+    assert exc.value.messages == ["This patient already has a baseline visit; a patient has one baseline."]
     with pytest.raises(IntegrityError), transaction.atomic():
         second.save()
+
+
+def test_it_refuses_a_second_visit_at_the_same_timepoint_of_an_implant(patient_a, implant_a):
+    make_visit(patient_a, implant_a, timepoint="m24",
+               date_done=implant_a.implant_date + datetime.timedelta(days=730))
+    again = Visit(patient=patient_a, implant=implant_a, timepoint="m24", status="completed",
+                  date_done=implant_a.implant_date + datetime.timedelta(days=735), nrs=4)
+    with pytest.raises(ValidationError) as exc:
+        again.full_clean()
+    assert "already has a visit at this timepoint" in " ".join(exc.value.messages)
+
+
+def test_it_refuses_a_baseline_after_the_first_implant(patient_a, implant_a):
+    baseline = Visit(patient=patient_a, timepoint="baseline", status="completed",
+                     date_done=implant_a.implant_date + datetime.timedelta(days=3), nrs=7)
+    refused(baseline, "date_done", "after the first implant", implant_a.ref)
+    baseline.date_done = implant_a.implant_date - datetime.timedelta(days=3)
+    baseline.full_clean()
 
 
 def test_the_database_refuses_nrs_out_of_range_even_without_clean(patient_a):
