@@ -15,7 +15,8 @@ from registry.services import access
 
 from .filters import site_filter
 
-LOG_FIELDS = ["kind", "status", "digest_date", "sent_at", "attempts", "recipients", "last_error"]
+LOG_FIELDS = ["kind", "window", "status", "digest_date", "sent_at", "attempts", "recipients",
+              "last_error"]
 SITE_PAGE_DAYS = 30  # a site page shows the last month; the change list has the rest
 
 
@@ -26,6 +27,11 @@ def _visit_link(log: ReminderLog) -> str:
 
 
 class ReadOnlyLog:
+    # A visit moved to a new window is reminded again: the window tells the rows apart.
+    @admin.display(description="window", ordering="window_start")
+    def window(self, obj):
+        return f"{obj.window_start:%Y-%m-%d} to {obj.window_end:%Y-%m-%d}"
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -38,7 +44,8 @@ class ReadOnlyLog:
 
 @admin.register(ReminderLog)
 class ReminderLogAdmin(ReadOnlyLog, admin.ModelAdmin):
-    list_display = ["digest_date", "site", "visit_link", "kind", "status", "attempts", "sent_at"]
+    list_display = ["digest_date", "site", "visit_link", "kind", "window", "status", "attempts",
+                    "sent_at"]
     list_filter = [site_filter("site_id"), "status", "kind", "digest_date"]  # her sites only
     list_select_related = ["site", "visit__patient"]
     search_fields = ["visit__patient__registry_id"]

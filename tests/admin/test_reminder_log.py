@@ -64,6 +64,7 @@ def test_the_visit_page_shows_its_reminders(client, nurse, site_a):
     text = page.content.decode()
     assert "Reminders (from the daily follow-up digest)" in text
     assert "Window opens soon" in text and "aaa@example.org" in text
+    assert f"{log.window_start:%Y-%m-%d} to {log.window_end:%Y-%m-%d}" in text
 
 
 def test_the_site_page_shows_the_sites_recent_reminders(client, data_manager, site_a):
