@@ -11,7 +11,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from registry.models import AdverseEvent, Implant, PainScore, Patient, Site, Visit
-from registry.services import deid, exports
+from registry.services import access_log, deid, exports
 from registry.services.access import role_name, visible
 
 from . import filters, serializers
@@ -48,15 +48,33 @@ class FormatNamedInErrors(DefaultContentNegotiation):
 
 
 class RegistryViewSet(viewsets.ReadOnlyModelViewSet):
-    """Every queryset goes through the access rule; ordering is stable (cursor on id)."""
+    """Every queryset goes through the access rule; ordering is stable (cursor on id).
+
+    Each list page of clinical rows is written to the export log (who, endpoint,
+    filters, rows), as FHIR searches and exports are: otherwise paging through
+    every visit would leave no trace.
+    """
 
     permission_classes = PERMISSIONS
     content_negotiation_class = FormatNamedInErrors
     filter_backends = [filters.RegistryFilterBackend]
     base_queryset = None
+    logged = True  # False for lists that hold no clinical rows (sites)
 
     def get_queryset(self):
         return visible(self.base_queryset.all(), self.request.user)
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        if self.logged:
+            params = request.query_params
+            access_log.log_list_page(
+                user=request.user, endpoint=request.path, fmt=request.accepted_renderer.format,
+                filters={k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k]
+                         for k in params if k != "format"},
+                dates="iso" if deid.sees_real_dates(request.user) else "shifted",
+                rows=len(response.data["results"]))
+        return response
 
     def get_serializer_context(self):
         # Decided once per request; the serializers shift each row by its patient's shift.
@@ -77,6 +95,7 @@ class SiteViewSet(RegistryViewSet):
 
     base_queryset = Site.objects.all()
     serializer_class = serializers.SiteSerializer
+    logged = False
     filterset_class = filters.SiteFilter
     lookup_field = "code"
     lookup_value_regex = "[A-Z][A-Z0-9]{1,7}"

@@ -5,9 +5,11 @@ import datetime
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from simple_history.utils import bulk_create_with_history
 
-from registry.models import PatientIdentifiers, Visit, VisitStatus
+from registry.models import ExportLog, PatientIdentifiers, Visit, VisitStatus
 from registry.services.audit import record_save, system_user
 from tests.factories import make_implant, make_patient, make_visit
 
@@ -242,3 +244,37 @@ def test_a_page_costs_the_same_queries_for_5_or_100_rows(client_for, cohort, req
     _many_visits(120)
     with django_assert_max_num_queries(len(small.captured_queries)):
         assert client.get(f"/api/v1/{resource}/?page_size=100").status_code == 200
+
+
+def test_an_investigators_list_page_writes_one_export_log_row_with_its_row_count(
+        client_for, cohort, investigator):
+    client = client_for(investigator)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/v1/visits/", {"page_size": 2, "therapy": ["PNS", "SCS"]})
+    assert response.status_code == 200
+    log_writes = [q["sql"] for q in queries.captured_queries if "registry_exportlog" in q["sql"]]
+    assert len(log_writes) == 1 and log_writes[0].startswith("INSERT")  # one INSERT, no UPDATE
+    assert ExportLog.objects.count() == 1
+    log = ExportLog.objects.latest("pk")
+    assert (log.user, log.channel, log.dataset, log.format, log.dates) == (
+        investigator, "api", "/api/v1/visits/", "json", "shifted")
+    assert log.rows == len(response.json()["results"]) == 2 and log.finished_at
+    assert log.filters == {"page_size": "2", "therapy": ["PNS", "SCS"]}
+    client.get(response.json()["next"])
+    assert ExportLog.objects.latest("pk").rows == 2  # the next page: its own row
+
+
+@pytest.mark.parametrize("resource", ["patients", "implants", "visits", "adverse-events"])
+def test_every_list_of_clinical_rows_is_logged_with_real_or_shifted_dates(client_for, cohort,
+                                                                         data_manager, resource):
+    body = client_for(data_manager).get(f"/api/v1/{resource}/").json()
+    log = ExportLog.objects.get(dataset=f"/api/v1/{resource}/")
+    assert log.rows == len(body["results"]) > 0 and log.dates == "iso"
+
+
+def test_sites_details_and_refused_lists_are_not_logged(client_for, cohort, nurse):
+    client = client_for(nurse)
+    client.get("/api/v1/sites/")
+    client.get(f"/api/v1/visits/{cohort['a1_m3'].pk}/")
+    assert client.get("/api/v1/visits/?status=done").status_code == 400
+    assert not ExportLog.objects.exists()
