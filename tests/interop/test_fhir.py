@@ -1,9 +1,11 @@
-"""FHIR R4 endpoints: every resource validates with the fhir.resources models.
+"""FHIR R4 endpoints: every resource validates with the fhir.resources models and
+with R4 (4.0.1) itself.
 
 fhir.resources >= 7 ships R5 at the top level and R4B in `fhir.resources.R4B`
-(no separate R4 package). R4B (4.3.0) is R4 (4.0.1) for every resource served
-here (Patient, ResearchStudy, ResearchSubject, Device, Procedure, Observation,
-AdverseEvent, Bundle, OperationOutcome), so R4B is the validator.
+(no separate R4 package). R4B (4.3.0) equals R4 for every resource served here,
+and it checks value types and formats; fhirclient's models are generated from
+R4 4.0.1 and, strict, refuse unknown elements and missing required ones. Each
+resource must pass both.
 """
 
 import datetime
@@ -11,6 +13,8 @@ import json
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from fhirclient.models.fhirabstractbase import FHIRValidationError
+from fhirclient.models.fhirelementfactory import FHIRElementFactory
 
 from registry.models import DeviceIdentifier, ExportLog, PatientIdentifiers, Site
 from registry.models.base import today_anywhere
@@ -23,8 +27,25 @@ TYPES = ["Patient", "ResearchSubject", "Device", "Procedure", "Observation", "Ad
 
 
 def validate(resource: dict):
+    validate_r4(resource)
     model = get_fhir_model_class(resource["resourceType"])
     return model.model_validate(resource)
+
+
+def validate_r4(resource: dict):
+    """Strict R4 4.0.1 (fhirclient): an unknown or missing required element raises."""
+    try:
+        FHIRElementFactory.instantiate(resource["resourceType"], resource)
+    except FHIRValidationError as exc:
+        raise AssertionError(f"not valid R4: {resource['resourceType']}/{resource.get('id')}: "
+                             f"{exc}") from exc
+
+
+def test_the_r4_check_refuses_what_r4_does_not_have():
+    with pytest.raises(AssertionError, match="not valid R4"):
+        validate_r4({"resourceType": "Patient", "id": "x", "birthYear": "1970"})
+    with pytest.raises(AssertionError, match="subject"):
+        validate_r4({"resourceType": "AdverseEvent", "id": "ae-1", "actuality": "actual"})
 
 
 def get(client, path, token, **params):

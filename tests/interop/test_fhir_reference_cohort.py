@@ -15,6 +15,7 @@ from registry.services import fhir
 from registry.services.audit import system_user
 from registry.services.tokens import api_token_create
 from tests.factories import make_event, make_implant, make_patient, make_site, make_visit
+from tests.interop.test_fhir import validate_r4
 
 BUNDLE = Path(__file__).resolve().parents[2] / "fixtures" / "seed_reference"
 
@@ -76,6 +77,7 @@ def test_the_reference_cohort_round_trips_as_a_fhir_bundle(client, reference_coh
             entries.append({"fullUrl": f"urn:registry:{resource['resourceType']}/{resource['id']}",
                             "resource": resource})
     original = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    validate_r4(original)  # R4 4.0.1 itself (fhirclient), then R4B's typed models
     parsed = Bundle.model_validate(original)
     round_tripped = json.loads(parsed.model_dump_json(exclude_none=True))
     assert round_tripped == original
