@@ -353,7 +353,10 @@ def visits_mark_missed(*, site: Site, day: datetime.date, actor) -> int:
     marked = 0
     while True:
         with transaction.atomic():
-            qs = _past_grace(site=site, day=day).order_by("pk")
+            # In window order, read from the (status, window_end) index: ordered by pk
+            # alone, the planner walked the whole primary key looking for the few rows
+            # past grace (0.3 s a site at 1M scheduled visits, even with none to mark).
+            qs = _past_grace(site=site, day=day).order_by("window_end", "pk")
             if connection.features.has_select_for_update_skip_locked:
                 qs = qs.select_for_update(skip_locked=True, of=("self",))
             visits = list(qs[:BATCH])
