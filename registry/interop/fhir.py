@@ -175,9 +175,10 @@ def search(request, user, resource_type: str):
         "type": "searchset",
         "timestamp": fhir._instant(timezone.now()),
         "link": links,
-        "entry": [{"fullUrl": f"{base}{r['resourceType']}/{r['id']}", "resource": r,
-                   "search": {"mode": "match"}} for r in page],
     }
+    if page:  # FHIR JSON has no empty arrays: a search that finds nothing has no entry
+        bundle["entry"] = [{"fullUrl": f"{base}{r['resourceType']}/{r['id']}", "resource": r,
+                            "search": {"mode": "match"}} for r in page]
     if resource_type in ("Patient", "ResearchSubject", "Device", "AdverseEvent") and found.ids is None:
         bundle["total"] = found.rows.count()
     export_log_finish(log=log, rows=len(page))

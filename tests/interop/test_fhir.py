@@ -240,7 +240,9 @@ def test_searching_for_an_observation_id_beyond_any_key_finds_nothing(client, co
                                                                      resource_id):
     outcome_of(get(client, f"/fhir/Observation/{resource_id}", token_dm), status=404)
     found = get(client, "/fhir/Observation", token_dm, _id=resource_id)
-    assert found.status_code == 200 and json.loads(found.content)["entry"] == []
+    bundle = json.loads(found.content)
+    assert found.status_code == 200 and bundle["type"] == "searchset" and "entry" not in bundle
+    validate(bundle)
 
 
 def test_a_search_value_with_a_nul_character_is_a_400_naming_it(client, cohort, token_dm):
