@@ -9,6 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from registry.models import ReminderLog, Visit, VisitStatus
+from registry.services.audit import SYSTEM_USERNAME
+from registry.services.reminders import MISSED_REASON
 from tests.factories import make_implant, make_patient
 
 D = datetime.date
@@ -35,6 +37,14 @@ def test_it_sends_each_sites_digest_and_says_so(due):
     assert "AAA 2020-03-25: sent 1 due soon, 2 overdue; marked 1 missed" in out
     assert "BBB 2020-03-25: sent 1 due soon, 0 overdue; marked 0 missed" in out
     assert sorted(m.to[0] for m in mail.outbox) == ["aaa@example.org", "bbb@example.org"]
+
+
+def test_the_visits_it_marks_missed_are_changes_in_the_history_with_user_and_reason(due):
+    send("--date", "2020-03-25")
+    [missed] = Visit.objects.filter(status=VisitStatus.MISSED)
+    last, before = missed.history.order_by("-history_date", "-history_id")[:2]
+    assert (last.history_type, last.status, before.status) == ("~", "missed", "scheduled")
+    assert (last.history_user.username, last.history_change_reason) == (SYSTEM_USERNAME, MISSED_REASON)
 
 
 def test_running_it_again_sends_nothing(due):
