@@ -9,7 +9,10 @@ RegistryInline), so the access rule (services.access) and the audit rules
   tells it exists;
 - changing complete data (a completed visit, a closed adverse event) needs a
   reason, also when only an inline (the pain scores) changed;
-- a save that started from an older version is refused (edit_version).
+- a save that started from an older version is refused (edit_version);
+- users who do not see real dates (investigators, services.deid) get every
+  clinical date shifted per patient, no filter on a clinical date and no
+  history pages (see dates.py).
 """
 
 from django import forms
@@ -23,8 +26,10 @@ from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry.models import Site
-from registry.services import access
+from registry.services import access, deid
 from registry.services.audit import record_delete, record_save, was_complete
+
+from . import dates
 
 REASON_REQUIRED = "This record was already complete: say why you are changing it."
 STALE = (
@@ -161,6 +166,20 @@ class RegistryInline:
     def has_delete_permission(self, request, obj=None):
         return access.can_edit(request.user, self._site_id(obj))
 
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        if not (dates.shifts_dates(request) and dates.clinical_date_fields(self.model)):
+            return formset
+
+        class ShiftedFormSet(formset):
+            # Read-only rows for an investigator: shown with her shifted dates.
+            def get_queryset(self):
+                if not hasattr(self, "_shifted"):
+                    self._shifted = [dates.shift_in_place(o) for o in super().get_queryset()]
+                return self._shifted
+
+        return ShiftedFormSet
+
 
 class EstimatedCountPaginator(Paginator):
     """Django's paginator, but an unfiltered list of a big table on PostgreSQL is
@@ -213,7 +232,43 @@ class RegistryAdmin(SimpleHistoryAdmin):
         if obj is None:
             # Not there, or at a site the user does not belong to: the same answer.
             raise Http404("No such record at your sites.")
+        if dates.shifts_dates(request):
+            # Investigators only ever view (no change permission): the page shows
+            # the shifted dates, and the marked copy cannot be saved (check_site).
+            dates.shift_in_place(obj)
         return obj
+
+    # --- clinical dates for users who see them shifted (dates.py) -------------------
+    def get_changelist(self, request, **kwargs):
+        return dates.ShiftedDatesChangeList
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        if dates.shifts_dates(request):
+            filters = [f for f in filters if not dates.list_filter_on_date(self.model, f)]
+        return filters
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # A hand-written ?target_date__gte=... would bisect the real date: 400.
+        if request is not None and dates.shifts_dates(request) and \
+                dates.is_clinical_date_lookup(self.model, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def dates_context(self, request) -> dict:
+        if not dates.shifts_dates(request):
+            return {}
+        context = {"history_refused": True}
+        if dates.clinical_date_fields(self.model):
+            context["shifted_dates_note"] = deid.SHIFTED_NOTE
+        return context
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context.update(self.dates_context(request))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**self.dates_context(request), **(extra_context or {})})
 
     def has_module_permission(self, request):
         return access.role_name(request.user) is not None
@@ -262,7 +317,8 @@ class RegistryAdmin(SimpleHistoryAdmin):
 
     def check_site(self, request, obj):
         """Belt and braces behind the scoped choices: the saved row must be at a
-        site the user edits."""
+        site the user edits (and never a copy shown with shifted dates)."""
+        dates.refuse_if_shifted(obj)
         if not access.can_edit(request.user, self.site_id_of(obj)):
             raise PermissionDenied("This record is not at one of your sites.")
 
@@ -285,12 +341,25 @@ class RegistryAdmin(SimpleHistoryAdmin):
     def save_formset(self, request, form, formset, change):
         reason = self.reason_of(form, change, default=f"Entered with the {self.opts.verbose_name}")
         for obj in formset.save(commit=False):
+            dates.refuse_if_shifted(obj)
             record_save(obj, actor=request.user, reason=reason, validate=False)
         for obj in formset.deleted_objects:
             record_delete(obj, actor=request.user, reason=reason or "Deleted in admin")
         formset.save_m2m()
 
+    # The audit trail shows every version with its real dates: nurses and data
+    # managers only. A 404 like any page the user may not open, answered before
+    # the lookup, so it does not tell whether the record exists.
+    def has_view_history_or_change_history_permission(self, request, obj=None):
+        return deid.sees_real_dates(request.user) and \
+            super().has_view_history_or_change_history_permission(request, obj)
+
+    def refuse_history(self, request):
+        if not deid.sees_real_dates(request.user):
+            raise Http404("The history shows real dates: it is for nurses and data managers.")
+
     def history_view(self, request, object_id, extra_context=None):
+        self.refuse_history(request)
         try:
             return super().history_view(request, object_id, extra_context)
         except PermissionDenied:
@@ -299,12 +368,14 @@ class RegistryAdmin(SimpleHistoryAdmin):
             raise Http404("No such record at your sites.") from None
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
+        self.refuse_history(request)
         try:
             return super().history_form_view(request, object_id, version_id, extra_context)
         except PermissionDenied:
             raise Http404("No such record at your sites.") from None
 
     def delete_model(self, request, obj):
+        dates.refuse_if_shifted(obj)
         record_delete(obj, actor=request.user, reason="Deleted in admin")
 
     def delete_queryset(self, request, queryset):

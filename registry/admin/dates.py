@@ -1,0 +1,111 @@
+"""Clinical dates in the admin for users who may not see them (services.deid).
+
+Investigators read the admin with every clinical calendar date of a patient
+shifted by that patient's shift, as in the API, exports, REDCap and FHIR. The
+rule (who, by how much) is deid's; this module only applies it to the rows a
+page is about to show:
+
+- change pages: the object from get_object and the rows of the inlines;
+- change lists: the rows of the page (and date annotations such as "next due");
+- the patient hub: its implants, visits and adverse events (clinical.py).
+
+Every DateField of the clinical models is a clinical date (record times are
+DateTimeFields and stay real). Shifted rows are marked, and the admin refuses
+to save or delete a marked row: investigators have no change permission, so
+this is only the second lock.
+"""
+
+import functools
+
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db import models
+
+from registry.models import AdverseEvent, Implant, Patient, Revision, Visit
+from registry.services import deid
+
+# How a row reaches the registry id its shift is keyed on.
+REGISTRY_ID_PATH = {
+    Patient: "registry_id",
+    Implant: "patient.registry_id",
+    Revision: "implant.patient.registry_id",
+    Visit: "patient.registry_id",
+    AdverseEvent: "patient.registry_id",
+}
+
+SHIFTED_MARK = "_dates_shifted"
+
+
+def shifts_dates(request) -> bool:
+    return not deid.sees_real_dates(request.user)
+
+
+@functools.cache
+def clinical_date_fields(model) -> tuple[str, ...]:
+    if model not in REGISTRY_ID_PATH:
+        return ()
+    return tuple(f.name for f in model._meta.concrete_fields
+                 if isinstance(f, models.DateField) and not isinstance(f, models.DateTimeField))
+
+
+def shift_in_place(obj, annotations=()):
+    """Move the clinical dates of `obj` (and the date `annotations` it carries) by its
+    patient's shift. No query when the patient is already loaded (select_related)."""
+    fields = clinical_date_fields(type(obj))
+    if not fields or getattr(obj, SHIFTED_MARK, False):
+        return obj
+    registry_id = obj
+    for part in REGISTRY_ID_PATH[type(obj)].split("."):
+        registry_id = getattr(registry_id, part)
+    days = deid.date_shift_days(registry_id)
+    for name in (*fields, *annotations):
+        if hasattr(obj, name):
+            setattr(obj, name, deid.shifted(getattr(obj, name), days))
+    setattr(obj, SHIFTED_MARK, True)
+    return obj
+
+
+def refuse_if_shifted(obj):
+    """A shifted copy must never be written back (it would move the real dates)."""
+    if getattr(obj, SHIFTED_MARK, False):
+        raise PermissionDenied("Dates on this page are shifted; it cannot be saved.")
+
+
+def is_clinical_date_lookup(model, lookup: str) -> bool:
+    """Does `lookup` (e.g. `target_date__gte`, `patient__consent_date__year`) reach a
+    clinical date? Filtering on one would let a user bisect the real date."""
+    for part in lookup.split("__"):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return False
+        if field.name in clinical_date_fields(model):
+            return True
+        if not field.is_relation or field.related_model is None:
+            return False
+        model = field.related_model
+    return False
+
+
+def list_filter_on_date(model, spec) -> bool:
+    """A list_filter entry ("field", ("field", FilterClass)) on a clinical date."""
+    name = spec[0] if isinstance(spec, (list, tuple)) else spec
+    return isinstance(name, str) and is_clinical_date_lookup(model, name)
+
+
+class ShiftedDatesChangeList(ChangeList):
+    """The change list: rows of the page shifted, no date hierarchy on a clinical date."""
+
+    def __init__(self, request, model, list_display, list_display_links, list_filter,
+                 date_hierarchy, *args, **kwargs):
+        self.shift = shifts_dates(request)
+        if self.shift and date_hierarchy and is_clinical_date_lookup(model, date_hierarchy):
+            date_hierarchy = None
+        super().__init__(request, model, list_display, list_display_links, list_filter,
+                         date_hierarchy, *args, **kwargs)
+
+    def get_results(self, request):
+        super().get_results(request)
+        if self.shift and clinical_date_fields(self.model):
+            annotations = getattr(self.model_admin, "shifted_annotations", ())
+            self.result_list = [shift_in_place(obj, annotations) for obj in self.result_list]
