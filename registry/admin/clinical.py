@@ -43,11 +43,13 @@ from registry.services.dates import site_today
 from registry.services.implants import implant_save
 from registry.services.patients import patient_enrol, patient_save
 
+from . import dates
 from .base import ClinicalForm, RegistryAdmin, RegistryStackedInline, RegistryTabularInline
 from .filters import (
     DUE_WEEK,
     MISSING_NRS,
     OVERDUE,
+    REAL_DAY_KINDS,
     EventStatusFilter,
     IsoClassFilter,
     PatientFollowUpFilter,
@@ -216,6 +218,7 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
     list_select_related = ["site"]
     ordering = ["registry_id"]
     inlines = [PatientIdentifiersInline]
+    shifted_annotations = ["next_due_date", "next_due_window_end"]  # shifted with the row
     fieldsets = [
         ("Patient", {"fields": ["site", "registry_id", "sex", "birth_year", "enrolment",
                                 "consent_date", "consent_status", "withdrawal_date"]}),
@@ -224,6 +227,13 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
                              "prior_treatments"]}),
         ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
     ]
+
+    def get_list_display(self, request):
+        fields = list(super().get_list_display(request))
+        if dates.shifts_dates(request):
+            # "Overdue" compares the real window with today: it would tell the real date.
+            fields.remove("follow_up_flag")
+        return fields
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["registry_id"]
@@ -289,6 +299,9 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
 
     def hub(self, request, patient):
         today = site_today(patient.site.timezone)  # the site's day, not the server's
+        # Investigators: no "overdue" (it compares the real window with today) and
+        # every date shifted; the order is the same, one shift moves all of them.
+        real_dates = not dates.shifts_dates(request)
         implants = list(Implant.objects.filter(patient=patient).order_by("implant_date", "pk"))
         visits = sorted(
             Visit.objects.filter(patient=patient).select_related("implant"),
@@ -299,7 +312,16 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
         scheduled = [v for v in visits if v.status == VisitStatus.SCHEDULED and v.target_date]
         next_due = min(scheduled, key=lambda v: v.target_date) if scheduled else None
         for v in visits:
-            v.overdue = v.status == VisitStatus.SCHEDULED and v.window_end and v.window_end < today
+            v.overdue = real_dates and v.status == VisitStatus.SCHEDULED and v.window_end and \
+                v.window_end < today
+        next_due_overdue = bool(real_dates and next_due and next_due.window_end
+                                and next_due.window_end < today)
+        if not real_dates:
+            for row in (*implants, *visits, *events):
+                # The rows' patient is this one: no query for the registry id.
+                if hasattr(row, "patient_id"):
+                    row.patient = patient
+                dates.shift_in_place(row)
         for e in events:
             e.serious_class = e.iso_class in SERIOUS_CLASSES
         can_edit = access.can_edit(request.user, patient.site_id)
@@ -314,7 +336,7 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
             "visits": visits,
             "events": events,
             "next_due": next_due,
-            "next_due_overdue": bool(next_due and next_due.window_end and next_due.window_end < today),
+            "next_due_overdue": next_due_overdue,
             "can_edit": can_edit,
             "add_implant": reverse("admin:registry_implant_add") + f"?patient={patient.pk}",
             "add_visit": reverse("admin:registry_visit_add") + f"?patient={patient.pk}",
@@ -415,7 +437,7 @@ class ImplantAdmin(BackToPatientMixin, RegistryAdmin):
 class RevisionAdmin(RegistryAdmin):
     list_display = ["implant", "date", "reason"]
     raw_id_fields = ["implant"]
-    list_select_related = ["implant"]
+    list_select_related = ["implant__patient"]  # the registry id keys an investigator's shift
 
 
 @admin.register(DeviceIdentifier)
@@ -569,11 +591,14 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
 
     def get_ordering(self, request):
         # The order a nurse works a filtered list in; indexes back each one.
+        kind = request.GET.get("follow_up")
+        if kind in REAL_DAY_KINDS and dates.shifts_dates(request):
+            kind = None  # the filter is not applied for investigators (filters.py)
         return {
             DUE_WEEK: ["window_start"],
             OVERDUE: ["window_end"],
             MISSING_NRS: ["-date_done"],
-        }.get(request.GET.get("follow_up"), ["-updated_at"])
+        }.get(kind, ["-updated_at"])
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
@@ -606,7 +631,9 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
     def window_flag(self, obj):
         if obj.outside_window:
             return badge("outside window", "#c86400")
-        if obj.status == VisitStatus.SCHEDULED and obj.window_end and \
+        # Not on shifted rows: "overdue" compares the real window with today.
+        if not getattr(obj, dates.SHIFTED_MARK, False) and \
+                obj.status == VisitStatus.SCHEDULED and obj.window_end and \
                 obj.window_end < site_today(obj.patient.site.timezone):
             return badge("overdue", "#ba2121")
         if obj.status == VisitStatus.COMPLETED and obj.nrs is None:

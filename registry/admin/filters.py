@@ -4,18 +4,22 @@ Each filter is a SimpleListFilter built for a path from the listed model to the
 patient, so the same filter works on patients, visits and adverse events. The
 follow-up filters rely on the (status, window_start / window_end) indexes of
 Visit and the partial "completed without NRS" index.
+
+Users who see dates shifted (investigators, services.deid) are not offered
+"Due this week" and "Overdue": both compare the real window with today, so they
+would tell the real date within days. "Completed without NRS" needs no date.
 """
 
 import datetime
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import BigIntegerField, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
 from registry.models import Implant, Iso14155Class, Therapy, Visit, VisitStatus
 from registry.models.choices import RELATED
 from registry.models.events import CLOSED_OUTCOMES
-from registry.services import access
+from registry.services import access, deid
 from registry.services.dates import site_days
 
 DUE_WEEK = "due_week"
@@ -49,6 +53,8 @@ FOLLOW_UP_CHOICES = [
     (OVERDUE, "Overdue (window closed, not done)"),
     (MISSING_NRS, "Completed without NRS"),
 ]
+REAL_DAY_KINDS = {DUE_WEEK, OVERDUE}  # judged against today's real date
+NOT_FILTERED = "The list below is not filtered by it."
 
 
 def site_filter(path: str):
@@ -131,8 +137,21 @@ class VisitFollowUpFilter(admin.SimpleListFilter):
     title = "follow-up"
     parameter_name = "follow_up"
 
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        kind = self.value()
+        if kind in REAL_DAY_KINDS and not deid.sees_real_dates(request.user):
+            # A link from a nurse (or typed in): ignored, and said so, rather than a
+            # list filtered by the real day.
+            del self.used_parameters[self.parameter_name]
+            label = dict(FOLLOW_UP_CHOICES)[kind]
+            messages.warning(request, f"{deid.date_filter_refusal(label, 'use the status filter instead')} "
+                                      f"{NOT_FILTERED}")
+
     def lookups(self, request, model_admin):
-        return FOLLOW_UP_CHOICES
+        if deid.sees_real_dates(request.user):
+            return FOLLOW_UP_CHOICES
+        return [(kind, label) for kind, label in FOLLOW_UP_CHOICES if kind not in REAL_DAY_KINDS]
 
     def filtered(self, queryset, visits: Q, by_site_day: bool):
         return queryset.filter(visits)
