@@ -1,7 +1,10 @@
 """The reminder log in the admin: per site (change list, Site page) and per visit.
 
 Read-only: the log is written only by the reminder job (services.reminders).
-Site scoping follows the access rule like every other admin page.
+Site scoping follows the access rule like every other admin page. Nurses and
+data managers only: the rows carry real window and digest dates, which
+investigators do not see (services.deid), so for them the log, its pages and
+its inlines are not there.
 """
 
 import datetime
@@ -11,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from registry.models import ReminderLog, Site
-from registry.services import access
+from registry.services import access, deid
 
 from .filters import site_filter
 
@@ -24,6 +27,10 @@ def _visit_link(log: ReminderLog) -> str:
     url = reverse("admin:registry_visit_change", args=[log.visit_id])
     return format_html('<a href="{}">{} {}</a>', url, log.visit.patient.registry_id,
                        log.visit.timepoint_label)
+
+
+def may_see_log(request) -> bool:
+    return access.role_name(request.user) is not None and deid.sees_real_dates(request.user)
 
 
 class ReadOnlyLog:
@@ -58,10 +65,10 @@ class ReminderLogAdmin(ReadOnlyLog, admin.ModelAdmin):
         return access.visible(super().get_queryset(request), request.user)
 
     def has_module_permission(self, request):
-        return access.role_name(request.user) is not None
+        return may_see_log(request)
 
     def has_view_permission(self, request, obj=None):
-        return access.role_name(request.user) is not None
+        return may_see_log(request)
 
     @admin.display(description="visit", ordering="visit__patient__registry_id")
     def visit_link(self, obj):
@@ -92,7 +99,7 @@ class ReminderLogInline(ReadOnlyLog, admin.TabularInline):
         return qs
 
     def has_view_permission(self, request, obj=None):
-        return access.role_name(request.user) is not None
+        return may_see_log(request)
 
     @admin.display(description="visit")
     def visit_link(self, obj):
