@@ -150,3 +150,30 @@ def test_a_nurse_of_another_site_cannot_open_the_patient(page_as, live_server, s
     listing = page.goto(f"{live_server.url}/admin/registry/patient/?q={patient.registry_id}")
     assert listing.status == 200
     assert patient.registry_id not in page.inner_text("#changelist")
+
+
+def test_an_investigator_opens_a_patient_and_sees_the_dates_shifted(page_as, live_server, site_a,
+                                                                    nurse, investigator):
+    from django.utils import formats
+
+    from registry.services import deid
+    from tests.factories import make_implant, make_patient
+
+    patient = make_patient(site_a, actor=nurse, consent_date=datetime.date(2016, 4, 5))
+    implant = make_implant(patient, actor=nurse, trial_start=datetime.date(2017, 6, 1),
+                           trial_end=datetime.date(2017, 6, 11), implant_date=datetime.date(2018, 9, 3))
+    days = deid.date_shift_days(patient.registry_id)
+    assert days, "a shift of 0 days would make this test meaningless"
+    page = page_as(investigator.username)
+    page.goto(f"{live_server.url}/admin/registry/patient/{patient.pk}/change/")
+    assert page.inner_text("#hub-registry-id") == patient.registry_id
+    implants = page.inner_text("#hub-implants")
+    shifted = deid.shifted(implant.implant_date, days)
+    assert f"{shifted:%d %b %Y}" in implants
+    assert f"{implant.implant_date:%d %b %Y}" not in implants
+    assert deid.SHIFTED_NOTE in page.inner_text("#shifted-dates-note")
+    consent = page.inner_text(".field-consent_date .readonly")
+    assert consent == formats.localize(deid.shifted(patient.consent_date, days))
+    # Read-only, and no audit trail (it shows the real dates).
+    assert page.locator("input[name=_save]").count() == 0
+    assert page.locator("a.historylink").count() == 0
