@@ -267,11 +267,14 @@ def test_count_zero_gives_the_total_without_entries_or_paging_links(client, coho
 
 
 @pytest.mark.parametrize("params", [{"code": "pgic"}, {"code": "http://loinc.org|72514-3"},
-                                    {"patient": "AAA-0002"}, {"_id": "visit-1-nrs,painscore-1"}])
+                                    {"patient": "AAA-0002"}, {"_id": "two real ids"}])
 def test_count_zero_counts_observations_as_the_search_returns_them(client, cohort, token_dm, params):
+    if "_id" in params:  # ids differ per database (sequences are not reset between tests)
+        found = json.loads(get(client, "/fhir/Observation", token_dm, _count=1000).content)
+        params = {"_id": ",".join(e["resource"]["id"] for e in found["entry"][:2])}
     every = json.loads(get(client, "/fhir/Observation", token_dm, _count=1000, **params).content)
     counted = json.loads(get(client, "/fhir/Observation", token_dm, _count=0, **params).content)
-    assert counted["total"] == len(every["entry"])
+    assert counted["total"] == len(every["entry"]) > 0
 
 
 def test_a_95_year_old_has_no_birth_date_in_a_read_a_search_or_the_bulk_export(client, cohort,
