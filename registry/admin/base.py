@@ -16,12 +16,12 @@ RegistryInline), so the access rule (services.access) and the audit rules
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.forms.models import BaseInlineFormSet
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -374,9 +374,31 @@ class RegistryAdmin(SimpleHistoryAdmin):
         except PermissionDenied:
             raise Http404("No such record at your sites.") from None
 
+    # A delete removes data from the registry: like a correction of complete data
+    # it needs a reason, kept in the history's deletion row.
+    delete_reason_field = "delete_reason"
+
+    def delete_view(self, request, object_id, extra_context=None):
+        extra_context = {**(extra_context or {}), "delete_reason_field": self.delete_reason_field}
+        if request.method == "POST" and request.POST.get("post"):
+            reason = request.POST.get(self.delete_reason_field, "").strip()
+            if not reason:
+                messages.error(request, "Give a reason for deleting this record; it is kept in the "
+                                        "history. Nothing was deleted.")
+                return HttpResponseRedirect(request.get_full_path())
+            request.registry_delete_reason = reason
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_actions(self, request):
+        # Deleting goes record by record, each with its reason (the bulk action has none).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def delete_model(self, request, obj):
         dates.refuse_if_shifted(obj)
-        record_delete(obj, actor=request.user, reason="Deleted in admin")
+        record_delete(obj, actor=request.user,
+                      reason=getattr(request, "registry_delete_reason", "") or "Deleted in admin")
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

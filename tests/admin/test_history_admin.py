@@ -18,14 +18,15 @@ def test_admin_create_change_and_delete_record_the_user_and_the_reason(
     change = reverse("admin:registry_visit_change", args=[visit.pk])
     response = post_form(dm_client, change, nrs="7", change_reason="Source data verification")
     assert response.status_code == 302, response.context["adminform"].form.errors
-    response = dm_client.post(reverse("admin:registry_visit_delete", args=[visit.pk]),
-                              {"post": "yes"})
+    delete = reverse("admin:registry_visit_delete", args=[visit.pk])
+    assert 'name="delete_reason"' in dm_client.get(delete).content.decode()
+    response = dm_client.post(delete, {"post": "yes", "delete_reason": "Entered for the wrong patient"})
     assert response.status_code == 302
     rows = list(Visit.history.filter(id=visit.pk).order_by("history_date", "history_id"))
     assert [r.history_type for r in rows] == ["+", "~", "-"]
     assert [r.history_user for r in rows] == [data_manager] * 3
     assert [r.history_change_reason for r in rows] == [
-        "Created in admin", "Source data verification", "Deleted in admin"]
+        "Created in admin", "Source data verification", "Entered for the wrong patient"]
     assert rows[1].nrs == 7 and rows[0].nrs == 8
 
 
@@ -50,3 +51,20 @@ def test_a_nurse_of_another_site_gets_404_on_the_patient(client, nurse_b, patien
     client.login(username=nurse_b.username, password=PASSWORD)
     response = client.get(reverse("admin:registry_patient_change", args=[patient_a.pk]))
     assert response.status_code == 404
+
+
+def test_admin_refuses_a_delete_without_a_reason_and_keeps_the_record(dm_client, patient_a):
+    visit = make_visit(patient_a, nrs=8)
+    delete = reverse("admin:registry_visit_delete", args=[visit.pk])
+    for blank in ({}, {"delete_reason": "   "}):
+        response = dm_client.post(delete, {"post": "yes", **blank}, follow=True)
+        assert "Give a reason for deleting this record" in response.content.decode()
+        assert Visit.objects.filter(pk=visit.pk).exists()
+    assert not Visit.history.filter(id=visit.pk, history_type="-").exists()
+
+
+def test_the_bulk_delete_action_is_not_offered_for_clinical_records(dm_client, patient_a):
+    make_visit(patient_a, nrs=8)
+    page = dm_client.get(reverse("admin:registry_visit_changelist"))
+    assert page.status_code == 200
+    assert "delete_selected" not in page.content.decode()

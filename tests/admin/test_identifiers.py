@@ -152,13 +152,14 @@ def test_a_data_manager_deletes_another_sites_patient_with_its_identifiers(
     url = reverse("admin:registry_patient_delete", args=[identified_b.patient_id])
     page = client.get(url)
     assert page.status_code == 200 and "HRN-222" not in page.content.decode()
-    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert client.post(url, {"post": "yes", "delete_reason": "Duplicate enrolment"}).status_code == 302
     assert not PatientIdentifiers.objects.filter(pk=identified_b.pk).exists()
 
 
 def test_deleted_identifiers_history_stays_hidden(login, data_manager, nurse, identified_a):
     login(data_manager).post(reverse("admin:registry_patient_delete",
-                                     args=[identified_a.patient_id]), {"post": "yes"})
+                                     args=[identified_a.patient_id]),
+                              {"post": "yes", "delete_reason": "Duplicate enrolment"})
     for user in (data_manager, nurse):
         for page, url in pages(identified_a).items():
             if page in ("history", "history form"):
