@@ -7,6 +7,7 @@ and put the acting user and the reason on the history row, also where there is
 no request (commands, tasks, imports).
 """
 
+import contextvars
 import enum
 
 from django.contrib.auth import get_user_model
@@ -84,9 +85,29 @@ def record_save(instance, *, actor, reason: str = "", expected_version: int | No
     return instance
 
 
+# The user and reason of the record_delete under way, for the rows it cascades to.
+_deleting: contextvars.ContextVar = contextvars.ContextVar("registry_deleting", default=None)
+
+
 def record_delete(instance, *, actor, reason: str = ""):
+    """Delete `instance` as `actor` with `reason`; the rows the delete cascades to
+    (a patient's visits, pain scores, identifiers...) get the same user and reason
+    in their history's deletion rows."""
     attach_audit(instance, actor=actor, reason=reason)
-    instance.delete()
+    token = _deleting.set((actor, reason))
+    try:
+        instance.delete()
+    finally:
+        _deleting.reset(token)
+
+
+def cascade_audit(sender, instance, **kwargs):
+    """pre_delete receiver (connected in apps.py): Django's collector loads the
+    cascaded rows itself, so nobody set their history user and reason."""
+    deleting = _deleting.get()
+    if deleting is not None and not hasattr(instance, "_change_reason"):
+        actor, reason = deleting
+        attach_audit(instance, actor=actor, reason=reason)
 
 
 def bulk_create_audited(objs: list, model, *, actor, reason: str = "", batch_size: int = 1000) -> list:

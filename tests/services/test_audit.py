@@ -122,3 +122,30 @@ def test_a_copy_hitting_a_unique_violation_raises_djangos_integrity_error(implan
     with pytest.raises(IntegrityError, match="duplicate key"), transaction.atomic():
         bulk_create_audited([twin], Implant, actor=nurse, reason="import")
     assert Implant.objects.filter(ref=implant_a.ref).count() == 1
+
+
+def test_rows_a_delete_cascades_to_carry_its_user_and_reason(patient_a, data_manager):
+    from registry.models import PainScore, PatientIdentifiers
+    from registry.services.audit import system_user
+
+    visit = make_visit(patient_a, nrs=7)
+    score = record_save(PainScore(visit=visit, pain_site="phantom_limb", score=5), actor=system_user())
+    record_delete(visit, actor=data_manager, reason="Entered for the wrong patient")
+    [row] = PainScore.history.filter(id=score.pk, history_type="-")
+    assert (row.history_user, row.history_change_reason) == (data_manager, "Entered for the wrong patient")
+
+    ids = record_save(PatientIdentifiers(patient=patient_a, record_number="HRN-1"), actor=system_user())
+    record_delete(patient_a, actor=data_manager, reason="Enrolled twice")
+    [row] = PatientIdentifiers.history.filter(id=ids.pk, history_type="-")
+    assert (row.history_user, row.history_change_reason) == (data_manager, "Enrolled twice")
+
+
+def test_a_delete_outside_record_delete_sets_no_reason_for_its_cascade(patient_a):
+    from registry.models import PainScore
+    from registry.services.audit import system_user
+
+    visit = make_visit(patient_a, nrs=7)
+    score = record_save(PainScore(visit=visit, pain_site="phantom_limb", score=5), actor=system_user())
+    visit.delete()
+    [row] = PainScore.history.filter(id=score.pk, history_type="-")
+    assert not row.history_change_reason
