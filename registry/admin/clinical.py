@@ -5,6 +5,7 @@ All writes go through the services (patient_enrol / patient_save,
 implant_save, record_save); all querysets through services.access (see base).
 """
 
+import copy
 import datetime
 
 from django import forms
@@ -484,6 +485,30 @@ def protocol_window(implant: Implant | None, timepoint: str):
     return slot.target, slot.start, slot.end
 
 
+def upcoming_windows(request, implant_id, count: int = 3) -> str:
+    """The next `count` protocol windows of an implant not yet closed at its site
+    ("" when unknown), for the add-visit form."""
+    implant = Implant.objects.select_related("patient__site").filter(
+        pk=implant_id, implant_date__isnull=False).first() if implant_id else None
+    if implant is None or not access.can_see_patient(request.user, implant.patient):
+        return ""
+    from registry.services import scheduling
+
+    protocol = scheduling.protocol_for(site=implant.patient.site)
+    if protocol is None:
+        return ""
+    today = site_today(implant.patient.site.timezone)
+    coming = []
+    for tp in protocol.timepoints.order_by("months"):
+        slot = scheduling.timepoint_slot(implant_date=implant.implant_date, timepoint=tp)
+        if slot.end >= today:
+            coming.append(f"{timepoint_label(f'm{tp.months}')}: target {slot.target:%d %b %Y}, "
+                          f"window {slot.start:%d %b} to {slot.end:%d %b %Y}")
+        if len(coming) == count:
+            break
+    return f"Next windows of {implant.ref}: " + "; ".join(coming) + "." if coming else ""
+
+
 class VisitForm(ClinicalForm):
     timepoint = forms.ChoiceField(
         help_text="Baseline is the pre-implant visit; m3 = 3 months after the implant.")
@@ -582,6 +607,17 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
             ("Schedule (set from the protocol)", {"fields": schedule, "classes": ["collapse"]}),
             ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
         ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            # A visit entered by hand: the implant's coming windows, before choosing a timepoint.
+            windows = upcoming_windows(request, self.get_changeform_initial_data(request).get("implant"))
+            if windows:
+                field = copy.deepcopy(form.base_fields["timepoint"])  # the declared field is shared
+                field.help_text = f"{field.help_text} {windows}"
+                form.base_fields["timepoint"] = field
+        return form
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["schedule", "window_check"]

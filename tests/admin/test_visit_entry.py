@@ -170,3 +170,30 @@ def test_scores_on_a_visit_not_completed_are_refused_in_plain_words(nurse_client
     assert response.status_code == 200
     message = response.context["adminform"].form.errors["status"][0]
     assert "Scores were entered (nrs)" in message and "set it to completed" in message
+
+
+def test_adding_a_visit_for_an_implant_shows_its_next_protocol_windows(nurse_client, patient_b,
+                                                                      patient_a, nurse):
+    from registry.services import scheduling
+    from registry.services.dates import site_today
+    from tests.factories import make_implant
+
+    today = site_today(patient_a.site.timezone)
+    implant = make_implant(patient_a, actor=nurse, trial_start=today - datetime.timedelta(days=60),
+                           trial_end=today - datetime.timedelta(days=50),
+                           implant_date=today - datetime.timedelta(days=40))
+    page = nurse_client.get(reverse("admin:registry_visit_add"),
+                            {"patient": patient_a.pk, "implant": implant.pk})
+    text = page.content.decode()
+    protocol = scheduling.protocol_for(site=patient_a.site)
+    slots = [scheduling.timepoint_slot(implant_date=implant.implant_date, timepoint=tp)
+             for tp in protocol.timepoints.order_by("months")]
+    coming = [s for s in slots if s.end >= today][:3]
+    assert f"Next windows of {implant.ref}" in text
+    for slot in coming:
+        assert f"target {slot.target:%d %b %Y}, window {slot.start:%d %b} to {slot.end:%d %b %Y}" in text
+    assert f"target {slots[0].target:%d %b %Y}" not in text  # the 1-month window closed already
+    # Another site's implant shows nothing.
+    other = nurse_client.get(reverse("admin:registry_visit_add"),
+                             {"implant": make_implant(patient_b).pk})
+    assert "Next windows of" not in other.content.decode()
