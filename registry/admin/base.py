@@ -17,7 +17,7 @@ RegistryInline), so the access rule (services.access) and the audit rules
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.forms.models import BaseInlineFormSet
@@ -81,6 +81,16 @@ class ClinicalForm(forms.ModelForm):
         # Inline formsets of this page find the main form through its instance
         # (they put "give a reason" next to the reason field, see ClinicalInlineFormSet).
         self.instance._clinical_form = self
+
+    def _update_errors(self, errors):
+        # A model rule about a field this form does not show (read-only, such as the
+        # registry id or a nurse's site) goes to the top of the form: Django raises
+        # ValueError for an error on a field the form lacks.
+        error_dict = getattr(errors, "error_dict", None)
+        if error_dict:
+            for name in [n for n in error_dict if n != NON_FIELD_ERRORS and n not in self.fields]:
+                error_dict.setdefault(NON_FIELD_ERRORS, []).extend(error_dict.pop(name))
+        super()._update_errors(errors)
 
     @cached_property
     def stored(self):

@@ -10,7 +10,6 @@ import datetime
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -173,32 +172,6 @@ class PatientForm(ClinicalForm):
         model = Patient
         fields = "__all__"
 
-    def clean(self):
-        cleaned = super().clean()
-        site = cleaned.get("site")
-        patient = self.instance
-        # The registry id is the pseudonym exports, REDCap, FHIR, implant refs and
-        # the investigators' date shift key on, so it never changes; it starts with
-        # the site code, so the patient cannot change site either.
-        if patient.pk and site and site.pk != patient.site_id:
-            self.add_error("site", (
-                f"{patient.registry_id} stays at {patient.site.code}: a patient keeps the "
-                f"registry id in every export, REDCap and FHIR, and it must start with the "
-                f"site's code, so the patient cannot move to {site.code}."))
-        return cleaned
-
-    def _update_errors(self, errors):
-        # Patient.clean keys a registry id that does not fit the site to registry_id,
-        # which is read-only here (Django raises ValueError for an error on a field
-        # the form lacks): say it next to the site, unless clean() already did.
-        error_dict = getattr(errors, "error_dict", None)
-        if error_dict and "registry_id" in error_dict and "registry_id" not in self.fields:
-            moved = error_dict.pop("registry_id")
-            target = "site" if "site" in self.fields else NON_FIELD_ERRORS
-            if target not in self._errors:
-                error_dict.setdefault(target, []).extend(moved)
-        super()._update_errors(errors)
-
 
 def _next_due_subquery():
     return Visit.objects.filter(patient_id=OuterRef("pk"), status=VisitStatus.SCHEDULED) \
@@ -239,7 +212,7 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = ["registry_id"]
         if obj is not None and not access.is_data_manager(request.user):
-            # A data manager who tries to move a patient is told why it cannot (PatientForm).
+            # A data manager who tries to move a patient is told why it cannot (Patient.clean).
             fields.append("site")
         return fields
 

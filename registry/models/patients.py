@@ -102,9 +102,21 @@ class Patient(ClinicalModel):
         if self.registry_id and self.site_id and not self.registry_id.startswith(
             f"{self.site.code}-"
         ):
-            errors["registry_id"] = (
-                f"Registry id '{self.registry_id}' must start with the site code '{self.site.code}-'."
-            )
+            if self._state.adding:
+                errors["registry_id"] = (
+                    f"Registry id '{self.registry_id}' must start with the site code "
+                    f"'{self.site.code}-'."
+                )
+            else:
+                # An enrolled patient's registry id never changes: it is the pseudonym
+                # exports, REDCap, FHIR, implant refs and the date shift key on. So the
+                # site, which it starts with, cannot change either.
+                enrolled_at = self.registry_id.split("-", 1)[0]
+                errors["site"] = (
+                    f"{self.registry_id} stays at {enrolled_at}: a patient keeps the registry id "
+                    f"in every export, REDCap and FHIR, and it must start with the site code, so "
+                    f"the patient cannot move to {self.site.code}."
+                )
         if errors:
             raise ValidationError(errors)
 
