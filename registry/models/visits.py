@@ -214,20 +214,14 @@ class Visit(ClinicalModel):
                 f"Follow-up visit date {self.date_done} is before the implant date "
                 f"{implant.implant_date}."
             )
-        if (
-            self.timepoint == BASELINE
-            and self.date_done
-            and implant
-            and implant.implant_date
-            and self.date_done > implant.implant_date
-        ):
-            errors["date_done"] = (
-                f"Baseline date {self.date_done} is after the implant date {implant.implant_date}."
-            )
-        if self.timepoint == BASELINE and self.date_done and not implant and patient \
-                and not patient._state.adding:
-            # The baseline is the pre-implant visit: it may not follow the first implant.
-            first = patient.implants.filter(implant_date__isnull=False).order_by("implant_date").first()
+        if self.timepoint == BASELINE and self.date_done:
+            # The baseline is the pre-implant visit: not after the patient's first implant
+            # (a patient not saved yet, as in an import, has only the implant given).
+            first = None
+            if patient and not patient._state.adding:
+                first = patient.implants.filter(implant_date__isnull=False).order_by("implant_date").first()
+            if first is None and implant and implant.implant_date:
+                first = implant
             if first and self.date_done > first.implant_date:
                 errors["date_done"] = (
                     f"Baseline date {self.date_done} is after the first implant ({first.ref}, "
