@@ -458,28 +458,21 @@ def protocol_window(implant: Implant | None, timepoint: str):
     return slot.target, slot.start, slot.end
 
 
-def upcoming_windows(request, implant_id, count: int = 3) -> str:
-    """The next `count` protocol windows of an implant not yet closed at its site
-    ("" when unknown), for the add-visit form."""
-    implant = Implant.objects.select_related("patient__site").filter(
-        pk=implant_id, implant_date__isnull=False).first() if implant_id else None
-    if implant is None or not access.can_see_patient(request.user, implant.patient):
-        return ""
+def upcoming_windows(request, implant_id) -> str:
+    """The implant's next protocol windows as a sentence for the add-visit form
+    ("" when unknown or not the user's)."""
     from registry.services import scheduling
 
-    protocol = scheduling.protocol_for(site=implant.patient.site)
-    if protocol is None:
+    implant = Implant.objects.select_related("patient__site").filter(pk=implant_id).first() \
+        if implant_id else None
+    if implant is None or not access.can_see_patient(request.user, implant.patient):
         return ""
-    today = site_today(implant.patient.site.timezone)
-    coming = []
-    for tp in protocol.timepoints.order_by("months"):
-        slot = scheduling.timepoint_slot(implant_date=implant.implant_date, timepoint=tp)
-        if slot.end >= today:
-            coming.append(f"{timepoint_label(f'm{tp.months}')}: target {slot.target:%d %b %Y}, "
-                          f"window {slot.start:%d %b} to {slot.end:%d %b %Y}")
-        if len(coming) == count:
-            break
-    return f"Next windows of {implant.ref}: " + "; ".join(coming) + "." if coming else ""
+    slots = scheduling.upcoming_slots(implant=implant, on=site_today(implant.patient.site.timezone))
+    if not slots:
+        return ""
+    return f"Next windows of {implant.ref}: " + "; ".join(
+        f"{timepoint_label(slot.code)}: target {slot.target:%d %b %Y}, "
+        f"window {slot.start:%d %b} to {slot.end:%d %b %Y}" for slot in slots) + "."
 
 
 class VisitForm(ClinicalForm):

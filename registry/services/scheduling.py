@@ -94,6 +94,17 @@ def timepoint_slot(*, implant_date: datetime.date, timepoint: ProtocolTimepoint)
     )
 
 
+def upcoming_slots(*, implant: Implant, on: datetime.date, count: int = 3) -> list[Slot]:
+    """The next `count` windows of the implant's protocol not yet closed on `on`
+    (none without an implant date or a protocol)."""
+    protocol = protocol_for(site=implant.patient.site) if implant.implant_date else None
+    if protocol is None:
+        return []
+    slots = (timepoint_slot(implant_date=implant.implant_date, timepoint=tp)
+             for tp in sorted(protocol.timepoints.all(), key=lambda tp: tp.months))
+    return [slot for slot in slots if slot.end >= on][:count]
+
+
 def follow_up_stop(*, implant: Implant, patient: Patient) -> tuple[datetime.date | None, str]:
     """The day follow-up of this implant ends (explant or withdrawal), and why."""
     stops = []
