@@ -11,7 +11,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from registry.models import AdverseEvent, Implant, PainScore, Patient, Site, Visit
-from registry.services import access_log, deid, exports
+from registry.services import deid, exports
 from registry.services.access import role_name, visible
 
 from . import filters, serializers
@@ -33,6 +33,12 @@ AUTH_ERRORS = {
     401: OpenApiResponse(OpenApiTypes.OBJECT, description="No, unknown, revoked or expired token."),
     403: OpenApiResponse(OpenApiTypes.OBJECT, description="No registry role."),
 }
+
+
+def logged_filters(params, leave_out: tuple[str, ...]) -> dict:
+    """The request's parameters as the export log keeps them (a list when repeated)."""
+    return {k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k]
+            for k in params if k not in leave_out}
 
 
 class FormatNamedInErrors(DefaultContentNegotiation):
@@ -67,11 +73,9 @@ class RegistryViewSet(viewsets.ReadOnlyModelViewSet):
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
         if self.logged:
-            params = request.query_params
-            access_log.log_list_page(
-                user=request.user, endpoint=request.path, fmt=request.accepted_renderer.format,
-                filters={k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k]
-                         for k in params if k != "format"},
+            exports.export_log_record(
+                user=request.user, dataset=request.path, fmt=request.accepted_renderer.format,
+                filters=logged_filters(request.query_params, ("format",)),
                 dates="iso" if deid.sees_real_dates(request.user) else "shifted",
                 rows=len(response.data["results"]))
         return response
@@ -249,10 +253,8 @@ class ExportView(APIView):
         filterset = self.filterset_class(params, queryset=visible(self.model.objects.all(), request.user),
                                          request=request)
         queryset = filters.checked_queryset(filterset, request.user)
-        used = {k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k]
-                for k in params if k not in ("format", "dates")}
         log = exports.export_log_start(user=request.user, dataset=self.dataset, fmt=fmt,
-                                       filters=used, dates=dates)
+                                       filters=logged_filters(params, ("format", "dates")), dates=dates)
         counter = exports.RowCounter()
         if fmt in ("csv", "json"):
             stream = (exports.export_csv_stream if fmt == "csv" else exports.export_json_stream)(

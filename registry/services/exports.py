@@ -679,6 +679,15 @@ def export_log_start(*, user, dataset: str, fmt: str, filters: dict, dates: str,
                                     filters=filters, dates=dates)
 
 
+def export_log_record(*, user, dataset: str, fmt: str, filters: dict, dates: str, rows: int,
+                      channel: str = "api") -> ExportLog:
+    """Record, in one INSERT, a delivery that was complete before it was sent (a REST
+    list page: `dataset` is its endpoint path, e.g. "/api/v1/visits/")."""
+    return ExportLog.objects.create(user=user, channel=channel, dataset=dataset, format=fmt,
+                                    filters=filters, dates=dates, rows=rows,
+                                    finished_at=timezone.now())
+
+
 def export_log_finish(*, log: ExportLog, rows: int) -> None:
     """Record the row count and finish time once the last byte went out."""
     log.rows = rows
