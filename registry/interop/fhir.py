@@ -196,8 +196,7 @@ def _export_types(request) -> list[str]:
 
 def _manifest(request) -> dict:
     since = request.GET.get("_since")
-    if since:
-        fhir._instant_filter("_since", since, "updated_at")  # refuse a bad value now
+    fhir.fhir_since_params(since)  # refuse a bad value now, before the files are asked for
     base = _base(request)
     suffix = f"?{urlencode({'_since': since})}" if since else ""
     return {
@@ -231,8 +230,6 @@ def bulk_export_file(request, user, resource_type: str):
         return _outcome(f"'{resource_type}' cannot be exported; supported: "
                         f"{', '.join(fhir.EXPORT_TYPES)}.", 404, code="not-found")
     since = request.GET.get("_since")
-    if since:
-        fhir._instant_filter("_since", since, "updated_at")  # name _since, not _lastUpdated
     found = fhir.fhir_search(user=user, resource_type=resource_type,
                              params=fhir.fhir_since_params(since))
     log = export_log_start(user=user, dataset=resource_type, fmt="ndjson",

@@ -754,8 +754,12 @@ def fhir_read(*, user, resource_type: str, resource_id: str) -> dict | None:
 
 
 def fhir_since_params(since: str | None) -> dict[str, list[str]]:
-    """Bulk export `_since` as a search on `_lastUpdated`."""
-    return {"_lastUpdated": [f"ge{since}"]} if since else {}
+    """Bulk export `_since` as a search on `_lastUpdated`; a bad instant is refused
+    here, naming `_since` as the client sent it (not `_lastUpdated`)."""
+    if not since:
+        return {}
+    _instant_filter("_since", since, "updated_at")
+    return {"_lastUpdated": [f"ge{since}"]}
 
 
 EXPORT_TYPES = ("Patient", "ResearchSubject", "Device", "Procedure", "Observation", "AdverseEvent")
