@@ -615,8 +615,7 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
         elif c.kind == "scale":
             value_labels[c.name] = {float(v): lab for v, lab in c.labels}
         elif c.name in numbered:
-            value_labels[c.name] = {float(i): lab for (_, lab), i in
-                                    zip(c.labels, numbered[c.name].values(), strict=True)}
+            value_labels[c.name] = {float(i): lab for i, (_, lab) in enumerate(c.labels, 1)}
         elif c.kind == "code":
             # SPSS labels the string codes themselves.
             value_labels[c.name] = {v: lab for v, lab in c.labels}
