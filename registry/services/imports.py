@@ -842,7 +842,8 @@ def _lock_visits_to_fill_in(v: _Validator) -> None:
     if not v.visit_updates:
         return
     current: dict[int, int] = {}
-    # In pk order, as every other writer of visits locks them (no deadlocks).
+    # In pk order, so two imports lock in the same order; the reminder job skips
+    # locked rows instead of waiting, so it cannot deadlock with this.
     for chunk in _chunks(sorted(visit.pk for visit in v.visit_updates)):
         current.update(Visit.objects.select_for_update().filter(pk__in=chunk)
                        .order_by("pk").values_list("pk", "version"))
