@@ -1,6 +1,6 @@
 from .choices import *  # noqa: F403
 from .events import AdverseEvent, iso14155_class
-from .implants import DeviceIdentifier, Implant, Revision
+from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_implant_value
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
 from .patients import Patient, PatientIdentifiers
 from .protocol import FollowUpProtocol, ProtocolTimepoint
@@ -37,6 +37,8 @@ __all__ = [
     "UNSCHEDULED",
     "Visit",
     "hash_token",
+    "first_implant",
+    "first_implant_value",
     "iso14155_class",
     "timepoint_label",
     "timepoint_months",

@@ -208,3 +208,97 @@ class Role(models.TextChoices):
     NURSE = "nurse", "Research nurse"
     INVESTIGATOR = "investigator", "Investigator"
     DATA_MANAGER = "data_manager", "Data manager"
+
+
+# --- One frozen numbering of the code lists ---------------------------------------------
+#
+# Formats that store a code as a number (Stata value labels, REDCap raw values) and any
+# coding that needs a stable position read these tuples: number = position + 1. APPEND
+# ONLY: a number, once given, keeps its meaning in every file ever written, so a code is
+# never removed, renamed or moved here (retire it in the model's choices instead).
+# tests/models/test_code_numbering.py fails when a list is reordered, shortened, or lags
+# behind its model choices. Integer scales (satisfaction, PGIC) are numbered by their value.
+
+CODE_LISTS: dict[str, type[models.Choices]] = {
+    "sex": Sex,
+    "consent_status": ConsentStatus,
+    "enrolment": Enrolment,
+    "etiology": Etiology,
+    "diagnosis": Diagnosis,
+    "side": Side,
+    "prior_treatment": PriorTreatment,
+    "therapy": Therapy,
+    "lead_type": LeadType,
+    "ipg_location": IpgLocation,
+    "paradigm": Paradigm,
+    "visit_status": VisitStatus,
+    "satisfaction": Satisfaction,
+    "pgic": Pgic,
+    "stimulation_use": StimulationUse,
+    "pain_site": PainSite,
+    "recall": Recall,
+    "ae_category": AeCategory,
+    "serious_criterion": SeriousCriterion,
+    "severity": Severity,
+    "relatedness": Relatedness,
+    "ae_action": AeAction,
+    "ae_outcome": AeOutcome,
+    "iso_class": Iso14155Class,
+    "role": Role,
+}
+
+NUMBERING: dict[str, tuple[str, ...]] = {
+    "sex": ("M", "F", "X", "U"),
+    "consent_status": ("consented", "withdrawn"),
+    "enrolment": ("prospective", "retrospective"),
+    "etiology": ("traumatic", "iatrogenic", "postamputation", "other"),
+    "diagnosis": ("pn", "rlp", "plp", "rlp_plp", "other"),
+    "side": ("left", "right", "bilateral", "na"),
+    "prior_treatment": ("medication", "physiotherapy", "psychology", "nerve_block", "pns", "tens",
+                        "rfa", "cryoneurolysis", "neurolysis", "neuroma_surgery", "other"),
+    "therapy": ("SCS", "DRG", "PNS", "CES"),
+    "lead_type": ("percutaneous", "paddle"),
+    "ipg_location": ("buttock", "flank", "abdomen", "chest", "limb", "external", "other"),
+    "paradigm": ("tonic", "burst", "hf10k", "ecap", "other"),
+    "visit_status": ("scheduled", "completed", "missed", "not_applicable"),
+    "stimulation_use": ("daily", "intermittent", "stopped"),
+    "pain_site": ("primary", "residual_limb", "phantom_limb", "back", "other"),
+    "recall": ("now", "avg_24h", "avg_7d", "worst"),
+    "ae_category": ("infection_superficial", "infection_deep", "lead_migration", "lead_fracture",
+                    "hardware_malfunction", "ipg_pocket_pain", "csf_leak", "neurological_deficit",
+                    "seroma_haematoma", "loss_of_efficacy", "other"),
+    "serious_criterion": ("death", "life_threatening", "permanent_impairment", "hospitalisation",
+                          "intervention", "foetal"),
+    "severity": ("mild", "moderate", "severe"),
+    "relatedness": ("not_related", "possible", "probable", "causal"),
+    "ae_action": ("none", "medication", "antibiotics", "reprogramming", "revision", "explant"),
+    "ae_outcome": ("resolved", "resolved_sequelae", "ongoing", "fatal", "unknown"),
+    "iso_class": ("AE", "SAE", "ADE", "SADE", "USADE"),
+    "role": ("nurse", "investigator", "data_manager"),
+}
+
+
+def is_scale(list_name: str) -> bool:
+    """An integer scale (its values are its numbers), not a list of string codes."""
+    return issubclass(CODE_LISTS[list_name], models.IntegerChoices)
+
+
+def numbered(list_name: str) -> list[tuple[int, object, str]]:
+    """(number, code, label) of a code list in frozen order; scales by their value."""
+    choices = CODE_LISTS[list_name]
+    if is_scale(list_name):
+        return [(value, value, str(label)) for value, label in choices.choices]
+    labels = dict(choices.choices)
+    return [(i, code, str(labels.get(code, code))) for i, code in enumerate(NUMBERING[list_name], 1)]
+
+
+def code_number(list_name: str, code) -> int | None:
+    """The frozen number of `code` in `list_name` (None for a missing value)."""
+    if code is None or code == "":
+        return None
+    if is_scale(list_name):
+        return int(code)
+    return _POSITIONS[list_name][code]
+
+
+_POSITIONS = {name: {code: i for i, code in enumerate(codes, 1)} for name, codes in NUMBERING.items()}

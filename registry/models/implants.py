@@ -1,11 +1,18 @@
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 
 from .base import ClinicalModel, history
 from .choices import IpgLocation, LeadType, Paradigm, Therapy
 from .patients import Patient
+
+
+class ImplantQuerySet(models.QuerySet):
+    def first_first(self):
+        """Implants in the order that makes the first one the patient's first implant: the
+        earliest implant date; implants not implanted yet after them, in the order entered."""
+        return self.order_by(F("implant_date").asc(nulls_last=True), "pk")
 
 
 class Implant(ClinicalModel):
@@ -41,6 +48,7 @@ class Implant(ClinicalModel):
     explant_date = models.DateField(null=True, blank=True)
     explant_reason = models.CharField(max_length=200, blank=True)
     history = history()
+    objects = ImplantQuerySet.as_manager()
 
     class Meta:
         ordering = ["patient__registry_id", "ref"]
@@ -90,6 +98,18 @@ class Implant(ClinicalModel):
             )
         if errors:
             raise ValidationError(errors)
+
+
+def first_implant(patient) -> "Implant | None":
+    """The patient's first implant (see ImplantQuerySet.first_first), or None."""
+    return patient.implants.first_first().first()
+
+
+def first_implant_value(field: str, patient_ref: str = "patient") -> Subquery:
+    """SQL: `field` of the patient's first implant, for the patient at `patient_ref` of the
+    outer query (the same rule as `first_implant`)."""
+    return Subquery(Implant.objects.filter(patient=OuterRef(patient_ref)).first_first()
+                    .values(field)[:1])
 
 
 class Revision(ClinicalModel):

@@ -7,7 +7,7 @@ from django.db.models import F, Q
 
 from .base import ClinicalModel, history, today_anywhere
 from .choices import Enrolment, PainSite, Pgic, Recall, Satisfaction, StimulationUse, VisitStatus
-from .implants import Implant
+from .implants import Implant, first_implant
 from .patients import Patient
 
 BASELINE = "baseline"
@@ -219,7 +219,8 @@ class Visit(ClinicalModel):
             # (a patient not saved yet, as in an import, has only the implant given).
             first = None
             if patient and not patient._state.adding:
-                first = patient.implants.filter(implant_date__isnull=False).order_by("implant_date").first()
+                first = first_implant(patient)
+                first = first if first and first.implant_date else None
             if first is None and implant and implant.implant_date:
                 first = implant
             if first and self.date_done > first.implant_date:

@@ -2,8 +2,8 @@
 
 So that REDCap clients (PyCap, REDCapR) read the registry unchanged, this
 module describes the registry as a REDCap project and streams its records in
-REDCap's shapes. Data comes from the registry's own analysis dataset
-(`services.exports.visit_rows` / `event_rows`), so REDCap and the registry's
+REDCap's shapes. Fields and data come from the registry's own dataset declarations
+(`services.datasets`: each column says where it stands in REDCap), so REDCap and the registry's
 export agree row for row and are de-identified the same way (dates as days
 from the implant, ages over 89 as "90+", no free text, no identifiers).
 
@@ -18,10 +18,10 @@ The project:
   visits get `redcap_repeat_instance` 2, 3, ...
 - record_id = the registry id. `<form>_complete` is 2 (Complete) for enrolment,
   completed visits and closed adverse events, otherwise 0 (Incomplete).
-- Coded values use REDCap-style numeric raw codes: `REDCAP_CODES` lists, per
-  choice list, the registry codes in raw order (raw value = position + 1).
-  The lists only ever grow at the end, so a raw value never changes meaning;
-  the mapping is also in each field's `field_annotation`.
+- Coded values use REDCap-style numeric raw codes: the frozen numbering of the
+  registry's code lists (`models.choices.NUMBERING`, append only, the same numbers
+  as in Stata files), so a raw value never changes meaning; the mapping is also in
+  each field's `field_annotation`.
 
 Refuses (RedcapRequestError, with REDCap's wording where REDCap has one):
 unknown fields, forms or events, malformed dateRange values.
@@ -34,37 +34,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Exists, Min, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from registry.models import (
     AdverseEvent,
-    AeAction,
-    AeCategory,
-    AeOutcome,
-    Diagnosis,
-    Etiology,
     FollowUpProtocol,
     Implant,
-    Iso14155Class,
     PainScore,
     Patient,
-    Pgic,
     ProtocolTimepoint,
-    Relatedness,
-    Satisfaction,
-    SeriousCriterion,
-    Severity,
-    Sex,
-    StimulationUse,
-    Therapy,
     Visit,
     VisitStatus,
+    choices,
 )
 from registry.models.events import CLOSED_OUTCOMES
 from registry.models.visits import BASELINE, TRIAL_END, UNSCHEDULED, timepoint_label, timepoint_sort_key
 
-from . import exports
+from . import datasets
 from .access import visible
 
 REDCAP_VERSION = "14.0.0"  # the API level imitated (PyCap / REDCapR feature checks)
@@ -73,32 +60,12 @@ AE_EVENT = "adverse_events"
 COMPLETE, INCOMPLETE = "2", "0"
 BATCH = 2000  # patients per round of queries in a record export
 
-# Raw REDCap value = position + 1. Append only; never reorder or remove.
-REDCAP_CODES: dict[str, tuple[str, ...]] = {
-    "sex": ("M", "F", "X", "U"),
-    "etiology": ("traumatic", "iatrogenic", "postamputation", "other"),
-    "diagnosis": ("pn", "rlp", "plp", "rlp_plp", "other"),
-    "therapy": ("SCS", "DRG", "PNS", "CES"),
-    "visit_status": ("scheduled", "completed", "missed", "not_applicable"),
-    "stimulation_use": ("daily", "intermittent", "stopped"),
-    "ae_category": ("infection_superficial", "infection_deep", "lead_migration", "lead_fracture",
-                    "hardware_malfunction", "ipg_pocket_pain", "csf_leak", "neurological_deficit",
-                    "seroma_haematoma", "loss_of_efficacy", "other"),
-    "serious_criterion": ("death", "life_threatening", "permanent_impairment", "hospitalisation",
-                          "intervention", "foetal"),
-    "severity": ("mild", "moderate", "severe"),
-    "relatedness": ("not_related", "possible", "probable", "causal"),
-    "iso_class": ("AE", "SAE", "ADE", "SADE", "USADE"),
-    "ae_action": ("none", "medication", "antibiotics", "reprogramming", "revision", "explant"),
-    "ae_outcome": ("resolved", "resolved_sequelae", "ongoing", "fatal", "unknown"),
-}
-CODE_LABELS = {
-    "sex": Sex, "etiology": Etiology, "diagnosis": Diagnosis, "therapy": Therapy,
-    "visit_status": VisitStatus, "stimulation_use": StimulationUse, "ae_category": AeCategory,
-    "serious_criterion": SeriousCriterion, "severity": Severity, "relatedness": Relatedness,
-    "iso_class": Iso14155Class, "ae_action": AeAction, "ae_outcome": AeOutcome,
-}
-SCALES = {"satisfaction": Satisfaction, "pgic": Pgic}
+# Raw REDCap value of a code = its number in the frozen numbering of the registry's code
+# lists (models.choices.NUMBERING: append only, so a raw value never changes meaning);
+# the mapping is also in each field's `field_annotation`. Scales (satisfaction, PGIC)
+# keep their own integers.
+REDCAP_KIND = {"str": "text", "code": "code", "int": "int", "float": "number", "bool": "yesno",
+               "age": "age", "scale": "scale", "date": "text"}
 
 METADATA_COLUMNS = (
     "field_name", "form_name", "section_header", "field_type", "field_label",
@@ -116,9 +83,9 @@ class RedcapRequestError(ValueError):
 
 @dataclass(frozen=True)
 class Field:
-    """One REDCap field and where its value comes from in the registry row.
+    """One REDCap field and the dataset column its value comes from.
 
-    kind: text | int | number | age | code (numeric raw codes from REDCAP_CODES[codes])
+    kind: text | int | number | age | code (raw value = the code's frozen number)
     | scale (satisfaction/PGIC: the registry's integer is the raw value) | yesno.
     """
 
@@ -126,7 +93,7 @@ class Field:
     form: str
     label: str
     kind: str = "text"
-    source: str = ""  # key in the registry row; default = name
+    source: str = ""  # the dataset column (key in the typed row); default = name
     codes: str = ""
     note: str = ""
     minimum: str = ""
@@ -139,32 +106,29 @@ class Field:
         return self.source or self.name
 
     def choices(self) -> list[tuple[str, str]]:
-        if self.kind == "code":
-            labels = CODE_LABELS[self.codes]
-            return [(str(i), str(labels(code).label)) for i, code in enumerate(REDCAP_CODES[self.codes], 1)]
-        if self.kind == "scale":
-            return [(str(value), str(label)) for value, label in SCALES[self.name].choices]
+        if self.kind in ("code", "scale"):
+            return [(str(number), label) for number, _, label in choices.numbered(self.codes)]
         if self.kind == "yesno":
             return [("1", "Yes"), ("0", "No")]
         return []
 
     def metadata(self) -> dict:
         field_type = {"code": "dropdown", "scale": "radio", "yesno": "yesno"}.get(self.kind, "text")
-        if self.kind == "code" and len(REDCAP_CODES[self.codes]) <= 5:
+        if self.kind == "code" and len(choices.NUMBERING[self.codes]) <= 5:
             field_type = "radio"
         validation = {"int": "integer", "number": "number"}.get(self.kind, "")
         annotation = self.annotation
         if self.kind == "code":
-            mapping = " | ".join(f"{i}={code}" for i, code in enumerate(REDCAP_CODES[self.codes], 1))
+            mapping = " | ".join(f"{n}={code}" for n, code, _ in choices.numbered(self.codes))
             annotation = (annotation + " " if annotation else "") + f"Registry codes: {mapping}"
-        choices = self.choices() if self.kind in ("code", "scale") else []
+        listed = self.choices() if self.kind in ("code", "scale") else []
         return {
             "field_name": self.name,
             "form_name": self.form,
             "section_header": self.section,
             "field_type": field_type,
             "field_label": self.label,
-            "select_choices_or_calculations": " | ".join(f"{raw}, {label}" for raw, label in choices),
+            "select_choices_or_calculations": " | ".join(f"{raw}, {label}" for raw, label in listed),
             "field_note": self.note,
             "text_validation_type_or_show_slider_number": validation,
             "text_validation_min": self.minimum,
@@ -184,7 +148,7 @@ class Field:
         if value is None or value == "":
             return ""
         if self.kind == "code":
-            return str(REDCAP_CODES[self.codes].index(value) + 1)
+            return str(choices.code_number(self.codes, value))
         if self.kind == "yesno":
             return "1" if value else "0"
         if self.kind == "number":
@@ -200,60 +164,33 @@ class Field:
         return raw
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("record_id", "enrolment", "Registry id (pseudonym)", source="registry_id"),
-    Field("site", "enrolment", "Site code"),
-    Field("sex", "enrolment", "Sex", "code", codes="sex"),
-    Field("age_at_implant", "enrolment", "Age at implant (years)", "age",
-          note="Ages over 89 are exported as 90+ (HIPAA safe harbour)."),
-    Field("etiology", "enrolment", "Etiology", "code", codes="etiology"),
-    Field("diagnosis", "enrolment", "Pain diagnosis", "code", codes="diagnosis"),
-    Field("implant_ref", "visit", "Implant ref",
-          note="The implant this visit follows (baseline: the first implant)."),
-    Field("therapy", "visit", "Therapy", "code", codes="therapy"),
-    Field("timepoint", "visit", "Timepoint", note="baseline, trial_end, unscheduled or m<N> months"),
-    Field("status", "visit", "Visit status", "code", codes="visit_status"),
-    Field("days_from_implant", "visit", "Visit day relative to the implant (days)", "int"),
-    Field("nrs", "visit", "NRS pain 0-10", "int", minimum="0", maximum="10",
-          note="0 = no pain, 10 = worst imaginable", section="Pain"),
-    Field("nrs_baseline", "visit", "Baseline NRS pain 0-10", "int", minimum="0", maximum="10",
-          annotation="@READONLY"),
-    Field("nrs_reduction_pct", "visit", "NRS reduction from baseline (%)", "number",
-          annotation="@READONLY"),
-    Field("responder", "visit", f"Responder (NRS reduction >= {exports.RESPONDER_THRESHOLD_PCT} %)",
-          "yesno", annotation="@READONLY"),
-    Field("satisfaction", "visit", "Satisfaction (1-5)", "scale", section="Outcome"),
-    Field("pgic", "visit", "PGIC (1-7)", "scale"),
-    Field("would_choose_again", "visit", "Would choose the treatment again", "yesno"),
-    Field("opioid_mme", "visit", "Opioid use (MME/day)", "number", minimum="0"),
-    Field("stimulation_use", "visit", "Stimulation use", "code", codes="stimulation_use"),
-    Field("nrs_residual_limb", "visit", "Residual limb pain NRS, 7-day average", "int",
-          minimum="0", maximum="10"),
-    Field("nrs_phantom_limb", "visit", "Phantom limb pain NRS, 7-day average", "int",
-          minimum="0", maximum="10"),
-    Field("ae_implant_ref", "adverse_event", "Implant ref", source="implant_ref"),
-    Field("ae_therapy", "adverse_event", "Therapy", "code", source="therapy", codes="therapy"),
-    Field("ae_days_from_implant", "adverse_event", "Onset day relative to the implant (days)", "int",
-          source="days_from_implant"),
-    Field("ae_category", "adverse_event", "Event category", "code", source="category",
-          codes="ae_category"),
-    Field("ae_serious", "adverse_event", "Serious (ISO 14155)", "yesno", source="serious"),
-    Field("ae_serious_criterion", "adverse_event", "Seriousness criterion", "code",
-          source="serious_criterion", codes="serious_criterion"),
-    Field("ae_severity", "adverse_event", "Severity", "code", source="severity", codes="severity"),
-    Field("ae_device_relatedness", "adverse_event", "Relatedness to the device", "code",
-          source="device_relatedness", codes="relatedness", note="MDCG 2020-10/1"),
-    Field("ae_procedure_relatedness", "adverse_event", "Relatedness to the procedure", "code",
-          source="procedure_relatedness", codes="relatedness", note="MDCG 2020-10/1"),
-    Field("ae_anticipated", "adverse_event", "Anticipated", "yesno", source="anticipated"),
-    Field("ae_iso_class", "adverse_event", "ISO 14155 class", "code", source="iso_class",
-          codes="iso_class", annotation="@READONLY"),
-    Field("ae_action", "adverse_event", "Action taken", "code", source="action", codes="ae_action"),
-    Field("ae_outcome", "adverse_event", "Outcome", "code", source="outcome", codes="ae_outcome"),
-    Field("ae_days_to_resolution", "adverse_event", "Days from onset to resolution", "int",
-          source="days_to_resolution"),
-)
-FIELD_BY_NAME = {f.name: f for f in FIELDS}
+# The datasets whose columns make up the project, in instrument order: enrolment from
+# the patients dataset, the visit form from the visits dataset, the adverse-event form
+# from the events dataset (each column says where it stands: Column.redcap).
+SOURCES = (("enrolment", datasets.PATIENTS), ("visit", datasets.VISITS),
+           ("adverse_event", datasets.EVENTS))
+
+
+def project_fields() -> tuple[Field, ...]:
+    """The project's fields, read from the dataset declarations (so a column added there
+    is a REDCap field too)."""
+    out = []
+    for form, dataset in SOURCES:
+        for column in dataset.columns_for():
+            place = column.redcap
+            if place is None or place.form != form:
+                continue
+            out.append(Field(place.name or column.name, form, place.label or column.label,
+                             REDCAP_KIND[column.kind], source=column.name, codes=column.codes,
+                             note=place.note, minimum=place.minimum, maximum=place.maximum,
+                             annotation=place.annotation, section=place.section))
+    return tuple(out)
+
+
+def field_by_name() -> dict[str, Field]:
+    return {f.name: f for f in project_fields()}
+
+
 FORM_NAMES = tuple(name for name, _ in FORMS)
 FORM_LABELS = dict(FORMS)
 
@@ -262,7 +199,7 @@ def redcap_metadata(*, fields: list[str] | None = None, forms: list[str] | None 
     """The data dictionary in REDCap's 18 columns, optionally narrowed."""
     _check_names(fields=fields, forms=forms)
     out = []
-    for f in FIELDS:
+    for f in project_fields():
         if (fields or forms) and not ((fields and f.name in fields) or (forms and f.form in forms)):
             continue
         out.append(f.metadata())
@@ -274,7 +211,7 @@ def redcap_export_field_names(*, field_name: str | None = None) -> list[dict]:
     if field_name:
         _check_names(fields=[field_name])
     return [{"original_field_name": f.name, "choice_value": "", "export_field_name": f.name}
-            for f in FIELDS if not field_name or f.name == field_name]
+            for f in project_fields() if not field_name or f.name == field_name]
 
 
 def redcap_instruments() -> list[dict]:
@@ -385,7 +322,7 @@ def redcap_repeating(events: list[Event] | None = None) -> list[dict]:
 
 def _check_names(*, fields=None, forms=None, events=None, event_list=None) -> None:
     for param, values, known in (
-        ("fields", fields, FIELD_BY_NAME.keys() | {f"{n}_complete" for n in FORM_NAMES}),
+        ("fields", fields, field_by_name().keys() | {f"{n}_complete" for n in FORM_NAMES}),
         ("forms", forms, FORM_NAMES),
         ("events", events, [e.unique_name for e in (event_list or [])]),
     ):
@@ -432,7 +369,7 @@ class RecordExport:
         self.event_by_code = {e.code: e for e in self.event_list}
         self.event_order = {e.code: i for i, e in enumerate(self.event_list)}
         selected = []
-        for f in FIELDS:
+        for f in project_fields():
             if not (self.fields or self.forms) or f.name in self.fields or f.form in self.forms:
                 selected.append(f)
         self.selected = selected
@@ -461,8 +398,7 @@ class RecordExport:
     def columns(self) -> list[str]:
         """Flat export header: record id, event and repeat columns, then form by form."""
         out = []
-        record_field = FIELD_BY_NAME["record_id"]
-        if record_field in self.selected:
+        if any(f.name == "record_id" for f in self.selected):
             out.append("record_id")
         out += ["redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance"]
         for form in FORM_NAMES:
@@ -472,7 +408,7 @@ class RecordExport:
         return out
 
     def header_labels(self) -> dict[str, str]:
-        labels = {f.name: f.label for f in FIELDS}
+        labels = {f.name: f.label for f in project_fields()}
         labels.update({"redcap_event_name": "Event Name", "redcap_repeat_instrument":
                        "Repeat Instrument", "redcap_repeat_instance": "Repeat Instance"})
         labels.update({f"{form}_complete": "Complete?" for form in FORM_NAMES})
@@ -500,19 +436,12 @@ class RecordExport:
     def rows(self) -> Iterator[dict]:
         """One dict per REDCap row (record, event, instance), values as REDCap text.
 
-        Patients are taken in batches of `BATCH` in registry-id order; per batch,
-        one query for the patients, one for their adverse events and one streamed
-        query of the registry's visit dataset (COPY on PostgreSQL), merged one
-        patient at a time. One database connection serves one stream at a time
-        (COPY blocks it), hence batches rather than three parallel streams.
-        Memory is bounded by the batch, whatever the number of patients.
+        Patients are taken in batches of `BATCH` in registry-id order; per batch, one
+        query each for the patients, their enrolment values, their visits and their
+        adverse events, all from the registry's dataset declarations and typed by the
+        database driver. Memory is bounded by the batch, whatever the number of patients.
         """
-        first_implant = Implant.objects.filter(patient=OuterRef("pk")).order_by().values(
-            "patient").annotate(first=Min("implant_date")).values("first")
-        patients = (self.patients().annotate(first_implant_date=Subquery(first_implant))
-                    .order_by("registry_id")
-                    .values_list("pk", "registry_id", "site__code", "sex", "etiology", "diagnosis",
-                                 "birth_year", "first_implant_date"))
+        patients = self.patients().order_by("registry_id").values_list("pk", "registry_id")
         want_visits = bool(self.wanted_events - {AE_EVENT})
         want_events = AE_EVENT in self.wanted_events
         columns = self.columns()
@@ -522,23 +451,19 @@ class RecordExport:
             if not batch:
                 return
             last = batch[-1][1]
-            pks = [row[0] for row in batch]
-            events_of: dict[str, list[dict]] = {}
-            if want_events:
-                for ae in exports.event_rows(
-                        visible(AdverseEvent.objects.all(), self.user).filter(patient_id__in=pks)):
-                    events_of.setdefault(ae["registry_id"], []).append(ae)
-            visit_rows = _Peek(exports.visit_rows(
-                visible(Visit.objects.all(), self.user).filter(patient_id__in=pks))
-                if want_visits else iter(()))
-            for _pk, registry_id, site, sex, etiology, diagnosis, birth_year, implant_date in batch:
-                enrolment = {"registry_id": registry_id, "site": site, "sex": sex,
-                             "etiology": etiology, "diagnosis": diagnosis,
-                             "age_at_implant": _age(birth_year, implant_date)}
-                visits = list(visit_rows.take_while(registry_id))
-                yield from self._patient_rows(registry_id, enrolment, visits,
+            pks = [pk for pk, _ in batch]
+            enrolment = {row["registry_id"]: row for row in datasets.fetched_rows(
+                datasets.PATIENTS, Patient.objects.filter(pk__in=pks))}
+            visits_of = _by_patient(datasets.fetched_rows(
+                datasets.VISITS, visible(Visit.objects.all(), self.user).filter(patient_id__in=pks))
+                if want_visits else [])
+            events_of = _by_patient(datasets.fetched_rows(
+                datasets.EVENTS, visible(AdverseEvent.objects.all(), self.user).filter(patient_id__in=pks))
+                if want_events else [])
+            for _pk, registry_id in batch:
+                yield from self._patient_rows(registry_id, enrolment[registry_id],
+                                              visits_of.get(registry_id, []),
                                               events_of.get(registry_id, []), columns)
-            visit_rows.drain()
             if len(batch) < BATCH:
                 return
 
@@ -610,12 +535,11 @@ EAV_COLUMNS = ["record", "redcap_event_name", "redcap_repeat_instrument", "redca
                "field_name", "value"]
 
 
-def _age(birth_year, implant_date) -> str | int | None:
-    # Same rule as the registry's dataset: year of the first implant - birth year, 90+ over 89.
-    if birth_year is None or implant_date is None:
-        return None
-    age = implant_date.year - birth_year
-    return exports.AGE_TOP_LABEL if age > exports.AGE_TOP - 1 else age
+def _by_patient(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for row in rows:
+        out.setdefault(row["registry_id"], []).append(row)
+    return out
 
 
 def _changed_between(begin, end) -> Q:
@@ -635,19 +559,10 @@ def _changed_between(begin, end) -> Q:
             | Exists(PainScore.objects.filter(window(), visit__patient=OuterRef("pk"))))
 
 
-class _Peek:
-    """An iterator of registry rows in registry-id order, taken one patient at a time."""
-
-    def __init__(self, rows):
-        self._rows = iter(rows)
-        self._next = next(self._rows, None)
-
-    def drain(self) -> None:
-        # Finish the stream (a COPY must end before the connection runs anything else).
-        for _ in self._rows:
-            pass
-
-    def take_while(self, registry_id: str) -> Iterator[dict]:
-        while self._next is not None and self._next["registry_id"] == registry_id:
-            yield self._next
-            self._next = next(self._rows, None)
+def __getattr__(name: str):
+    # FIELDS / FIELD_BY_NAME read the dataset declarations when asked (see project_fields).
+    if name == "FIELDS":
+        return project_fields()
+    if name == "FIELD_BY_NAME":
+        return field_by_name()
+    raise AttributeError(name)

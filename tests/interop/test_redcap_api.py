@@ -11,7 +11,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from registry.models import ExportLog, Patient, Visit
+from registry.models import ExportLog, Patient, Visit, choices
 from registry.services import redcap
 from registry.services.audit import record_save
 
@@ -33,8 +33,9 @@ def records(client, token, **data):
 
 
 def test_every_registry_code_has_a_stable_redcap_raw_value():
-    for name, codes in redcap.REDCAP_CODES.items():
-        assert sorted(codes) == sorted(redcap.CODE_LABELS[name].values), name
+    # REDCap's raw values are the registry's one frozen numbering (models.choices).
+    for name, codes in choices.NUMBERING.items():
+        assert sorted(codes) == sorted(choices.CODE_LISTS[name].values), name
     # Raw values are positions: these pins catch a reordering.
     assert redcap.FIELD_BY_NAME["sex"].raw("M") == "1"
     assert redcap.FIELD_BY_NAME["sex"].metadata()["select_choices_or_calculations"] == (

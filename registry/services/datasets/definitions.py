@@ -1,0 +1,239 @@
+"""The analysis datasets, each declared once: one row per visit, per adverse event, per patient.
+
+Every channel reads these declarations: the exports (CSV, JSON, xlsx, SPSS, Stata), the
+REDCap project (data dictionary and records) and the codebook. To add a column, add a
+`Column` to the list of its dataset: name, label, kind, SQL, code list, REDCap placement.
+
+`days_from_implant`, one definition for every channel: the row's date (visit date,
+event onset) minus the implant date of the row's own implant or, for rows without one
+(baseline visits, events before an implant), of the patient's first implant; negative
+before the implant, NULL when either date is missing. `age_at_implant` is counted the
+same way, from the year of that implant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db.models import Case, CharField, F, FilteredRelation, FloatField, Q, QuerySet, Value, When
+from django.db.models.functions import Cast, Coalesce, Round
+
+from registry.models import BASELINE, AdverseEvent, PainSite, Patient, Recall, Visit, first_implant_value
+
+from .columns import Column, Redcap
+from .sql import DaysBetween, age_at, blank_is_null, iso_class, row_implant, yes_no
+
+RESPONDER_THRESHOLD_PCT = 50
+DATES_MODES = ("relative", "iso")
+
+
+@dataclass
+class Dataset:
+    """A dataset: its rows' model, its columns in file order, and how its rows are read.
+
+    `prepare` adds the joins the column expressions read (FilteredRelations);
+    `order_by` gives the file order.
+    """
+
+    name: str
+    model: type
+    columns: list[Column]
+    order_by: Callable[[], tuple]
+    prepare: Callable[[QuerySet], QuerySet] = field(default=lambda qs: qs)
+
+    def columns_for(self, *, dates: str = "relative") -> list[Column]:
+        check_dates(dates)
+        return [c for c in self.columns if dates == "iso" or not c.dates_only]
+
+    def select(self, queryset: QuerySet, *, dates: str = "relative") -> QuerySet:
+        """A `values_list` queryset of the columns (in order) over `queryset`, which must
+        already be access-scoped (services.access.visible)."""
+        columns = self.columns_for(dates=dates)
+        if queryset.query.distinct:
+            # DISTINCT would pull the ORDER BY columns into the SELECT (and into COPY's output).
+            queryset = queryset.model.objects.filter(pk__in=queryset.values("pk"))
+        qs = self.prepare(queryset).annotate(**{f"c_{c.name}": c.expression() for c in columns})
+        return qs.values_list(*(f"c_{c.name}" for c in columns)).order_by(*self.order_by())
+
+
+def check_dates(dates: str) -> None:
+    if dates not in DATES_MODES:
+        raise ValueError(f"Unknown dates mode '{dates}'; expected one of {', '.join(DATES_MODES)}.")
+
+
+def _date_of(model, name):
+    return model._meta.get_field(name)
+
+
+# --- Patients (internal: the REDCap enrolment form) -----------------------------------
+
+PATIENTS = Dataset(
+    name="patients",
+    model=Patient,
+    columns=[
+        Column("registry_id", "Registry id (pseudonym)", "str", "registry_id",
+               redcap=Redcap("enrolment", name="record_id")),
+        Column("site", "Site code", "str", "site__code", redcap=Redcap("enrolment")),
+        Column("sex", "Sex", "code", "sex", codes="sex", redcap=Redcap("enrolment")),
+        Column("age_at_implant", "Age at first implant (years; 90 = 90 or older)", "age",
+               lambda: age_at(first_implant_value("implant_date", "pk"), "birth_year"),
+               redcap=Redcap("enrolment", label="Age at implant (years)",
+                             note="Ages over 89 are exported as 90+ (HIPAA safe harbour).")),
+        Column("etiology", "Etiology", "code", "etiology", codes="etiology",
+               redcap=Redcap("enrolment")),
+        Column("diagnosis", "Pain diagnosis", "code", "diagnosis", codes="diagnosis",
+               redcap=Redcap("enrolment")),
+    ],
+    order_by=lambda: ("registry_id",),
+)
+
+
+# --- Visits ------------------------------------------------------------------------------
+
+def _visit_joins(qs: QuerySet) -> QuerySet:
+    return qs.annotate(
+        base_visit=FilteredRelation("patient__visits",
+                                    condition=Q(patient__visits__timepoint=BASELINE)),
+        ps_rl=FilteredRelation("pain_scores", condition=Q(
+            pain_scores__pain_site=PainSite.RESIDUAL_LIMB, pain_scores__recall=Recall.AVG_7D)),
+        ps_pl=FilteredRelation("pain_scores", condition=Q(
+            pain_scores__pain_site=PainSite.PHANTOM_LIMB, pain_scores__recall=Recall.AVG_7D)),
+    )
+
+
+def _visit_implant_date():
+    return row_implant("implant_date", _date_of(Visit, "date_done"))
+
+
+def _reduction_ok() -> Q:
+    return Q(base_visit__nrs__gt=0, nrs__isnull=False) & ~Q(timepoint=BASELINE)
+
+
+def _nrs_reduction():
+    reduction = Round(Cast((F("base_visit__nrs") - F("nrs")) * Value(100.0), FloatField())
+                      / F("base_visit__nrs"), 1)
+    return Case(When(_reduction_ok(), then=reduction), default=Value(None), output_field=FloatField())
+
+
+def _responder():
+    kept = (100 - RESPONDER_THRESHOLD_PCT) / 100.0
+    return Case(When(_reduction_ok() & Q(nrs__lte=F("base_visit__nrs") * kept), then=Value("yes")),
+                When(_reduction_ok(), then=Value("no")), default=Value(None), output_field=CharField())
+
+
+NRS = {"minimum": "0", "maximum": "10"}
+
+VISITS = Dataset(
+    name="visits",
+    model=Visit,
+    columns=[
+        Column("registry_id", "Registry id (pseudonym)", "str", "patient__registry_id"),
+        Column("site", "Site code", "str", "patient__site__code"),
+        Column("sex", "Sex", "code", "patient__sex", codes="sex"),
+        Column("age_at_implant", "Age at implant (years; 90 = 90 or older)", "age",
+               lambda: age_at(_visit_implant_date(), "patient__birth_year")),
+        Column("etiology", "Etiology", "code", "patient__etiology", codes="etiology"),
+        Column("diagnosis", "Pain diagnosis", "code", "patient__diagnosis", codes="diagnosis"),
+        Column("therapy", "Therapy", "code", lambda: row_implant("therapy", CharField()),
+               codes="therapy", redcap=Redcap("visit")),
+        Column("implant_ref", "Implant ref", "str", lambda: row_implant("ref", CharField()),
+               redcap=Redcap("visit", note="The implant this visit follows (baseline: the first implant).")),
+        Column("timepoint", "Timepoint (baseline, trial_end, unscheduled, m<N> months)", "str",
+               "timepoint", redcap=Redcap("visit", label="Timepoint",
+                                          note="baseline, trial_end, unscheduled or m<N> months")),
+        Column("status", "Visit status", "code", "status", codes="visit_status", redcap=Redcap("visit")),
+        Column("days_from_implant", "Visit day relative to the implant (days)", "int",
+               lambda: DaysBetween(F("date_done"), _visit_implant_date()), redcap=Redcap("visit")),
+        Column("nrs", "NRS pain 0-10", "int", "nrs",
+               redcap=Redcap("visit", note="0 = no pain, 10 = worst imaginable", section="Pain", **NRS)),
+        Column("nrs_baseline", "Baseline NRS pain 0-10", "int", "base_visit__nrs",
+               redcap=Redcap("visit", annotation="@READONLY", **NRS)),
+        Column("nrs_reduction_pct", "NRS reduction from baseline (%)", "float", _nrs_reduction,
+               redcap=Redcap("visit", annotation="@READONLY")),
+        Column("responder", f"Responder (NRS reduction >= {RESPONDER_THRESHOLD_PCT} %)", "bool",
+               _responder, redcap=Redcap("visit", annotation="@READONLY")),
+        Column("satisfaction", "Satisfaction (1-5)", "scale", "satisfaction", codes="satisfaction",
+               redcap=Redcap("visit", section="Outcome")),
+        Column("pgic", "PGIC (1-7)", "scale", "pgic", codes="pgic", redcap=Redcap("visit")),
+        Column("would_choose_again", "Would choose the treatment again", "bool",
+               lambda: yes_no(Q(would_choose_again=True), Q(would_choose_again=False)),
+               redcap=Redcap("visit")),
+        Column("opioid_mme", "Opioid use (MME/day)", "float", "opioid_mme",
+               redcap=Redcap("visit", minimum="0")),
+        Column("stimulation_use", "Stimulation use", "code", lambda: blank_is_null("stimulation_use"),
+               codes="stimulation_use", redcap=Redcap("visit")),
+        Column("nrs_residual_limb", "Residual limb pain NRS, 7-day average", "int", "ps_rl__score",
+               redcap=Redcap("visit", **NRS)),
+        Column("nrs_phantom_limb", "Phantom limb pain NRS, 7-day average", "int", "ps_pl__score",
+               redcap=Redcap("visit", **NRS)),
+        Column("visit_date", "Date of visit", "date", "date_done", dates_only=True),
+        Column("implant_date", "Implant date", "date", _visit_implant_date, dates_only=True),
+    ],
+    prepare=_visit_joins,
+    order_by=lambda: ("patient__registry_id", Coalesce("date_done", "target_date").asc(nulls_last=True),
+                      "pk"),
+)
+
+
+# --- Adverse events ------------------------------------------------------------------------
+
+def _event_implant_date():
+    return row_implant("implant_date", _date_of(AdverseEvent, "onset_date"))
+
+
+MDCG = "MDCG 2020-10/1"
+
+EVENTS = Dataset(
+    name="adverse-events",
+    model=AdverseEvent,
+    columns=[
+        Column("registry_id", "Registry id (pseudonym)", "str", "patient__registry_id"),
+        Column("site", "Site code", "str", "patient__site__code"),
+        Column("sex", "Sex", "code", "patient__sex", codes="sex"),
+        Column("age_at_implant", "Age at implant (years; 90 = 90 or older)", "age",
+               lambda: age_at(_event_implant_date(), "patient__birth_year")),
+        Column("implant_ref", "Implant ref", "str", lambda: row_implant("ref", CharField()),
+               redcap=Redcap("adverse_event", name="ae_implant_ref")),
+        Column("therapy", "Therapy", "code", lambda: row_implant("therapy", CharField()),
+               codes="therapy", redcap=Redcap("adverse_event", name="ae_therapy")),
+        Column("days_from_implant", "Onset day relative to the implant (days)", "int",
+               lambda: DaysBetween(F("onset_date"), _event_implant_date()),
+               redcap=Redcap("adverse_event", name="ae_days_from_implant")),
+        Column("category", "Event category", "code", "category", codes="ae_category",
+               redcap=Redcap("adverse_event", name="ae_category")),
+        Column("serious", "Serious (ISO 14155)", "bool", lambda: yes_no(Q(serious=True), Q(serious=False)),
+               redcap=Redcap("adverse_event", name="ae_serious")),
+        Column("serious_criterion", "Seriousness criterion", "code",
+               lambda: blank_is_null("serious_criterion"), codes="serious_criterion",
+               redcap=Redcap("adverse_event", name="ae_serious_criterion")),
+        Column("severity", "Severity", "code", "severity", codes="severity",
+               redcap=Redcap("adverse_event", name="ae_severity")),
+        Column("device_relatedness", "Relatedness to the device", "code", "device_relatedness",
+               codes="relatedness", redcap=Redcap("adverse_event", name="ae_device_relatedness", note=MDCG)),
+        Column("procedure_relatedness", "Relatedness to the procedure", "code", "procedure_relatedness",
+               codes="relatedness",
+               redcap=Redcap("adverse_event", name="ae_procedure_relatedness", note=MDCG)),
+        Column("anticipated", "Anticipated", "bool",
+               lambda: yes_no(Q(anticipated=True), Q(anticipated=False)),
+               redcap=Redcap("adverse_event", name="ae_anticipated")),
+        Column("iso_class", "ISO 14155 class", "code", iso_class, codes="iso_class",
+               redcap=Redcap("adverse_event", name="ae_iso_class", annotation="@READONLY")),
+        Column("action", "Action taken", "code", "action", codes="ae_action",
+               redcap=Redcap("adverse_event", name="ae_action")),
+        Column("outcome", "Outcome", "code", "outcome", codes="ae_outcome",
+               redcap=Redcap("adverse_event", name="ae_outcome")),
+        Column("days_to_resolution", "Days from onset to resolution", "int",
+               lambda: DaysBetween(F("resolved_on"), F("onset_date")),
+               redcap=Redcap("adverse_event", name="ae_days_to_resolution")),
+        Column("onset_date", "Onset date", "date", "onset_date", dates_only=True),
+        Column("resolved_on", "Resolution date", "date", "resolved_on", dates_only=True),
+        Column("implant_date", "Implant date", "date", _event_implant_date, dates_only=True),
+    ],
+    order_by=lambda: ("patient__registry_id", "onset_date", "pk"),
+)
+
+# The datasets the export endpoints offer, by their URL name.
+EXPORTED: dict[str, Dataset] = {VISITS.name: VISITS, EVENTS.name: EVENTS}
+ALL: dict[str, Dataset] = {**EXPORTED, PATIENTS.name: PATIENTS}
+
