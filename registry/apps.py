@@ -8,6 +8,7 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from registry import checks  # noqa: F401  (registers the system checks)
         from registry.services import audit
 
         # Rows a delete cascades to get the deleting user and reason in their history.

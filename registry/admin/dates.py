@@ -9,43 +9,31 @@ page is about to show:
 - change lists: the rows of the page (and date annotations such as "next due");
 - the patient hub: its implants, visits and adverse events (clinical.py).
 
-Every DateField of the clinical models is a clinical date (record times are
-DateTimeFields and stay real). Shifted rows are marked, and the admin refuses
+Which fields are clinical dates, and how a row reaches its patient, is declared
+once in services.deid (record times stay real). Shifted rows are marked, and the admin refuses
 to save or delete a marked row: investigators have no change permission, so
 this is only the second lock.
 """
 
-import functools
-
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db import models
 
-from registry.models import AdverseEvent, Implant, Patient, Revision, Visit
 from registry.services import deid
 
-# How a row reaches the registry id its shift is keyed on.
-REGISTRY_ID_PATH = {
-    Patient: "registry_id",
-    Implant: "patient.registry_id",
-    Revision: "implant.patient.registry_id",
-    Visit: "patient.registry_id",
-    AdverseEvent: "patient.registry_id",
-}
-
 SHIFTED_MARK = "_dates_shifted"
+
+# The models with clinical dates, and how a row reaches the registry id its shift is
+# keyed on (read from deid's declaration, not restated here).
+REGISTRY_ID_PATH = {model: rule.patient for model, rule in deid.MODELS.items() if rule.dates}
 
 
 def shifts_dates(request) -> bool:
     return not deid.sees_real_dates(request.user)
 
 
-@functools.cache
 def clinical_date_fields(model) -> tuple[str, ...]:
-    if model not in REGISTRY_ID_PATH:
-        return ()
-    return tuple(f.name for f in model._meta.concrete_fields
-                 if isinstance(f, models.DateField) and not isinstance(f, models.DateTimeField))
+    """The model's clinical dates, as services.deid declares them."""
+    return deid.clinical_dates(model)
 
 
 def shift_in_place(obj, annotations=()):
@@ -54,10 +42,7 @@ def shift_in_place(obj, annotations=()):
     fields = clinical_date_fields(type(obj))
     if not fields or getattr(obj, SHIFTED_MARK, False):
         return obj
-    registry_id = obj
-    for part in REGISTRY_ID_PATH[type(obj)].split("."):
-        registry_id = getattr(registry_id, part)
-    days = deid.date_shift_days(registry_id)
+    days = deid.date_shift_days(deid.registry_id_of(obj))
     for name in (*fields, *annotations):
         if hasattr(obj, name):
             setattr(obj, name, deid.shifted(getattr(obj, name), days))

@@ -29,34 +29,35 @@ from registry.models import (
     Visit,
 )
 from registry.services import deid
-from registry.services.exports import AGE_TOP
+from registry.services.datasets import AGE_TOP
+
+DAYS_FROM_IMPLANT = ("Visit date minus the implant date of the visit's implant or, for a visit "
+                     "without one (baseline), of the patient's first implant, in days; negative "
+                     "before the implant, null without either date. The same in every export.")
 
 
-# Clinical dates shifted per patient for users who do not see real dates.
-# The view puts `shift_dates` in the context (services.deid.sees_real_dates);
-# `shifted_dates` names the model's clinical DateFields, `patient_path` how a row
-# reaches its patient's registry id. Derived intervals (days_from_implant) are
-# computed from the real dates: the shift does not change them. (No docstring:
-# drf-spectacular would show it as the description of every serializer below.)
+# Clinical dates shifted per patient for users who do not see real dates. The view
+# puts `shift_dates` in the context (services.deid.sees_real_dates); which fields are
+# clinical dates, and how a row reaches its patient, is services.deid's declaration.
+# Derived intervals (days_from_implant) are computed from the real dates: the shift does
+# not change them. (No docstring: drf-spectacular would show it as the description of
+# every serializer below.)
 class ShiftedDates:
-    shifted_dates: tuple[str, ...] = ()
-    patient_path = "patient.registry_id"
+    def shifted_dates(self) -> tuple[str, ...]:
+        return tuple(name for name in deid.clinical_dates(self.Meta.model) if name in self.Meta.fields)
 
     def get_extra_kwargs(self):
         extra = super().get_extra_kwargs()
-        for name in self.shifted_dates:
+        for name in self.shifted_dates():
             extra.setdefault(name, {})["help_text"] = deid.SHIFTED_NOTE
         return extra
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
         if self.context.get("shift_dates"):
-            registry_id = instance
-            for part in self.patient_path.split("."):
-                registry_id = getattr(registry_id, part)
-            days = deid.date_shift_days(registry_id)
-            for name in self.shifted_dates:
-                value = deid.shifted(getattr(instance, name), days)
+            days = deid.date_shift_days(deid.registry_id_of(instance))
+            for name in self.shifted_dates():
+                value = deid.shown(instance, name, days)
                 data[name] = value.isoformat() if value else None
         return data
 
@@ -90,8 +91,6 @@ class SiteSerializer(serializers.ModelSerializer):
 
 
 class PatientSerializer(ShiftedDates, serializers.ModelSerializer):
-    shifted_dates = ("consent_date", "withdrawal_date")
-    patient_path = "registry_id"
     site = serializers.SlugRelatedField(slug_field="code", read_only=True)
     age_at_consent = serializers.SerializerMethodField(
         help_text=f"Age in years at consent; {AGE_TOP} means {AGE_TOP} or older."
@@ -117,7 +116,6 @@ class PatientSerializer(ShiftedDates, serializers.ModelSerializer):
 
 
 class ImplantSerializer(ShiftedDates, serializers.ModelSerializer):
-    shifted_dates = ("trial_start", "trial_end", "implant_date", "explant_date")
     registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
     lead_type = OptionalCode(LeadType)
@@ -142,14 +140,12 @@ class PainScoreSerializer(serializers.ModelSerializer):
 
 
 class VisitSerializer(ShiftedDates, serializers.ModelSerializer):
-    shifted_dates = ("target_date", "window_start", "window_end", "date_done")
     registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
     implant_ref = serializers.CharField(source="implant.ref", read_only=True, allow_null=True,
                                         default=None)
-    days_from_implant = serializers.SerializerMethodField(
-        help_text="Visit date minus the visit's implant date, in days (null without either)."
-    )
+    days_from_implant = serializers.IntegerField(read_only=True, allow_null=True, default=None,
+                                                 help_text=DAYS_FROM_IMPLANT)
     opioid_mme = serializers.DecimalField(max_digits=6, decimal_places=1, coerce_to_string=False,
                                           read_only=True, allow_null=True)
     pain_scores = PainScoreSerializer(many=True, read_only=True)
@@ -165,16 +161,8 @@ class VisitSerializer(ShiftedDates, serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.IntegerField(allow_null=True))
-    def get_days_from_implant(self, visit) -> int | None:
-        implant = visit.implant
-        if not (visit.date_done and implant and implant.implant_date):
-            return None
-        return (visit.date_done - implant.implant_date).days
-
 
 class AdverseEventSerializer(ShiftedDates, serializers.ModelSerializer):
-    shifted_dates = ("onset_date", "resolved_on")
     registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
     implant_ref = serializers.CharField(source="implant.ref", read_only=True, allow_null=True,

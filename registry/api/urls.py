@@ -14,6 +14,9 @@ router.register("adverse-events", views.AdverseEventViewSet, basename="adverse-e
 # Further /api/v1/ endpoints (outcomes, ...): add a path() line here, before the router.
 v1_patterns = [
     path("exports/visits/", views.VisitExportView.as_view(), name="export-visits"),
+    path("exports/visits/codebook/", views.VisitCodebookView.as_view(), name="codebook-visits"),
+    path("exports/adverse-events/codebook/", views.AdverseEventCodebookView.as_view(),
+         name="codebook-adverse-events"),
     path("exports/adverse-events/", views.AdverseEventExportView.as_view(),
          name="export-adverse-events"),
     path("outcomes/", outcomes.OutcomeSummaryView.as_view(), name="outcomes"),

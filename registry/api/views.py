@@ -8,10 +8,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions, permissions, viewsets
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.models import AdverseEvent, Implant, PainScore, Patient, Site, Visit
-from registry.services import deid, exports
+from registry.services import datasets, deid, export_log, exports
 from registry.services.access import role_name, visible
 
 from . import filters, serializers
@@ -73,7 +74,7 @@ class RegistryViewSet(viewsets.ReadOnlyModelViewSet):
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
         if self.logged:
-            exports.export_log_record(
+            export_log.export_log_record(
                 user=request.user, dataset=request.path, fmt=request.accepted_renderer.format,
                 filters=logged_filters(request.query_params, ("format",)),
                 dates="iso" if deid.sees_real_dates(request.user) else "shifted",
@@ -133,7 +134,9 @@ class VisitViewSet(RegistryViewSet):
     """Visits with their further pain scores (per pain site and recall period); no notes."""
 
     base_queryset = Visit.objects.select_related("patient__site", "implant").prefetch_related(
-        Prefetch("pain_scores", queryset=PainScore.objects.order_by("pain_site", "recall")))
+        Prefetch("pain_scores", queryset=PainScore.objects.order_by("pain_site", "recall"))).annotate(
+        # The datasets' one definition (a baseline counts from the patient's first implant).
+        days_from_implant=datasets.visit_days_from_implant())
     serializer_class = serializers.VisitSerializer
     filterset_class = filters.VisitFilter
 
@@ -253,16 +256,16 @@ class ExportView(APIView):
         filterset = self.filterset_class(params, queryset=visible(self.model.objects.all(), request.user),
                                          request=request)
         queryset = filters.checked_queryset(filterset, request.user)
-        log = exports.export_log_start(user=request.user, dataset=self.dataset, fmt=fmt,
+        log = export_log.export_log_start(user=request.user, dataset=self.dataset, fmt=fmt,
                                        filters=logged_filters(params, ("format", "dates")), dates=dates)
-        counter = exports.RowCounter()
+        counter = export_log.RowCounter()
         if fmt in ("csv", "json"):
             stream = (exports.export_csv_stream if fmt == "csv" else exports.export_json_stream)(
                 self.dataset, queryset, dates=dates, counter=counter)
-            body = exports.logged(stream, log=log, counter=counter)
+            body = export_log.logged(stream, log=log, counter=counter)
         else:
             path = exports.export_file(self.dataset, queryset, fmt, dates=dates, counter=counter)
-            exports.export_log_finish(log=log, rows=counter.rows)
+            export_log.export_log_finish(log=log, rows=counter.rows)
             body = exports.file_chunks(path)
         response = StreamingHttpResponse(body, content_type=exports.CONTENT_TYPES[fmt])
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
@@ -287,3 +290,45 @@ class AdverseEventExportView(ExportView):
     dataset = "adverse-events"
     model = AdverseEvent
     filterset_class = filters.AdverseEventFilter
+
+
+class CodebookView(APIView):
+    """The dataset's codebook: every variable with its label, type, codes and their labels,
+    the frozen numbers Stata and REDCap use, and its REDCap instrument and field.
+
+    Read from the same declarations as the files (`services.datasets`); `dates=iso`
+    adds the real-date variables that data managers may export.
+    """
+
+    permission_classes = PERMISSIONS
+    renderer_classes = [JSONRenderer]
+    dataset = ""
+
+    def get(self, request):
+        dates = request.query_params.get("dates", "relative")
+        if dates not in exports.DATES_MODES:
+            raise exceptions.ValidationError(
+                {"dates": [f"Unknown dates mode '{dates}'; expected relative or iso."]})
+        return Response(datasets.codebook(datasets.get(self.dataset), dates=dates))
+
+
+def codebook_schema(dataset: str):
+    entry = {"type": "object", "properties": {k: {"type": "string"} for k in datasets.CODEBOOK_COLUMNS}}
+    return extend_schema_view(get=extend_schema(
+        operation_id=f"exports_{dataset.replace('-', '_')}_codebook",
+        summary=f"Codebook of the {dataset} analysis dataset",
+        parameters=[OpenApiParameter("dates", OpenApiTypes.STR, enum=list(exports.DATES_MODES),
+                                     default="relative")],
+        responses={200: {"type": "array", "items": entry},
+                   **{code: resp for code, resp in AUTH_ERRORS.items()}},
+    ))
+
+
+@codebook_schema("visits")
+class VisitCodebookView(CodebookView):
+    dataset = "visits"
+
+
+@codebook_schema("adverse-events")
+class AdverseEventCodebookView(CodebookView):
+    dataset = "adverse-events"

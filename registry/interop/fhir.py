@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from registry.services import fhir
-from registry.services.exports import export_log_finish, export_log_start
+from registry.services.export_log import RowCounter, export_log_finish, export_log_start, logged
 
 from .auth import header_token_user
 
@@ -236,16 +236,17 @@ def bulk_export_file(request, user, resource_type: str):
                            filters={"_since": since} if since else {}, dates=found.dates,
                            channel="fhir")
 
+    counter = RowCounter()
+
     def lines():
-        rows, buffer = 0, []
+        buffer = []
         for resource in found.resources():
             buffer.append(json.dumps(resource, separators=(",", ":")))
-            rows += 1
+            counter.rows += 1
             if len(buffer) >= 500:
                 yield ("\n".join(buffer) + "\n").encode()
                 buffer = []
         if buffer:
             yield ("\n".join(buffer) + "\n").encode()
-        export_log_finish(log=log, rows=rows)
 
-    return StreamingHttpResponse(lines(), content_type=FHIR_NDJSON)
+    return StreamingHttpResponse(logged(lines(), log=log, counter=counter), content_type=FHIR_NDJSON)

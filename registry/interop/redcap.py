@@ -27,7 +27,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from registry.services import redcap
-from registry.services.exports import export_log_finish, export_log_start
+from registry.services.export_log import RowCounter, export_log_start, logged
 from registry.services.tokens import api_token_user
 
 FORMATS = ("json", "csv", "xml")
@@ -63,9 +63,9 @@ def _list_param(post, name: str) -> list[str]:
     return values
 
 
-def _encode_rows(rows: Iterable[dict], columns: list[str], fmt: str, counter: list[int],
+def _encode_rows(rows: Iterable[dict], columns: list[str], fmt: str, counter: RowCounter,
                  header: list[str] | None = None, single: bool = False) -> Iterator[bytes]:
-    """Rows as REDCap writes them, in ~64 KB chunks; counts rows in counter[0]."""
+    """Rows as REDCap writes them, in ~64 KB chunks; counts them in `counter`."""
     buffer = io.StringIO()
     if fmt == "csv":
         writer = csv.writer(buffer, lineterminator="\n")
@@ -80,12 +80,12 @@ def _encode_rows(rows: Iterable[dict], columns: list[str], fmt: str, counter: li
         elif fmt == "json":
             text = json.dumps({c: row.get(c, "") for c in columns}, ensure_ascii=False,
                               separators=(",", ":"))
-            buffer.write(("," if counter[0] else "") + (text[1:-1] if single else text))
+            buffer.write(("," if counter.rows else "") + (text[1:-1] if single else text))
         else:
             buffer.write("<item>" + "".join(
                 f"<{c}><![CDATA[{str(row.get(c, '')).replace(']]>', ']]]]><![CDATA[>')}]]></{c}>"
                 for c in columns) + "</item>\n")
-        counter[0] += 1
+        counter.rows += 1
         if buffer.tell() >= CHUNK:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -99,7 +99,7 @@ def _encode_rows(rows: Iterable[dict], columns: list[str], fmt: str, counter: li
 
 def _respond(rows: list[dict], fmt: str, single: bool = False) -> HttpResponse:
     columns = list(rows[0]) if rows else []
-    body = b"".join(_encode_rows(rows, columns, fmt, [0], single=single))
+    body = b"".join(_encode_rows(rows, columns, fmt, RowCounter(), single=single))
     return HttpResponse(body, content_type=CONTENT_TYPES[fmt])
 
 
@@ -203,7 +203,7 @@ def _records(post, user, fmt: str):
     # checkboxes, surveys or DAGs here, so they change nothing and are accepted.
     log = export_log_start(user=user, dataset="record", fmt=f"{record_type}-{fmt}",
                            filters=export.filters(), dates="relative", channel="redcap")
-    counter = [0]
+    counter = RowCounter()
     if record_type == "eav":
         rows, columns, header = export.eav_rows(), redcap.EAV_COLUMNS, None
     else:
@@ -213,8 +213,5 @@ def _records(post, user, fmt: str):
             labels = export.header_labels()
             header = [labels.get(c, c) for c in columns]
 
-    def stream():
-        yield from _encode_rows(rows, columns, fmt, counter, header=header)
-        export_log_finish(log=log, rows=counter[0])
-
-    return StreamingHttpResponse(stream(), content_type=CONTENT_TYPES[fmt])
+    stream = _encode_rows(rows, columns, fmt, counter, header=header)
+    return StreamingHttpResponse(logged(stream, log=log, counter=counter), content_type=CONTENT_TYPES[fmt])

@@ -1,6 +1,24 @@
-"""Calendar dates for users who may not see them: shifted per patient.
+"""De-identification, declared once: which field of which model is what, and who sees it.
 
-The rule (REDCap's own de-identification option, "shift all dates by a value
+`MODELS` is the one declaration, read by every channel: the admin (registry/admin/
+dates.py shifts what it lists), the REST serializers (dates shifted from it, free text
+and identifiers never serialized), FHIR (every date it writes goes through `shown`),
+the exports and REDCap (their dataset columns may read only fields released here:
+tests/services/test_deid_map.py walks their SQL). Per model it names:
+
+- `patient`: how a row reaches its patient's registry id (the key of the shift);
+- `dates`: clinical calendar dates, shifted for investigators (below);
+- `free_text`: narrative typed by a person: never leaves through the API, exports,
+  REDCap or FHIR;
+- `released_text`: short typed descriptions without a code list that do leave as typed
+  (amputation level, device make/model, lead target) and structural keys;
+- `birth_year`: never shown beside an age; `identifiers`: the whole model holds direct
+  identifiers (own site only, never exported).
+`OPERATIONS` lists the registry's own bookkeeping models, which investigators are not
+shown at all. A model or a DateField/text field missing from both fails
+tests/services/test_deid_map.py, so a new one cannot leak by being forgotten.
+
+The date rule (REDCap's own de-identification option, "shift all dates by a value
 between 0 and 364 days"):
 
 - Data managers and research nurses see real dates (a nurse only ever sees her
@@ -23,10 +41,29 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
 
-from registry.models import Role
+from registry.models import (
+    AdverseEvent,
+    ApiToken,
+    DeviceIdentifier,
+    ExportLog,
+    FollowUpProtocol,
+    Implant,
+    ImportRun,
+    PainScore,
+    Patient,
+    PatientIdentifiers,
+    ProtocolTimepoint,
+    RegistryRole,
+    ReminderLog,
+    Revision,
+    Role,
+    Site,
+    Visit,
+)
 
 from .access import role_name
 
@@ -36,6 +73,80 @@ SHIFT_RANGE = 365  # shifts are 0..364 days
 _SHIFT_LABEL = b"neuromodulation-registry:date-shift:v1:"
 SHIFTED_NOTE = ("Investigators see this date shifted back by 0-364 days, the same amount for every "
                 "date of the patient (intervals are exact); nurses and data managers see it as recorded.")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What the fields of one patient-data model are (see the module docstring)."""
+
+    patient: str
+    dates: tuple[str, ...] = ()
+    free_text: tuple[str, ...] = ()
+    released_text: tuple[str, ...] = ()
+    birth_year: tuple[str, ...] = ()
+    identifiers: bool = False
+
+
+RECORD_TIMES = ("created_at", "updated_at")  # every ClinicalModel's; not clinical dates
+
+MODELS: dict[type, Rule] = {
+    Patient: Rule("registry_id", dates=("consent_date", "withdrawal_date"),
+                  free_text=("affected_region", "amputation_cause"),
+                  released_text=("registry_id", "amputation_level"), birth_year=("birth_year",)),
+    PatientIdentifiers: Rule("patient.registry_id", identifiers=True),
+    Implant: Rule("patient.registry_id",
+                  dates=("trial_start", "trial_end", "implant_date", "explant_date"),
+                  free_text=("trial_criterion", "explant_reason"),
+                  released_text=("ref", "manufacturer", "model", "target")),
+    Revision: Rule("implant.patient.registry_id", dates=("date",), free_text=("reason", "description")),
+    DeviceIdentifier: Rule("implant.patient.registry_id", identifiers=True),
+    Visit: Rule("patient.registry_id", dates=("target_date", "window_start", "window_end", "date_done"),
+                free_text=("notes",), released_text=("timepoint",)),
+    PainScore: Rule("visit.patient.registry_id"),
+    AdverseEvent: Rule("patient.registry_id", dates=("onset_date", "resolved_on"),
+                       free_text=("description",)),
+}
+
+# Not patient data (sites, the protocol), or bookkeeping investigators are never shown
+# (reminder, export and import logs, tokens, roles).
+NOT_PATIENT_DATA = (Site, FollowUpProtocol, ProtocolTimepoint)
+OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole)
+
+
+def rule(model) -> Rule | None:
+    return MODELS.get(model)
+
+
+def clinical_dates(model) -> tuple[str, ...]:
+    """The clinical calendar dates of `model` (shifted for investigators)."""
+    found = MODELS.get(model)
+    return found.dates if found else ()
+
+
+def withheld(model) -> tuple[str, ...]:
+    """Fields of `model` that never leave through the API, exports, REDCap or FHIR."""
+    found = MODELS.get(model)
+    if found is None:
+        return ()
+    if found.identifiers:
+        return tuple(f.name for f in model._meta.concrete_fields)
+    return found.free_text
+
+
+def released(model, field_name: str) -> bool:
+    """May `field_name` of `model` leave through the API and the analysis datasets?"""
+    found = MODELS.get(model)
+    if found is None:
+        return model in NOT_PATIENT_DATA
+    return not found.identifiers and field_name not in found.free_text
+
+
+def registry_id_of(obj) -> str:
+    """The registry id a row's dates are shifted by (follows the model's `patient` path)."""
+    value = obj
+    for part in MODELS[type(obj)].patient.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def sees_real_dates(user) -> bool:
@@ -60,6 +171,16 @@ def shifted(value: datetime.date | None, days: int) -> datetime.date | None:
     return None if value is None else value - datetime.timedelta(days=days)
 
 
+def shown(obj, field_name: str, days: int | None) -> datetime.date | None:
+    """A declared clinical date of `obj` as a user sees it: real when `days` is None, else
+    moved back by `days` (the patient's shift). Refuses a field that is not declared in
+    `MODELS`, so no channel can write out a date the declaration does not know."""
+    if field_name not in clinical_dates(type(obj)):
+        raise ValueError(f"{type(obj).__name__}.{field_name} is not a declared clinical date (deid.MODELS)")
+    value = getattr(obj, field_name)
+    return value if days is None else shifted(value, days)
+
+
 API_HINT = "filter on timepoint (or on days_from_implant in the export) instead"
 
 
@@ -80,3 +201,41 @@ def refused_date_filters(user, sent: Iterable[str], date_params: Iterable[str], 
         return {}
     wanted = set(date_params)
     return {param: [date_filter_refusal(param, hint)] for param in sent if param in wanted}
+
+
+def undeclared(model_list) -> list[str]:
+    """What the declaration misses for `model_list`: models in none of MODELS,
+    NOT_PATIENT_DATA and OPERATIONS; date and text fields of a patient-data model that
+    `MODELS` does not name; names it declares that the model does not have. Run as a
+    system check (registry/checks.py), so `manage.py check` and every test run fail on it."""
+    from django.db import models as m
+
+    problems = []
+    for model in model_list:
+        if model.__name__.startswith("Historical"):
+            continue  # django-simple-history's shadow tables follow their model
+        found = MODELS.get(model)
+        if found is None:
+            if model not in NOT_PATIENT_DATA and model not in OPERATIONS:
+                problems.append(f"{model.__name__}: not declared in services.deid (MODELS, "
+                                f"NOT_PATIENT_DATA or OPERATIONS)")
+            continue
+        names = {f.name for f in model._meta.concrete_fields}
+        declared = {*found.dates, *found.free_text, *found.released_text, *found.birth_year}
+        problems += [f"{model.__name__}.{name}: declared in services.deid but not a field"
+                     for name in sorted(declared - names)]
+        if found.identifiers:
+            continue
+        for f in model._meta.concrete_fields:
+            if isinstance(f, m.DateTimeField):
+                if f.name not in RECORD_TIMES and f.name not in found.dates:
+                    problems.append(f"{model.__name__}.{f.name}: a date-time not declared in services.deid")
+            elif isinstance(f, m.DateField):
+                if f.name not in found.dates:
+                    problems.append(f"{model.__name__}.{f.name}: a date not declared in services.deid "
+                                    f"(a clinical date to shift?)")
+            elif isinstance(f, (m.CharField, m.TextField)) and not f.choices:
+                if f.name not in found.free_text and f.name not in found.released_text:
+                    problems.append(f"{model.__name__}.{f.name}: text without a code list, not declared "
+                                    f"in services.deid as free text or released text")
+    return problems

@@ -224,10 +224,11 @@ def _write_xlsx(path: str, columns: list[Column], rows: Iterable[dict], counter:
     for row in rows:
         sheet.append([row[c.name] for c in columns])
         counter.rows += 1
-    labels = workbook.create_sheet("variables")
-    labels.append(["variable", "label", "values"])
-    for c in columns:
-        labels.append([c.name, c.label, "; ".join(f"{v} = {lab}" for v, lab in c.labels)])
+    # The codebook, from the same declarations as the data sheet.
+    variables = workbook.create_sheet("variables")
+    variables.append(list(datasets.CODEBOOK_COLUMNS))
+    for entry in datasets.codebook_of(columns):
+        variables.append([entry[k] for k in datasets.CODEBOOK_COLUMNS])
     workbook.save(path)
 
 

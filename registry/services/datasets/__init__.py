@@ -13,7 +13,7 @@ De-identification is built in: dates are days from the implant unless `dates="is
 "90+", free text and identifiers are never selected.
 """
 
-from .codebook import CODEBOOK_COLUMNS, codebook
+from .codebook import CODEBOOK_COLUMNS, codebook, codebook_of
 from .columns import AGE_TOP, AGE_TOP_LABEL, Column, Redcap
 from .definitions import (
     ALL,
@@ -25,6 +25,7 @@ from .definitions import (
     VISITS,
     Dataset,
     check_dates,
+    visit_days_from_implant,
 )
 from .rows import CHUNK_BYTES, copy_chunks, copy_sql, fetched_rows, typed_rows
 from .sql import iso_class
@@ -41,6 +42,6 @@ def get(name: str) -> Dataset:
 __all__ = [
     "AGE_TOP", "AGE_TOP_LABEL", "ALL", "CHUNK_BYTES", "CODEBOOK_COLUMNS", "Column", "DATES_MODES",
     "Dataset", "EVENTS", "EXPORTED", "PATIENTS", "RESPONDER_THRESHOLD_PCT", "Redcap", "VISITS",
-    "check_dates", "codebook", "copy_chunks", "copy_sql", "fetched_rows", "get", "iso_class",
-    "typed_rows",
+    "check_dates", "codebook", "codebook_of", "copy_chunks", "copy_sql", "fetched_rows", "get", "iso_class",
+    "typed_rows", "visit_days_from_implant",
 ]

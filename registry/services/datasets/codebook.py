@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from registry.models import choices
+
+from .columns import Column
 from .definitions import Dataset
 
 KIND_TEXT = {
@@ -14,10 +17,12 @@ CODEBOOK_COLUMNS = ("variable", "label", "type", "values", "numbering", "redcap_
 def codebook(dataset: Dataset, *, dates: str = "relative") -> list[dict]:
     """The variables of `dataset` in file order: name, label, type, the codes with their
     labels, the frozen numbers Stata and REDCap use for them, and the REDCap placement."""
-    from registry.models import choices
+    return codebook_of(dataset.columns_for(dates=dates))
 
+
+def codebook_of(columns: list[Column]) -> list[dict]:
     out = []
-    for column in dataset.columns_for(dates=dates):
+    for column in columns:
         numbered = choices.numbered(column.codes) if column.codes else []
         out.append({
             "variable": column.name,

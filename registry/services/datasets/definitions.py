@@ -106,6 +106,12 @@ def _visit_implant_date():
     return row_implant("implant_date", _date_of(Visit, "date_done"))
 
 
+def visit_days_from_implant():
+    """SQL of a visit's `days_from_implant` (module docstring), for the visits dataset and
+    for any other channel that shows it (the REST visit resource annotates it)."""
+    return DaysBetween(F("date_done"), _visit_implant_date())
+
+
 def _reduction_ok() -> Q:
     return Q(base_visit__nrs__gt=0, nrs__isnull=False) & ~Q(timepoint=BASELINE)
 
@@ -144,7 +150,7 @@ VISITS = Dataset(
                                           note="baseline, trial_end, unscheduled or m<N> months")),
         Column("status", "Visit status", "code", "status", codes="visit_status", redcap=Redcap("visit")),
         Column("days_from_implant", "Visit day relative to the implant (days)", "int",
-               lambda: DaysBetween(F("date_done"), _visit_implant_date()), redcap=Redcap("visit")),
+               visit_days_from_implant, redcap=Redcap("visit")),
         Column("nrs", "NRS pain 0-10", "int", "nrs",
                redcap=Redcap("visit", note="0 = no pain, 10 = worst imaginable", section="Pain", **NRS)),
         Column("nrs_baseline", "Baseline NRS pain 0-10", "int", "base_visit__nrs",
