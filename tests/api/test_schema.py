@@ -11,7 +11,8 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 pytestmark = pytest.mark.django_db
 
 ENDPOINTS = ["/api/v1/sites/", "/api/v1/patients/", "/api/v1/implants/", "/api/v1/visits/",
-             "/api/v1/adverse-events/", "/api/v1/exports/visits/", "/api/v1/exports/adverse-events/"]
+             "/api/v1/adverse-events/", "/api/v1/exports/visits/", "/api/v1/exports/adverse-events/",
+             "/api/v1/exports/visits/codebook/", "/api/v1/exports/adverse-events/codebook/"]
 
 
 def test_the_schema_is_openapi_3_and_lists_every_endpoint(client):
@@ -58,7 +59,7 @@ def test_the_api_conforms_to_its_schema(token_header, keep_test_connection):
     # This operations (other endpoints have their own schema tests).
     operations = [op for op in (result.ok() for result in schema.get_all_operations())
                   if any(op.path.startswith(prefix) for prefix in ENDPOINTS)]
-    assert len(operations) == len(ENDPOINTS) + 5  # lists, exports, and five detail routes
+    assert len(operations) == len(ENDPOINTS) + 5  # lists, exports, codebooks, five detail routes
     for operation in operations:
 
         @given(case=operation.as_strategy())
