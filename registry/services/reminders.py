@@ -45,10 +45,11 @@ from django.db.models import CharField, Exists, F, OuterRef, Q, Value
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from simple_history.utils import bulk_update_with_history
 
 from registry.models import ConsentStatus, ReminderLog, Site, Visit, VisitStatus
 from registry.models.visits import timepoint_label, timepoint_sort_key
+
+from .audit import record_bulk_update
 
 Kind = ReminderLog.Kind
 Status = ReminderLog.Status
@@ -362,14 +363,10 @@ def visits_mark_missed(*, site: Site, day: datetime.date, actor) -> int:
             visits = list(qs[:BATCH])
             if not visits:
                 return marked
-            now = timezone.now()
             for visit in visits:
                 visit.status = VisitStatus.MISSED
-                visit.version += 1
-                visit.updated_at = now
-            bulk_update_with_history(visits, Visit, ["status", "version", "updated_at"],
-                                     batch_size=BATCH, default_user=actor,
-                                     default_change_reason=MISSED_REASON)
+            record_bulk_update(visits, Visit, ["status"], actor=actor, reason=MISSED_REASON,
+                               batch_size=BATCH)
         marked += len(visits)
         if len(visits) < BATCH:
             return marked

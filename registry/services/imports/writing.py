@@ -6,8 +6,6 @@ import re
 from django.db import IntegrityError
 from django.db.models import F
 from django.db.models.functions import Greatest
-from django.utils import timezone
-from simple_history.utils import bulk_update_with_history
 
 from registry.models import (
     AdverseEvent,
@@ -18,7 +16,7 @@ from registry.models import (
     Visit,
 )
 
-from ..audit import bulk_create_audited
+from ..audit import bulk_create_audited, record_bulk_update
 from ..bundles import (
     VISITS,
 )
@@ -88,15 +86,11 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
             raise IntegrityError(f"{model.__name__}: the database returned no ids.")
     if v.visit_updates:
         v.visit_updates.sort(key=lambda visit: visit.pk)
-        now = timezone.now()
-        for visit in v.visit_updates:
-            visit.version += 1
-            visit.updated_at = now  # bulk_update ignores auto_now; updated_since reads it
-        bulk_update_with_history(
-            v.visit_updates, Visit, fields=[
+        record_bulk_update(
+            v.visit_updates, Visit, [
                 "status", "date_done", "nrs", "satisfaction", "pgic", "would_choose_again",
-                "opioid_mme", "stimulation_use", "version", "updated_at"],
-            batch_size=1000, default_user=actor, default_change_reason=reason)
+                "opioid_mme", "stimulation_use"],
+            actor=actor, reason=reason, batch_size=1000)
         done += len(v.visit_updates)
         if progress:
             progress("writing", done, total)
