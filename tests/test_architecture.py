@@ -3,9 +3,16 @@
 - History only through services.audit: no module but audit.py sets `version` or
   `updated_at` or calls simple-history's bulk helpers, so no channel can write a
   change without its history row, user and reason.
+- Layers (import-linter, the contract in pyproject.toml): models below services
+  below admin | api | interop | tasks | commands, the channels independent of
+  each other.
 """
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +22,7 @@ REGISTRY = ROOT / "registry"
 AUDIT = REGISTRY / "services" / "audit.py"
 AUDITED_FIELDS = {"version", "updated_at"}
 BULK_HELPERS = {"bulk_update_with_history", "bulk_create_with_history"}
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def history_bypasses(source: str) -> list[tuple[int, str]]:
@@ -83,3 +91,33 @@ def test_the_history_check_lets_field_definitions_and_reads_pass():
               "record_save(visit, actor=nurse, expected_version=form.version)\n")
     assert history_bypasses(source) == []
 
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """import-linter's check of the contract in `root`/pyproject.toml, on `root`/registry."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_layers_contract_is_kept():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(("module", "imports"), [
+    ("registry/services/layer_probe.py", "registry.admin.base"),  # a service reaching up
+    ("registry/models/layer_probe.py", "registry.services.audit"),  # a model reaching up
+    ("registry/api/layer_probe.py", "registry.admin.base"),  # one channel using another
+    ("registry/services/layer_probe.py", "registry.tasks"),  # a service enqueueing a task itself
+])
+def test_the_layers_contract_fails_on_an_import_against_the_layers(tmp_path, module, imports):
+    shutil.copytree(REGISTRY, tmp_path / "registry",
+                    ignore=shutil.ignore_patterns("__pycache__", "templates", "static"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / module).write_text(f"import {imports}  # noqa: F401\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "0 kept, 1 broken" in result.stdout
+    probe = module.removesuffix(".py").replace("/", ".")
+    assert probe in result.stdout, result.stdout
