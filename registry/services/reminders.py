@@ -67,17 +67,17 @@ def grace_days() -> int:
 
 def local_hour() -> int:
     """Scheduled runs send a site's digest from this local hour on (default 6)."""
-    return getattr(settings, "REGISTRY_REMINDER_LOCAL_HOUR", 6)
+    return settings.REGISTRY_REMINDER_LOCAL_HOUR
 
 
 def stale_claim() -> datetime.timedelta:
     """A claim older than this belongs to a sender that died (twice the task time limit)."""
-    return datetime.timedelta(seconds=2 * getattr(settings, "CELERY_TASK_TIME_LIMIT", 1800))
+    return datetime.timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT)
 
 
 def retry_delay(retries: int) -> int:
     """Seconds before the next attempt after an SMTP failure: exponential, capped at an hour."""
-    base = getattr(settings, "REGISTRY_REMINDER_RETRY_BACKOFF", 60)
+    base = settings.REGISTRY_REMINDER_RETRY_BACKOFF
     return min(base * 2 ** retries, 3600)
 
 
@@ -150,7 +150,7 @@ def catch_up_days() -> int:
     """Due-soon reminders also go out for windows that opened up to this many days
     ago (runs that did not happen are caught up); older open windows are not
     announced as "due soon" any more, they get the overdue reminder if missed."""
-    return getattr(settings, "REGISTRY_REMINDER_CATCH_UP_DAYS", 7)
+    return settings.REGISTRY_REMINDER_CATCH_UP_DAYS
 
 
 def _kind_filters(day: datetime.date) -> dict[str, Q]:

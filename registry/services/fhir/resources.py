@@ -32,7 +32,7 @@ from ..exports import AGE_TOP
 
 
 def system_base() -> str:
-    return getattr(settings, "REGISTRY_FHIR_SYSTEM", "urn:neuromodulation-registry")
+    return settings.REGISTRY_FHIR_SYSTEM
 
 
 def registry_id_system() -> str:

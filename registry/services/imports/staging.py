@@ -14,8 +14,7 @@ from registry.models import (
 def staged_bundle_path(run: ImportRun) -> Path:
     """Where an uploaded bundle waits between its dry run and the data manager's
     confirmation (keyed by the dry run's ImportRun; see registry.admin.imports)."""
-    folder = Path(getattr(settings, "REGISTRY_IMPORT_DIR", "") or
-                  Path(settings.BASE_DIR) / "var" / "imports")
+    folder = Path(settings.REGISTRY_IMPORT_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"import-run-{run.pk}.zip"
 
@@ -26,8 +25,7 @@ STAGED_HOURS = 24  # a previewed upload waits this long for its confirmation
 def staged_bundles_prune() -> datetime.datetime:
     """Delete staged uploads older than STAGED_HOURS; returns the cut-off."""
     cutoff = timezone.now() - datetime.timedelta(hours=STAGED_HOURS)
-    folder = Path(getattr(settings, "REGISTRY_IMPORT_DIR", "") or
-                  Path(settings.BASE_DIR) / "var" / "imports")
+    folder = Path(settings.REGISTRY_IMPORT_DIR)
     for stale in folder.glob("import-run-*.zip"):
         modified = datetime.datetime.fromtimestamp(stale.stat().st_mtime, tz=datetime.UTC)
         if modified < cutoff:
