@@ -50,6 +50,7 @@ from registry.models import ConsentStatus, ReminderLog, Site, Visit, VisitStatus
 from registry.models.visits import timepoint_label, timepoint_sort_key
 
 from .audit import record_bulk_update
+from .dates import site_today
 
 Kind = ReminderLog.Kind
 Status = ReminderLog.Status
@@ -133,11 +134,6 @@ class DigestResult:
                 "due_soon": len(self.due_soon), "overdue": len(self.overdue),
                 "marked_missed": self.marked_missed, "skipped": self.skipped,
                 "dry_run": self.dry_run}
-
-
-def site_today(*, site: Site, now: datetime.datetime | None = None) -> datetime.date:
-    """The date at the site, in its own time zone."""
-    return (now or timezone.now()).astimezone(site.tz).date()
 
 
 def _remindable(site: Site):
@@ -278,7 +274,7 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
     Raises DigestNotSent when the SMTP server refuses (claims marked failed).
     """
     now = now or timezone.now()
-    day = day or site_today(site=site, now=now)
+    day = day or site_today(site.timezone, now)
     result = DigestResult(site_code=site.code, day=day, dry_run=dry_run,
                           recipients=site.reminder_email_list)
     if scheduled_run and now.astimezone(site.tz).hour < local_hour():

@@ -41,7 +41,7 @@ from registry.models import (
 from registry.models.visits import timepoint_months
 
 from .audit import attach_audit, bulk_create_audited, record_bulk_update
-from .dates import add_months
+from .dates import add_months, site_today
 
 SCHEDULE_REASON = "Follow-up schedule"
 STOP_REASON = "Follow-up stopped"
@@ -273,7 +273,7 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
             if site.protocol_id not in protocols:
                 protocol = protocol_for(site=site)
                 protocols[site.protocol_id] = list(protocol.timepoints.all()) if protocol else []
-            local_today = today or now.astimezone(site.tz).date()
+            local_today = today or site_today(site.timezone, now)
             stop, _why = follow_up_stop(implant=implant, patient=patient)
             for timepoint in protocols[site.protocol_id]:
                 if (implant.pk, timepoint.code) in have:
