@@ -8,8 +8,8 @@ rows (user and reason) for every record, and records an ImportRun.
 Validation uses the models' own rules: each row becomes an unsaved instance and
 `full_clean()` runs on it (so the admin and the import refuse the same things);
 the model's field names are mapped back to the CSV columns. What spans rows -
-keys, duplicates, references, what is already in the registry - is checked here,
-in bulk.
+keys, duplicates, references, what is already in the registry - is checked in
+`checks`, in bulk.
 
 Re-import: rows whose key is already in the registry are left alone when they
 say the same thing (a no-op, counted as unchanged) and are errors when they
