@@ -55,6 +55,7 @@ def run_job(label: str, days_back: int = 0):
     from registry.models import Site
     from registry.services import reminders
     from registry.services.audit import system_user
+    from registry.services.dates import site_today
 
     actor = system_user()
     per_site, results = [], []
@@ -62,7 +63,7 @@ def run_job(label: str, days_back: int = 0):
     with CaptureQueriesContext(connection) as total:
         for site in Site.objects.order_by("code"):
             before = len(total)
-            day = reminders.site_today(site=site) - datetime.timedelta(days=days_back)
+            day = site_today(site.timezone) - datetime.timedelta(days=days_back)
             results.append(reminders.site_digest_send(site=site, actor=actor, day=day))
             per_site.append(len(total) - before)
     seconds = time.perf_counter() - started

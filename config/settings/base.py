@@ -182,8 +182,8 @@ REGISTRY_REMINDER_LOCAL_HOUR = env.int("REGISTRY_REMINDER_LOCAL_HOUR", default=6
 REGISTRY_REMINDER_CATCH_UP_DAYS = env.int("REGISTRY_REMINDER_CATCH_UP_DAYS", default=7)
 # First retry of a failed delivery after this many seconds (doubling, at most an hour).
 REGISTRY_REMINDER_RETRY_BACKOFF = env.int("REGISTRY_REMINDER_RETRY_BACKOFF", default=60)
-# Where admin uploads wait between their dry run and the confirmation.
-REGISTRY_IMPORT_DIR = env("REGISTRY_IMPORT_DIR", default=str(BASE_DIR / "var" / "imports"))
+# Where admin uploads wait between their dry run and the confirmation (empty: the default).
+REGISTRY_IMPORT_DIR = env("REGISTRY_IMPORT_DIR", default="") or str(VAR_DIR / "imports")
 # Name of the registry (REDCap project title) and the URI system of its FHIR ids.
 REGISTRY_TITLE = env("REGISTRY_TITLE", default="Neuromodulation pain registry")
 REGISTRY_FHIR_SYSTEM = env("REGISTRY_FHIR_SYSTEM", default="urn:neuromodulation-registry")

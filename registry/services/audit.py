@@ -4,7 +4,12 @@
 rows: they validate (`full_clean`), refuse stale edits (optimistic locking on
 `version`), require a reason when data that was already complete is changed,
 and put the acting user and the reason on the history row, also where there is
-no request (commands, tasks, imports).
+no request (commands, tasks, imports). Jobs that write many rows at once
+(schedules, the missed-visit job, imports) use `bulk_create_audited` and
+`record_bulk_update`, which write the same history rows.
+
+This module is the only one that sets `version` or `updated_at` or calls
+simple-history's bulk helpers (tests/test_architecture.py keeps it so).
 """
 
 import contextvars
@@ -14,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from registry.models import AdverseEvent, Visit, VisitStatus
 from registry.models.events import CLOSED_OUTCOMES
@@ -161,6 +166,27 @@ def bulk_create_audited(objs: list, model, *, actor, reason: str = "", batch_siz
         obj._state.adding = False
         obj._state.db = connection.alias
     return objs
+
+
+def record_bulk_update(objs: list, model, fields: list[str], *, actor, reason: str = "",
+                       batch_size: int = 1000) -> int:
+    """Save `fields` of many existing rows of a clinical model, with history.
+
+    Each row's `version` goes up by one (an edit form opened before is then
+    refused as stale) and `updated_at` becomes now (bulk updates skip auto_now;
+    `updated_since` reads it); both are saved with `fields`. One history row
+    ("~") per object, by the object's own `_history_user` or `actor`, with its
+    own `_change_reason` (attach_audit) or `reason`. Neither validates nor
+    compares versions: the caller has locked the rows and checked them. Returns
+    the number of rows updated.
+    """
+    now = timezone.now()
+    for obj in objs:
+        obj.version += 1
+        obj.updated_at = now
+    fields = list(dict.fromkeys([*fields, "version", "updated_at"]))
+    return bulk_update_with_history(objs, model, fields, batch_size=batch_size, default_user=actor,
+                                    default_change_reason=reason)
 
 
 def _reserve_ids(model, count: int) -> list[int]:

@@ -45,10 +45,12 @@ from django.db.models import CharField, Exists, F, OuterRef, Q, Value
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from simple_history.utils import bulk_update_with_history
 
 from registry.models import ConsentStatus, ReminderLog, Site, Visit, VisitStatus
 from registry.models.visits import timepoint_label, timepoint_sort_key
+
+from .audit import record_bulk_update
+from .dates import site_today
 
 Kind = ReminderLog.Kind
 Status = ReminderLog.Status
@@ -66,17 +68,17 @@ def grace_days() -> int:
 
 def local_hour() -> int:
     """Scheduled runs send a site's digest from this local hour on (default 6)."""
-    return getattr(settings, "REGISTRY_REMINDER_LOCAL_HOUR", 6)
+    return settings.REGISTRY_REMINDER_LOCAL_HOUR
 
 
 def stale_claim() -> datetime.timedelta:
     """A claim older than this belongs to a sender that died (twice the task time limit)."""
-    return datetime.timedelta(seconds=2 * getattr(settings, "CELERY_TASK_TIME_LIMIT", 1800))
+    return datetime.timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT)
 
 
 def retry_delay(retries: int) -> int:
     """Seconds before the next attempt after an SMTP failure: exponential, capped at an hour."""
-    base = getattr(settings, "REGISTRY_REMINDER_RETRY_BACKOFF", 60)
+    base = settings.REGISTRY_REMINDER_RETRY_BACKOFF
     return min(base * 2 ** retries, 3600)
 
 
@@ -134,11 +136,6 @@ class DigestResult:
                 "dry_run": self.dry_run}
 
 
-def site_today(*, site: Site, now: datetime.datetime | None = None) -> datetime.date:
-    """The date at the site, in its own time zone."""
-    return (now or timezone.now()).astimezone(site.tz).date()
-
-
 def _remindable(site: Site):
     return (Visit.objects.filter(patient__site_id=site.pk, status=VisitStatus.SCHEDULED,
                                  window_start__isnull=False, window_end__isnull=False)
@@ -149,7 +146,7 @@ def catch_up_days() -> int:
     """Due-soon reminders also go out for windows that opened up to this many days
     ago (runs that did not happen are caught up); older open windows are not
     announced as "due soon" any more, they get the overdue reminder if missed."""
-    return getattr(settings, "REGISTRY_REMINDER_CATCH_UP_DAYS", 7)
+    return settings.REGISTRY_REMINDER_CATCH_UP_DAYS
 
 
 def _kind_filters(day: datetime.date) -> dict[str, Q]:
@@ -277,7 +274,7 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
     Raises DigestNotSent when the SMTP server refuses (claims marked failed).
     """
     now = now or timezone.now()
-    day = day or site_today(site=site, now=now)
+    day = day or site_today(site.timezone, now)
     result = DigestResult(site_code=site.code, day=day, dry_run=dry_run,
                           recipients=site.reminder_email_list)
     if scheduled_run and now.astimezone(site.tz).hour < local_hour():
@@ -362,14 +359,10 @@ def visits_mark_missed(*, site: Site, day: datetime.date, actor) -> int:
             visits = list(qs[:BATCH])
             if not visits:
                 return marked
-            now = timezone.now()
             for visit in visits:
                 visit.status = VisitStatus.MISSED
-                visit.version += 1
-                visit.updated_at = now
-            bulk_update_with_history(visits, Visit, ["status", "version", "updated_at"],
-                                     batch_size=BATCH, default_user=actor,
-                                     default_change_reason=MISSED_REASON)
+            record_bulk_update(visits, Visit, ["status"], actor=actor, reason=MISSED_REASON,
+                               batch_size=BATCH)
         marked += len(visits)
         if len(visits) < BATCH:
             return marked

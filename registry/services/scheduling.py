@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from registry.models import (
     ConsentStatus,
@@ -41,8 +40,8 @@ from registry.models import (
 )
 from registry.models.visits import timepoint_months
 
-from .audit import bulk_create_audited
-from .dates import add_months
+from .audit import attach_audit, bulk_create_audited, record_bulk_update
+from .dates import add_months, site_today
 
 SCHEDULE_REASON = "Follow-up schedule"
 STOP_REASON = "Follow-up stopped"
@@ -116,13 +115,6 @@ def follow_up_stop(*, implant: Implant, patient: Patient) -> tuple[datetime.date
     return min(stops) if stops else (None, "")
 
 
-def _touch(visit: Visit, reason: str, actor) -> None:
-    visit.version += 1
-    visit.updated_at = timezone.now()
-    visit._change_reason = reason
-    visit._history_user = actor
-
-
 def _stopped_by_schedule(visit_ids: list[int]) -> set[int]:
     """Which not_applicable visits the schedule itself stopped (their latest
     history row carries the stop reason); the others were set by a person."""
@@ -158,7 +150,7 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
         if implant.implant_date is None:
             if visit is not None and visit.status in NOT_DONE:
                 visit.status = VisitStatus.NOT_APPLICABLE
-                _touch(visit, f"{STOP_REASON}: {stop_why}{suffix}", actor)
+                attach_audit(visit, actor=actor, reason=f"{STOP_REASON}: {stop_why}{suffix}")
                 to_update.append(visit)
                 change.stopped += 1
             continue
@@ -180,38 +172,35 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
         visit.target_date, visit.window_start, visit.window_end = slot.target, slot.start, slot.end
         if visit.status in NOT_DONE and after_stop:
             visit.status = VisitStatus.NOT_APPLICABLE
-            _touch(visit, f"{STOP_REASON}: {stop_why}{suffix}", actor)
+            attach_audit(visit, actor=actor, reason=f"{STOP_REASON}: {stop_why}{suffix}")
             change.stopped += 1
         elif visit.status == VisitStatus.NOT_APPLICABLE and not after_stop \
                 and visit.pk in stopped_earlier:
             visit.status = VisitStatus.SCHEDULED
-            _touch(visit, f"{RESUME_REASON}: implant date {implant.implant_date.isoformat()}"
-                          f"{suffix}", actor)
+            attach_audit(visit, actor=actor, reason=f"{RESUME_REASON}: implant date "
+                                                    f"{implant.implant_date.isoformat()}{suffix}")
             change.resumed += 1
         elif moved:
             if visit.status == VisitStatus.MISSED:
                 visit.status = VisitStatus.SCHEDULED
             # A stopped visit keeps the stop reason first, so a later resume finds it.
             lead = f"{STOP_REASON}: {stop_why}; " if visit.pk in stopped_earlier else ""
-            _touch(visit, f"{lead}{SCHEDULE_REASON}: implant date moved to "
-                          f"{implant.implant_date.isoformat()}{suffix}", actor)
+            attach_audit(visit, actor=actor, reason=f"{lead}{SCHEDULE_REASON}: implant date moved to "
+                                                    f"{implant.implant_date.isoformat()}{suffix}")
             change.moved += 1
         else:
             continue
         to_update.append(visit)
 
     if to_create:
-        bulk_create_with_history(
-            to_create, Visit, batch_size=BATCH, default_user=actor,
-            default_change_reason=f"{SCHEDULE_REASON}: implant date "
-                                  f"{implant.implant_date.isoformat()}{suffix}",
+        bulk_create_audited(
+            to_create, Visit, actor=actor, batch_size=BATCH,
+            reason=f"{SCHEDULE_REASON}: implant date {implant.implant_date.isoformat()}{suffix}",
         )
     if to_update:
-        bulk_update_with_history(
-            to_update, Visit,
-            ["target_date", "window_start", "window_end", "status", "version", "updated_at"],
-            batch_size=BATCH, default_user=actor,
-        )
+        # Each visit carries its own reason (attach_audit above).
+        record_bulk_update(to_update, Visit, ["target_date", "window_start", "window_end", "status"],
+                           actor=actor, batch_size=BATCH)
     return change
 
 
@@ -284,7 +273,7 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
             if site.protocol_id not in protocols:
                 protocol = protocol_for(site=site)
                 protocols[site.protocol_id] = list(protocol.timepoints.all()) if protocol else []
-            local_today = today or now.astimezone(site.tz).date()
+            local_today = today or site_today(site.timezone, now)
             stop, _why = follow_up_stop(implant=implant, patient=patient)
             for timepoint in protocols[site.protocol_id]:
                 if (implant.pk, timepoint.code) in have:

@@ -17,6 +17,7 @@ from registry.models import (
 )
 from registry.services import reminders
 from registry.services.audit import record_save, system_user
+from registry.services.dates import site_today
 from registry.services.implants import implant_save
 from registry.services.patients import patient_save
 from tests.conftest import needs_postgres
@@ -251,7 +252,7 @@ def test_a_dry_run_sends_and_writes_nothing(clinic, site_a, smtp_server):
 ])
 def test_a_sites_today_is_the_date_in_its_own_time_zone(db, request, utc, tz_site, local_day):
     site = request.getfixturevalue(tz_site)
-    assert reminders.site_today(site=site, now=utc) == local_day
+    assert site_today(site.timezone, utc) == local_day
 
 
 @pytest.mark.parametrize("tz_site, utc, sends", [
@@ -270,7 +271,7 @@ def test_scheduled_runs_wait_for_the_sites_local_morning_across_dst(
     result = reminders.site_digest_send(site=site, actor=system_user(), now=utc,
                                         scheduled_run=True)
     assert result.sent is sends
-    assert result.day == reminders.site_today(site=site, now=utc)
+    assert result.day == site_today(site.timezone, utc)
     assert len(smtp_server.messages) == (1 if sends else 0)
 
 

@@ -20,8 +20,8 @@ from django.db import connection
 from config.celery_app import app
 from registry import tasks
 from registry.models import ReminderLog, Site, Visit, VisitStatus
-from registry.services import reminders
 from registry.services.audit import system_user
+from registry.services.dates import site_today
 from tests.factories import make_implant, make_patient, make_site
 from tests.mailserver import (
     restore_reference_data,
@@ -245,7 +245,7 @@ def test_the_beat_entry_runs_the_job_for_each_sites_today(site_a, site_b, smtp_s
     worker.wait(lambda: worker.count(DIGEST) == 2, "the digests beat started")
     assert len(smtp_server.messages) == 2
     days = set(ReminderLog.objects.values_list("digest_date", flat=True))
-    assert days <= {reminders.site_today(site=s) for s in Site.objects.all()}
+    assert days <= {site_today(s.timezone) for s in Site.objects.all()}
 
 
 def test_the_dispatcher_enqueues_one_task_per_site_after_commit(

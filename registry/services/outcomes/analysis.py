@@ -1,55 +1,12 @@
-"""Cohort outcomes: the seed papers' analysis, computed from live registry data.
-
-`outcome_summary` gives, for a cohort chosen by filters, the figures of a
-results paragraph (responders, NRS before and after, paired test,
-satisfaction, complications, explant-free survival). `outcome_report` adds
-what the dashboard plots need; `outcome_paragraph` writes the text.
-
-Definitions (docs: /work/shared/design.md, "Outcome definitions"):
-
-- Cohort: patients the caller may see (services.access) with an implant
-  (implant date set) matching the therapy / implant-year filters. Their *index
-  implant* is the earliest matching one; therapy grouping uses it. Withdrawn
-  patients stay in (their collected data are kept), with the data they have.
-- Age: implant year of the index implant minus birth year.
-- Baseline: the patient's completed baseline visit (the pre-implant visit).
-- Follow-up: `last` = the latest completed visit with a score dated after the
-  implant date, linked to the index implant or to no implant (not baseline or
-  end of trial); `m<N>` = the completed m<N> visit of the index implant.
-- Score: the primary NRS (`Visit.nrs`), or with `pain_site` the PainScore of
-  that pain site and recall (default 7-day average) at those visits.
-- Exclusions (disjoint, reported, never silent): `excluded_no_baseline` (no
-  baseline score), `excluded_no_followup` (a baseline but no follow-up score).
-  The others form the paired set (`n_paired`): NRS means, SDs, reduction of
-  means and the Wilcoxon test. `excluded_zero_baseline` (baseline 0, reduction
-  undefined) are left out of the per-patient reductions and responder counts
-  only; the responder denominator is `n_responder_evaluable`.
-- Responder: (baseline - follow-up) / baseline x 100 >= threshold (exact
-  integer comparison, so 4/8 is a responder at 50 %).
-- Wilcoxon: `scipy.stats.wilcoxon(baseline, follow-up)`, two-sided, SciPy's
-  defaults (zero differences discarded, exact or normal approximation chosen by
-  SciPy). None when it cannot be computed: no pairs or every difference zero.
-- Responder 95 % CI: Wilson score interval (`binomtest(...).proportion_ci`).
-- Satisfaction: at the follow-up visit used for the NRS; satisfied = 4 or 5.
-- Adverse events: events of cohort patients linked to the index implant or to
-  no implant; `ae_by_category` counts patients and events per category.
-- Explant-free survival: Kaplan-Meier (`scipy.stats.ecdf` on `CensoredData`)
-  of the time from implant to explant of the index implant, censored at the
-  last known follow-up (the latest completed visit, at least the implant
-  date). Reported at 1, 2 and 5 years, None where nobody is followed that long.
-- SDs are sample SDs (ddof=1); statistics of an empty set are None.
-
-Queries: a fixed handful of `values_list()` queries whatever the cohort size
-(no per-patient queries); the arithmetic is done with pandas/NumPy.
-"""
+"""The analysis: a cohort's rows loaded in a fixed handful of queries, and its
+statistics (see the package docstring for every definition)."""
 
 from __future__ import annotations
 
 import datetime
 import math
 import warnings
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -63,25 +20,18 @@ from registry.models import (
     TRIAL_END,
     UNSCHEDULED,
     AdverseEvent,
-    AeCategory,
-    Diagnosis,
-    Etiology,
     Implant,
     PainScore,
-    PainSite,
     Patient,
-    Recall,
     Site,
-    Therapy,
     Visit,
     VisitStatus,
-    timepoint_label,
-    timepoint_months,
 )
-from registry.services import access
 
-LAST = "last"
-GROUP_BY_CHOICES = ("therapy", "etiology", "site")
+from .. import access
+from .query import LAST, OutcomeQuery, OutcomeQueryError, outcome_query_clean
+from .text import outcome_paragraph
+
 KM_YEARS = (1, 2, 5)
 DAYS_PER_YEAR = 365.25
 SATISFIED_MIN = 4
@@ -98,155 +48,6 @@ SUMMARY_KEYS = (
     "satisfied", "n_satisfaction", "patients_with_ae", "ae_rate", "ae_by_category",
     "explants", "explant_free", "explant_free_at_risk",
 )
-
-
-class OutcomeQueryError(ValueError):
-    """A bad cohort parameter; names the parameter and the value."""
-
-    def __init__(self, param: str, value, message: str):
-        self.param = param
-        self.value = value
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class OutcomeQuery:
-    """A validated cohort and analysis choice (see `outcome_query_clean`)."""
-
-    therapy: tuple[str, ...] = ()
-    etiology: tuple[str, ...] = ()
-    diagnosis: tuple[str, ...] = ()
-    site: tuple[str, ...] = ()
-    implant_year_from: int | None = None
-    implant_year_to: int | None = None
-    pain_site: str | None = None
-    recall: str = Recall.AVG_7D
-    timepoint: str = LAST
-    threshold: float = 50
-    group_by: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        data.pop("extra")
-        for key in ("therapy", "etiology", "diagnosis", "site"):
-            data[key] = list(data[key])
-        return data
-
-
-PARAMS = (
-    "therapy", "etiology", "diagnosis", "site", "implant_year_from", "implant_year_to",
-    "pain_site", "recall", "timepoint", "threshold", "group_by",
-)
-
-
-def _codes(param: str, raw, allowed: Iterable[str], *, upper: bool = False) -> tuple[str, ...]:
-    if raw in (None, "", [], ()):
-        return ()
-    items = raw.split(",") if isinstance(raw, str) else list(raw)
-    values = []
-    allowed = list(allowed)
-    for item in items:
-        code = str(item).strip()
-        code = code.upper() if upper else code.lower()
-        if not code:
-            continue
-        if code not in allowed:
-            raise OutcomeQueryError(
-                param, item, f"Unknown {param} '{item}'; expected one of {', '.join(allowed)}."
-            )
-        if code not in values:
-            values.append(code)
-    return tuple(values)
-
-
-def _year(param: str, raw) -> int | None:
-    if raw in (None, ""):
-        return None
-    try:
-        year = int(str(raw).strip())
-    except ValueError:
-        raise OutcomeQueryError(param, raw, f"{param} must be a year such as 2015, not '{raw}'.") from None
-    if not 1900 <= year <= 2100:
-        raise OutcomeQueryError(param, raw, f"{param} must be between 1900 and 2100, not {year}.")
-    return year
-
-
-def outcome_query_clean(**raw) -> OutcomeQuery:
-    """Validate cohort parameters given as Python values or strings (query
-    string, command line): comma-separated codes, years, `last` or `m<N>`,
-    a threshold in (0, 100]. Refuses unknown parameters and values with an
-    OutcomeQueryError naming the parameter and the value. Site codes are
-    checked for their form here and against the database in the summary."""
-    unknown = sorted(set(raw) - set(PARAMS))
-    if unknown:
-        raise OutcomeQueryError(
-            unknown[0], raw[unknown[0]],
-            f"Unknown parameter '{unknown[0]}' (given '{raw[unknown[0]]}'); expected one of "
-            f"{', '.join(PARAMS)}.",
-        )
-    sites = ()
-    if raw.get("site") not in (None, "", [], ()):
-        items = raw["site"].split(",") if isinstance(raw["site"], str) else list(raw["site"])
-        sites = tuple(dict.fromkeys(str(s).strip().upper() for s in items if str(s).strip()))
-        for code in sites:
-            if not code.isalnum() or len(code) > 8:
-                raise OutcomeQueryError("site", code, f"'{code}' is not a site code (e.g. NIJ).")
-    year_from = _year("implant_year_from", raw.get("implant_year_from"))
-    year_to = _year("implant_year_to", raw.get("implant_year_to"))
-    if year_from and year_to and year_from > year_to:
-        raise OutcomeQueryError(
-            "implant_year_to", year_to,
-            f"implant_year_to ({year_to}) is before implant_year_from ({year_from}).",
-        )
-    pain_sites = _codes("pain_site", raw.get("pain_site"), PainSite.values)
-    if len(pain_sites) > 1:
-        raise OutcomeQueryError("pain_site", raw.get("pain_site"), "Give one pain site at a time.")
-    recall_raw = raw.get("recall")
-    recall = _codes("recall", recall_raw, Recall.values) if recall_raw not in (None, "") else ()
-    if len(recall) > 1:
-        raise OutcomeQueryError("recall", recall_raw, "Give one recall period.")
-    timepoint = str(raw.get("timepoint") or LAST).strip().lower()
-    if timepoint != LAST and not timepoint_months(timepoint):
-        raise OutcomeQueryError(
-            "timepoint", raw.get("timepoint"),
-            f"Unknown timepoint '{raw.get('timepoint')}'; use 'last' or m<N> such as m12.",
-        )
-    threshold_raw = raw.get("threshold")
-    threshold = 50.0
-    if threshold_raw not in (None, ""):
-        try:
-            threshold = float(str(threshold_raw).strip().rstrip("%"))
-        except ValueError:
-            raise OutcomeQueryError(
-                "threshold", threshold_raw,
-                f"threshold must be a percentage such as 50, not '{threshold_raw}'.",
-            ) from None
-        if not (0 < threshold <= 100) or math.isnan(threshold):
-            raise OutcomeQueryError(
-                "threshold", threshold_raw, f"threshold must be above 0 and at most 100, not {threshold_raw}."
-            )
-    group_by = raw.get("group_by") or None
-    if group_by is not None:
-        group_by = str(group_by).strip().lower()
-        if group_by not in GROUP_BY_CHOICES:
-            raise OutcomeQueryError(
-                "group_by", raw.get("group_by"),
-                f"Unknown group_by '{raw.get('group_by')}'; expected one of {', '.join(GROUP_BY_CHOICES)}.",
-            )
-    return OutcomeQuery(
-        therapy=_codes("therapy", raw.get("therapy"), Therapy.values, upper=True),
-        etiology=_codes("etiology", raw.get("etiology"), Etiology.values),
-        diagnosis=_codes("diagnosis", raw.get("diagnosis"), Diagnosis.values),
-        site=sites,
-        implant_year_from=year_from,
-        implant_year_to=year_to,
-        pain_site=pain_sites[0] if pain_sites else None,
-        recall=recall[0] if recall else Recall.AVG_7D,
-        timepoint=timepoint,
-        threshold=int(threshold) if float(threshold).is_integer() else threshold,
-        group_by=group_by,
-    )
 
 
 # --- loading ------------------------------------------------------------------
@@ -646,151 +447,3 @@ def outcome_report(*, user=None, patients: QuerySet | None = None, query: Outcom
     if query.group_by:
         report["groups"] = _groups(cohort, query, query.group_by)
     return report
-
-
-# --- text ---------------------------------------------------------------------
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.0f} %"
-
-
-def _p_text(p: float | None) -> str:
-    if p is None:
-        return "p not computable"
-    if p < 0.001:
-        return "p < 0.001"
-    if p < 0.01:
-        return "p < 0.01"
-    return f"p = {p:.2f}"
-
-
-def _ms(mean, sd) -> str:
-    if mean is None:
-        return "n/a"
-    return f"{mean:.1f} ± {sd:.1f}" if sd is not None else f"{mean:.1f}"
-
-
-def _number(n: int) -> str:
-    words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    return words[n] if 0 <= n < len(words) else str(n)
-
-
-def outcome_paragraph(summary: dict, *, timepoint: str = LAST, threshold: float = 50) -> str:
-    """A results paragraph in the style of the first seed paper, from a summary."""
-    s = summary
-    n = s["n_patients"]
-    if n == 0:
-        return "No patients match this cohort."
-    parts = []
-    age = ""
-    if s["age_mean"] is not None:
-        sd = f" ± {s['age_sd']:.0f}" if s["age_sd"] is not None else ""
-        age = f", {s['age_mean']:.0f}{sd} years"
-    parts.append(f"{n} patient{'s' if n != 1 else ''} (M = {s['male']}{age}) "
-                 f"{'were' if n != 1 else 'was'} included.")
-    excluded = []
-    if s["excluded_no_baseline"]:
-        excluded.append(f"{s['excluded_no_baseline']} without a baseline NRS")
-    if s["excluded_no_followup"]:
-        excluded.append(f"{s['excluded_no_followup']} without a follow-up NRS")
-    if excluded:
-        parts.append(f"{n - s['n_paired']} were excluded from the NRS analysis ({', '.join(excluded)}).")
-    if s["excluded_zero_baseline"]:
-        parts.append(f"{s['excluded_zero_baseline']} with a baseline NRS of 0 could not be classified "
-                     "as responder or not.")
-    if s["n_paired"]:
-        if timepoint == LAST:
-            span = f"{s['followup_years_min']:.0f}–{s['followup_years_max']:.0f} years"
-            where = f"At last follow-up ({span})"
-        else:
-            where = f"At the {timepoint_label(timepoint)} follow-up"
-        k, m = s["responders"], s["n_responder_evaluable"]
-        ci = s["responder_rate_ci95"]
-        ci_text = f"; 95 % CI {ci[0] * 100:.0f}–{ci[1] * 100:.0f} %" if ci else ""
-        threshold_text = f"{threshold:g}"
-        # The reduction of the means is undefined when every paired baseline is 0.
-        reduction = s["nrs_reduction_of_means_pct"]
-        change = (f"an average decrease in NRS of {reduction:.0f} %" if reduction is not None
-                  else "no computable average decrease in NRS")
-        parts.append(
-            f"{where}, {_pct(s['responder_rate'])} ({k}/{m}) of patients were responders "
-            f"(≥ {threshold_text} % NRS reduction{ci_text}) with {change} "
-            f"({_ms(s['nrs_baseline_mean'], s['nrs_baseline_sd'])} "
-            f"to {_ms(s['nrs_followup_mean'], s['nrs_followup_sd'])}) ({_p_text(s['wilcoxon_p'])}, "
-            "Wilcoxon signed-rank)."
-        )
-    if s["n_satisfaction"]:
-        if s["satisfied"] == s["n_satisfaction"]:
-            parts.append(f"All patients with a rating ({s['satisfied']}/{s['n_satisfaction']}) were "
-                         "satisfied with their implant.")
-        else:
-            parts.append(f"{_pct(s['satisfied'] / s['n_satisfaction'])} ({s['satisfied']}/"
-                         f"{s['n_satisfaction']}) of patients were satisfied with their implant.")
-    ae = s["patients_with_ae"]
-    if ae == 0:
-        parts.append("No complications were recorded.")
-    else:
-        labels = dict(AeCategory.choices)
-        kinds = ", ".join(
-            labels.get(code, code).lower() + (f" ({row['patients']})" if ae > 1 else "")
-            for code, row in s["ae_by_category"].items()
-        )
-        subject = "A complication was present in one patient" if ae == 1 else \
-            f"Complications were present in {_number(ae)} patients"
-        parts.append(f"{subject} ({_pct(s['ae_rate'])}, {ae}/{n}): {kinds}.")
-    if s["explants"]:
-        parts.append(f"{s['explants']} implant{'s were' if s['explants'] != 1 else ' was'} explanted.")
-    return " ".join(parts)
-
-
-TABLE_ROWS = [
-    ("n_patients", "Patients", "{:d}"),
-    ("male", "Men", "{:d}"),
-    ("withdrawn", "Withdrawn", "{:d}"),
-    ("age_mean", "Age at implant, mean", "{:.1f}"),
-    ("age_sd", "Age at implant, SD", "{:.1f}"),
-    ("excluded_no_baseline", "Excluded: no baseline score", "{:d}"),
-    ("excluded_no_followup", "Excluded: no follow-up score", "{:d}"),
-    ("excluded_zero_baseline", "Not classifiable: baseline 0", "{:d}"),
-    ("n_paired", "Paired baseline/follow-up", "{:d}"),
-    ("followup_years_median", "Follow-up years, median", "{:.1f}"),
-    ("followup_years_min", "Follow-up years, min", "{:.1f}"),
-    ("followup_years_max", "Follow-up years, max", "{:.1f}"),
-    ("nrs_baseline_mean", "NRS baseline, mean", "{:.2f}"),
-    ("nrs_baseline_sd", "NRS baseline, SD", "{:.2f}"),
-    ("nrs_followup_mean", "NRS follow-up, mean", "{:.2f}"),
-    ("nrs_followup_sd", "NRS follow-up, SD", "{:.2f}"),
-    ("nrs_reduction_pct_mean", "NRS reduction %, mean of patients", "{:.1f}"),
-    ("nrs_reduction_of_means_pct", "NRS reduction %, of the means", "{:.1f}"),
-    ("responders", "Responders", "{:d}"),
-    ("n_responder_evaluable", "Responder denominator", "{:d}"),
-    ("responder_rate", "Responder rate", "{:.1%}"),
-    ("wilcoxon_p", "Wilcoxon p", "{:.2g}"),
-    ("satisfied", "Satisfied (4-5)", "{:d}"),
-    ("n_satisfaction", "Satisfaction rated", "{:d}"),
-    ("patients_with_ae", "Patients with an adverse event", "{:d}"),
-    ("ae_rate", "Adverse event rate", "{:.1%}"),
-    ("explants", "Explants", "{:d}"),
-]
-
-
-def outcome_table(summary: dict) -> list[tuple[str, str]]:
-    """The summary as (label, formatted value) rows, for the dashboard and the command."""
-    rows = []
-    labels = dict(AeCategory.choices)
-    for key, label, fmt in TABLE_ROWS:
-        value = summary[key]
-        rows.append((label, "-" if value is None else fmt.format(value)))
-        if key == "responder_rate" and summary["responder_rate_ci95"]:
-            low, high = summary["responder_rate_ci95"]
-            rows.append(("Responder rate, 95 % CI (Wilson)", f"{low:.1%} - {high:.1%}"))
-    for years, value in summary["explant_free"].items():
-        at_risk = summary["explant_free_at_risk"][years]
-        shown = "-" if value is None else f"{value:.1%}"
-        rows.append((f"Explant-free at {years[:-1]} year(s), Kaplan-Meier", f"{shown} (at risk {at_risk})"))
-    for code, row in summary["ae_by_category"].items():
-        rows.append((f"AE: {labels.get(code, code)}",
-                     f"{row['patients']} patient(s), {row['events']} event(s)"))
-    return rows
-

@@ -1,0 +1,383 @@
+"""FHIR R4 resources built from the models, as plain dicts in R4 JSON shape
+(what each one holds and leaves out: see the package docstring)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Iterator
+
+from django.conf import settings
+
+from registry.models import (
+    AdverseEvent,
+    AeOutcome,
+    ConsentStatus,
+    Implant,
+    PainScore,
+    Patient,
+    Pgic,
+    Recall,
+    Relatedness,
+    Satisfaction,
+    Sex,
+    Therapy,
+    Visit,
+    VisitStatus,
+)
+from registry.models.base import today_anywhere
+from registry.models.choices import AeCategory, PainSite, SeriousCriterion
+
+from .. import deid
+from ..exports import AGE_TOP
+
+
+def system_base() -> str:
+    return settings.REGISTRY_FHIR_SYSTEM
+
+
+def registry_id_system() -> str:
+    return f"{system_base()}:registry-id"
+
+
+def code_system(name: str) -> str:
+    return f"{system_base()}:codes:{name}"
+
+
+LOINC = "http://loinc.org"
+NRS_LOINC = "72514-3"
+NRS_DISPLAY = "Pain severity - 0-10 verbal numeric rating [Score] - Reported"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+AE_SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
+AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
+AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
+AE_CAUSALITY = "http://terminology.hl7.org/CodeSystem/adverse-event-causality-assess"
+STUDY_ID = "neuromodulation-registry"
+# Security label of resources whose dates are shifted (HL7 v3 ObservationValue,
+# in the SecurityIntegrityObservationValue set: "pseudonymized").
+PSEUDONYMIZED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                 "code": "PSEUDED", "display": "pseudonymized"}
+
+GENDER = {Sex.MALE: "male", Sex.FEMALE: "female", Sex.OTHER: "other", Sex.UNKNOWN: "unknown"}
+# FHIR R4 adverse-event-outcome is a required binding; ours maps one to one.
+AE_OUTCOME_CODES = {
+    AeOutcome.RESOLVED: ("resolved", "Resolved"),
+    AeOutcome.RESOLVED_SEQUELAE: ("resolvedWithSequelae", "Resolved with Sequelae"),
+    AeOutcome.ONGOING: ("ongoing", "Ongoing"),
+    AeOutcome.FATAL: ("fatal", "Fatal"),
+    AeOutcome.UNKNOWN: ("unknown", "Unknown"),
+}
+# WHO-UMC terms next to the registry's MDCG 2020-10/1 code where they mean the same.
+WHO_UMC = {
+    Relatedness.POSSIBLE: ("Possible", "Possible"),
+    Relatedness.PROBABLE: ("Probably-Likely", "Probably/Likely"),
+    Relatedness.CAUSAL: ("Certain", "Certain"),
+}
+
+
+def operation_outcome(message: str, *, code: str = "invalid", severity: str = "error") -> dict:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": message}],
+    }
+
+
+def _instant(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _meta(row, shift: int | None = None) -> dict:
+    return _meta_at(row.updated_at, shift)
+
+
+def _meta_at(updated: datetime.datetime, shift: int | None) -> dict:
+    meta = {"lastUpdated": _instant(updated)}
+    if shift is not None:
+        meta["security"] = [dict(PSEUDONYMIZED)]
+    return meta
+
+
+def _shift_of(registry_id: str, shift: bool) -> int | None:
+    """The patient's shift in days when dates are shifted, else None (real dates)."""
+    return deid.date_shift_days(registry_id) if shift else None
+
+
+def _day(value: datetime.date, shift: int | None) -> str:
+    return (value if shift is None else deid.shifted(value, shift)).isoformat()
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict:
+    coding = {"system": system, "code": str(code)}
+    if display:
+        coding["display"] = str(display)
+    return coding
+
+
+def _concept(system: str, code: str, display: str | None = None, text: str | None = None) -> dict:
+    concept = {"coding": [_coding(system, code, display)]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def _patient_ref(registry_id: str) -> dict:
+    return {"reference": f"Patient/{registry_id}"}
+
+
+# --- resource builders -----------------------------------------------------------------
+
+
+def birth_year_shown(patient: Patient, *, shift: bool = False) -> str | None:
+    """The birth year as FHIR `birthDate` ("YYYY"), or None where it must not leave.
+
+    - Ages over 89 are identifiers under HIPAA safe harbour, and so is a birth year
+      that shows such an age: none for a patient who is over 89 now (age = this
+      year - birth year, the exports' year arithmetic and their 90+ limit; "now"
+      because the year tells the reader the patient's current age).
+    - None for users who see shifted dates: the API's age at consent and the
+      exports' age at implant come from real dates, so with the birth year they
+      give the real consent and implant years, which narrow the secret shift.
+    """
+    if shift or not patient.birth_year:
+        return None
+    if today_anywhere().year - patient.birth_year > AGE_TOP - 1:
+        return None
+    return f"{patient.birth_year:04d}"
+
+
+def patient_resource(patient: Patient, *, shift: bool = False) -> dict:
+    resource = {
+        "resourceType": "Patient",
+        "id": patient.registry_id,
+        "meta": _meta(patient),
+        "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
+        "gender": GENDER.get(patient.sex, "unknown"),
+    }
+    # Birth year at most: the registry never holds the birth date.
+    birth_year = birth_year_shown(patient, shift=shift)
+    if birth_year:
+        resource["birthDate"] = birth_year
+    return resource
+
+
+def research_study_resource() -> dict:
+    return {
+        "resourceType": "ResearchStudy",
+        "id": STUDY_ID,
+        "title": "Neuromodulation registry for chronic neuropathic pain",
+        "status": "active",
+        "primaryPurposeType": _concept(
+            "http://terminology.hl7.org/CodeSystem/research-study-prim-purp-type", "treatment",
+            "Treatment",
+        ),
+    }
+
+
+def research_subject_resource(patient: Patient, *, shift: bool = False) -> dict:
+    days = _shift_of(patient.registry_id, shift)
+    withdrawn = patient.consent_status == ConsentStatus.WITHDRAWN
+    period = {"start": _day(patient.consent_date, days)}
+    if patient.withdrawal_date:
+        period["end"] = _day(patient.withdrawal_date, days)
+    return {
+        "resourceType": "ResearchSubject",
+        "id": patient.registry_id,
+        "meta": _meta(patient, days),
+        "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
+        "status": "withdrawn" if withdrawn else "on-study",
+        "period": period,
+        "study": {"reference": f"ResearchStudy/{STUDY_ID}"},
+        "individual": _patient_ref(patient.registry_id),
+    }
+
+
+def device_resource(implant: Implant) -> dict:
+    therapy = Therapy(implant.therapy)
+    resource = {
+        "resourceType": "Device",
+        "id": implant.ref,
+        "meta": _meta(implant),
+        # No serialNumber / udiCarrier: device serials are identifiers (HIPAA).
+        "status": "inactive" if implant.explant_date else "active",
+        "type": _concept(code_system("therapy"), therapy.value, therapy.label,
+                         text=f"{therapy.label} system"),
+        "patient": _patient_ref(implant.patient.registry_id),
+    }
+    if implant.manufacturer:
+        resource["manufacturer"] = implant.manufacturer
+    if implant.model:
+        resource["deviceName"] = [{"name": implant.model, "type": "model-name"}]
+    properties = []
+    for name, value, label in (
+        ("lead-type", implant.lead_type, implant.get_lead_type_display()),
+        ("paradigm", implant.paradigm, implant.get_paradigm_display()),
+        ("ipg-location", implant.ipg_location, implant.get_ipg_location_display()),
+    ):
+        if value:
+            properties.append({"type": _concept(code_system("device-property"), name),
+                               "valueCode": [_concept(code_system(name), value, label)]})
+    if implant.lead_count:
+        properties.append({"type": _concept(code_system("device-property"), "lead-count"),
+                           "valueQuantity": [{"value": implant.lead_count}]})
+    if properties:
+        resource["property"] = properties
+    return resource
+
+
+def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
+    """Implant and explant procedures of one implant (none before the implant date)."""
+    if not implant.implant_date:
+        return []
+    days = _shift_of(implant.patient.registry_id, shift)
+    therapy = Therapy(implant.therapy)
+    device = {"reference": f"Device/{implant.ref}"}
+    out = [{
+        "resourceType": "Procedure",
+        "id": f"{implant.ref}-implant",
+        "meta": _meta(implant, days),
+        "status": "completed",
+        "code": _concept(code_system("procedure"), "implant", "Implantation of a neurostimulator",
+                         text=f"{therapy.label} implant"),
+        "subject": _patient_ref(implant.patient.registry_id),
+        "performedDateTime": _day(implant.implant_date, days),
+        "focalDevice": [{"action": _concept(code_system("device-action"), "implanted", "Implanted"),
+                         "manipulated": device}],
+    }]
+    if implant.explant_date:
+        explant = {
+            "resourceType": "Procedure",
+            "id": f"{implant.ref}-explant",
+            "meta": _meta(implant, days),
+            "status": "completed",
+            "code": _concept(code_system("procedure"), "explant", "Explantation of a neurostimulator",
+                             text=f"{therapy.label} explant"),
+            "subject": _patient_ref(implant.patient.registry_id),
+            "performedDateTime": _day(implant.explant_date, days),
+            "focalDevice": [{"action": _concept(code_system("device-action"), "explanted",
+                                                "Explanted"),
+                             "manipulated": device}],
+        }
+        # No reasonCode: the explant reason is free text (anything a nurse typed).
+        out.append(explant)
+    return out
+
+
+def _observation(visit: Visit, *, id_: str, code: dict, updated, value: dict,
+                 shift: int | None) -> dict:
+    resource = {
+        "resourceType": "Observation",
+        "id": id_,
+        "meta": _meta_at(updated, shift),
+        "extension": [{"url": f"{system_base()}:timepoint", "valueCode": visit.timepoint}],
+        "status": "final",
+        "category": [_concept(OBSERVATION_CATEGORY, "survey", "Survey")],
+        "code": code,
+        "subject": _patient_ref(visit.patient.registry_id),
+        "effectiveDateTime": _day(visit.date_done, shift),
+    }
+    if visit.implant_id:
+        resource["focus"] = [{"reference": f"Device/{visit.implant.ref}"}]
+    resource.update(value)
+    return resource
+
+
+def _score(value: int) -> dict:
+    return {"valueQuantity": {"value": value, "unit": "{score}", "system": "http://unitsofmeasure.org",
+                              "code": "{score}"}}
+
+
+OBSERVATION_KINDS = ("nrs", "satisfaction", "pgic")
+
+
+def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS + ("painscore",),
+                          pain_scores: Iterable[PainScore] | None = None, *,
+                          shift: bool = False) -> Iterator[dict]:
+    """Observations of one completed visit: NRS, satisfaction, PGIC and further pain scores."""
+    if visit.status != VisitStatus.COMPLETED or not visit.date_done:
+        return
+    kinds = set(kinds)
+    days = _shift_of(visit.patient.registry_id, shift)
+    if "nrs" in kinds and visit.nrs is not None:
+        yield _observation(
+            visit, id_=f"visit-{visit.pk}-nrs", updated=visit.updated_at,
+            code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
+                             _coding(code_system("pain"), "primary-now", "Primary pain")],
+                  "text": "NRS pain (0-10), primary pain"},
+            value=_score(visit.nrs), shift=days,
+        )
+    if "satisfaction" in kinds and visit.satisfaction is not None:
+        label = Satisfaction(visit.satisfaction).label
+        yield _observation(
+            visit, id_=f"visit-{visit.pk}-satisfaction", updated=visit.updated_at,
+            code=_concept(code_system("observation"), "satisfaction", "Satisfaction with treatment",
+                          text="Satisfaction with treatment (5-point)"),
+            value={"valueCodeableConcept": _concept(code_system("satisfaction"),
+                                                    str(visit.satisfaction), label)},
+            shift=days,
+        )
+    if "pgic" in kinds and visit.pgic is not None:
+        yield _observation(
+            visit, id_=f"visit-{visit.pk}-pgic", updated=visit.updated_at,
+            code=_concept(code_system("observation"), "pgic",
+                          "Patient Global Impression of Change", text="PGIC (7-point)"),
+            value={"valueCodeableConcept": _concept(code_system("pgic"), str(visit.pgic),
+                                                    Pgic(visit.pgic).label)},
+            shift=days,
+        )
+    if "painscore" in kinds:
+        scores = pain_scores if pain_scores is not None else visit.pain_scores.all()
+        for score in scores:
+            site_label = PainSite(score.pain_site).label
+            recall_label = Recall(score.recall).label
+            yield _observation(
+                visit, id_=f"painscore-{score.pk}", updated=score.updated_at,
+                code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
+                                 _coding(code_system("pain"), f"{score.pain_site}-{score.recall}",
+                                         f"{site_label}, {recall_label}")],
+                      "text": f"NRS pain (0-10), {site_label.lower()}, {recall_label.lower()}"},
+                value={**_score(score.score),
+                       "bodySite": {"text": site_label}},
+                shift=days,
+            )
+
+
+def _causality(relatedness: str) -> list[dict]:
+    value = Relatedness(relatedness)
+    assessment = {"coding": [_coding(code_system("relatedness-mdcg"), value.value, value.label)],
+                  "text": value.label}
+    if value in WHO_UMC:
+        assessment["coding"].append(_coding(AE_CAUSALITY, *WHO_UMC[value]))
+    return [{"assessment": assessment,
+             "method": {"text": "MDCG 2020-10/1 causality categories"}}]
+
+
+def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
+    days = _shift_of(event.patient.registry_id, shift)
+    category = AeCategory(event.category)
+    outcome_code, outcome_display = AE_OUTCOME_CODES[AeOutcome(event.outcome)]
+    resource = {
+        "resourceType": "AdverseEvent",
+        "id": f"ae-{event.pk}",
+        "meta": _meta(event, days),
+        "extension": [{"url": f"{system_base()}:iso14155-class", "valueCode": event.iso_class}],
+        "actuality": "actual",
+        "event": _concept(code_system("ae-category"), category.value, category.label),
+        "subject": _patient_ref(event.patient.registry_id),
+        "date": _day(event.onset_date, days),
+        "seriousness": _concept(AE_SERIOUSNESS, *(("serious", "Serious") if event.serious
+                                                  else ("non-serious", "Non-serious"))),
+        "severity": _concept(AE_SEVERITY, event.severity, event.get_severity_display()),
+        "outcome": _concept(AE_OUTCOME, outcome_code, outcome_display),
+        "study": [{"reference": f"ResearchStudy/{STUDY_ID}"}],
+    }
+    if event.serious_criterion:
+        resource["seriousness"]["coding"].append(_coding(
+            code_system("serious-criterion"), event.serious_criterion,
+            SeriousCriterion(event.serious_criterion).label))
+    if event.implant_id:
+        suspects = [{"instance": {"reference": f"Device/{event.implant.ref}"},
+                     "causality": _causality(event.device_relatedness)}]
+        if event.implant.implant_date:
+            suspects.append({"instance": {"reference": f"Procedure/{event.implant.ref}-implant"},
+                             "causality": _causality(event.procedure_relatedness)})
+        resource["suspectEntity"] = suspects
+    return resource

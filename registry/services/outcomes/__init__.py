@@ -1,0 +1,66 @@
+"""Cohort outcomes: the seed papers' analysis, computed from live registry data.
+
+`outcome_summary` gives, for a cohort chosen by filters, the figures of a
+results paragraph (responders, NRS before and after, paired test,
+satisfaction, complications, explant-free survival). `outcome_report` adds
+what the dashboard plots need; `outcome_paragraph` writes the text.
+
+Definitions (docs: /work/shared/design.md, "Outcome definitions"):
+
+- Cohort: patients the caller may see (services.access) with an implant
+  (implant date set) matching the therapy / implant-year filters. Their *index
+  implant* is the earliest matching one; therapy grouping uses it. Withdrawn
+  patients stay in (their collected data are kept), with the data they have.
+- Age: implant year of the index implant minus birth year.
+- Baseline: the patient's completed baseline visit (the pre-implant visit).
+- Follow-up: `last` = the latest completed visit with a score dated after the
+  implant date, linked to the index implant or to no implant (not baseline or
+  end of trial); `m<N>` = the completed m<N> visit of the index implant.
+- Score: the primary NRS (`Visit.nrs`), or with `pain_site` the PainScore of
+  that pain site and recall (default 7-day average) at those visits.
+- Exclusions (disjoint, reported, never silent): `excluded_no_baseline` (no
+  baseline score), `excluded_no_followup` (a baseline but no follow-up score).
+  The others form the paired set (`n_paired`): NRS means, SDs, reduction of
+  means and the Wilcoxon test. `excluded_zero_baseline` (baseline 0, reduction
+  undefined) are left out of the per-patient reductions and responder counts
+  only; the responder denominator is `n_responder_evaluable`.
+- Responder: (baseline - follow-up) / baseline x 100 >= threshold (exact
+  integer comparison, so 4/8 is a responder at 50 %).
+- Wilcoxon: `scipy.stats.wilcoxon(baseline, follow-up)`, two-sided, SciPy's
+  defaults (zero differences discarded, exact or normal approximation chosen by
+  SciPy). None when it cannot be computed: no pairs or every difference zero.
+- Responder 95 % CI: Wilson score interval (`binomtest(...).proportion_ci`).
+- Satisfaction: at the follow-up visit used for the NRS; satisfied = 4 or 5.
+- Adverse events: events of cohort patients linked to the index implant or to
+  no implant; `ae_by_category` counts patients and events per category.
+- Explant-free survival: Kaplan-Meier (`scipy.stats.ecdf` on `CensoredData`)
+  of the time from implant to explant of the index implant, censored at the
+  last known follow-up (the latest completed visit, at least the implant
+  date). Reported at 1, 2 and 5 years, None where nobody is followed that long.
+- SDs are sample SDs (ddof=1); statistics of an empty set are None.
+
+Queries: a fixed handful of `values_list()` queries whatever the cohort size
+(no per-patient queries); the arithmetic is done with pandas/NumPy.
+
+Modules: `query` (parameters, validated), `analysis` (loading and statistics),
+`text` (the paragraph and the table); every public name is here.
+"""
+
+from .analysis import (
+    KM_YEARS,
+    SUMMARY_KEYS,
+    km_curve,
+    outcome_report,
+    outcome_summary,
+    wilcoxon_p,
+    wilson_interval,
+)
+from .query import GROUP_BY_CHOICES, LAST, PARAMS, OutcomeQuery, OutcomeQueryError, outcome_query_clean
+from .text import TABLE_ROWS, outcome_paragraph, outcome_table
+
+__all__ = [
+    "GROUP_BY_CHOICES", "KM_YEARS", "LAST", "PARAMS", "SUMMARY_KEYS", "TABLE_ROWS",
+    "OutcomeQuery", "OutcomeQueryError",
+    "km_curve", "outcome_paragraph", "outcome_query_clean", "outcome_report", "outcome_summary",
+    "outcome_table", "wilcoxon_p", "wilson_interval",
+]

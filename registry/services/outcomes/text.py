@@ -1,0 +1,153 @@
+"""Outcomes as text: the results paragraph and the summary table."""
+
+from __future__ import annotations
+
+from registry.models import AeCategory, timepoint_label
+
+from .query import LAST
+
+# --- text ---------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f} %"
+
+
+def _p_text(p: float | None) -> str:
+    if p is None:
+        return "p not computable"
+    if p < 0.001:
+        return "p < 0.001"
+    if p < 0.01:
+        return "p < 0.01"
+    return f"p = {p:.2f}"
+
+
+def _ms(mean, sd) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.1f} ± {sd:.1f}" if sd is not None else f"{mean:.1f}"
+
+
+def _number(n: int) -> str:
+    words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    return words[n] if 0 <= n < len(words) else str(n)
+
+
+def outcome_paragraph(summary: dict, *, timepoint: str = LAST, threshold: float = 50) -> str:
+    """A results paragraph in the style of the first seed paper, from a summary."""
+    s = summary
+    n = s["n_patients"]
+    if n == 0:
+        return "No patients match this cohort."
+    parts = []
+    age = ""
+    if s["age_mean"] is not None:
+        sd = f" ± {s['age_sd']:.0f}" if s["age_sd"] is not None else ""
+        age = f", {s['age_mean']:.0f}{sd} years"
+    parts.append(f"{n} patient{'s' if n != 1 else ''} (M = {s['male']}{age}) "
+                 f"{'were' if n != 1 else 'was'} included.")
+    excluded = []
+    if s["excluded_no_baseline"]:
+        excluded.append(f"{s['excluded_no_baseline']} without a baseline NRS")
+    if s["excluded_no_followup"]:
+        excluded.append(f"{s['excluded_no_followup']} without a follow-up NRS")
+    if excluded:
+        parts.append(f"{n - s['n_paired']} were excluded from the NRS analysis ({', '.join(excluded)}).")
+    if s["excluded_zero_baseline"]:
+        parts.append(f"{s['excluded_zero_baseline']} with a baseline NRS of 0 could not be classified "
+                     "as responder or not.")
+    if s["n_paired"]:
+        if timepoint == LAST:
+            span = f"{s['followup_years_min']:.0f}–{s['followup_years_max']:.0f} years"
+            where = f"At last follow-up ({span})"
+        else:
+            where = f"At the {timepoint_label(timepoint)} follow-up"
+        k, m = s["responders"], s["n_responder_evaluable"]
+        ci = s["responder_rate_ci95"]
+        ci_text = f"; 95 % CI {ci[0] * 100:.0f}–{ci[1] * 100:.0f} %" if ci else ""
+        threshold_text = f"{threshold:g}"
+        # The reduction of the means is undefined when every paired baseline is 0.
+        reduction = s["nrs_reduction_of_means_pct"]
+        change = (f"an average decrease in NRS of {reduction:.0f} %" if reduction is not None
+                  else "no computable average decrease in NRS")
+        parts.append(
+            f"{where}, {_pct(s['responder_rate'])} ({k}/{m}) of patients were responders "
+            f"(≥ {threshold_text} % NRS reduction{ci_text}) with {change} "
+            f"({_ms(s['nrs_baseline_mean'], s['nrs_baseline_sd'])} "
+            f"to {_ms(s['nrs_followup_mean'], s['nrs_followup_sd'])}) ({_p_text(s['wilcoxon_p'])}, "
+            "Wilcoxon signed-rank)."
+        )
+    if s["n_satisfaction"]:
+        if s["satisfied"] == s["n_satisfaction"]:
+            parts.append(f"All patients with a rating ({s['satisfied']}/{s['n_satisfaction']}) were "
+                         "satisfied with their implant.")
+        else:
+            parts.append(f"{_pct(s['satisfied'] / s['n_satisfaction'])} ({s['satisfied']}/"
+                         f"{s['n_satisfaction']}) of patients were satisfied with their implant.")
+    ae = s["patients_with_ae"]
+    if ae == 0:
+        parts.append("No complications were recorded.")
+    else:
+        labels = dict(AeCategory.choices)
+        kinds = ", ".join(
+            labels.get(code, code).lower() + (f" ({row['patients']})" if ae > 1 else "")
+            for code, row in s["ae_by_category"].items()
+        )
+        subject = "A complication was present in one patient" if ae == 1 else \
+            f"Complications were present in {_number(ae)} patients"
+        parts.append(f"{subject} ({_pct(s['ae_rate'])}, {ae}/{n}): {kinds}.")
+    if s["explants"]:
+        parts.append(f"{s['explants']} implant{'s were' if s['explants'] != 1 else ' was'} explanted.")
+    return " ".join(parts)
+
+
+TABLE_ROWS = [
+    ("n_patients", "Patients", "{:d}"),
+    ("male", "Men", "{:d}"),
+    ("withdrawn", "Withdrawn", "{:d}"),
+    ("age_mean", "Age at implant, mean", "{:.1f}"),
+    ("age_sd", "Age at implant, SD", "{:.1f}"),
+    ("excluded_no_baseline", "Excluded: no baseline score", "{:d}"),
+    ("excluded_no_followup", "Excluded: no follow-up score", "{:d}"),
+    ("excluded_zero_baseline", "Not classifiable: baseline 0", "{:d}"),
+    ("n_paired", "Paired baseline/follow-up", "{:d}"),
+    ("followup_years_median", "Follow-up years, median", "{:.1f}"),
+    ("followup_years_min", "Follow-up years, min", "{:.1f}"),
+    ("followup_years_max", "Follow-up years, max", "{:.1f}"),
+    ("nrs_baseline_mean", "NRS baseline, mean", "{:.2f}"),
+    ("nrs_baseline_sd", "NRS baseline, SD", "{:.2f}"),
+    ("nrs_followup_mean", "NRS follow-up, mean", "{:.2f}"),
+    ("nrs_followup_sd", "NRS follow-up, SD", "{:.2f}"),
+    ("nrs_reduction_pct_mean", "NRS reduction %, mean of patients", "{:.1f}"),
+    ("nrs_reduction_of_means_pct", "NRS reduction %, of the means", "{:.1f}"),
+    ("responders", "Responders", "{:d}"),
+    ("n_responder_evaluable", "Responder denominator", "{:d}"),
+    ("responder_rate", "Responder rate", "{:.1%}"),
+    ("wilcoxon_p", "Wilcoxon p", "{:.2g}"),
+    ("satisfied", "Satisfied (4-5)", "{:d}"),
+    ("n_satisfaction", "Satisfaction rated", "{:d}"),
+    ("patients_with_ae", "Patients with an adverse event", "{:d}"),
+    ("ae_rate", "Adverse event rate", "{:.1%}"),
+    ("explants", "Explants", "{:d}"),
+]
+
+
+def outcome_table(summary: dict) -> list[tuple[str, str]]:
+    """The summary as (label, formatted value) rows, for the dashboard and the command."""
+    rows = []
+    labels = dict(AeCategory.choices)
+    for key, label, fmt in TABLE_ROWS:
+        value = summary[key]
+        rows.append((label, "-" if value is None else fmt.format(value)))
+        if key == "responder_rate" and summary["responder_rate_ci95"]:
+            low, high = summary["responder_rate_ci95"]
+            rows.append(("Responder rate, 95 % CI (Wilson)", f"{low:.1%} - {high:.1%}"))
+    for years, value in summary["explant_free"].items():
+        at_risk = summary["explant_free_at_risk"][years]
+        shown = "-" if value is None else f"{value:.1%}"
+        rows.append((f"Explant-free at {years[:-1]} year(s), Kaplan-Meier", f"{shown} (at risk {at_risk})"))
+    for code, row in summary["ae_by_category"].items():
+        rows.append((f"AE: {labels.get(code, code)}",
+                     f"{row['patients']} patient(s), {row['events']} event(s)"))
+    return rows
