@@ -15,20 +15,19 @@ from registry.models import (
     Implant,
     PainScore,
     Patient,
-    Pgic,
     Recall,
     Relatedness,
-    Satisfaction,
     Sex,
     Therapy,
     Visit,
     VisitStatus,
+    choices,
 )
 from registry.models.base import today_anywhere
-from registry.models.choices import AeCategory, PainSite, SeriousCriterion
+from registry.models.choices import AeCategory, PainSite
 
 from .. import deid
-from ..exports import AGE_TOP
+from ..datasets import AGE_TOP
 
 
 def system_base() -> str:
@@ -96,13 +95,38 @@ def _meta_at(updated: datetime.datetime, shift: int | None) -> dict:
     return meta
 
 
-def _shift_of(registry_id: str, shift: bool) -> int | None:
-    """The patient's shift in days when dates are shifted, else None (real dates)."""
-    return deid.date_shift_days(registry_id) if shift else None
+def _shift_of(row, shift: bool) -> int | None:
+    """The shift in days of the row's patient when dates are shifted, else None (real dates)."""
+    return deid.date_shift_days(deid.registry_id_of(row)) if shift else None
 
 
-def _day(value: datetime.date, shift: int | None) -> str:
-    return (value if shift is None else deid.shifted(value, shift)).isoformat()
+def _day(row, field: str, shift: int | None) -> str:
+    """A clinical date of `row` as the user may see it; only dates services.deid declares."""
+    return deid.shown(row, field, shift).isoformat()
+
+
+# Registry code systems: the URI name of each of the registry's code lists
+# (models.choices.CODE_LISTS). Codes and displays come from those lists.
+CODE_SYSTEMS = {"therapy": "therapy", "lead_type": "lead-type", "paradigm": "paradigm",
+                "ipg_location": "ipg-location", "satisfaction": "satisfaction", "pgic": "pgic",
+                "ae_category": "ae-category", "serious_criterion": "serious-criterion",
+                "relatedness": "relatedness-mdcg"}
+
+
+def registry_coding(list_name: str, code) -> dict:
+    """A coding of a registry code in its code system, with the code list's label; refuses
+    a code the list does not hold."""
+    labels = {c: label for _, c, label in choices.numbered(list_name)}
+    if code not in labels:
+        raise ValueError(f"'{code}' is not a code of the registry's {list_name} list")
+    return _coding(code_system(CODE_SYSTEMS[list_name]), str(code), labels[code])
+
+
+def registry_concept(list_name: str, code, text: str | None = None) -> dict:
+    concept = {"coding": [registry_coding(list_name, code)]}
+    if text:
+        concept["text"] = text
+    return concept
 
 
 def _coding(system: str, code: str, display: str | None = None) -> dict:
@@ -173,11 +197,11 @@ def research_study_resource() -> dict:
 
 
 def research_subject_resource(patient: Patient, *, shift: bool = False) -> dict:
-    days = _shift_of(patient.registry_id, shift)
+    days = _shift_of(patient, shift)
     withdrawn = patient.consent_status == ConsentStatus.WITHDRAWN
-    period = {"start": _day(patient.consent_date, days)}
+    period = {"start": _day(patient, "consent_date", days)}
     if patient.withdrawal_date:
-        period["end"] = _day(patient.withdrawal_date, days)
+        period["end"] = _day(patient, "withdrawal_date", days)
     return {
         "resourceType": "ResearchSubject",
         "id": patient.registry_id,
@@ -198,8 +222,7 @@ def device_resource(implant: Implant) -> dict:
         "meta": _meta(implant),
         # No serialNumber / udiCarrier: device serials are identifiers (HIPAA).
         "status": "inactive" if implant.explant_date else "active",
-        "type": _concept(code_system("therapy"), therapy.value, therapy.label,
-                         text=f"{therapy.label} system"),
+        "type": registry_concept("therapy", therapy.value, text=f"{therapy.label} system"),
         "patient": _patient_ref(implant.patient.registry_id),
     }
     if implant.manufacturer:
@@ -207,14 +230,11 @@ def device_resource(implant: Implant) -> dict:
     if implant.model:
         resource["deviceName"] = [{"name": implant.model, "type": "model-name"}]
     properties = []
-    for name, value, label in (
-        ("lead-type", implant.lead_type, implant.get_lead_type_display()),
-        ("paradigm", implant.paradigm, implant.get_paradigm_display()),
-        ("ipg-location", implant.ipg_location, implant.get_ipg_location_display()),
-    ):
+    for list_name, value in (("lead_type", implant.lead_type), ("paradigm", implant.paradigm),
+                             ("ipg_location", implant.ipg_location)):
         if value:
-            properties.append({"type": _concept(code_system("device-property"), name),
-                               "valueCode": [_concept(code_system(name), value, label)]})
+            properties.append({"type": _concept(code_system("device-property"), CODE_SYSTEMS[list_name]),
+                               "valueCode": [registry_concept(list_name, value)]})
     if implant.lead_count:
         properties.append({"type": _concept(code_system("device-property"), "lead-count"),
                            "valueQuantity": [{"value": implant.lead_count}]})
@@ -227,7 +247,7 @@ def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
     """Implant and explant procedures of one implant (none before the implant date)."""
     if not implant.implant_date:
         return []
-    days = _shift_of(implant.patient.registry_id, shift)
+    days = _shift_of(implant, shift)
     therapy = Therapy(implant.therapy)
     device = {"reference": f"Device/{implant.ref}"}
     out = [{
@@ -238,7 +258,7 @@ def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
         "code": _concept(code_system("procedure"), "implant", "Implantation of a neurostimulator",
                          text=f"{therapy.label} implant"),
         "subject": _patient_ref(implant.patient.registry_id),
-        "performedDateTime": _day(implant.implant_date, days),
+        "performedDateTime": _day(implant, "implant_date", days),
         "focalDevice": [{"action": _concept(code_system("device-action"), "implanted", "Implanted"),
                          "manipulated": device}],
     }]
@@ -251,7 +271,7 @@ def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
             "code": _concept(code_system("procedure"), "explant", "Explantation of a neurostimulator",
                              text=f"{therapy.label} explant"),
             "subject": _patient_ref(implant.patient.registry_id),
-            "performedDateTime": _day(implant.explant_date, days),
+            "performedDateTime": _day(implant, "explant_date", days),
             "focalDevice": [{"action": _concept(code_system("device-action"), "explanted",
                                                 "Explanted"),
                              "manipulated": device}],
@@ -272,7 +292,7 @@ def _observation(visit: Visit, *, id_: str, code: dict, updated, value: dict,
         "category": [_concept(OBSERVATION_CATEGORY, "survey", "Survey")],
         "code": code,
         "subject": _patient_ref(visit.patient.registry_id),
-        "effectiveDateTime": _day(visit.date_done, shift),
+        "effectiveDateTime": _day(visit, "date_done", shift),
     }
     if visit.implant_id:
         resource["focus"] = [{"reference": f"Device/{visit.implant.ref}"}]
@@ -295,7 +315,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
     if visit.status != VisitStatus.COMPLETED or not visit.date_done:
         return
     kinds = set(kinds)
-    days = _shift_of(visit.patient.registry_id, shift)
+    days = _shift_of(visit, shift)
     if "nrs" in kinds and visit.nrs is not None:
         yield _observation(
             visit, id_=f"visit-{visit.pk}-nrs", updated=visit.updated_at,
@@ -305,13 +325,11 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
             value=_score(visit.nrs), shift=days,
         )
     if "satisfaction" in kinds and visit.satisfaction is not None:
-        label = Satisfaction(visit.satisfaction).label
         yield _observation(
             visit, id_=f"visit-{visit.pk}-satisfaction", updated=visit.updated_at,
             code=_concept(code_system("observation"), "satisfaction", "Satisfaction with treatment",
                           text="Satisfaction with treatment (5-point)"),
-            value={"valueCodeableConcept": _concept(code_system("satisfaction"),
-                                                    str(visit.satisfaction), label)},
+            value={"valueCodeableConcept": registry_concept("satisfaction", visit.satisfaction)},
             shift=days,
         )
     if "pgic" in kinds and visit.pgic is not None:
@@ -319,8 +337,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
             visit, id_=f"visit-{visit.pk}-pgic", updated=visit.updated_at,
             code=_concept(code_system("observation"), "pgic",
                           "Patient Global Impression of Change", text="PGIC (7-point)"),
-            value={"valueCodeableConcept": _concept(code_system("pgic"), str(visit.pgic),
-                                                    Pgic(visit.pgic).label)},
+            value={"valueCodeableConcept": registry_concept("pgic", visit.pgic)},
             shift=days,
         )
     if "painscore" in kinds:
@@ -342,7 +359,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
 
 def _causality(relatedness: str) -> list[dict]:
     value = Relatedness(relatedness)
-    assessment = {"coding": [_coding(code_system("relatedness-mdcg"), value.value, value.label)],
+    assessment = {"coding": [registry_coding("relatedness", value.value)],
                   "text": value.label}
     if value in WHO_UMC:
         assessment["coding"].append(_coding(AE_CAUSALITY, *WHO_UMC[value]))
@@ -351,7 +368,7 @@ def _causality(relatedness: str) -> list[dict]:
 
 
 def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
-    days = _shift_of(event.patient.registry_id, shift)
+    days = _shift_of(event, shift)
     category = AeCategory(event.category)
     outcome_code, outcome_display = AE_OUTCOME_CODES[AeOutcome(event.outcome)]
     resource = {
@@ -360,9 +377,9 @@ def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
         "meta": _meta(event, days),
         "extension": [{"url": f"{system_base()}:iso14155-class", "valueCode": event.iso_class}],
         "actuality": "actual",
-        "event": _concept(code_system("ae-category"), category.value, category.label),
+        "event": registry_concept("ae_category", category.value),
         "subject": _patient_ref(event.patient.registry_id),
-        "date": _day(event.onset_date, days),
+        "date": _day(event, "onset_date", days),
         "seriousness": _concept(AE_SERIOUSNESS, *(("serious", "Serious") if event.serious
                                                   else ("non-serious", "Non-serious"))),
         "severity": _concept(AE_SEVERITY, event.severity, event.get_severity_display()),
@@ -370,9 +387,8 @@ def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
         "study": [{"reference": f"ResearchStudy/{STUDY_ID}"}],
     }
     if event.serious_criterion:
-        resource["seriousness"]["coding"].append(_coding(
-            code_system("serious-criterion"), event.serious_criterion,
-            SeriousCriterion(event.serious_criterion).label))
+        resource["seriousness"]["coding"].append(
+            registry_coding("serious_criterion", event.serious_criterion))
     if event.implant_id:
         suspects = [{"instance": {"reference": f"Device/{event.implant.ref}"},
                      "causality": _causality(event.device_relatedness)}]
