@@ -1,1 +1,14 @@
-from . import clinical, imports, operations, outcomes, reminders, scheduler  # noqa: F401
+from . import (  # noqa: F401
+    accounts,
+    events,
+    implants,
+    imports,
+    operations,
+    outcomes,
+    patients,
+    protocol,
+    reminders,
+    scheduler,
+    sites,
+    visits,
+)

@@ -20,9 +20,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import Q
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry.models import Site
@@ -421,3 +424,82 @@ def clinical_inline(base):
 
 RegistryTabularInline = clinical_inline(admin.TabularInline)
 RegistryStackedInline = clinical_inline(admin.StackedInline)
+
+
+# --- shared by the clinical pages ---------------------------------------------------
+
+
+def badge(text, colour):
+    return format_html(
+        '<span class="registry-badge" style="background:{};color:#fff;padding:1px 6px;'
+        'border-radius:3px;font-weight:bold;white-space:nowrap">{}</span>', colour, text)
+
+
+class PatientSearchMixin:
+    """Search by registry id everywhere; by hospital record number only among
+    patients of sites where the user may see identifiers (never investigators)."""
+
+    patient_path = "patient__"  # from the listed model to Patient ("" on Patient)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        p = self.patient_path
+        q = Q(**{f"{p}registry_id__startswith": term.upper()})
+        identifier_sites = [s for s in access.member_site_ids(request.user)
+                            if access.can_see_identifiers(request.user, s)]
+        if identifier_sites:
+            q |= Q(**{f"{p}identifiers__record_number": term, f"{p}site_id__in": identifier_sites})
+        return queryset.filter(q), False
+
+
+class BackToPatientMixin:
+    """An implant, visit or event recorded from the patient page returns there."""
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if ("patient" in request.GET and "_continue" not in request.POST
+                and "_addanother" not in request.POST and "_popup" not in request.POST):
+            self.message_user(request, f"{obj._meta.verbose_name.capitalize()} “{obj}” saved.",
+                              messages.SUCCESS)
+            return HttpResponseRedirect(
+                reverse("admin:registry_patient_change", args=[obj.patient_id]))
+        return super().response_add(request, obj, post_url_continue)
+
+
+class IdentifierAdmin(RegistryAdmin):
+    """Identifiers (names, record numbers, device serials) on every page, history
+    pages included: only nurses and data managers who are members of the
+    patient's own site (access.can_see_identifiers), never investigators.
+
+    The history pages look rows up themselves (the last history row when
+    get_queryset has nothing) and ask only the permissions, so the rule has to
+    be in the permissions and not only in get_queryset.
+    """
+
+    def _identifier_sites(self, request):
+        return [s for s in access.member_site_ids(request.user)
+                if access.can_see_identifiers(request.user, s)]
+
+    def _sees(self, request, obj) -> bool:
+        return access.can_see_identifiers(request.user, self.site_id_of(obj))
+
+    def has_module_permission(self, request):
+        return bool(self._identifier_sites(request))
+
+    def has_view_permission(self, request, obj=None):
+        if obj is None:
+            return bool(self._identifier_sites(request))
+        return self._sees(request, obj)
+
+    def has_add_permission(self, request):
+        return bool(self._identifier_sites(request)) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_view_permission(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        # A data manager deleting a patient of any site deletes its identifiers with
+        # it (the confirmation names them by registry id only); the identifiers' own
+        # delete page is a 404 like their other pages, through get_queryset.
+        return access.is_data_manager(request.user)
