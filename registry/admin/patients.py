@@ -29,7 +29,6 @@ from registry.services.patients import patient_enrol, patient_save
 
 from . import dates
 from .base import (
-    ClinicalForm,
     IdentifierAdmin,
     PatientSearchMixin,
     RegistryAdmin,
@@ -38,6 +37,7 @@ from .base import (
 )
 from .events import SERIOUS_CLASSES
 from .filters import PatientFollowUpFilter, site_filter, therapy_filter
+from .forms import ClinicalForm
 
 
 class PatientIdentifiersInline(RegistryStackedInline):

@@ -25,7 +25,6 @@ from registry.services.dates import site_today
 from . import dates
 from .base import (
     BackToPatientMixin,
-    ClinicalForm,
     PatientSearchMixin,
     RegistryAdmin,
     RegistryTabularInline,
@@ -40,6 +39,7 @@ from .filters import (
     site_filter,
     therapy_filter,
 )
+from .forms import ClinicalForm
 
 try:  # written by the reminders issue; the admin works without it
     from .reminders import ReminderLogInline
