@@ -4,7 +4,6 @@ from . import (  # noqa: F401
     implants,
     imports,
     operations,
-    outcomes,
     patients,
     protocol,
     reminders,
