@@ -17,9 +17,8 @@ from registry.models import (
     Visit,
     VisitStatus,
     timepoint_label,
-    timepoint_months,
 )
-from registry.services import access
+from registry.services import access, scheduling
 from registry.services.dates import site_today
 
 from . import dates
@@ -55,27 +54,9 @@ class PainScoreInline(RegistryTabularInline):
     verbose_name_plural = "further pain scores (per pain site and recall period)"
 
 
-def protocol_window(implant: Implant | None, timepoint: str):
-    """Target date and window of a follow-up timepoint from the site's protocol
-    (the scheduler's arithmetic). None when it cannot be known."""
-    from registry.services import scheduling
-
-    months = timepoint_months(timepoint)
-    if not months or implant is None or not implant.implant_date:
-        return None
-    protocol = scheduling.protocol_for(site=implant.patient.site)
-    tp = next((t for t in protocol.timepoints.all() if t.months == months), None) if protocol else None
-    # A timepoint the protocol does not list (an extra m9, say) gets a +/-14 day window.
-    tp = tp or ProtocolTimepoint(months=months, window_before_days=14, window_after_days=14)
-    slot = scheduling.timepoint_slot(implant_date=implant.implant_date, timepoint=tp)
-    return slot.target, slot.start, slot.end
-
-
 def upcoming_windows(request, implant_id) -> str:
     """The implant's next protocol windows as a sentence for the add-visit form
     ("" when unknown or not the user's)."""
-    from registry.services import scheduling
-
     implant = Implant.objects.select_related("patient__site").filter(pk=implant_id).first() \
         if implant_id else None
     if implant is None or not access.can_see_patient(request.user, implant.patient):
@@ -129,10 +110,10 @@ class VisitForm(ClinicalForm):
         patient = cleaned.get("patient")
         self._check_duplicate(patient, implant, timepoint)
         if implant and timepoint and not self.instance.target_date and not cleaned.get("target_date"):
-            window = protocol_window(implant, timepoint)
-            if window:
-                for name, value in zip(("target_date", "window_start", "window_end"), window,
-                                       strict=True):
+            slot = scheduling.protocol_window(implant=implant, timepoint=timepoint)
+            if slot:
+                for name, value in zip(("target_date", "window_start", "window_end"),
+                                       (slot.target, slot.start, slot.end), strict=True):
                     # Form fields are copied onto the instance after clean(); others are not.
                     if name in self.fields:
                         cleaned[name] = value
