@@ -348,8 +348,7 @@ class PatientSearchMixin:
             return queryset, False
         p = self.patient_path
         q = Q(**{f"{p}registry_id__startswith": term.upper()})
-        identifier_sites = [s for s in access.member_site_ids(request.user)
-                            if access.can_see_identifiers(request.user, s)]
+        identifier_sites = access.identifier_site_ids(request.user)
         if identifier_sites:
             q |= Q(**{f"{p}identifiers__record_number": term, f"{p}site_id__in": identifier_sites})
         return queryset.filter(q), False
@@ -371,30 +370,26 @@ class BackToPatientMixin:
 class IdentifierAdmin(RegistryAdmin):
     """Identifiers (names, record numbers, device serials) on every page, history
     pages included: only nurses and data managers who are members of the
-    patient's own site (access.can_see_identifiers), never investigators.
+    patient's own site (access.identifier_site_ids), never investigators.
 
     The history pages look rows up themselves (the last history row when
     get_queryset has nothing) and ask only the permissions, so the rule has to
     be in the permissions and not only in get_queryset.
     """
 
-    def _identifier_sites(self, request):
-        return [s for s in access.member_site_ids(request.user)
-                if access.can_see_identifiers(request.user, s)]
-
     def _sees(self, request, obj) -> bool:
         return access.can_see_identifiers(request.user, self.site_id_of(obj))
 
     def has_module_permission(self, request):
-        return bool(self._identifier_sites(request))
+        return bool(access.identifier_site_ids(request.user))
 
     def has_view_permission(self, request, obj=None):
         if obj is None:
-            return bool(self._identifier_sites(request))
+            return bool(access.identifier_site_ids(request.user))
         return self._sees(request, obj)
 
     def has_add_permission(self, request):
-        return bool(self._identifier_sites(request)) and super().has_add_permission(request)
+        return bool(access.identifier_site_ids(request.user)) and super().has_add_permission(request)
 
     def has_change_permission(self, request, obj=None):
         return self.has_view_permission(request, obj) and super().has_change_permission(request, obj)

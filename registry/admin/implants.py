@@ -7,6 +7,7 @@ schedule in step); device serials are identifiers (IdentifierAdmin).
 from django.contrib import admin
 
 from registry.models import DeviceIdentifier, Implant, Revision
+from registry.services import access
 from registry.services.implants import implant_save
 
 from .base import BackToPatientMixin, IdentifierAdmin, RegistryAdmin
@@ -58,10 +59,10 @@ class DeviceIdentifierAdmin(IdentifierAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(
-            implant__patient__site_id__in=self._identifier_sites(request))
+            implant__patient__site_id__in=access.identifier_site_ids(request.user))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "implant":
             kwargs["queryset"] = Implant.objects.filter(
-                patient__site_id__in=self._identifier_sites(request))
+                patient__site_id__in=access.identifier_site_ids(request.user))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

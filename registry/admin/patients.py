@@ -50,8 +50,7 @@ class PatientIdentifiersInline(RegistryStackedInline):
     def _allowed(self, request, obj):
         if obj is not None and obj.pk:
             return access.can_see_identifiers(request.user, obj.site_id)
-        return any(access.can_see_identifiers(request.user, s)
-                   for s in access.member_site_ids(request.user))
+        return bool(access.identifier_site_ids(request.user))
 
     def has_view_permission(self, request, obj=None):
         return self._allowed(request, obj)
@@ -245,9 +244,10 @@ class PatientIdentifiersAdmin(IdentifierAdmin):
     autocomplete_fields = ["patient"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(patient__site_id__in=self._identifier_sites(request))
+        return super().get_queryset(request).filter(
+            patient__site_id__in=access.identifier_site_ids(request.user))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "patient":
-            kwargs["queryset"] = Patient.objects.filter(site_id__in=self._identifier_sites(request))
+            kwargs["queryset"] = Patient.objects.filter(site_id__in=access.identifier_site_ids(request.user))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
