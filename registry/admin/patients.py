@@ -163,8 +163,9 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
 
     @admin.display(description="follow-up")
     def follow_up_flag(self, obj):
-        end = getattr(obj, "next_due_window_end", None)
-        if end and end < site_today(obj.site.timezone):
+        # The next visit due, as far as the list loaded it: scheduled, and its window's end.
+        next_due = Visit(status=VisitStatus.SCHEDULED, window_end=getattr(obj, "next_due_window_end", None))
+        if next_due.is_overdue(site_today(obj.site.timezone)):
             return badge("overdue", "#ba2121")
         return ""
 
@@ -202,10 +203,8 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
         scheduled = [v for v in visits if v.status == VisitStatus.SCHEDULED and v.target_date]
         next_due = min(scheduled, key=lambda v: v.target_date) if scheduled else None
         for v in visits:
-            v.overdue = real_dates and v.status == VisitStatus.SCHEDULED and v.window_end and \
-                v.window_end < today
-        next_due_overdue = bool(real_dates and next_due and next_due.window_end
-                                and next_due.window_end < today)
+            v.overdue = real_dates and v.is_overdue(today)
+        next_due_overdue = bool(real_dates and next_due and next_due.is_overdue(today))
         if not real_dates:
             for row in (*implants, *visits, *events):
                 # The rows' patient is this one: no query for the registry id.

@@ -229,8 +229,7 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
             return badge("outside window", "#c86400")
         # Not on shifted rows: "overdue" compares the real window with today.
         if not getattr(obj, dates.SHIFTED_MARK, False) and \
-                obj.status == VisitStatus.SCHEDULED and obj.window_end and \
-                obj.window_end < site_today(obj.patient.site.timezone):
+                obj.is_overdue(site_today(obj.patient.site.timezone)):
             return badge("overdue", "#ba2121")
         if obj.status == VisitStatus.COMPLETED and obj.nrs is None:
             return badge("no NRS", "#c86400")
