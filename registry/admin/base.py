@@ -13,6 +13,10 @@ RegistryInline), so the access rule (services.access) and the audit rules
 - users who do not see real dates (investigators, services.deid) get every
   clinical date shifted per patient, no filter on a clinical date and no
   history pages (see dates.py).
+
+The forms (reason for change, edit version) are in forms.py; the classes
+several clinical pages share (record-number search, back to the patient page,
+identifier pages) are at the end of this module.
 """
 
 from django.contrib import admin, messages

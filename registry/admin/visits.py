@@ -39,11 +39,7 @@ from .filters import (
     therapy_filter,
 )
 from .forms import ClinicalForm
-
-try:  # written by the reminders issue; the admin works without it
-    from .reminders import ReminderLogInline
-except ImportError:  # pragma: no cover - depends on the other module landing
-    ReminderLogInline = None
+from .reminders import ReminderLogInline
 
 
 class PainScoreInline(RegistryTabularInline):
@@ -152,7 +148,7 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
     search_help_text = "Registry id, or the hospital record number of a patient of your own site."
     list_select_related = ["patient__site"]
     autocomplete_fields = ["patient", "implant"]
-    inlines = [PainScoreInline] + ([ReminderLogInline] if ReminderLogInline else [])
+    inlines = [PainScoreInline, ReminderLogInline]
     radio_fields = {"satisfaction": admin.VERTICAL, "pgic": admin.VERTICAL}
     object_history_template = "admin/registry/visit/object_history.html"
 
