@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import pre_delete
 
 
@@ -13,3 +14,11 @@ class RegistryConfig(AppConfig):
 
         # Rows a delete cascades to get the deleting user and reason in their history.
         pre_delete.connect(audit.cascade_audit, dispatch_uid="registry-cascade-audit")
+
+
+class RegistryAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with the registry's site as the default one (INSTALLED_APPS
+    lists this instead of "django.contrib.admin")."""
+
+    default = False  # "registry" in INSTALLED_APPS still means RegistryConfig
+    default_site = "registry.admin_site.RegistryAdminSite"

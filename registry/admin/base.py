@@ -13,34 +13,29 @@ RegistryInline), so the access rule (services.access) and the audit rules
 - users who do not see real dates (investigators, services.deid) get every
   clinical date shifted per patient, no filter on a clinical date and no
   history pages (see dates.py).
+
+The forms (reason for change, edit version) are in forms.py; the classes
+several clinical pages share (record-number search, back to the patient page,
+identifier pages) are at the end of this module.
 """
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
-from django.forms.models import BaseInlineFormSet
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry.models import Site
 from registry.services import access, deid
-from registry.services.audit import record_delete, record_save, was_complete
+from registry.services.audit import record_delete, record_save
 
 from . import dates
-
-REASON_REQUIRED = "This record was already complete: say why you are changing it."
-STALE = (
-    "Someone else saved this record while you were editing it. Your changes were not "
-    "saved. Reload the page to see their version, then enter yours again."
-)
-NO_VERSION = (
-    "This form was sent without the version of the record it was opened at, so it could "
-    "overwrite someone else's save. Your changes were not saved. Reload the page and "
-    "enter them again."
-)
+from .forms import ClinicalForm, ClinicalInlineFormSet
 
 
 def site_id_of(obj):
@@ -61,93 +56,6 @@ def site_id_of(obj):
     return value
 
 
-class ClinicalForm(forms.ModelForm):
-    """Adds the reason for change and the version the user started from."""
-
-    change_reason = forms.CharField(
-        label="Reason for change",
-        required=False,
-        max_length=500,
-        widget=forms.TextInput(attrs={"size": 60}),
-        help_text="Required when you change data that was already complete "
-                  "(a completed visit, a closed adverse event).",
-    )
-    edit_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.fields["edit_version"].initial = self.instance.version
-        # Inline formsets of this page find the main form through its instance
-        # (they put "give a reason" next to the reason field, see ClinicalInlineFormSet).
-        self.instance._clinical_form = self
-
-    def _update_errors(self, errors):
-        # A model rule about a field this form does not show (read-only, such as the
-        # registry id or a nurse's site) goes to the top of the form: Django raises
-        # ValueError for an error on a field the form lacks.
-        error_dict = getattr(errors, "error_dict", None)
-        if error_dict:
-            for name in [n for n in error_dict if n != NON_FIELD_ERRORS and n not in self.fields]:
-                error_dict.setdefault(NON_FIELD_ERRORS, []).extend(error_dict.pop(name))
-        super()._update_errors(errors)
-
-    @cached_property
-    def stored(self):
-        """The row as it is in the database now (None when adding)."""
-        if not self.instance.pk:
-            return None
-        return type(self.instance).objects.filter(pk=self.instance.pk).first()
-
-    def clean(self):
-        cleaned = super().clean()
-        current = self.stored
-        if current is not None:
-            started = cleaned.get("edit_version")
-            # Required on change, checked here rather than with required=True: the
-            # error of a hidden field sits in a hidden row, and the nurse would see
-            # only "Please correct the error below".
-            if started is None:
-                raise forms.ValidationError(NO_VERSION, code="no_version")
-            if current.version != started:
-                raise forms.ValidationError(STALE, code="stale")
-            if was_complete(current) and self.has_changed() and not (
-                cleaned.get("change_reason") or ""
-            ).strip():
-                self.add_error("change_reason", REASON_REQUIRED)
-        return cleaned
-
-
-class ClinicalInlineFormSet(BaseInlineFormSet):
-    """Inline rows (pain scores, identifiers) of a clinical record.
-
-    A change here is a change to the parent: when the parent was complete the
-    reason is required, next to the parent's reason field.
-    """
-
-    def has_changes(self) -> bool:
-        return bool(self.deleted_forms) or any(
-            form.has_changed() for form in self.forms if form not in self.deleted_forms
-        )
-
-    def clean(self):
-        super().clean()
-        parent = self.instance
-        if not parent.pk or not self.has_changes():
-            return
-        parent._inline_changed = True
-        main_form = getattr(parent, "_clinical_form", None)
-        stored = main_form.stored if main_form is not None else type(parent).objects.filter(
-            pk=parent.pk).first()
-        reason = (self.data.get("change_reason") or "").strip()
-        if stored is not None and was_complete(stored) and not reason:
-            if main_form is not None and "change_reason" not in main_form.errors:
-                main_form.add_error("change_reason", REASON_REQUIRED)
-            raise ValidationError(
-                f"The {self.model._meta.verbose_name_plural} of a complete record changed: "
-                "give the reason for change at the bottom of the page.",
-                code="reason_required",
-            )
 
 
 class RegistryInline:
@@ -421,3 +329,77 @@ def clinical_inline(base):
 
 RegistryTabularInline = clinical_inline(admin.TabularInline)
 RegistryStackedInline = clinical_inline(admin.StackedInline)
+
+
+# --- shared by the clinical pages ---------------------------------------------------
+
+
+def badge(text, colour):
+    return format_html(
+        '<span class="registry-badge" style="background:{};color:#fff;padding:1px 6px;'
+        'border-radius:3px;font-weight:bold;white-space:nowrap">{}</span>', colour, text)
+
+
+class PatientSearchMixin:
+    """Search by registry id everywhere; by hospital record number only among
+    patients of sites where the user may see identifiers (never investigators)."""
+
+    patient_path = "patient__"  # from the listed model to Patient ("" on Patient)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        p = self.patient_path
+        q = Q(**{f"{p}registry_id__startswith": term.upper()})
+        identifier_sites = access.identifier_site_ids(request.user)
+        if identifier_sites:
+            q |= Q(**{f"{p}identifiers__record_number": term, f"{p}site_id__in": identifier_sites})
+        return queryset.filter(q), False
+
+
+class BackToPatientMixin:
+    """An implant, visit or event recorded from the patient page returns there."""
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if ("patient" in request.GET and "_continue" not in request.POST
+                and "_addanother" not in request.POST and "_popup" not in request.POST):
+            self.message_user(request, f"{obj._meta.verbose_name.capitalize()} “{obj}” saved.",
+                              messages.SUCCESS)
+            return HttpResponseRedirect(
+                reverse("admin:registry_patient_change", args=[obj.patient_id]))
+        return super().response_add(request, obj, post_url_continue)
+
+
+class IdentifierAdmin(RegistryAdmin):
+    """Identifiers (names, record numbers, device serials) on every page, history
+    pages included: only nurses and data managers who are members of the
+    patient's own site (access.identifier_site_ids), never investigators.
+
+    The history pages look rows up themselves (the last history row when
+    get_queryset has nothing) and ask only the permissions, so the rule has to
+    be in the permissions and not only in get_queryset.
+    """
+
+    def _sees(self, request, obj) -> bool:
+        return access.can_see_identifiers(request.user, self.site_id_of(obj))
+
+    def has_module_permission(self, request):
+        return bool(access.identifier_site_ids(request.user))
+
+    def has_view_permission(self, request, obj=None):
+        if obj is None:
+            return bool(access.identifier_site_ids(request.user))
+        return self._sees(request, obj)
+
+    def has_add_permission(self, request):
+        return bool(access.identifier_site_ids(request.user)) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_view_permission(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        # A data manager deleting a patient of any site deletes its identifiers with
+        # it (the confirmation names them by registry id only); the identifiers' own
+        # delete page is a 404 like their other pages, through get_queryset.
+        return access.is_data_manager(request.user)

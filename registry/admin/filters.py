@@ -1,9 +1,9 @@
 """Change-list filters nurses use: site, therapy, follow-up due / overdue, missing NRS.
 
 Each filter is a SimpleListFilter built for a path from the listed model to the
-patient, so the same filter works on patients, visits and adverse events. The
-follow-up filters rely on the (status, window_start / window_end) indexes of
-Visit and the partial "completed without NRS" index.
+patient, so the same filter works on patients, visits and adverse events. What
+"due this week", "overdue" and "completed without NRS" mean is Visit's
+(VisitQuerySet); the follow-up filters pick one and give it each site's day.
 
 Users who see dates shifted (investigators, services.deid) are not offered
 "Due this week" and "Overdue": both compare the real window with today, so they
@@ -14,9 +14,8 @@ import datetime
 
 from django.contrib import admin, messages
 from django.db.models import BigIntegerField, Exists, ExpressionWrapper, OuterRef, Q
-from django.utils import timezone
 
-from registry.models import Implant, Iso14155Class, Therapy, Visit, VisitStatus
+from registry.models import Implant, Iso14155Class, Therapy, Visit
 from registry.models.choices import RELATED
 from registry.models.events import CLOSED_OUTCOMES
 from registry.services import access, deid
@@ -25,28 +24,6 @@ from registry.services.dates import site_days
 DUE_WEEK = "due_week"
 OVERDUE = "overdue"
 MISSING_NRS = "missing_nrs"
-
-
-def follow_up_q(kind: str, today: datetime.date | None = None, prefix: str = "") -> Q:
-    """Visits that are due this week, overdue, or completed without an NRS.
-
-    Due this week: scheduled, window open today or opening in the next 7 days.
-    Overdue: scheduled, window closed before today.
-    Missing NRS: completed, no primary NRS recorded.
-    "Today" is the site's own day: see `user_site_days` and `FollowUpFilter`.
-    """
-    today = today or timezone.localdate()
-    p = prefix
-    if kind == DUE_WEEK:
-        return Q(**{f"{p}status": VisitStatus.SCHEDULED,
-                    f"{p}window_start__lte": today + datetime.timedelta(days=7),
-                    f"{p}window_end__gte": today})
-    if kind == OVERDUE:
-        return Q(**{f"{p}status": VisitStatus.SCHEDULED, f"{p}window_end__lt": today})
-    if kind == MISSING_NRS:
-        return Q(**{f"{p}status": VisitStatus.COMPLETED, f"{p}nrs__isnull": True})
-    raise ValueError(f"Unknown follow-up filter {kind!r}")
-
 
 FOLLOW_UP_CHOICES = [
     (DUE_WEEK, "Due this week"),
@@ -99,38 +76,16 @@ def user_site_days(user) -> dict[datetime.date, list[int]]:
     return site_days(access.sites_for(user).values_list("pk", "timezone"))
 
 
-def site_day_q(kind: str, days: dict[datetime.date, list[int]], site_field: str) -> Q:
-    """`follow_up_q(kind)` on visits, with each site's own day.
-
-    Usually every site has the same day and the plain condition stands (the list
-    indexes apply unchanged). For the hours when the European sites are already
-    a day ahead of New York, the condition is the plain one for "either day"
-    (index-friendly, one day wider) narrowed by the one-day edges of each group:
-    a branch per day would make the planner give up the index scans on the
-    registry-wide lists. `site_field` names the visit's site in the query.
-    """
-    if len(days) <= 1:
-        return follow_up_q(kind, today=next(iter(days), None))
-    ordered = sorted(days.items())
-    (behind, behind_ids), (ahead, ahead_ids) = ordered[0], ordered[-1]
-    if len(days) > 2 or ahead - behind != datetime.timedelta(days=1):
-        # Three different days at once (UTC-12 and UTC+14 sites): one branch per day.
-        branches = Q()
-        for day, ids in ordered:
-            branches |= Q(**{f"{site_field}__in": ids}) & follow_up_q(kind, today=day)
-        return branches
-    at_ahead, at_behind = Q(**{f"{site_field}__in": ahead_ids}), Q(**{f"{site_field}__in": behind_ids})
-    week = datetime.timedelta(days=7)
+def follow_up(visits, kind: str, days: dict[datetime.date, list[int]], site_field: str):
+    """The visits of `visits` in follow-up state `kind`, each site judged on its own day
+    (the rules are Visit's, see VisitQuerySet)."""
+    if kind == DUE_WEEK:
+        return visits.due_this_week(on=days, site_field=site_field)
     if kind == OVERDUE:
-        # Closed before the ahead day; closing on the behind day is overdue only ahead.
-        return follow_up_q(OVERDUE, today=ahead) & (Q(window_end__lt=behind) | at_ahead)
-    # Due this week on either day, minus each group's edge that belongs to the other.
-    either_day = Q(status=VisitStatus.SCHEDULED, window_start__lte=ahead + week,
-                   window_end__gte=behind)
-    return either_day & (
-        Q(window_start__lte=behind + week, window_end__gte=ahead)
-        | at_behind & Q(window_start__lte=behind + week)
-        | at_ahead & Q(window_end__gte=ahead))
+        return visits.overdue(on=days, site_field=site_field)
+    if kind == MISSING_NRS:
+        return visits.completed_without_nrs()
+    raise ValueError(f"Unknown follow-up filter {kind!r}")
 
 
 class VisitFollowUpFilter(admin.SimpleListFilter):
@@ -153,34 +108,28 @@ class VisitFollowUpFilter(admin.SimpleListFilter):
             return FOLLOW_UP_CHOICES
         return [(kind, label) for kind, label in FOLLOW_UP_CHOICES if kind not in REAL_DAY_KINDS]
 
-    def filtered(self, queryset, visits: Q, by_site_day: bool):
-        return queryset.filter(visits)
-
-    def site_field(self):
-        return "patient__site_id"
+    def filtered(self, queryset, kind: str, days: dict[datetime.date, list[int]]):
+        return follow_up(queryset, kind, days, "patient__site_id")
 
     def queryset(self, request, queryset):
         kind = self.value()
         if kind == MISSING_NRS:
-            return self.filtered(queryset, follow_up_q(kind), False)
+            return self.filtered(queryset, kind, {})
         if kind in dict(FOLLOW_UP_CHOICES):
-            days = user_site_days(request.user)
-            return self.filtered(queryset, site_day_q(kind, days, self.site_field()), len(days) > 1)
+            return self.filtered(queryset, kind, user_site_days(request.user))
         return queryset
 
 
 class PatientFollowUpFilter(VisitFollowUpFilter):
     """Patients with at least one visit due this week / overdue / missing NRS."""
 
-    def site_field(self):
-        return "home_site"  # the patient's site, from the outer query (no join)
-
-    def filtered(self, queryset, visits: Q, by_site_day: bool):
+    def filtered(self, queryset, kind: str, days: dict[datetime.date, list[int]]):
         rows = Visit.objects.filter(patient_id=OuterRef("pk"))
-        if by_site_day:
+        if len(days) > 1:
+            # The patient's site, from the outer query (no join).
             rows = rows.annotate(home_site=ExpressionWrapper(OuterRef("site_id"),
                                                              output_field=BigIntegerField()))
-        return queryset.filter(Exists(rows.filter(visits)))
+        return queryset.filter(Exists(follow_up(rows, kind, days, "home_site")))
 
 
 class IsoClassFilter(admin.SimpleListFilter):

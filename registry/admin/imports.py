@@ -25,7 +25,7 @@ from registry.services.imports import (
     staged_bundles_prune,
 )
 
-from .operations import ImportRunAdmin as BaseImportRunAdmin
+from .operations import DataManagerOnly
 
 
 class BundleUploadForm(forms.Form):
@@ -43,14 +43,14 @@ class BundleUploadForm(forms.Form):
         return upload
 
 
-admin.site.unregister(ImportRun)
-
-
 @admin.register(ImportRun)
-class ImportRunAdmin(BaseImportRunAdmin):
+class ImportRunAdmin(DataManagerOnly, admin.ModelAdmin):
+    """The import log (read-only, data managers), with the upload and confirm pages."""
+
     change_list_template = "admin/registry/importrun/change_list.html"
     list_display = ["created_at", "user", "source", "dry_run", "succeeded", "error_count"]
     list_filter = ["dry_run", "succeeded"]
+    list_select_related = ["user"]
 
     @admin.display(description="errors")
     def error_count(self, run):

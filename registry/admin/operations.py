@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from registry.models import ApiToken, ExportLog, ImportRun
+from registry.models import ApiToken, ExportLog
 from registry.services import access
 from registry.services.tokens import api_token_revoke
 
@@ -49,10 +49,4 @@ class ApiTokenAdmin(DataManagerOnly, admin.ModelAdmin):
 class ExportLogAdmin(DataManagerOnly, admin.ModelAdmin):
     list_display = ["created_at", "user", "channel", "dataset", "format", "dates", "rows"]
     list_filter = ["channel", "dataset", "format"]
-    list_select_related = ["user"]
-
-
-@admin.register(ImportRun)
-class ImportRunAdmin(DataManagerOnly, admin.ModelAdmin):
-    list_display = ["created_at", "user", "source", "dry_run", "succeeded"]
     list_select_related = ["user"]

@@ -3,22 +3,17 @@ and a results paragraph to copy into a manuscript.
 
 Investigators, data managers and nurses (read-only, their own sites: the
 access rule scopes the cohort) may open it; users without a registry role may
-not. It is an extra URL on the default admin site (`/admin/registry/outcomes/`)
-and an "Outcomes dashboard" entry in the Registry app list, added here without
-replacing the admin site or its templates.
+not. Its URL (`/admin/registry/outcomes/`) and its "Outcomes dashboard" entry
+in the Registry app list are the admin site's (registry.admin_site).
 """
 
 from django import forms
-from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from registry.models import Diagnosis, Etiology, PainSite, Recall, Therapy
 from registry.services import access, outcomes, plots
-
-URL_NAME = "registry_outcomes"
 
 
 class OutcomeCohortForm(forms.Form):
@@ -61,13 +56,14 @@ class OutcomeCohortForm(forms.Form):
         return cleaned
 
 
-def outcomes_view(request):
-    """GET only: the form is in the query string, so a cohort view can be bookmarked."""
+def outcomes_view(request, site):
+    """GET only: the form is in the query string, so a cohort view can be bookmarked.
+    `site` is the admin site serving the page (its header, its app list)."""
     if access.role_name(request.user) is None:
         raise PermissionDenied("Your account has no registry role.")
     form = OutcomeCohortForm(request.GET or None, user=request.user)
     context = {
-        **admin.site.each_context(request),
+        **site.each_context(request),
         "title": "Outcomes dashboard",
         "form": form,
         "report": None,
@@ -99,39 +95,3 @@ def outcomes_view(request):
             api_query=request.GET.urlencode(),
         )
     return TemplateResponse(request, "admin/registry/outcomes/dashboard.html", context)
-
-
-def _with_outcomes_urls(get_urls):
-    def urls():
-        return [path("registry/outcomes/", admin.site.admin_view(outcomes_view), name=URL_NAME)] + get_urls()
-
-    urls._registry_outcomes = True
-    return urls
-
-
-def _with_outcomes_entry(get_app_list):
-    def app_list(request, app_label=None):
-        apps = get_app_list(request, app_label)
-        if access.role_name(request.user) is None:
-            return apps
-        for app in apps:
-            if app["app_label"] == "registry":
-                app["models"].insert(0, {
-                    "name": "Outcomes dashboard",
-                    "object_name": "OutcomesDashboard",
-                    "admin_url": reverse(f"admin:{URL_NAME}"),
-                    "add_url": None,
-                    "view_only": True,
-                    "perms": {"view": True},
-                })
-        return apps
-
-    app_list._registry_outcomes = True
-    return app_list
-
-
-# Extend the default admin site in place (idempotent if this module is reloaded).
-if not getattr(admin.site.get_urls, "_registry_outcomes", False):
-    admin.site.get_urls = _with_outcomes_urls(admin.site.get_urls)
-if not getattr(admin.site.get_app_list, "_registry_outcomes", False):
-    admin.site.get_app_list = _with_outcomes_entry(admin.site.get_app_list)

@@ -1,3 +1,4 @@
+import datetime
 import re
 
 from django.core.exceptions import ValidationError
@@ -51,6 +52,80 @@ nrs_validators = [
 ]
 
 
+DUE_SOON_DAYS = 7  # "due this week": the window is open, or opens within this many days
+
+SiteDays = dict[datetime.date, list[int]]  # site pks by the day it is there (services.dates.site_days)
+
+
+class VisitQuerySet(models.QuerySet):
+    """What is due and what is overdue: one rule each, for every list, badge and hub.
+
+    "The day" is the site's own day. `on` is that day, or, for a list across
+    time zones, the sites grouped by their day (`SiteDays`); `site_field` then
+    names the visit's site in the query. The conditions lean on the (status,
+    window_start / window_end) indexes of Visit.
+    """
+
+    def due_this_week(self, *, on: datetime.date | SiteDays, site_field: str = "patient__site_id"):
+        """Scheduled visits whose window is open on the day or opens within DUE_SOON_DAYS."""
+        return self.filter(_on_site_days(_due, on, site_field))
+
+    def overdue(self, *, on: datetime.date | SiteDays, site_field: str = "patient__site_id"):
+        """Scheduled visits whose window closed before the day (not done, not marked missed).
+        A loaded row answers the same with `Visit.is_overdue`."""
+        return self.filter(_on_site_days(_overdue, on, site_field))
+
+    def completed_without_nrs(self):
+        """Completed visits without the primary NRS."""
+        return self.filter(status=VisitStatus.COMPLETED, nrs__isnull=True)
+
+
+def _due(day: datetime.date) -> Q:
+    return Q(status=VisitStatus.SCHEDULED, window_start__lte=day + datetime.timedelta(days=DUE_SOON_DAYS),
+             window_end__gte=day)
+
+
+def _overdue(day: datetime.date) -> Q:
+    return Q(status=VisitStatus.SCHEDULED, window_end__lt=day)
+
+
+def _on_site_days(rule, on: datetime.date | SiteDays, site_field: str) -> Q:
+    """`rule(day)` with each site's own day.
+
+    Usually every site has the same day and the plain condition stands (the list
+    indexes apply unchanged). For the hours when the European sites are already
+    a day ahead of New York, the condition is the plain one for "either day"
+    (index-friendly, one day wider) narrowed by the one-day edges of each group:
+    a branch per day would make the planner give up the index scans on the
+    registry-wide lists.
+    """
+    days = on if isinstance(on, dict) else {on: []}
+    if not days:
+        return Q(pk__in=[])  # no sites, so no visit at one
+    if len(days) == 1:
+        return rule(next(iter(days)))
+    ordered = sorted(days.items())
+    (behind, behind_ids), (ahead, ahead_ids) = ordered[0], ordered[-1]
+    if len(days) > 2 or ahead - behind != datetime.timedelta(days=1):
+        # Three different days at once (UTC-12 and UTC+14 sites): one branch per day.
+        branches = Q()
+        for day, ids in ordered:
+            branches |= Q(**{f"{site_field}__in": ids}) & rule(day)
+        return branches
+    at_ahead, at_behind = Q(**{f"{site_field}__in": ahead_ids}), Q(**{f"{site_field}__in": behind_ids})
+    if rule is _overdue:
+        # Closed before the ahead day; closing on the behind day is overdue only ahead.
+        return _overdue(ahead) & (Q(window_end__lt=behind) | at_ahead)
+    # Due this week on either day, minus each group's edge that belongs to the other.
+    week = datetime.timedelta(days=DUE_SOON_DAYS)
+    either_day = Q(status=VisitStatus.SCHEDULED, window_start__lte=ahead + week,
+                   window_end__gte=behind)
+    return either_day & (
+        Q(window_start__lte=behind + week, window_end__gte=ahead)
+        | at_behind & Q(window_start__lte=behind + week)
+        | at_ahead & Q(window_end__gte=ahead))
+
+
 class Visit(ClinicalModel):
     """A baseline, end-of-trial, scheduled follow-up or unscheduled visit."""
 
@@ -93,6 +168,8 @@ class Visit(ClinicalModel):
     )
     notes = models.TextField(blank=True, help_text="Free text; never exported.")
     history = history()
+
+    objects = VisitQuerySet.as_manager()
 
     class Meta:
         ordering = ["patient__registry_id", "target_date", "date_done"]
@@ -153,6 +230,12 @@ class Visit(ClinicalModel):
     @property
     def is_completed(self) -> bool:
         return self.status == VisitStatus.COMPLETED
+
+    def is_overdue(self, on: datetime.date) -> bool:
+        """VisitQuerySet.overdue for a loaded row: scheduled, window closed before
+        `on`, the day at the visit's site."""
+        return self.status == VisitStatus.SCHEDULED and self.window_end is not None \
+            and self.window_end < on
 
     @property
     def outside_window(self) -> bool:

@@ -129,3 +129,11 @@ def is_data_manager(user) -> bool:
 def export_logs_for(user) -> QuerySet:
     qs = ExportLog.objects.all()
     return qs if is_data_manager(user) else qs.filter(user=user)
+
+
+def identifier_site_ids(user) -> set[int]:
+    """The sites whose patients' identifiers (names, record numbers, device serials)
+    `user` sees: each of her own sites where `can_see_identifiers` holds. Empty for
+    investigators, for users without a role, and for all-sites rights without
+    membership (identifiers are bound to the sites a user is a member of)."""
+    return {site_id for site_id in member_site_ids(user) if can_see_identifiers(user, site_id)}

@@ -299,3 +299,27 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
                     reason=f"{SCHEDULE_REASON} ({reason})" if reason else SCHEDULE_REASON,
                 )
     return change
+
+
+# A follow-up timepoint the protocol does not list (an extra m9, say) gets this window.
+UNLISTED_WINDOW_DAYS = 14
+
+
+def protocol_window(*, implant: Implant | None, timepoint: str) -> Slot | None:
+    """Target date and window of the follow-up `timepoint` (m<months>) of `implant`, for a
+    visit entered by hand (the admin's visit form), with the schedule's arithmetic.
+
+    Promises: a timepoint the site's protocol (or the default) lists gets its window;
+    any other follow-up month, or any timepoint when there is no protocol at all, gets
+    +/- UNLISTED_WINDOW_DAYS around its target. None when it cannot be known: not a
+    follow-up timepoint (baseline, trial_end, unscheduled), no implant, or no implant date.
+    """
+    months = timepoint_months(timepoint)
+    if not months or implant is None or not implant.implant_date:
+        return None
+    protocol = protocol_for(site=implant.patient.site)
+    listed = next((tp for tp in protocol.timepoints.all() if tp.months == months), None) \
+        if protocol else None
+    window = listed or ProtocolTimepoint(months=months, window_before_days=UNLISTED_WINDOW_DAYS,
+                                         window_after_days=UNLISTED_WINDOW_DAYS)
+    return timepoint_slot(implant_date=implant.implant_date, timepoint=window)

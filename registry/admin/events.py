@@ -1,0 +1,51 @@
+"""Adverse events in the admin, with their derived ISO 14155 class."""
+
+from django.contrib import admin
+
+from registry.models import AdverseEvent, Iso14155Class
+
+from .base import BackToPatientMixin, PatientSearchMixin, RegistryAdmin, badge
+from .filters import EventStatusFilter, IsoClassFilter, site_filter, therapy_filter
+
+SERIOUS_CLASSES = {Iso14155Class.SAE, Iso14155Class.SADE, Iso14155Class.USADE}
+
+
+@admin.register(AdverseEvent)
+class AdverseEventAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
+    list_display = ["patient_link", "onset_date", "category", "iso_class_badge", "severity",
+                    "outcome", "resolved_on"]
+    list_filter = [site_filter("patient__site_id"), therapy_filter("patient_id"), "serious",
+                   IsoClassFilter, EventStatusFilter, "category"]
+    search_fields = ["patient__registry_id"]
+    search_help_text = "Registry id, or the hospital record number of a patient of your own site."
+    list_select_related = ["patient"]
+    autocomplete_fields = ["patient", "implant"]
+    readonly_fields = ["iso_class_explained"]
+    ordering = ["-onset_date", "-pk"]
+    fieldsets = [
+        ("Event", {"fields": ["patient", "implant", "onset_date", "category", "description"]}),
+        ("Seriousness and causality", {"fields": [
+            "serious", "serious_criterion", "severity", "device_relatedness",
+            "procedure_relatedness", "anticipated", "iso_class_explained"]}),
+        ("Action and outcome", {"fields": ["action", "outcome", "resolved_on"]}),
+        ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
+    ]
+
+    @admin.display(description="patient", ordering="patient__registry_id")
+    def patient_link(self, obj):
+        return obj.patient.registry_id
+
+    @admin.display(description="ISO 14155 class")
+    def iso_class_badge(self, obj):
+        cls = obj.iso_class
+        if cls in SERIOUS_CLASSES:
+            return badge(cls, "#ba2121")
+        return cls
+
+    @admin.display(description="ISO 14155 class (derived)")
+    def iso_class_explained(self, obj):
+        if obj is None or not obj.pk:
+            return "Derived when saved, from serious, relatedness and anticipated."
+        cls = Iso14155Class(obj.iso_class)
+        text = f"{cls.value} – {cls.label}"
+        return badge(text, "#ba2121") if cls in SERIOUS_CLASSES else text

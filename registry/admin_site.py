@@ -1,0 +1,51 @@
+"""The registry's admin site: Django's, plus the outcomes dashboard.
+
+`RegistryAdminSite` is the default admin site (`registry.apps.RegistryAdminConfig`
+sets `default_site`, as Django's "Overriding the default admin site" shows), so
+`admin.site` and `@admin.register` are this site and nothing patches it. It adds
+`/admin/registry/outcomes/` (URL name `admin:registry_outcomes`) and an
+"Outcomes dashboard" entry at the top of the Registry app list for users with a
+registry role; the dashboard itself is registry.admin.outcomes.
+
+The class lives outside the registry.admin package on purpose: Django creates
+the default site on first use by importing this class, and importing
+registry.admin registers every ModelAdmin on the default site. Inside that
+package the site would be created twice, and the first one, holding the
+registrations, thrown away.
+"""
+
+from django.contrib import admin
+from django.urls import path, reverse
+
+from registry.services import access
+
+OUTCOMES_URL_NAME = "registry_outcomes"
+
+
+class RegistryAdminSite(admin.AdminSite):
+    def get_urls(self):
+        return [
+            path("registry/outcomes/", self.admin_view(self.outcomes_view), name=OUTCOMES_URL_NAME),
+        ] + super().get_urls()
+
+    def outcomes_view(self, request):
+        # Imported on use: registry.admin cannot be imported before this class exists.
+        from registry.admin.outcomes import outcomes_view
+
+        return outcomes_view(request, site=self)
+
+    def get_app_list(self, request, app_label=None):
+        apps = super().get_app_list(request, app_label)
+        if access.role_name(request.user) is None:
+            return apps
+        for app in apps:
+            if app["app_label"] == "registry":
+                app["models"].insert(0, {
+                    "name": "Outcomes dashboard",
+                    "object_name": "OutcomesDashboard",
+                    "admin_url": reverse(f"{self.name}:{OUTCOMES_URL_NAME}", current_app=self.name),
+                    "add_url": None,
+                    "view_only": True,
+                    "perms": {"view": True},
+                })
+        return apps
