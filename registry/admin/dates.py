@@ -7,7 +7,7 @@ page is about to show:
 
 - change pages: the object from get_object and the rows of the inlines;
 - change lists: the rows of the page (and date annotations such as "next due");
-- the patient hub: its implants, visits and adverse events (clinical.py).
+- the patient hub: its implants, visits and adverse events (patients.py).
 
 Which fields are clinical dates, and how a row reaches its patient, is declared
 once in services.deid (record times stay real). Shifted rows are marked, and the admin refuses

@@ -73,7 +73,7 @@ class VisitQuerySet(models.QuerySet):
     def overdue(self, *, on: datetime.date | SiteDays, site_field: str = "patient__site_id"):
         """Scheduled visits whose window closed before the day (not done, not marked missed).
         A loaded row answers the same with `Visit.is_overdue`."""
-        return self.filter(_on_site_days(_overdue, on, site_field))
+        return self.filter(_on_site_days(overdue_on, on, site_field))
 
     def completed_without_nrs(self):
         """Completed visits without the primary NRS."""
@@ -85,8 +85,10 @@ def _due(day: datetime.date) -> Q:
              window_end__gte=day)
 
 
-def _overdue(day: datetime.date) -> Q:
+def overdue_on(day: datetime.date) -> Q:
+    """The overdue condition for one day (see VisitQuerySet.overdue)."""
     return Q(status=VisitStatus.SCHEDULED, window_end__lt=day)
+
 
 
 def _on_site_days(rule, on: datetime.date | SiteDays, site_field: str) -> Q:
@@ -113,9 +115,9 @@ def _on_site_days(rule, on: datetime.date | SiteDays, site_field: str) -> Q:
             branches |= Q(**{f"{site_field}__in": ids}) & rule(day)
         return branches
     at_ahead, at_behind = Q(**{f"{site_field}__in": ahead_ids}), Q(**{f"{site_field}__in": behind_ids})
-    if rule is _overdue:
+    if rule is overdue_on:
         # Closed before the ahead day; closing on the behind day is overdue only ahead.
-        return _overdue(ahead) & (Q(window_end__lt=behind) | at_ahead)
+        return overdue_on(ahead) & (Q(window_end__lt=behind) | at_ahead)
     # Due this week on either day, minus each group's edge that belongs to the other.
     week = datetime.timedelta(days=DUE_SOON_DAYS)
     either_day = Q(status=VisitStatus.SCHEDULED, window_start__lte=ahead + week,

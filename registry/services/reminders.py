@@ -47,7 +47,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry.models import ConsentStatus, ReminderLog, Site, Visit, VisitStatus
-from registry.models.visits import timepoint_label, timepoint_sort_key
+from registry.models.visits import overdue_on, timepoint_label, timepoint_sort_key
 
 from .audit import record_bulk_update
 from .dates import site_today
@@ -154,7 +154,8 @@ def _kind_filters(day: datetime.date) -> dict[str, Q]:
         Kind.DUE_SOON: Q(window_start__lte=day + datetime.timedelta(days=days_ahead()),
                          window_start__gte=day - datetime.timedelta(days=catch_up_days()),
                          window_end__gte=day),
-        Kind.OVERDUE: Q(window_end__lt=day),
+        # The same "overdue" as every list and badge (Visit.objects.overdue).
+        Kind.OVERDUE: overdue_on(day),
     }
 
 
@@ -337,10 +338,9 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
 
 
 def _past_grace(*, site: Site, day: datetime.date):
-    return Visit.objects.filter(
-        patient__site_id=site.pk, status=VisitStatus.SCHEDULED,
-        window_end__lt=day - datetime.timedelta(days=grace_days()),
-    )
+    # Overdue for more than the grace days: overdue as of `day` minus the grace.
+    return Visit.objects.filter(patient__site_id=site.pk).overdue(
+        on=day - datetime.timedelta(days=grace_days()))
 
 
 def visits_mark_missed(*, site: Site, day: datetime.date, actor) -> int:
