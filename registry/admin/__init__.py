@@ -1,1 +1,1 @@
-from . import clinical, imports, operations, outcomes, reminders, scheduler  # noqa: F401
+from . import accounts, clinical, imports, operations, outcomes, reminders, scheduler  # noqa: F401

@@ -28,7 +28,6 @@ from registry.models import (
     PatientIdentifiers,
     PriorTreatment,
     ProtocolTimepoint,
-    RegistryRole,
     Revision,
     Site,
     Visit,
@@ -762,17 +761,3 @@ class FollowUpProtocolAdmin(RegistryAdmin):
         for obj in formset.deleted_objects:
             obj._history_user = request.user
             obj.delete()
-
-
-@admin.register(RegistryRole)
-class RegistryRoleAdmin(admin.ModelAdmin):
-    list_display = ["user", "role", "all_sites"]
-    filter_horizontal = ["sites"]
-
-    def has_module_permission(self, request):
-        return access.is_data_manager(request.user)
-
-    has_view_permission = has_add_permission = has_change_permission = (
-        lambda self, request, obj=None: access.is_data_manager(request.user)
-    )
-    has_delete_permission = has_change_permission
