@@ -50,10 +50,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    # Idle and absolute session limits, then "second factor first" (both need the user).
+    "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle and absolute session limits, then "second factor first" (they need the
+    # user, the OTP verification and messages).
     "registry.accounts.middleware.SessionLimitsMiddleware",
     "registry.accounts.middleware.MfaRequiredMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: it turns a lockout into the login page's answer.
