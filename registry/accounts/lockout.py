@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.db.models import Sum
-from django.template.response import TemplateResponse
+from django.shortcuts import render
 
 from registry.services import logins
 
@@ -44,5 +44,6 @@ def lockout_response(request, original_response=None, credentials=None):
         "lockout_message": state.message if state else logins.LOCKED_GENERIC,
         "next": request.POST.get("next") or request.GET.get("next") or "",
     }
-    # 429 Too Many Requests, as django-axes answers by default.
-    return TemplateResponse(request, "registry/accounts/locked.html", context, status=429)
+    # 429 Too Many Requests, as django-axes answers by default. Rendered now: the
+    # middleware after the view gets it, too late for a TemplateResponse.
+    return render(request, "registry/accounts/locked.html", context, status=429)

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef, Subquery, Sum
 from django.template.response import TemplateResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -24,6 +25,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from registry.models import ApiToken, RegistryRole, Role, Site
 from registry.services import access, logins, mfa, users
+from registry.services.audit import SYSTEM_USERNAME
 from registry.services.tokens import api_token_create, api_token_revoke
 
 from .operations import DataManagerOnly
@@ -123,14 +125,14 @@ class RegistryUserAdmin(UserAdmin, SimpleHistoryAdmin):
         return False  # accounts are deactivated, never deleted: the history points at them
 
     def get_queryset(self, request):
-        return super().get_queryset(request).exclude(username="registry-system")
-
-    def get_changelist_instance(self, request):
-        changelist = super().get_changelist_instance(request)
-        self._locked = logins.locked_usernames(u.username for u in changelist.result_list)
-        self._enrolled = set(TOTPDevice.objects.filter(
-            user__in=changelist.result_list, confirmed=True).values_list("user_id", flat=True))
-        return changelist
+        # One query for the list: failures still counting, and a confirmed authenticator.
+        failures = (AccessAttempt.objects.filter(username=OuterRef("username"),
+                                                 attempt_time__gte=logins.counting_since())
+                    .values("username").annotate(total=Sum("failures_since_start")).values("total"))
+        return (super().get_queryset(request).exclude(username=SYSTEM_USERNAME)
+                .annotate(signin_failures=Subquery(failures),
+                          has_second_factor=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"),
+                                                                             confirmed=True))))
 
     @admin.display(description="role")
     def role(self, obj):
@@ -139,11 +141,11 @@ class RegistryUserAdmin(UserAdmin, SimpleHistoryAdmin):
 
     @admin.display(description="sign-in locked", boolean=True)
     def signin_locked(self, obj):
-        return obj.username in getattr(self, "_locked", set())
+        return (obj.signin_failures or 0) >= settings.REGISTRY_LOGIN_FAILURES
 
     @admin.display(description="second factor", boolean=True)
     def second_factor(self, obj):
-        return obj.pk in getattr(self, "_enrolled", set())
+        return obj.has_second_factor
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
@@ -221,7 +223,7 @@ class RegistryRoleForm(forms.ModelForm):
             # A new role is for an active user who has none yet.
             self.fields["user"].queryset = User.objects.filter(
                 is_active=True, registry_role__isnull=True).exclude(
-                username="registry-system").order_by("username")
+                username=SYSTEM_USERNAME).order_by("username")
         self.fields["sites"].queryset = Site.objects.order_by("code")
         self.fields["sites"].help_text = (
             "You may grant and revoke only sites you are a member of yourself.")

@@ -40,8 +40,7 @@ class Lockout:
 
 
 def _recent(**filters):
-    since = timezone.now() - datetime.timedelta(minutes=settings.REGISTRY_LOCKOUT_MINUTES)
-    return AccessAttempt.objects.filter(attempt_time__gte=since, **filters).aggregate(
+    return AccessAttempt.objects.filter(attempt_time__gte=counting_since(), **filters).aggregate(
         failures=Sum("failures_since_start"), last=Max("attempt_time"))
 
 
@@ -59,12 +58,9 @@ def lockout_state(*, username: str = "", ip_address: str | None = None) -> Locko
     return None
 
 
-def locked_usernames(usernames) -> set[str]:
-    """Which of `usernames` are locked now (one query, for lists)."""
-    since = timezone.now() - datetime.timedelta(minutes=settings.REGISTRY_LOCKOUT_MINUTES)
-    rows = (AccessAttempt.objects.filter(attempt_time__gte=since, username__in=list(usernames))
-            .values("username").annotate(failures=Sum("failures_since_start")))
-    return {r["username"] for r in rows if r["failures"] >= settings.REGISTRY_LOGIN_FAILURES}
+def counting_since() -> datetime.datetime:
+    """Failures from this moment on still count towards a lock."""
+    return timezone.now() - datetime.timedelta(minutes=settings.REGISTRY_LOCKOUT_MINUTES)
 
 
 def login_unlock(*, username: str, actor, reason: str) -> int:

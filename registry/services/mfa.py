@@ -48,6 +48,10 @@ def mfa_totp_confirm(*, user, token: str) -> tuple[TOTPDevice, list[str]]:
     token = (token or "").strip().replace(" ", "")
     if device is None:
         raise ValidationError({"token": "Start the set-up again: no authenticator is waiting."})
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:  # django-otp's throttle: a wait that doubles with each wrong code
+        raise ValidationError({"token": "Too many wrong codes in a row: wait a few seconds and "
+                                        "type the code the app shows then."})
     if not token.isdigit() or not device.verify_token(token):
         raise ValidationError({"token": f"'{token}' is not the current code of your "
                                         "authenticator app; check its clock and try again."})

@@ -56,7 +56,9 @@ def test_a_data_manager_unlocks_a_user_name_and_the_unlock_is_in_its_history(
 
     client.force_login(data_manager)
     listing = client.get("/admin/auth/user/")
-    assert listing.status_code == 200
+    changelist = listing.context["cl"]
+    locked = {u.username: changelist.model_admin.signin_locked(u) for u in changelist.result_list}
+    assert locked[nurse.username] is True and locked[data_manager.username] is False
     response = client.post("/admin/auth/user/", {"action": "unlock_signin", "_selected_action": [nurse.pk],
                                                  "reason": "called from the ward, identity checked"},
                            follow=True)
@@ -107,3 +109,12 @@ def test_the_access_log_is_for_data_managers_only(axes_on, client, nurse, data_m
     assert client.get("/admin/axes/accessattempt/").status_code == 200
     # Read-only: no add, no change form.
     assert client.get("/admin/axes/accessfailurelog/add/").status_code == 403
+
+
+def test_signing_in_is_in_the_access_log_not_in_the_users_history(axes_on, client, nurse):
+    before = get_user_model().history.filter(id=nurse.pk).count()
+    assert log_in_with_request(client, nurse.username).status_code == 302
+    assert get_user_model().history.filter(id=nurse.pk).count() == before
+    from axes.models import AccessLog
+
+    assert AccessLog.objects.filter(username=nurse.username).count() == 1
