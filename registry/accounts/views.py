@@ -5,10 +5,12 @@ the rules are in registry.services.mfa.
 """
 
 import base64
-import io
+import re
 import time
 from urllib.parse import urlencode
 
+import qrcode
+import qrcode.image.svg
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required
@@ -25,7 +27,6 @@ from django_otp import login as otp_login
 from django_otp.forms import OTPTokenForm
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from django_otp.qr import write_qrcode_image
 
 from registry.services import mfa
 
@@ -43,15 +44,18 @@ def _next(request) -> str:
 
 
 def _page(request, template, title, **context):
+    # No navigation sidebar: before the second factor, its links lead nowhere.
     return TemplateResponse(request, template, {
-        **admin.site.each_context(request), "title": title, "next": _next(request), **context})
+        **admin.site.each_context(request), "is_nav_sidebar_enabled": False, "title": title,
+        "next": _next(request), **context})
 
 
 def _qr_svg(url: str) -> str:
-    out = io.BytesIO()
-    write_qrcode_image(url, out)
-    svg = out.getvalue().decode()
-    return svg[svg.index("<svg"):]  # inline: drop the XML declaration
+    # One path, no namespace prefixes, so that it shows inline in the page.
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    svg = image.to_string(encoding="unicode")
+    svg = svg[svg.index("<svg"):]  # inline: drop the XML declaration
+    return re.sub(r'width="[^"]+" height="[^"]+"', 'width="100%" height="100%"', svg, count=1)
 
 
 @never_cache
