@@ -31,6 +31,13 @@ class RegistryAxesHandler(AxesDatabaseHandler):
             return max(by_username, settings.REGISTRY_LOGIN_FAILURES)
         return by_username
 
+    def reset_user_attempts(self, request, credentials=None) -> int:
+        # A successful sign-in clears that user name's failures only. Axes would also
+        # clear the address's, so anyone with an account at the same ward address
+        # could wipe the count against another user name between guesses.
+        by_username = self.filter_user_attempts(request, credentials)[0]
+        return by_username.delete()[0]
+
 
 def lockout_response(request, original_response=None, credentials=None):
     """The admin login page again, with why sign-in is refused and until when."""

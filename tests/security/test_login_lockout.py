@@ -5,7 +5,7 @@ limit; every failure is in an access log data managers read in the admin."""
 import datetime
 
 import pytest
-from axes.models import AccessAttempt, AccessFailureLog
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth import get_user_model
 
 from tests.conftest import PASSWORD
@@ -115,6 +115,24 @@ def test_signing_in_is_in_the_access_log_not_in_the_users_history(axes_on, clien
     before = get_user_model().history.filter(id=nurse.pk).count()
     assert log_in_with_request(client, nurse.username).status_code == 302
     assert get_user_model().history.filter(id=nurse.pk).count() == before
-    from axes.models import AccessLog
-
     assert AccessLog.objects.filter(username=nurse.username).count() == 1
+
+
+def test_a_colleagues_sign_in_from_the_same_address_does_not_clear_the_count(axes_on, nurse, nurse_b):
+    from django.test import Client
+
+    attacker, colleague = Client(), Client()
+    for _ in range(9):
+        log_in_with_request(attacker, nurse.username, WRONG)
+    assert log_in_with_request(colleague, nurse_b.username).status_code == 302
+    assert log_in_with_request(attacker, nurse.username, WRONG).status_code == 429
+    assert log_in_with_request(attacker, nurse.username).status_code == 429
+
+
+def test_her_own_sign_in_clears_her_earlier_failures(axes_on, client, nurse):
+    for _ in range(9):
+        log_in_with_request(client, nurse.username, WRONG)
+    assert log_in_with_request(client, nurse.username).status_code == 302
+    client.logout()
+    assert log_in_with_request(client, nurse.username, WRONG).status_code == 200
+    assert not AccessAttempt.objects.filter(username=nurse.username, failures_since_start__gt=1).exists()
