@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("account/", include("registry.accounts.urls")),  # second factor, session timer
     path("admin/", admin.site.urls),
     path("api/", include("registry.api.urls")),
     path("", include("registry.interop.urls")),  # /redcap/api/ and /fhir/

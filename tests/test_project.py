@@ -38,3 +38,28 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_production_settings_hold_the_security_defaults_of_the_readme():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REGISTRY_", "REDIS_"))}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-1234567890",
+        "ALLOWED_HOSTS": "registry.example.org",
+        "DATABASE_URL": "postgres://registry@127.0.0.1:5432/registry",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    })
+    script = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.REGISTRY_LOGIN_FAILURES, s.REGISTRY_LOCKOUT_MINUTES, "
+        "s.REGISTRY_SESSION_IDLE_MINUTES, s.SESSION_COOKIE_AGE, s.REGISTRY_API_RATE, "
+        "s.REGISTRY_API_TOKEN_DAYS, sorted(s.REGISTRY_MFA_REQUIRED_ROLES), "
+        "s.CACHES['default']['BACKEND'], s.CACHES['default']['LOCATION'], s.AXES_ENABLED, "
+        "s.REGISTRY_DEMO_ALLOWED, s.AUTH_PASSWORD_VALIDATORS[1]['OPTIONS']['min_length']]))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        '[10, 15, 30.0, 43200, "600/min", 365, ["data_manager", "investigator"], '
+        '"django.core.cache.backends.redis.RedisCache", "redis://127.0.0.1:6379/0", true, false, 12]')

@@ -5,6 +5,7 @@ in-process, e-mail to the console). Production (config.settings.production)
 removes the defaults for secrets so a missing one fails at start-up.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -34,6 +35,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "simple_history",
     "django_celery_beat",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "registry",
 ]
 
@@ -44,9 +49,22 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle and absolute session limits, then "second factor first" (they need the
+    # user, the OTP verification and messages).
+    "registry.accounts.middleware.SessionLimitsMiddleware",
+    "registry.accounts.middleware.MfaRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the login page's answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked user name before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -55,13 +73,16 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # registry/templates first, so that its admin/base_site.html (the session
+        # timer) wins over the admin's own; everything else there is app-specific.
+        "DIRS": [BASE_DIR / "registry" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "registry.accounts.context.session_timer",
             ],
         },
     },
@@ -76,11 +97,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every form and registry_user apply these (validate_password). The last one checks
+# nothing: Django calls its password_changed() after every password change, however
+# made, and it revokes the user's API tokens.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "registry.accounts.passwords.PasswordChangeRevokesTokens"},
 ]
 
 LANGUAGE_CODE = "en-gb"
@@ -119,6 +145,8 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.RegistryCursorPagination",
     "PAGE_SIZE": 100,
+    # One rate per token (REGISTRY_API_RATE), shared with /redcap/api/ and /fhir/.
+    "DEFAULT_THROTTLE_CLASSES": ["registry.api.throttling.TokenRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Neuromodulation registry API",
@@ -187,6 +215,70 @@ REGISTRY_IMPORT_DIR = env("REGISTRY_IMPORT_DIR", default="") or str(VAR_DIR / "i
 # Name of the registry (REDCap project title) and the URI system of its FHIR ids.
 REGISTRY_TITLE = env("REGISTRY_TITLE", default="Neuromodulation pain registry")
 REGISTRY_FHIR_SYSTEM = env("REGISTRY_FHIR_SYSTEM", default="urn:neuromodulation-registry")
+
+# --- Security (README "Security") -----------------------------------------------
+# A value read from the environment that must be positive: a typo fails at start-up.
+def _positive(name: str, default, cast=int):
+    value = cast(env(name, default=default))
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, not {value!r}")
+    return value
+
+
+# Sign-in lockout (django-axes): this many failures for one user name within
+# REGISTRY_LOCKOUT_MINUTES lock that name for REGISTRY_LOCKOUT_MINUTES, even with the
+# right password, until then or until a data manager unlocks it. One address (a ward
+# behind one NAT) is locked after REGISTRY_LOGIN_FAILURES_PER_IP failures.
+REGISTRY_LOGIN_FAILURES = _positive("REGISTRY_LOGIN_FAILURES", 10)
+REGISTRY_LOGIN_FAILURES_PER_IP = _positive("REGISTRY_LOGIN_FAILURES_PER_IP", 50)
+REGISTRY_LOCKOUT_MINUTES = _positive("REGISTRY_LOCKOUT_MINUTES", 15)
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_HANDLER = "registry.accounts.lockout.RegistryAxesHandler"
+AXES_FAILURE_LIMIT = REGISTRY_LOGIN_FAILURES
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=REGISTRY_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A locked name stays locked for the whole cool-off, however often it is tried.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "registry.accounts.lockout.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_ENABLE_ADMIN = False  # registry/admin/accounts.py shows them to data managers only
+AXES_VERBOSE = False
+# Addresses behind a proxy: how many proxies in front of Django set X-Forwarded-For.
+REGISTRY_PROXY_COUNT = env.int("REGISTRY_PROXY_COUNT", default=0)
+if REGISTRY_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = REGISTRY_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# Second factor (django-otp, TOTP with backup codes) for these roles. Production
+# requires it of data managers and investigators; development (make run) of nobody.
+REGISTRY_MFA_REQUIRED_ROLES = env.list("REGISTRY_MFA_REQUIRED_ROLES", default=[])
+OTP_TOTP_ISSUER = REGISTRY_TITLE
+
+# Sessions: signed out after REGISTRY_SESSION_IDLE_MINUTES without a request, and
+# REGISTRY_SESSION_MAX_HOURS after signing in whatever happens; the cookie dies with
+# the browser. A password change signs out every other session (Django's session hash).
+REGISTRY_SESSION_IDLE_MINUTES = _positive("REGISTRY_SESSION_IDLE_MINUTES", 30, float)
+REGISTRY_SESSION_MAX_HOURS = _positive("REGISTRY_SESSION_MAX_HOURS", 12, float)
+SESSION_COOKIE_AGE = int(REGISTRY_SESSION_MAX_HOURS * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# The admin warns this many seconds before the idle sign-out.
+REGISTRY_SESSION_WARNING_SECONDS = _positive("REGISTRY_SESSION_WARNING_SECONDS", 120)
+
+# API tokens: a new token lives REGISTRY_API_TOKEN_DAYS, at most REGISTRY_API_TOKEN_MAX_DAYS.
+REGISTRY_API_TOKEN_DAYS = _positive("REGISTRY_API_TOKEN_DAYS", 365)
+REGISTRY_API_TOKEN_MAX_DAYS = _positive("REGISTRY_API_TOKEN_MAX_DAYS", 365)
+# Requests per token on /api/v1/, /redcap/api/ and /fhir/ (REDCap's own default).
+REGISTRY_API_RATE = env("REGISTRY_API_RATE", default="600/min")
+
+# Rate counters live in the cache: local memory here, Redis in production.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "registry"},
+}
+
+# load_demo and registry_user --no-password-validation refuse to run when this is off
+# (production settings turn it off).
+REGISTRY_DEMO_ALLOWED = True
 
 LOGGING = {
     "version": 1,

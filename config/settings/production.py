@@ -20,3 +20,23 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Security (README "Security") -------------------------------------------------
+REGISTRY_MFA_REQUIRED_ROLES = env.list("REGISTRY_MFA_REQUIRED_ROLES",
+                                       default=["data_manager", "investigator"])
+# Behind one proxy (the one that sets X-Forwarded-Proto) unless told otherwise, so that
+# the per-address sign-in limit counts clients, not the proxy.
+REGISTRY_PROXY_COUNT = env.int("REGISTRY_PROXY_COUNT", default=1)
+if REGISTRY_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = REGISTRY_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# Rate counters shared by every gunicorn worker: Redis (REDIS_URL, default the broker).
+REDIS_URL = env("REDIS_URL", default=CELERY_BROKER_URL)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "registry",
+    },
+}
+REGISTRY_DEMO_ALLOWED = False

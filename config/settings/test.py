@@ -16,3 +16,10 @@ STORAGES = {
 # Tasks run in-process in tests unless a test starts a real worker on Redis
 # (tests/tasks use celery's start_worker and switch eager off themselves).
 CELERY_TASK_ALWAYS_EAGER = True
+
+# Security controls that would get in the way of the rest of the suite; tests/security
+# turns each one on (override_settings) where it is the subject.
+# django-axes refuses Client.login(), which authenticates without a request.
+AXES_ENABLED = False
+REGISTRY_API_RATE = "100000/min"
+REGISTRY_MFA_REQUIRED_ROLES = []

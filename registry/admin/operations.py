@@ -1,8 +1,7 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from registry.models import ApiToken, ExportLog
+from registry.models import ExportLog
 from registry.services import access
-from registry.services.tokens import api_token_revoke
 
 
 class DataManagerOnly:
@@ -20,29 +19,6 @@ class DataManagerOnly:
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(DataManagerOnly, admin.ModelAdmin):
-    list_display = ["prefix", "user", "label", "created_at", "expires_at", "revoked_at",
-                    "last_used_at"]
-    list_filter = ["revoked_at"]
-    search_fields = ["user__username", "label"]
-    list_select_related = ["user"]
-    actions = ["revoke"]
-
-    def has_change_permission(self, request, obj=None):
-        # Needed for the revoke action; the fields themselves are read-only.
-        return access.is_data_manager(request.user)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in ApiToken._meta.fields]
-
-    @admin.action(description="Revoke selected tokens")
-    def revoke(self, request, queryset):
-        for token in queryset:
-            api_token_revoke(token=token)
-        messages.success(request, f"Revoked {queryset.count()} token(s).")
 
 
 @admin.register(ExportLog)

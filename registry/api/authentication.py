@@ -1,7 +1,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from registry.services.tokens import api_token_user
+from registry.services.tokens import api_token_check
 
 
 class RegistryTokenAuthentication(authentication.BaseAuthentication):
@@ -15,10 +15,11 @@ class RegistryTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Authorization header must be 'Token <key>'.")
-        user = api_token_user(header[1].decode(errors="replace"))
-        if user is None:
+        token = api_token_check(header[1].decode(errors="replace"))
+        if token is None:
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired token.")
-        return (user, None)
+        # request.auth is the token: TokenRateThrottle counts per token.
+        return (token.user, token)
 
     def authenticate_header(self, request):
         return self.keyword

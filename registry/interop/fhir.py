@@ -11,7 +11,8 @@
   that answers 200 with the same manifest). Each output file is
   `GET /fhir/$export/<type>.ndjson`, streamed as `application/fhir+ndjson`.
 Every search and export file is written to the export log (channel "fhir"),
-with dates "iso" or, for users who see shifted dates, "shifted".
+with dates "iso" or, for users who see shifted dates, "shifted". A token over
+REGISTRY_API_RATE gets 429 with Retry-After and an OperationOutcome (throttled).
 """
 
 import json
@@ -24,7 +25,7 @@ from django.views.decorators.http import require_GET
 from registry.services import fhir
 from registry.services.export_log import RowCounter, export_log_finish, export_log_start, logged
 
-from .auth import header_token_user
+from .auth import RateLimited, header_token_user
 
 FHIR_JSON = "application/fhir+json"
 FHIR_NDJSON = "application/fhir+ndjson"
@@ -51,7 +52,12 @@ def _base(request) -> str:
 
 def _authorised(view):
     def wrapper(request, *args, **kwargs):
-        user = header_token_user(request)
+        try:
+            user = header_token_user(request)
+        except RateLimited as limited:
+            response = _outcome(str(limited), 429, code="throttled")
+            response["Retry-After"] = str(limited.wait)
+            return response
         if user is None:
             response = _outcome("A valid token is required: Authorization: Bearer <32 hex>.", 401,
                                 code="login")

@@ -9,7 +9,8 @@ csv, `<hash><error>...</error></hash>` for xml, following `returnFormat` (or
 `format` when `returnFormat` is absent, as PyCap reads it). A body that cannot
 be read (more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields, too large, broken
 multipart) gets the same shape, in the format the Accept header names or xml.
-Bad tokens get 403, as in REDCap. Record exports stream and are written to the
+Bad tokens get 403, as in REDCap; a token over REGISTRY_API_RATE gets 429 with
+Retry-After, in the same error shape. Record exports stream and are written to the
 export log.
 """
 
@@ -28,7 +29,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from registry.services import redcap
 from registry.services.export_log import RowCounter, export_log_start, logged
-from registry.services.tokens import api_token_user
+
+from .auth import RateLimited, token_user
 
 FORMATS = ("json", "csv", "xml")
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "csv": "text/csv; charset=utf-8",
@@ -132,6 +134,10 @@ def redcap_api(request):
         error_fmt = "xml"
     try:
         return _answer(request, post)
+    except RateLimited as limited:
+        response = _error(str(limited), error_fmt, 429)
+        response["Retry-After"] = str(limited.wait)
+        return response
     except _Refused as refused:
         return _error(str(refused), error_fmt, refused.status)
     except redcap.RedcapRequestError as refused:
@@ -144,7 +150,7 @@ def _answer(request, post):
     token = post.get("token", "")
     if not token:
         raise _Refused("You must provide an API token.", status=403)
-    user = api_token_user(token)
+    user = token_user(token)  # RateLimited past REGISTRY_API_RATE
     if user is None:
         raise _Refused("You do not have permissions to use the API", status=403)
     content = post.get("content", "")

@@ -1,3 +1,4 @@
+from . import accounts  # noqa: F401  (history of user accounts)
 from .choices import *  # noqa: F403
 from .events import AdverseEvent, iso14155_class
 from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_implant_value

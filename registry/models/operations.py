@@ -1,6 +1,8 @@
 """Operational records: API tokens, reminder log, export log, import runs.
 
-Not clinical data, so no history tables; they are themselves logs.
+Not clinical data. The logs have no history tables (they are themselves logs);
+API tokens have one, since creating and revoking a token changes who may read
+the registry (who did it and why, as for roles).
 """
 
 import hashlib
@@ -8,6 +10,8 @@ import hashlib
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from .base import history
 
 
 def hash_token(key: str) -> str:
@@ -18,9 +22,7 @@ def hash_token(key: str) -> str:
 class ApiTokenQuerySet(models.QuerySet):
     def active(self):
         now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(
-            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
-        )
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
 
 
 class ApiToken(models.Model):
@@ -35,9 +37,12 @@ class ApiToken(models.Model):
     )
     label = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
+    # Every token expires (REGISTRY_API_TOKEN_DAYS, at most REGISTRY_API_TOKEN_MAX_DAYS).
+    expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A use is not a change: last_used_at stays out of the history.
+    history = history(excluded_fields=["last_used_at"])
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -50,9 +55,7 @@ class ApiToken(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None and (
-            self.expires_at is None or self.expires_at > timezone.now()
-        )
+        return self.revoked_at is None and self.expires_at > timezone.now()
 
 
 class ReminderLog(models.Model):

@@ -56,6 +56,11 @@ def role_of(user) -> RegistryRole | None:
     return role
 
 
+def forget_role(user) -> None:
+    """Drop the role cached on `user` (after it changed), so the next check reads it anew."""
+    user.__dict__.pop("_registry_role_cache", None)
+
+
 def role_name(user) -> str | None:
     if getattr(user, "is_superuser", False) and user.is_active:
         return Role.DATA_MANAGER

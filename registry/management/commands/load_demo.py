@@ -1,4 +1,5 @@
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from registry.models import Patient, Role, Site
 from registry.services.audit import system_user
@@ -20,6 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2026)
 
     def handle(self, *args, patients, seed, **options):
+        # The demo users' password is public (README) and shorter than the validators allow.
+        if not settings.REGISTRY_DEMO_ALLOWED:
+            raise CommandError("load_demo refuses to run under production settings: its users "
+                               "have a published password.")
         demo_codes = [code for code, *_ in DEMO_SITES]
         if Patient.objects.filter(site__code__in=demo_codes).exists():
             self.stdout.write("Demo cohort already loaded.")

@@ -1,5 +1,6 @@
 import sys
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -28,7 +29,8 @@ class Command(BaseCommand):
                             help="Read the password from the first line of standard input.")
         parser.add_argument("--email", default="")
         parser.add_argument("--no-password-validation", action="store_true",
-                            help="Accept a weak password (demo set-ups only).")
+                            help="Accept a weak password (demo set-ups only; refused under "
+                                 "production settings).")
         parser.add_argument("--by", metavar="USERNAME", default=None,
                             help="Who makes this change, for the audit trail (default: the registry "
                                  "system user).")
@@ -37,6 +39,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, username, role, site, all_sites, password_stdin, email,
                no_password_validation, by, reason, **options):
+        if no_password_validation and not settings.REGISTRY_DEMO_ALLOWED:
+            raise CommandError("--no-password-validation: refused under production settings "
+                               "(passwords need at least 12 characters, not common, not numeric).")
         actor = system_user()
         if by is not None:
             actor = get_user_model().objects.filter(username=by, is_active=True).first()
