@@ -130,15 +130,23 @@ def _responder():
 
 NRS = {"minimum": "0", "maximum": "10"}
 
-VISITS = Dataset(
-    name="visits",
-    model=Visit,
-    columns=[
+
+def _patient_columns(implant_date) -> list[Column]:
+    """The patient columns that open the visit and event rows (the age counted from the
+    row's implant, `implant_date()`); REDCap has them once, on the enrolment form."""
+    return [
         Column("registry_id", "Registry id (pseudonym)", "str", "patient__registry_id"),
         Column("site", "Site code", "str", "patient__site__code"),
         Column("sex", "Sex", "code", "patient__sex", codes="sex"),
         Column("age_at_implant", "Age at implant (years; 90 = 90 or older)", "age",
-               lambda: age_at(_visit_implant_date(), "patient__birth_year")),
+               lambda: age_at(implant_date(), "patient__birth_year")),
+    ]
+
+VISITS = Dataset(
+    name="visits",
+    model=Visit,
+    columns=[
+        *_patient_columns(_visit_implant_date),
         Column("etiology", "Etiology", "code", "patient__etiology", codes="etiology"),
         Column("diagnosis", "Pain diagnosis", "code", "patient__diagnosis", codes="diagnosis"),
         Column("therapy", "Therapy", "code", lambda: row_implant("therapy", CharField()),
@@ -194,11 +202,7 @@ EVENTS = Dataset(
     name="adverse-events",
     model=AdverseEvent,
     columns=[
-        Column("registry_id", "Registry id (pseudonym)", "str", "patient__registry_id"),
-        Column("site", "Site code", "str", "patient__site__code"),
-        Column("sex", "Sex", "code", "patient__sex", codes="sex"),
-        Column("age_at_implant", "Age at implant (years; 90 = 90 or older)", "age",
-               lambda: age_at(_event_implant_date(), "patient__birth_year")),
+        *_patient_columns(_event_implant_date),
         Column("implant_ref", "Implant ref", "str", lambda: row_implant("ref", CharField()),
                redcap=Redcap("adverse_event", name="ae_implant_ref")),
         Column("therapy", "Therapy", "code", lambda: row_implant("therapy", CharField()),
