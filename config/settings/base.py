@@ -146,7 +146,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.RegistryCursorPagination",
     "PAGE_SIZE": 100,
     # One rate per token (REGISTRY_API_RATE), shared with /redcap/api/ and /fhir/.
-    "DEFAULT_THROTTLE_CLASSES": ["registry.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["registry.services.throttling.TokenRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Neuromodulation registry API",

@@ -1,7 +1,7 @@
 """Token look-up shared by the REDCap and FHIR channels (same tokens as /api/v1/),
-with the same per-token rate as /api/v1/ (registry.api.throttling)."""
+with the same per-token rate as /api/v1/ (registry.services.throttling)."""
 
-from registry.api.throttling import token_wait
+from registry.services.throttling import token_wait
 from registry.services.tokens import api_token_check
 
 

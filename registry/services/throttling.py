@@ -3,8 +3,10 @@ convention), counted in the cache, for /api/v1/ and the REDCap and FHIR endpoint
 
 DRF calls TokenRateThrottle itself; the plain Django views of /redcap/api/ and
 /fhir/ call `token_wait` from their token check (registry.interop.auth), so all
-three share the counters and the setting. Without a token (the browsable API in
-the admin session, the open schema pages) the count is per user, else per address.
+three share the counters and the setting. It is a service (below the channels) so
+that both channel layers read the one rule; DRF's SimpleRateThrottle does the
+counting. Without a token (the browsable API in the admin session, the open schema
+pages) the count is per user, else per address.
 """
 
 from django.conf import settings
