@@ -163,6 +163,26 @@ def is_date_ordering(model, lookup: str) -> bool:
     return False
 
 
+def min_cell(user) -> int:
+    """The smallest group of patients whose outcome figures `user` may see: 1 (all) for
+    users who see real dates, `REGISTRY_MIN_CELL` for the others, so that a cohort of
+    one or two patients (a site, a therapy, a diagnosis) does not describe a person."""
+    return 1 if sees_real_dates(user) else settings.REGISTRY_MIN_CELL
+
+
+def refused_outcome_filters(user, sent: dict) -> dict[str, str]:
+    """The date-derived outcome filters (`OUTCOME_DATE_FILTERS`) among `sent` (parameter:
+    value, empty values left out) that `user` may not use, each with its message: a filter
+    on the real implant year narrows the shift like a date filter does."""
+    if sees_real_dates(user):
+        return {}
+    return {param: date_filter_refusal(param, "filter on therapy, etiology, diagnosis or site instead")
+            for param in OUTCOME_DATE_FILTERS if sent.get(param) not in (None, "")}
+
+
+OUTCOME_DATE_FILTERS = ("implant_year_from", "implant_year_to")
+
+
 def rule(model) -> Rule | None:
     return MODELS.get(model)
 
