@@ -56,6 +56,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 
 from registry.models import (
     AdverseEvent,
@@ -155,7 +156,7 @@ def is_date_ordering(model, lookup: str) -> bool:
             return True
         try:
             field = model._meta.get_field(part)
-        except Exception:  # not a field: an annotation, "pk", "?"
+        except FieldDoesNotExist:  # an annotation, "pk", "?"
             return False
         if not field.is_relation or field.related_model is None:
             return False
