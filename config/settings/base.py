@@ -9,6 +9,7 @@ import datetime
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -212,6 +213,10 @@ REGISTRY_REMINDER_CATCH_UP_DAYS = env.int("REGISTRY_REMINDER_CATCH_UP_DAYS", def
 REGISTRY_REMINDER_RETRY_BACKOFF = env.int("REGISTRY_REMINDER_RETRY_BACKOFF", default=60)
 # Where admin uploads wait between their dry run and the confirmation (empty: the default).
 REGISTRY_IMPORT_DIR = env("REGISTRY_IMPORT_DIR", default="") or str(VAR_DIR / "imports")
+# Outcome groups of fewer patients are suppressed for investigators (small cells identify).
+REGISTRY_MIN_CELL = env.int("REGISTRY_MIN_CELL", default=5)
+if REGISTRY_MIN_CELL < 1:
+    raise ImproperlyConfigured(f"REGISTRY_MIN_CELL must be 1 or more, not {REGISTRY_MIN_CELL}.")
 # Name of the registry (REDCap project title) and the URI system of its FHIR ids.
 REGISTRY_TITLE = env("REGISTRY_TITLE", default="Neuromodulation pain registry")
 REGISTRY_FHIR_SYSTEM = env("REGISTRY_FHIR_SYSTEM", default="urn:neuromodulation-registry")

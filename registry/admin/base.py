@@ -11,8 +11,11 @@ RegistryInline), so the access rule (services.access) and the audit rules
   reason, also when only an inline (the pain scores) changed;
 - a save that started from an older version is refused (edit_version);
 - users who do not see real dates (investigators, services.deid) get every
-  clinical date shifted per patient, no filter on a clinical date and no
-  history pages (see dates.py).
+  clinical date shifted per patient, no filter on a clinical date, no sorting on
+  a clinical date or a record time, and no history pages (see dates.py);
+- fields they must not see at all (free text, the birth year:
+  services.deid.hidden_fields) are left out of every form, fieldset, list,
+  filter, search and inline for them: hidden, not shown read-only.
 
 The forms (reason for change, edit version) are in forms.py; the classes
 several clinical pages share (record-number search, back to the patient page,
@@ -58,7 +61,48 @@ def site_id_of(obj):
 
 
 
-class RegistryInline:
+def without_fields(fieldsets, hidden) -> list:
+    """`fieldsets` without the `hidden` fields (rows of several fields kept as rows);
+    a fieldset left empty is dropped."""
+    out = []
+    for name, options in fieldsets:
+        fields = []
+        for field in options.get("fields", ()):
+            if isinstance(field, (list, tuple)):
+                row = [f for f in field if f not in hidden]
+                if row:
+                    fields.append(tuple(row))
+            elif field not in hidden:
+                fields.append(field)
+        if fields:
+            out.append((name, {**options, "fields": fields}))
+    return out
+
+
+class HiddenFieldsMixin:
+    """Fields a user must not see (services.deid.hidden_fields) are left out of the
+    page: forms (so neither shown nor posted), fieldsets, read-only fields, lists,
+    filters and searches. One mechanism for every clinical ModelAdmin and inline."""
+
+    def hidden_fields(self, request) -> set[str]:
+        return set(deid.hidden_fields(self.model, request.user))
+
+    def get_fieldsets(self, request, obj=None):
+        return without_fields(super().get_fieldsets(request, obj), self.hidden_fields(request))
+
+    def get_exclude(self, request, obj=None):
+        hidden = self.hidden_fields(request)
+        excluded = super().get_exclude(request, obj)
+        if not hidden:
+            return excluded
+        return [*(excluded or ()), *sorted(hidden)]
+
+    def get_readonly_fields(self, request, obj=None):
+        hidden = self.hidden_fields(request)
+        return [f for f in super().get_readonly_fields(request, obj) if f not in hidden]
+
+
+class RegistryInline(HiddenFieldsMixin):
     """Inline permissions follow the access rule of the parent's site (the
     users have no Django model permissions; their role decides)."""
 
@@ -126,7 +170,7 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
-class RegistryAdmin(SimpleHistoryAdmin):
+class RegistryAdmin(HiddenFieldsMixin, SimpleHistoryAdmin):
     form = ClinicalForm
     # A count of the whole table on every filtered page costs more than it tells.
     show_full_result_count = False
@@ -164,7 +208,24 @@ class RegistryAdmin(SimpleHistoryAdmin):
         filters = list(super().get_list_filter(request))
         if dates.shifts_dates(request):
             filters = [f for f in filters if not dates.list_filter_on_date(self.model, f)]
-        return filters
+        hidden = self.hidden_fields(request)
+        return [f for f in filters if not (isinstance(f, str) and f.split("__")[0] in hidden)]
+
+    def get_list_display(self, request):
+        hidden = self.hidden_fields(request)
+        return [f for f in super().get_list_display(request) if f not in hidden]
+
+    def get_search_fields(self, request):
+        hidden = self.hidden_fields(request)
+        return [f for f in super().get_search_fields(request)
+                if f.lstrip("=^@$").split("__")[0] not in hidden]
+
+    def get_sortable_by(self, request):
+        # No sort on a clinical date or a record time for investigators (dates.py).
+        sortable = super().get_sortable_by(request)
+        if not dates.shifts_dates(request):
+            return sortable
+        return [name for name in sortable if not dates.sorts_on_date(self, name)]
 
     def lookup_allowed(self, lookup, value, request=None):
         # A hand-written ?target_date__gte=... would bisect the real date: 400.

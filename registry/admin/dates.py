@@ -10,11 +10,17 @@ page is about to show:
 - the patient hub: its implants, visits and adverse events (patients.py).
 
 Which fields are clinical dates, and how a row reaches its patient, is declared
-once in services.deid (record times stay real). Shifted rows are marked, and the admin refuses
+once in services.deid. Shifted rows are marked, and the admin refuses
 to save or delete a marked row: investigators have no change permission, so
 this is only the second lock.
+
+Sorting a list on a clinical date or a record time would rank the real dates of
+different patients behind their shifted ones: for investigators the column
+headers are not sortable, a hand-written `?o=` on such a column is ignored with
+a message, and a default ordering on a date falls back to the entry order (pk).
 """
 
+from django.contrib import messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 
@@ -78,16 +84,59 @@ def list_filter_on_date(model, spec) -> bool:
     return isinstance(name, str) and is_clinical_date_lookup(model, name)
 
 
+def is_date_ordering(model_admin, order) -> bool:
+    """An ordering entry ("-date_done", "next_due_date") on a clinical date or a record
+    time (deid.is_date_ordering), or on a date annotation the admin shifts with the row."""
+    if not isinstance(order, str):
+        return False  # an expression: the registry's admins order by names
+    name = order.lstrip("-")
+    return name in getattr(model_admin, "shifted_annotations", ()) or \
+        deid.is_date_ordering(model_admin.model, name)
+
+
+def sorts_on_date(model_admin, column) -> bool:
+    """Does the list column `column` sort on a date?"""
+    if isinstance(column, str):
+        try:
+            model_admin.model._meta.get_field(column)
+            return is_date_ordering(model_admin, column)
+        except FieldDoesNotExist:
+            column = getattr(model_admin, column, None)
+    return is_date_ordering(model_admin, getattr(column, "admin_order_field", None))
+
+
 class ShiftedDatesChangeList(ChangeList):
-    """The change list: rows of the page shifted, no date hierarchy on a clinical date."""
+    """The change list: rows of the page shifted, no date hierarchy on a clinical date,
+    no sort on a date for users who see shifted dates."""
 
     def __init__(self, request, model, list_display, list_display_links, list_filter,
                  date_hierarchy, *args, **kwargs):
         self.shift = shifts_dates(request)
+        self.refused_sort = []
         if self.shift and date_hierarchy and is_clinical_date_lookup(model, date_hierarchy):
             date_hierarchy = None
         super().__init__(request, model, list_display, list_display_links, list_filter,
                          date_hierarchy, *args, **kwargs)
+        if self.refused_sort:
+            messages.warning(request, (
+                f"Sorting on {', '.join(sorted(set(self.refused_sort)))} is not available to you: "
+                f"it would rank the real dates behind the shifted ones. Sorted in entry order instead."))
+
+    def get_ordering_field(self, field_name):
+        order_field = super().get_ordering_field(field_name)
+        if self.shift and is_date_ordering(self.model_admin, order_field):
+            self.refused_sort.append(str(getattr(field_name, "__name__", field_name)))
+            return None
+        return order_field
+
+    def get_ordering(self, request, queryset):
+        ordering = super().get_ordering(request, queryset)
+        if not self.shift:
+            return ordering
+        kept = [o for o in ordering if not is_date_ordering(self.model_admin, o)]
+        if not any(isinstance(o, str) and o.lstrip("-") in ("pk", "id") for o in kept):
+            kept.append("-pk")
+        return kept
 
     def get_results(self, request):
         super().get_results(request)

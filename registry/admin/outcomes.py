@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
 from registry.models import Diagnosis, Etiology, PainSite, Recall, Therapy
-from registry.services import access, outcomes, plots
+from registry.services import access, deid, outcomes, plots
 
 
 class OutcomeCohortForm(forms.Form):
@@ -40,6 +40,7 @@ class OutcomeCohortForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["site"].choices = [(s.code, f"{s.code} - {s.name}")
                                        for s in access.sites_for(user).order_by("code")]
         self.query = None
@@ -49,6 +50,11 @@ class OutcomeCohortForm(forms.Form):
         if self.errors:
             return cleaned
         params = {key: cleaned.get(key) for key in outcomes.PARAMS if cleaned.get(key) not in (None, "", [])}
+        # Investigators: no filter on the real implant year (services.deid).
+        for param, message in deid.refused_outcome_filters(self.user, params).items():
+            self.add_error(param, message)
+        if self.errors:
+            return cleaned
         try:
             self.query = outcomes.outcome_query_clean(**params)
         except outcomes.OutcomeQueryError as error:
@@ -77,6 +83,11 @@ def outcomes_view(request, site):
     if query is not None:
         report = outcomes.outcome_report(user=request.user, query=query)
         summary = report["summary"]
+        if summary["suppressed"]:
+            # A cohort too small to show (services.deid.min_cell): the text says so, no plots.
+            context.update(report=report, summary=summary, table=outcomes.outcome_table(summary),
+                           plots=[], api_query=request.GET.urlencode())
+            return TemplateResponse(request, "admin/registry/outcomes/dashboard.html", context)
         context.update(
             report=report,
             summary=summary,

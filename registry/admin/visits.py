@@ -152,17 +152,16 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
     radio_fields = {"satisfaction": admin.VERTICAL, "pgic": admin.VERTICAL}
     object_history_template = "admin/registry/visit/object_history.html"
 
-    def get_fieldsets(self, request, obj=None):
-        schedule = ["target_date", "window_start", "window_end"]
-        return [
-            ("Follow-up call", {"fields": ["patient", "implant", "timepoint", "schedule",
-                                           "status", "date_done", "window_check"]}),
-            ("Scores", {"fields": ["nrs", "satisfaction", "pgic", "would_choose_again",
-                                   "opioid_mme", "stimulation_use"]}),
-            ("Notes", {"fields": ["notes"]}),
-            ("Schedule (set from the protocol)", {"fields": schedule, "classes": ["collapse"]}),
-            ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
-        ]
+    fieldsets = [
+        ("Follow-up call", {"fields": ["patient", "implant", "timepoint", "schedule",
+                                       "status", "date_done", "window_check"]}),
+        ("Scores", {"fields": ["nrs", "satisfaction", "pgic", "would_choose_again",
+                               "opioid_mme", "stimulation_use"]}),
+        ("Notes", {"fields": ["notes"]}),
+        ("Schedule (set from the protocol)", {"fields": ["target_date", "window_start", "window_end"],
+                                              "classes": ["collapse"]}),
+        ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
+    ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

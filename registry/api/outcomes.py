@@ -27,27 +27,31 @@ class AeCategoryCountSerializer(serializers.Serializer):
 KmYearsSerializer = type("KmYearsSerializer", (serializers.Serializer,), {
     f"{years}y": serializers.FloatField(allow_null=True) for years in outcomes.KM_YEARS})
 KmAtRiskSerializer = type("KmAtRiskSerializer", (serializers.Serializer,), {
-    f"{years}y": serializers.IntegerField() for years in outcomes.KM_YEARS})
+    f"{years}y": serializers.IntegerField(allow_null=True) for years in outcomes.KM_YEARS})
 
 
 def _float(help_text):
     return serializers.FloatField(allow_null=True, help_text=help_text)
 
 
+def _int(help_text=""):
+    return serializers.IntegerField(allow_null=True, help_text=help_text or "Null when suppressed.")
+
+
 class OutcomeSummarySerializer(serializers.Serializer):
     """The figures of a results paragraph; see services.outcomes for definitions."""
 
-    n_patients = serializers.IntegerField(help_text="Cohort patients (with a matching implant).")
-    male = serializers.IntegerField()
-    withdrawn = serializers.IntegerField(help_text="Withdrawn patients (kept, with their data).")
+    n_patients = _int("Cohort patients (with a matching implant).")
+    male = _int()
+    withdrawn = _int("Withdrawn patients (kept, with their data).")
     age_mean = _float("Age at implant (implant year - birth year), mean.")
     age_sd = _float("Sample SD (ddof=1).")
-    excluded_no_baseline = serializers.IntegerField(help_text="No baseline score.")
-    excluded_no_followup = serializers.IntegerField(help_text="A baseline but no follow-up score.")
-    excluded_zero_baseline = serializers.IntegerField(
+    excluded_no_baseline = _int("No baseline score.")
+    excluded_no_followup = _int("A baseline but no follow-up score.")
+    excluded_zero_baseline = _int(
         help_text="Baseline 0: reduction undefined, left out of responders only.")
-    n_paired = serializers.IntegerField(help_text="Patients with baseline and follow-up scores.")
-    n_responder_evaluable = serializers.IntegerField(help_text="n_paired minus zero baselines.")
+    n_paired = _int("Patients with baseline and follow-up scores.")
+    n_responder_evaluable = _int("n_paired minus zero baselines.")
     followup_years_median = _float("Years from implant to the follow-up visit used.")
     followup_years_min = _float("")
     followup_years_max = _float("")
@@ -57,21 +61,24 @@ class OutcomeSummarySerializer(serializers.Serializer):
     nrs_followup_sd = _float("")
     nrs_reduction_pct_mean = _float("Mean of the per-patient reductions (%).")
     nrs_reduction_of_means_pct = _float("(baseline mean - follow-up mean) / baseline mean x 100.")
-    responders = serializers.IntegerField()
+    responders = _int()
     responder_rate = _float("responders / n_responder_evaluable.")
     responder_rate_ci95 = serializers.ListField(
         child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True,
         help_text="95 % Wilson score interval [low, high].")
     wilcoxon_p = _float("Wilcoxon signed-rank, two-sided (SciPy defaults); null when not computable.")
-    satisfied = serializers.IntegerField(help_text="Satisfaction 4 or 5 at the follow-up visit.")
-    n_satisfaction = serializers.IntegerField()
-    patients_with_ae = serializers.IntegerField()
+    satisfied = _int("Satisfaction 4 or 5 at the follow-up visit.")
+    n_satisfaction = _int()
+    patients_with_ae = _int()
     ae_rate = _float("patients_with_ae / n_patients.")
     ae_by_category = serializers.DictField(child=AeCategoryCountSerializer(),
                                            help_text="Keyed by adverse event category code.")
-    explants = serializers.IntegerField()
+    explants = _int()
     explant_free = KmYearsSerializer(help_text="Kaplan-Meier explant-free survival at 1, 2, 5 years.")
     explant_free_at_risk = KmAtRiskSerializer()
+    suppressed = serializers.BooleanField(help_text=(
+        "True when the group has fewer than REGISTRY_MIN_CELL patients and the caller is an "
+        "investigator: every figure is then null (small cells could identify a patient)."))
 
 
 class OutcomeQuerySerializer(serializers.Serializer):
@@ -113,8 +120,10 @@ PARAMETERS = [
     _codes_param("etiology", Etiology.values, "Etiology."),
     _codes_param("diagnosis", Diagnosis.values, "Pain diagnosis."),
     OpenApiParameter("site", OpenApiTypes.STR, description="Comma-separated site codes."),
-    OpenApiParameter("implant_year_from", OpenApiTypes.INT, description="Implanted in or after this year."),
-    OpenApiParameter("implant_year_to", OpenApiTypes.INT, description="Implanted in or before this year."),
+    OpenApiParameter("implant_year_from", OpenApiTypes.INT, description=(
+        "Implanted in or after this year. Refused (400) for investigators: it filters on a real date.")),
+    OpenApiParameter("implant_year_to", OpenApiTypes.INT, description=(
+        "Implanted in or before this year. Refused (400) for investigators: it filters on a real date.")),
     OpenApiParameter("pain_site", OpenApiTypes.STR, enum=PainSite.values,
                      description="Use the pain scores of this pain site instead of the primary NRS."),
     OpenApiParameter("recall", OpenApiTypes.STR, enum=Recall.values,

@@ -2,11 +2,12 @@
 
 PatientIdentifiers, DeviceIdentifier, visit notes and event descriptions are
 not reachable from here; nor are the free-text fields of patients and implants
-(affected region, amputation cause, explant reason: CharFields without a code
-list, so they hold whatever was typed). Short descriptive CharFields without a
-code list still pass through as typed: amputation_level and the implant's
-manufacturer, model and target. Codes are the bundle codes of
-registry.models.choices.
+(affected region, amputation cause, trial criterion, lead target, explant reason:
+CharFields without a code list, so they hold whatever was typed; services.deid
+declares them). Short descriptive CharFields without a code list still pass through
+as typed: amputation_level and the implant's manufacturer and model. Codes are the
+bundle codes of registry.models.choices. Record times (`updated_at`) are null for
+users who do not see real dates (services.deid.record_time).
 """
 
 from drf_spectacular.utils import extend_schema_field
@@ -40,16 +41,21 @@ DAYS_FROM_IMPLANT = ("Visit date minus the implant date of the visit's implant o
 # puts `shift_dates` in the context (services.deid.sees_real_dates); which fields are
 # clinical dates, and how a row reaches its patient, is services.deid's declaration.
 # Derived intervals (days_from_implant) are computed from the real dates: the shift does
-# not change them. (No docstring: drf-spectacular would show it as the description of
-# every serializer below.)
+# not change them. Record times are dropped for them (null), never shifted. (No
+# docstring: drf-spectacular would show it as the description of every serializer below.)
 class ShiftedDates:
     def shifted_dates(self) -> tuple[str, ...]:
         return tuple(name for name in deid.clinical_dates(self.Meta.model) if name in self.Meta.fields)
+
+    def record_times(self) -> tuple[str, ...]:
+        return tuple(name for name in deid.RECORD_TIMES if name in self.Meta.fields)
 
     def get_extra_kwargs(self):
         extra = super().get_extra_kwargs()
         for name in self.shifted_dates():
             extra.setdefault(name, {})["help_text"] = deid.SHIFTED_NOTE
+        for name in self.record_times():
+            extra.setdefault(name, {}).update(allow_null=True, help_text=deid.RECORD_TIME_NOTE)
         return extra
 
     def to_representation(self, instance):
@@ -59,6 +65,8 @@ class ShiftedDates:
             for name in self.shifted_dates():
                 value = deid.shown(instance, name, days)
                 data[name] = value.isoformat() if value else None
+            for name in self.record_times():
+                data[name] = deid.record_time(instance, name, real=False)
         return data
 
 
@@ -126,7 +134,7 @@ class ImplantSerializer(ShiftedDates, serializers.ModelSerializer):
         model = Implant
         fields = [
             "ref", "registry_id", "site", "therapy", "trial_start", "trial_end", "trial_success",
-            "implant_date", "manufacturer", "model", "lead_type", "lead_count", "target",
+            "implant_date", "manufacturer", "model", "lead_type", "lead_count",
             "ipg_rechargeable", "ipg_location", "paradigm", "explant_date", "updated_at",
         ]
         read_only_fields = fields

@@ -11,9 +11,11 @@ tests/services/test_deid_map.py walks their SQL). Per model it names:
 - `free_text`: narrative typed by a person: never leaves through the API, exports,
   REDCap or FHIR;
 - `released_text`: short typed descriptions without a code list that do leave as typed
-  (amputation level, device make/model, lead target) and structural keys;
+  (amputation level, device make and model) and structural keys;
 - `birth_year`: never shown beside an age; `identifiers`: the whole model holds direct
   identifiers (own site only, never exported).
+Free text and the birth year are also hidden from investigators in the admin (not shown
+read-only: left out of forms, lists, inlines and the hub), through `hidden_fields`.
 `OPERATIONS` lists the registry's own bookkeeping models, which investigators are not
 shown at all. A model or a DateField/text field missing from both fails
 tests/services/test_deid_map.py, so a new one cannot leak by being forgotten.
@@ -32,8 +34,18 @@ between 0 and 364 days"):
 - Filters on clinical dates are refused for them: bisecting a range filter
   would reveal the real date behind a shifted one.
 
-Record modification times (`updated_at`, `_lastUpdated`, `updated_since`) are
-not clinical dates: they stay real, incremental pulls depend on them.
+Record times (`RECORD_TIMES`: when a row was entered or last changed) are real clock
+times, and a nurse enters most rows on the day they happen: a real `updated_at` beside
+a shifted `date_done` gives away the shift. Users who do not see real dates get none
+(`record_time`): no `updated_at` in the REST resources, no `meta.lastUpdated` in FHIR.
+They are dropped rather than shifted: an incremental pull tells its client that a row
+changed between two pulls, so a shifted change time would give the shift away too.
+Incremental pulls still work: `updated_since` (REST), `_since`/`_lastUpdated` (FHIR) and
+`dateRangeBegin/End` (REDCap) are judged on the server's real clock, and the value
+sent is never echoed back. Sites are not patient data: their `updated_at` stays real.
+
+Ordering by a clinical date or a record time across patients would rank the real dates
+behind the shifted ones: refused for investigators (`is_date_ordering`), like filters.
 """
 
 import datetime
@@ -44,6 +56,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 
 from registry.models import (
     AdverseEvent,
@@ -74,6 +87,10 @@ _SHIFT_LABEL = b"neuromodulation-registry:date-shift:v1:"
 SHIFTED_NOTE = ("Investigators see this date shifted back by 0-364 days, the same amount for every "
                 "date of the patient (intervals are exact); nurses and data managers see it as recorded.")
 
+RECORD_TIME_NOTE = ("When the record was last changed (server clock, UTC); null for investigators, "
+                    "who do not see real times. Pull changes with updated_since (judged on the real "
+                    "clock) instead.")
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -96,8 +113,8 @@ MODELS: dict[type, Rule] = {
     PatientIdentifiers: Rule("patient.registry_id", identifiers=True),
     Implant: Rule("patient.registry_id",
                   dates=("trial_start", "trial_end", "implant_date", "explant_date"),
-                  free_text=("trial_criterion", "explant_reason"),
-                  released_text=("ref", "manufacturer", "model", "target")),
+                  free_text=("trial_criterion", "explant_reason", "target"),
+                  released_text=("ref", "manufacturer", "model")),
     Revision: Rule("implant.patient.registry_id", dates=("date",), free_text=("reason", "description")),
     DeviceIdentifier: Rule("implant.patient.registry_id", identifiers=True),
     Visit: Rule("patient.registry_id", dates=("target_date", "window_start", "window_end", "date_done"),
@@ -111,6 +128,60 @@ MODELS: dict[type, Rule] = {
 # (reminder, export and import logs, tokens, roles).
 NOT_PATIENT_DATA = (Site, FollowUpProtocol, ProtocolTimepoint)
 OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole)
+
+
+def record_time(obj, field_name: str, real: bool) -> datetime.datetime | None:
+    """A record time of `obj` (`RECORD_TIMES`) as a user sees it: as stored for users who
+    see real dates (`real`), else None: dropped, never shifted (see the module docstring)."""
+    if field_name not in RECORD_TIMES:
+        raise ValueError(f"{field_name} is not a record time (deid.RECORD_TIMES)")
+    return getattr(obj, field_name) if real else None
+
+
+def hidden_fields(model, user) -> tuple[str, ...]:
+    """Fields of `model` that `user` must not see anywhere, the admin included: for users
+    who do not see real dates, the withheld fields (free text, identifiers) and the birth
+    year (they get ages); nothing for nurses and data managers."""
+    if sees_real_dates(user):
+        return ()
+    found = MODELS.get(model)
+    return (*withheld(model), *found.birth_year) if found else ()
+
+
+def is_date_ordering(model, lookup: str) -> bool:
+    """Does the ordering `lookup` ("-date_done", "patient__consent_date", "updated_at")
+    sort on a clinical date or a record time of `model` or of a model it leads to?"""
+    for part in lookup.lstrip("-").split("__"):
+        if part in clinical_dates(model) or part in RECORD_TIMES:
+            return True
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:  # an annotation, "pk", "?"
+            return False
+        if not field.is_relation or field.related_model is None:
+            return False
+        model = field.related_model
+    return False
+
+
+def min_cell(user) -> int:
+    """The smallest group of patients whose outcome figures `user` may see: 1 (all) for
+    users who see real dates, `REGISTRY_MIN_CELL` for the others, so that a cohort of
+    one or two patients (a site, a therapy, a diagnosis) does not describe a person."""
+    return 1 if sees_real_dates(user) else settings.REGISTRY_MIN_CELL
+
+
+def refused_outcome_filters(user, sent: dict) -> dict[str, str]:
+    """The date-derived outcome filters (`OUTCOME_DATE_FILTERS`) among `sent` (parameter:
+    value, empty values left out) that `user` may not use, each with its message: a filter
+    on the real implant year narrows the shift like a date filter does."""
+    if sees_real_dates(user):
+        return {}
+    return {param: date_filter_refusal(param, "filter on therapy, etiology, diagnosis or site instead")
+            for param in OUTCOME_DATE_FILTERS if sent.get(param) not in (None, "")}
+
+
+OUTCOME_DATE_FILTERS = ("implant_year_from", "implant_year_to")
 
 
 def rule(model) -> Rule | None:

@@ -20,10 +20,12 @@ Dates (services.deid): users who do not see real dates (investigators) get
 every clinical date of a patient (ResearchSubject period, Procedure
 performedDateTime, Observation effectiveDateTime, AdverseEvent date) shifted
 back by the patient's shift, and those resources carry the security label
-PSEUDED (HL7 v3 ObservationValue, "pseudonymized") in `meta.security`;
-`meta.lastUpdated` stays real. Device and ResearchStudy hold no clinical
-dates and are the same for every role; Patient is too, except that users who
-see shifted dates get no birth year.
+PSEUDED (HL7 v3 ObservationValue, "pseudonymized") in `meta.security`, and
+no `meta.lastUpdated` (a real record time beside a shifted date gives the shift
+away; services.deid.record_time). `_lastUpdated` and `_since` still select on
+the real clock. Device and ResearchStudy hold no clinical dates; Device and
+Patient carry the same label and no `lastUpdated` for those users, and Patient
+no birth year.
 
 What it refuses: unknown resource types, malformed search values and, for
 users who see shifted dates, the `date` search parameter (`FhirQueryError`,

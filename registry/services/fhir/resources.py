@@ -84,15 +84,13 @@ def _instant(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _meta(row, shift: int | None = None) -> dict:
-    return _meta_at(row.updated_at, shift)
-
-
-def _meta_at(updated: datetime.datetime, shift: int | None) -> dict:
-    meta = {"lastUpdated": _instant(updated)}
-    if shift is not None:
-        meta["security"] = [dict(PSEUDONYMIZED)]
-    return meta
+def _meta(row, shift: bool) -> dict:
+    """`meta.lastUpdated` for users who see real dates; for the others no record time
+    (services.deid.record_time) and the PSEUDED label instead."""
+    updated = deid.record_time(row, "updated_at", real=not shift)
+    if updated is None:
+        return {"security": [dict(PSEUDONYMIZED)]}
+    return {"lastUpdated": _instant(updated)}
 
 
 def _shift_of(row, shift: bool) -> int | None:
@@ -172,7 +170,7 @@ def patient_resource(patient: Patient, *, shift: bool = False) -> dict:
     resource = {
         "resourceType": "Patient",
         "id": patient.registry_id,
-        "meta": _meta(patient),
+        "meta": _meta(patient, shift),
         "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
         "gender": GENDER.get(patient.sex, "unknown"),
     }
@@ -205,7 +203,7 @@ def research_subject_resource(patient: Patient, *, shift: bool = False) -> dict:
     return {
         "resourceType": "ResearchSubject",
         "id": patient.registry_id,
-        "meta": _meta(patient, days),
+        "meta": _meta(patient, shift),
         "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
         "status": "withdrawn" if withdrawn else "on-study",
         "period": period,
@@ -214,12 +212,12 @@ def research_subject_resource(patient: Patient, *, shift: bool = False) -> dict:
     }
 
 
-def device_resource(implant: Implant) -> dict:
+def device_resource(implant: Implant, *, shift: bool = False) -> dict:
     therapy = Therapy(implant.therapy)
     resource = {
         "resourceType": "Device",
         "id": implant.ref,
-        "meta": _meta(implant),
+        "meta": _meta(implant, shift),
         # No serialNumber / udiCarrier: device serials are identifiers (HIPAA).
         "status": "inactive" if implant.explant_date else "active",
         "type": registry_concept("therapy", therapy.value, text=f"{therapy.label} system"),
@@ -253,7 +251,7 @@ def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
     out = [{
         "resourceType": "Procedure",
         "id": f"{implant.ref}-implant",
-        "meta": _meta(implant, days),
+        "meta": _meta(implant, shift),
         "status": "completed",
         "code": _concept(code_system("procedure"), "implant", "Implantation of a neurostimulator",
                          text=f"{therapy.label} implant"),
@@ -266,7 +264,7 @@ def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
         explant = {
             "resourceType": "Procedure",
             "id": f"{implant.ref}-explant",
-            "meta": _meta(implant, days),
+            "meta": _meta(implant, shift),
             "status": "completed",
             "code": _concept(code_system("procedure"), "explant", "Explantation of a neurostimulator",
                              text=f"{therapy.label} explant"),
@@ -286,7 +284,7 @@ def _observation(visit: Visit, *, id_: str, code: dict, updated, value: dict,
     resource = {
         "resourceType": "Observation",
         "id": id_,
-        "meta": _meta_at(updated, shift),
+        "meta": _meta(updated, shift is not None),
         "extension": [{"url": f"{system_base()}:timepoint", "valueCode": visit.timepoint}],
         "status": "final",
         "category": [_concept(OBSERVATION_CATEGORY, "survey", "Survey")],
@@ -318,7 +316,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
     days = _shift_of(visit, shift)
     if "nrs" in kinds and visit.nrs is not None:
         yield _observation(
-            visit, id_=f"visit-{visit.pk}-nrs", updated=visit.updated_at,
+            visit, id_=f"visit-{visit.pk}-nrs", updated=visit,
             code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
                              _coding(code_system("pain"), "primary-now", "Primary pain")],
                   "text": "NRS pain (0-10), primary pain"},
@@ -326,7 +324,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
         )
     if "satisfaction" in kinds and visit.satisfaction is not None:
         yield _observation(
-            visit, id_=f"visit-{visit.pk}-satisfaction", updated=visit.updated_at,
+            visit, id_=f"visit-{visit.pk}-satisfaction", updated=visit,
             code=_concept(code_system("observation"), "satisfaction", "Satisfaction with treatment",
                           text="Satisfaction with treatment (5-point)"),
             value={"valueCodeableConcept": registry_concept("satisfaction", visit.satisfaction)},
@@ -334,7 +332,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
         )
     if "pgic" in kinds and visit.pgic is not None:
         yield _observation(
-            visit, id_=f"visit-{visit.pk}-pgic", updated=visit.updated_at,
+            visit, id_=f"visit-{visit.pk}-pgic", updated=visit,
             code=_concept(code_system("observation"), "pgic",
                           "Patient Global Impression of Change", text="PGIC (7-point)"),
             value={"valueCodeableConcept": registry_concept("pgic", visit.pgic)},
@@ -346,7 +344,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
             site_label = PainSite(score.pain_site).label
             recall_label = Recall(score.recall).label
             yield _observation(
-                visit, id_=f"painscore-{score.pk}", updated=score.updated_at,
+                visit, id_=f"painscore-{score.pk}", updated=score,
                 code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
                                  _coding(code_system("pain"), f"{score.pain_site}-{score.recall}",
                                          f"{site_label}, {recall_label}")],
@@ -374,7 +372,7 @@ def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
     resource = {
         "resourceType": "AdverseEvent",
         "id": f"ae-{event.pk}",
-        "meta": _meta(event, days),
+        "meta": _meta(event, shift),
         "extension": [{"url": f"{system_base()}:iso14155-class", "valueCode": event.iso_class}],
         "actuality": "actual",
         "event": registry_concept("ae_category", category.value),

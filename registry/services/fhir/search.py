@@ -355,7 +355,7 @@ def _build(resource_type: str, rows: QuerySet | None, kinds, shift: bool) -> Ite
         # Device holds no clinical dates; Patient has a birth year only, and not for all.
         "Patient": partial(patient_resource, shift=shift),
         "ResearchSubject": partial(research_subject_resource, shift=shift),
-        "Device": device_resource,
+        "Device": partial(device_resource, shift=shift),
         "AdverseEvent": partial(adverse_event_resource, shift=shift),
     }
     for row in rows.iterator(chunk_size=2000):

@@ -28,7 +28,7 @@ from registry.models import (
     VisitStatus,
 )
 
-from .. import access
+from .. import access, deid
 from .query import LAST, OutcomeQuery, OutcomeQueryError, outcome_query_clean
 from .text import outcome_paragraph
 
@@ -46,7 +46,7 @@ SUMMARY_KEYS = (
     "nrs_reduction_pct_mean", "nrs_reduction_of_means_pct",
     "responders", "responder_rate", "responder_rate_ci95", "wilcoxon_p",
     "satisfied", "n_satisfaction", "patients_with_ae", "ae_rate", "ae_by_category",
-    "explants", "explant_free", "explant_free_at_risk",
+    "explants", "explant_free", "explant_free_at_risk", "suppressed",
 )
 
 
@@ -367,7 +367,24 @@ def _summarise(cohort: Cohort, threshold: float) -> dict:
         "explants": int(explanted.sum()),
         "explant_free": explant_free,
         "explant_free_at_risk": at_risk,
+        "suppressed": False,
     }
+
+
+def _suppressed() -> dict:
+    """A summary of a cell too small to show (services.deid.min_cell): every figure null,
+    `suppressed` true, so the reader is told rather than shown a gap."""
+    out = {key: None for key in SUMMARY_KEYS}
+    out.update(ae_by_category={}, explant_free={f"{y}y": None for y in KM_YEARS},
+               explant_free_at_risk={f"{y}y": None for y in KM_YEARS}, suppressed=True)
+    return out
+
+
+def _cell(cohort: Cohort, threshold: float, min_cell: int) -> dict:
+    """The summary of a cohort, or `_suppressed()` if it has fewer than `min_cell` patients."""
+    if 0 < len(cohort.patients) < min_cell:
+        return _suppressed()
+    return _summarise(cohort, threshold)
 
 
 def _group_values(cohort: Cohort, group_by: str) -> pd.Series:
@@ -379,22 +396,29 @@ def _subset(cohort: Cohort, mask) -> Cohort:
     return Cohort(patients=patients, events=cohort.events[cohort.events["patient_id"].isin(patients.index)])
 
 
-def _groups(cohort: Cohort, query: OutcomeQuery, group_by: str) -> list[dict]:
+def _groups(cohort: Cohort, query: OutcomeQuery, group_by: str, min_cell: int = 1) -> list[dict]:
     values = _group_values(cohort, group_by)
     groups = []
     for value in sorted(values.dropna().unique()):
-        summary = _summarise(_subset(cohort, values == value), query.threshold)
+        summary = _cell(_subset(cohort, values == value), query.threshold, min_cell)
         groups.append({"group": str(value), **summary})
     return groups
 
 
-def _prepare(*, patients, user, query, params) -> tuple[OutcomeQuery, Cohort]:
+def _prepare(*, patients, user, query, params) -> tuple[OutcomeQuery, Cohort, int]:
     if query is not None and params:
         raise ValueError("Give either `query` or separate parameters, not both.")
     query = query or outcome_query_clean(**params)
+    min_cell = 1
+    if user is not None:
+        # Investigators: no filter on the real implant year, no cell under the limit.
+        refused = deid.refused_outcome_filters(user, query.as_dict())
+        for param, message in refused.items():
+            raise OutcomeQueryError(param, getattr(query, param), message)
+        min_cell = deid.min_cell(user)
     base = _base_patients(patients, user)
     _check_sites(query, user)
-    return query, _load(query, base)
+    return query, _load(query, base), min_cell
 
 
 def outcome_summary(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
@@ -410,13 +434,16 @@ def outcome_summary(*, user=None, patients: QuerySet | None = None, query: Outco
     each group carries "group" plus the summary keys.
     Instead of separate parameters, a cleaned `query` (outcome_query_clean) may be given.
     Refuses bad parameters with OutcomeQueryError (parameter and value named).
+    For a `user` who does not see real dates (services.deid): implant_year_from/to are
+    refused (OutcomeQueryError), and the overall cohort or a group of fewer than
+    `deid.min_cell(user)` patients comes back suppressed (`suppressed` true, figures null).
     """
-    query, cohort = _prepare(patients=patients, user=user, query=query, params=params)
-    overall = _summarise(cohort, query.threshold)
+    query, cohort, min_cell = _prepare(patients=patients, user=user, query=query, params=params)
+    overall = _cell(cohort, query.threshold, min_cell)
     if not query.group_by:
         return overall
     return {"group_by": query.group_by, "overall": overall,
-            "groups": _groups(cohort, query, query.group_by)}
+            "groups": _groups(cohort, query, query.group_by, min_cell)}
 
 
 def outcome_report(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
@@ -424,9 +451,11 @@ def outcome_report(*, user=None, patients: QuerySet | None = None, query: Outcom
     """What the dashboard shows: the summary, responders by therapy, the
     per-patient baseline/follow-up pairs (at most `max_pairs`, an evenly spread
     sample for large cohorts), the Kaplan-Meier curve and the paragraph."""
-    query, cohort = _prepare(patients=patients, user=user, query=query, params=params)
-    summary = _summarise(cohort, query.threshold)
+    query, cohort, min_cell = _prepare(patients=patients, user=user, query=query, params=params)
+    summary = _cell(cohort, query.threshold, min_cell)
     p = cohort.patients
+    if summary["suppressed"]:
+        p = p.iloc[0:0]  # no per-patient pairs or survival curve of a suppressed cohort
     paired = p[p["baseline"].notna() & p["followup"].notna()].sort_index()
     if len(paired) > max_pairs:
         paired = paired.iloc[np.linspace(0, len(paired) - 1, max_pairs).astype(int)]
@@ -438,12 +467,12 @@ def outcome_report(*, user=None, patients: QuerySet | None = None, query: Outcom
     report = {
         "query": query.as_dict(),
         "summary": summary,
-        "by_therapy": _groups(cohort, query, "therapy"),
+        "by_therapy": _groups(cohort, query, "therapy", min_cell),
         "pairs": [(float(b), float(f)) for b, f in zip(paired["baseline"], paired["followup"], strict=True)],
         "pairs_shown": len(paired),
         "km": {"years": km_x, "survival": km_y},
         "paragraph": outcome_paragraph(summary, timepoint=query.timepoint, threshold=query.threshold),
     }
     if query.group_by:
-        report["groups"] = _groups(cohort, query, query.group_by)
+        report["groups"] = _groups(cohort, query, query.group_by, min_cell)
     return report

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from registry.models import AeCategory, timepoint_label
 
 from .query import LAST
 
 # --- text ---------------------------------------------------------------------
+
+
+def suppressed_text() -> str:
+    return (f"Fewer than {settings.REGISTRY_MIN_CELL} patients: figures suppressed "
+            f"(small groups could identify a patient).")
 
 
 def _pct(value: float | None) -> str:
@@ -37,6 +44,8 @@ def _number(n: int) -> str:
 def outcome_paragraph(summary: dict, *, timepoint: str = LAST, threshold: float = 50) -> str:
     """A results paragraph in the style of the first seed paper, from a summary."""
     s = summary
+    if s.get("suppressed"):
+        return f"This cohort is suppressed. {suppressed_text()}"
     n = s["n_patients"]
     if n == 0:
         return "No patients match this cohort."
@@ -135,6 +144,8 @@ TABLE_ROWS = [
 
 def outcome_table(summary: dict) -> list[tuple[str, str]]:
     """The summary as (label, formatted value) rows, for the dashboard and the command."""
+    if summary.get("suppressed"):
+        return [("Suppressed", suppressed_text())]
     rows = []
     labels = dict(AeCategory.choices)
     for key, label, fmt in TABLE_ROWS:
