@@ -47,6 +47,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "registry.middleware.InputCheckMiddleware",
+    "registry.middleware.NoStoreMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -26,7 +26,7 @@ from django.http import HttpResponse, StreamingHttpResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from registry.services import redcap
+from registry.services import inputs, redcap
 from registry.services.export_log import RowCounter, export_log_start, logged
 from registry.services.tokens import api_token_user
 
@@ -130,6 +130,9 @@ def redcap_api(request):
     error_fmt = post.get("returnFormat") or post.get("format") or "xml"
     if error_fmt not in FORMATS:
         error_fmt = "xml"
+    problem = inputs.params_problem(post)
+    if problem:
+        return _error(problem[1], error_fmt)
     try:
         return _answer(request, post)
     except _Refused as refused:
