@@ -186,6 +186,12 @@ REGISTRY_REMINDER_CATCH_UP_DAYS = env.int("REGISTRY_REMINDER_CATCH_UP_DAYS", def
 REGISTRY_REMINDER_RETRY_BACKOFF = env.int("REGISTRY_REMINDER_RETRY_BACKOFF", default=60)
 # Where admin uploads wait between their dry run and the confirmation (empty: the default).
 REGISTRY_IMPORT_DIR = env("REGISTRY_IMPORT_DIR", default="") or str(VAR_DIR / "imports")
+# Bundle import limits (admin upload, import_registry): a zip bomb or a runaway file is
+# refused before it fills memory. 10,000 patients are ~20 MB of CSV.
+REGISTRY_IMPORT_MAX_COMPRESSED = env.int("REGISTRY_IMPORT_MAX_COMPRESSED", default=32 * 1024**2)
+REGISTRY_IMPORT_MAX_UNCOMPRESSED = env.int("REGISTRY_IMPORT_MAX_UNCOMPRESSED", default=64 * 1024**2)
+REGISTRY_IMPORT_MAX_COLUMNS = env.int("REGISTRY_IMPORT_MAX_COLUMNS", default=200)
+REGISTRY_IMPORT_MAX_LINE_LENGTH = env.int("REGISTRY_IMPORT_MAX_LINE_LENGTH", default=64 * 1024)
 # Name of the registry (REDCap project title) and the URI system of its FHIR ids.
 REGISTRY_TITLE = env("REGISTRY_TITLE", default="Neuromodulation pain registry")
 REGISTRY_FHIR_SYSTEM = env("REGISTRY_FHIR_SYSTEM", default="urn:neuromodulation-registry")
