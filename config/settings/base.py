@@ -8,6 +8,7 @@ removes the defaults for secrets so a missing one fails at start-up.
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -47,8 +48,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "registry.middleware.NoStoreMiddleware",  # outside the input check: its 400s too
     "registry.middleware.InputCheckMiddleware",
-    "registry.middleware.NoStoreMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -195,6 +197,23 @@ REGISTRY_IMPORT_MAX_LINE_LENGTH = env.int("REGISTRY_IMPORT_MAX_LINE_LENGTH", def
 # Name of the registry (REDCap project title) and the URI system of its FHIR ids.
 REGISTRY_TITLE = env("REGISTRY_TITLE", default="Neuromodulation pain registry")
 REGISTRY_FHIR_SYSTEM = env("REGISTRY_FHIR_SYSTEM", default="urn:neuromodulation-registry")
+
+# --- Content-Security-Policy (django-csp) on every page ---------------------------
+# Scripts only from the registry's own static files, or inline with this request's
+# nonce (`{{ request.csp_nonce }}`); inline styles stay allowed (matplotlib's SVG plots
+# carry their own <style>, and styles do not run code).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGGING = {
     "version": 1,
