@@ -254,6 +254,7 @@ class RegistryAdmin(SimpleHistoryAdmin):
             reason=self.reason_of(form, change),
             expected_version=form.cleaned_data.get("edit_version") if change else None,
             validate=False,  # the ModelForm has already run full_clean
+            touch=getattr(obj, "_inline_changed", False),
         )
 
     def save_formset(self, request, form, formset, change):
