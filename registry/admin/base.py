@@ -32,7 +32,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from registry.models import Site
 from registry.services import access, deid
-from registry.services.audit import record_delete, record_save
+from registry.services.audit import StaleEdit, record_delete, record_save
 
 from . import dates
 from .forms import ClinicalForm, ClinicalInlineFormSet
@@ -184,6 +184,15 @@ class RegistryAdmin(SimpleHistoryAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context.update(self.dates_context(request))
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except StaleEdit as exc:
+            # Another save won between this form's check and its write: the whole save
+            # (inlines too) was rolled back; say so instead of a server error.
+            messages.error(request, exc.messages[0])
+            return HttpResponseRedirect(request.get_full_path())
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {**self.dates_context(request), **(extra_context or {})})
