@@ -197,6 +197,9 @@ REGISTRY_IMPORT_MAX_LINE_LENGTH = env.int("REGISTRY_IMPORT_MAX_LINE_LENGTH", def
 # Name of the registry (REDCap project title) and the URI system of its FHIR ids.
 REGISTRY_TITLE = env("REGISTRY_TITLE", default="Neuromodulation pain registry")
 REGISTRY_FHIR_SYSTEM = env("REGISTRY_FHIR_SYSTEM", default="urn:neuromodulation-registry")
+# REST list-page rows of the export log older than this are deleted daily (whole exports
+# are kept for the registry's life: registry.services.export_log.export_log_prune).
+REGISTRY_EXPORT_LOG_RETENTION_DAYS = env.int("REGISTRY_EXPORT_LOG_RETENTION_DAYS", default=730)
 
 # --- Content-Security-Policy (django-csp) on every page ---------------------------
 # Scripts only from the registry's own static files, or inline with this request's

@@ -7,9 +7,11 @@ complete: `logged` wraps the chunks and finishes the log after the last one.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Iterable, Iterator
 
+from django.conf import settings
 from django.utils import timezone
 
 from registry.models import ExportLog
@@ -70,3 +72,18 @@ def logged(chunks: Iterable[bytes], *, log: ExportLog, counter: RowCounter) -> I
                              log.format, counter.rows)
         raise
     export_log_finish(log=log, rows=counter.rows)
+
+
+def export_log_prune(*, now=None) -> int:
+    """Delete the REST list-page rows (one per page, `dataset` is the endpoint path)
+    older than REGISTRY_EXPORT_LOG_RETENTION_DAYS; returns how many.
+
+    Promises: rows of whole exports (dataset files, REDCap records, FHIR searches and
+    bulk files, commands: one row per export) are never deleted, so who took which
+    dataset stays answerable for the registry's life; only page-by-page browsing,
+    whose rows grow with paging, is bounded.
+    """
+    cutoff = (now or timezone.now()) - datetime.timedelta(
+        days=settings.REGISTRY_EXPORT_LOG_RETENTION_DAYS)
+    deleted, _ = ExportLog.objects.filter(dataset__startswith="/", created_at__lt=cutoff).delete()
+    return deleted
