@@ -13,7 +13,7 @@ from celery import shared_task
 from django.db import transaction
 
 from registry.models import Site
-from registry.services import reminders
+from registry.services import export_log, reminders
 from registry.services.audit import system_user
 
 log = logging.getLogger(__name__)
@@ -51,3 +51,9 @@ def send_reminders(date: str | None = None) -> int:
     for site_id in site_ids:
         transaction.on_commit(partial(send_site_digest.delay, site_id, date))
     return len(site_ids)
+
+
+@shared_task
+def prune_export_log() -> int:
+    """Daily: drop REST list-page log rows past REGISTRY_EXPORT_LOG_RETENTION_DAYS."""
+    return export_log.export_log_prune()

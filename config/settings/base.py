@@ -10,6 +10,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from csp.constants import NONCE
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -58,6 +59,9 @@ MIDDLEWARE = [
     "registry.accounts.middleware.MfaRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "registry.middleware.NoStoreMiddleware",  # outside the input check: its 400s too
+    "registry.middleware.InputCheckMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a lockout into the login page's answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -217,9 +221,35 @@ REGISTRY_IMPORT_DIR = env("REGISTRY_IMPORT_DIR", default="") or str(VAR_DIR / "i
 REGISTRY_MIN_CELL = env.int("REGISTRY_MIN_CELL", default=5)
 if REGISTRY_MIN_CELL < 1:
     raise ImproperlyConfigured(f"REGISTRY_MIN_CELL must be 1 or more, not {REGISTRY_MIN_CELL}.")
+# Bundle import limits (admin upload, import_registry): a zip bomb or a runaway file is
+# refused before it fills memory. 10,000 patients are ~20 MB of CSV.
+REGISTRY_IMPORT_MAX_COMPRESSED = env.int("REGISTRY_IMPORT_MAX_COMPRESSED", default=32 * 1024**2)
+REGISTRY_IMPORT_MAX_UNCOMPRESSED = env.int("REGISTRY_IMPORT_MAX_UNCOMPRESSED", default=64 * 1024**2)
+REGISTRY_IMPORT_MAX_COLUMNS = env.int("REGISTRY_IMPORT_MAX_COLUMNS", default=200)
+REGISTRY_IMPORT_MAX_LINE_LENGTH = env.int("REGISTRY_IMPORT_MAX_LINE_LENGTH", default=64 * 1024)
 # Name of the registry (REDCap project title) and the URI system of its FHIR ids.
 REGISTRY_TITLE = env("REGISTRY_TITLE", default="Neuromodulation pain registry")
 REGISTRY_FHIR_SYSTEM = env("REGISTRY_FHIR_SYSTEM", default="urn:neuromodulation-registry")
+# REST list-page rows of the export log older than this are deleted daily (whole exports
+# are kept for the registry's life: registry.services.export_log.export_log_prune).
+REGISTRY_EXPORT_LOG_RETENTION_DAYS = env.int("REGISTRY_EXPORT_LOG_RETENTION_DAYS", default=730)
+
+# --- Content-Security-Policy (django-csp) on every page ---------------------------
+# Scripts only from the registry's own static files, or inline with this request's
+# nonce (`{{ request.csp_nonce }}`); inline styles stay allowed (matplotlib's SVG plots
+# carry their own <style>, and styles do not run code).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # --- Security (README "Security") -----------------------------------------------
 # A value read from the environment that must be positive: a typo fails at start-up.

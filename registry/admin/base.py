@@ -35,7 +35,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from registry.models import Site
 from registry.services import access, deid
-from registry.services.audit import record_delete, record_save
+from registry.services.audit import StaleEdit, record_delete, record_save
 
 from . import dates
 from .forms import ClinicalForm, ClinicalInlineFormSet
@@ -246,6 +246,15 @@ class RegistryAdmin(HiddenFieldsMixin, SimpleHistoryAdmin):
         context.update(self.dates_context(request))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except StaleEdit as exc:
+            # Another save won between this form's check and its write: the whole save
+            # (inlines too) was rolled back; say so instead of a server error.
+            messages.error(request, exc.messages[0])
+            return HttpResponseRedirect(request.get_full_path())
+
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {**self.dates_context(request), **(extra_context or {})})
 
@@ -315,6 +324,7 @@ class RegistryAdmin(HiddenFieldsMixin, SimpleHistoryAdmin):
             reason=self.reason_of(form, change),
             expected_version=form.cleaned_data.get("edit_version") if change else None,
             validate=False,  # the ModelForm has already run full_clean
+            touch=getattr(obj, "_inline_changed", False),
         )
 
     def save_formset(self, request, form, formset, change):

@@ -23,6 +23,6 @@ class DataManagerOnly:
 
 @admin.register(ExportLog)
 class ExportLogAdmin(DataManagerOnly, admin.ModelAdmin):
-    list_display = ["created_at", "user", "channel", "dataset", "format", "dates", "rows"]
+    list_display = ["created_at", "user", "channel", "dataset", "format", "dates", "rows", "aborted_at"]
     list_filter = ["channel", "dataset", "format"]
     list_select_related = ["user"]

@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from registry.models import FollowUpProtocol, ProtocolTimepoint
 from registry.services import access
-from registry.services.audit import record_save
+from registry.services.audit import record_delete, record_save
 
 from .base import RegistryAdmin, RegistryTabularInline
 
@@ -38,5 +38,5 @@ class FollowUpProtocolAdmin(RegistryAdmin):
         for obj in formset.save(commit=False):
             record_save(obj, actor=request.user, reason=reason)
         for obj in formset.deleted_objects:
-            obj._history_user = request.user
-            obj.delete()
+            # The deletion row of the history keeps who and why, like every other delete.
+            record_delete(obj, actor=request.user, reason=reason or "Timepoint removed from the protocol")

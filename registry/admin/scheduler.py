@@ -49,4 +49,7 @@ for model, base in ((PeriodicTask, beat_admin.PeriodicTaskAdmin),
                     (IntervalSchedule, beat_admin.IntervalScheduleAdmin)):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
-    admin.site.register(model, type(base.__name__, (DataManagersSchedule, base), {}))
+    # The periodic task form's inline script, with the CSP nonce (settings: CONTENT_SECURITY_POLICY).
+    extra = ({"change_form_template": "admin/registry/beat/periodictask_change_form.html"}
+             if model is PeriodicTask else {})
+    admin.site.register(model, type(base.__name__, (DataManagersSchedule, base), extra))

@@ -27,7 +27,7 @@ from django.http import HttpResponse, StreamingHttpResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from registry.services import redcap
+from registry.services import inputs, redcap
 from registry.services.export_log import RowCounter, export_log_start, logged
 
 from .auth import RateLimited, token_user
@@ -132,6 +132,9 @@ def redcap_api(request):
     error_fmt = post.get("returnFormat") or post.get("format") or "xml"
     if error_fmt not in FORMATS:
         error_fmt = "xml"
+    problem = inputs.params_problem(post)
+    if problem:
+        return _error(problem[1], error_fmt)
     try:
         return _answer(request, post)
     except RateLimited as limited:

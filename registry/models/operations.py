@@ -116,6 +116,9 @@ class ExportLog(models.Model):
     dates = models.CharField(max_length=10, default="relative")
     rows = models.PositiveIntegerField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set when the stream stopped before its end (an error, or the client hung up):
+    # the rows counted so far went out, the file is incomplete.
+    aborted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -58,14 +58,18 @@ def attach_audit(instance, *, actor, reason: str = ""):
 
 
 def record_save(instance, *, actor, reason: str = "", expected_version: int | None = None,
-                exclude: list[str] | None = None, validate: bool = True):
+                exclude: list[str] | None = None, validate: bool = True, touch: bool = False):
     """Validate and save `instance` as `actor`, with history.
 
     Refuses (ValidationError) when the row changed since `expected_version` was
     read, or when a completed visit / closed event is changed without a reason.
+    A save that changes no stored value writes nothing: no history row, no new
+    version, no new `updated_at` - unless `touch` (a row hanging off this one
+    changed, and this row's trail records it).
     """
     reason = (reason or "").strip()
     with transaction.atomic():
+        validated = False
         if instance.pk:
             current = type(instance).objects.select_for_update().filter(pk=instance.pk).first()
             if current is not None:
@@ -77,17 +81,37 @@ def record_save(instance, *, actor, reason: str = "", expected_version: int | No
                         "then enter yours again.",
                         code="stale",
                     )
+                if validate:
+                    # Values as they will be stored (a form or a service may pass text).
+                    instance.full_clean(exclude=exclude)
+                    validated = True
+                if not touch and not _changed(current, instance):
+                    instance.version = current.version
+                    if hasattr(current, "updated_at"):
+                        instance.updated_at = current.updated_at
+                    return instance
                 if was_complete(current) and not reason:
                     raise ValidationError(
                         {"__all__": "This record was already complete: give a reason for the change."},
                         code="reason_required",
                     )
                 instance.version = current.version + 1
-        if validate:
+        if validate and not validated:
             instance.full_clean(exclude=exclude)
         attach_audit(instance, actor=actor, reason=reason)
         instance.save()
     return instance
+
+
+def _changed(current, instance) -> bool:
+    """Whether `instance` would store any value other than the row `current` holds
+    (the bookkeeping fields `version` and `updated_at` aside)."""
+    for field in instance._meta.concrete_fields:
+        if field.primary_key or field.name in ("version", "updated_at"):
+            continue
+        if field.value_from_object(current) != field.value_from_object(instance):
+            return True
+    return False
 
 
 # The user and reason of the record_delete under way, for the rows it cascades to.

@@ -60,6 +60,7 @@ from registry.models import (
     timepoint_sort_key,
 )
 from registry.models.sites import parse_emails
+from registry.services.cells import to_cell
 
 # Value kinds of a column, and how a cell is written.
 TEXT, CODE, CODES, INT, DATE, BOOL, DECIMAL, KEY = (
@@ -271,7 +272,8 @@ def cell(value, kind: str = TEXT) -> str:
         return format(decimal.Decimal(value).quantize(decimal.Decimal("0.1")), "f")
     if kind == CODES:
         return ";".join(value)
-    return str(value)
+    # Text a spreadsheet would run as a formula gets a quote; the importer takes it off.
+    return to_cell(value) if isinstance(value, str) else str(value)
 
 
 def visit_key(registry_id: str, implant_ref: str, timepoint: str, visit_date: str) -> tuple:

@@ -7,11 +7,16 @@ complete: `logged` wraps the chunks and finishes the log after the last one.
 
 from __future__ import annotations
 
+import datetime
+import logging
 from collections.abc import Iterable, Iterator
 
+from django.conf import settings
 from django.utils import timezone
 
 from registry.models import ExportLog
+
+logger = logging.getLogger(__name__)
 
 
 class RowCounter:
@@ -44,7 +49,41 @@ def export_log_finish(*, log: ExportLog, rows: int) -> None:
     ExportLog.objects.filter(pk=log.pk).update(rows=rows, finished_at=log.finished_at)
 
 
+def export_log_abort(*, log: ExportLog, rows: int) -> None:
+    """Record that the stream stopped early, with the rows that went out before."""
+    log.rows = rows
+    log.aborted_at = timezone.now()
+    ExportLog.objects.filter(pk=log.pk).update(rows=rows, aborted_at=log.aborted_at)
+
+
 def logged(chunks: Iterable[bytes], *, log: ExportLog, counter: RowCounter) -> Iterator[bytes]:
-    """Pass `chunks` through, finishing `log` with `counter`'s rows when the stream is complete."""
-    yield from chunks
+    """Pass `chunks` through, finishing `log` with `counter`'s rows when the stream is complete.
+
+    Promises: a stream that fails or is closed before its end is logged as aborted
+    (never as finished) and the error is raised on, so the server cuts the response
+    off and the client sees an incomplete download, not a complete-looking file.
+    """
+    try:
+        yield from chunks
+    except BaseException as exc:  # also GeneratorExit: the client hung up
+        export_log_abort(log=log, rows=counter.rows)
+        if not isinstance(exc, GeneratorExit):
+            logger.exception("Export %s (%s.%s) aborted after %s rows", log.pk, log.dataset,
+                             log.format, counter.rows)
+        raise
     export_log_finish(log=log, rows=counter.rows)
+
+
+def export_log_prune(*, now=None) -> int:
+    """Delete the REST list-page rows (one per page, `dataset` is the endpoint path)
+    older than REGISTRY_EXPORT_LOG_RETENTION_DAYS; returns how many.
+
+    Promises: rows of whole exports (dataset files, REDCap records, FHIR searches and
+    bulk files, commands: one row per export) are never deleted, so who took which
+    dataset stays answerable for the registry's life; only page-by-page browsing,
+    whose rows grow with paging, is bounded.
+    """
+    cutoff = (now or timezone.now()) - datetime.timedelta(
+        days=settings.REGISTRY_EXPORT_LOG_RETENTION_DAYS)
+    deleted, _ = ExportLog.objects.filter(dataset__startswith="/", created_at__lt=cutoff).delete()
+    return deleted

@@ -35,6 +35,7 @@ from django.db.models import QuerySet
 from registry.models import choices
 
 from . import datasets
+from .cells import to_cell
 from .datasets import (  # noqa: F401  (re-exported: the names other channels use)
     AGE_TOP,
     AGE_TOP_LABEL,
@@ -144,7 +145,8 @@ def export_csv_stream(dataset: str, queryset: QuerySet, *, dates: str = "relativ
     counter = counter or RowCounter()
     columns = columns_for(dataset, dates=dates)
     header = (",".join(c.name for c in columns) + "\n").encode()
-    select = dataset_queryset(dataset, queryset, dates=dates)
+    # Text cells a spreadsheet would run as formulas get a quote (services.cells).
+    select = datasets.get(dataset).select(queryset, dates=dates, spreadsheet=True)
     if connections[select.db].vendor == "postgresql":
         return _csv_copy(select, header, counter)
     return _csv_orm(select, header, counter)
@@ -222,7 +224,7 @@ def _write_xlsx(path: str, columns: list[Column], rows: Iterable[dict], counter:
     sheet = workbook.create_sheet("data")
     sheet.append([c.name for c in columns])
     for row in rows:
-        sheet.append([row[c.name] for c in columns])
+        sheet.append([to_cell(row[c.name]) for c in columns])  # numbers stay numbers
         counter.rows += 1
     # The codebook, from the same declarations as the data sheet.
     variables = workbook.create_sheet("variables")

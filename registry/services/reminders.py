@@ -373,10 +373,19 @@ def reminders_run(*, actor, day: datetime.date | None = None, sites=None,
     """Run the daily job for `sites` (default: all) synchronously, as the command does.
 
     Returns the results and the errors of sites whose digest could not be sent
-    (the other sites still get theirs).
+    (the other sites still get theirs). Refuses (ValueError, naming the day) a
+    `day` later than today at any of the sites: a future digest would mark
+    visits missed that are not yet.
     """
     results, errors = [], []
-    for site in (sites if sites is not None else Site.objects.order_by("code")):
+    sites = list(sites if sites is not None else Site.objects.order_by("code"))
+    if day is not None:
+        for site in sites:
+            today = site_today(site.timezone)
+            if day > today:
+                raise ValueError(f"{day.isoformat()} is later than today at {site.code} "
+                                 f"({today.isoformat()}); a digest can be run for today or a past day.")
+    for site in sites:
         try:
             results.append(site_digest_send(site=site, actor=actor, day=day, dry_run=dry_run))
         except DigestNotSent as exc:

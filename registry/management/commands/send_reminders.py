@@ -39,8 +39,11 @@ class Command(BaseCommand):
             if unknown:
                 raise CommandError(f"--site: unknown site code '{unknown[0]}'.")
             chosen = chosen.filter(code__in=codes)
-        results, errors = reminders.reminders_run(actor=system_user(), day=day,
-                                                  sites=list(chosen), dry_run=dry_run)
+        try:
+            results, errors = reminders.reminders_run(actor=system_user(), day=day,
+                                                      sites=list(chosen), dry_run=dry_run)
+        except ValueError as exc:
+            raise CommandError(f"--date: {exc}") from None
         for result in results:
             verb = "would send" if dry_run else ("sent" if result.sent else "sent nothing")
             line = (f"{result.site_code} {result.day}: {verb} {len(result.due_soon)} due soon, "

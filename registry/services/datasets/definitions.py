@@ -22,7 +22,7 @@ from django.db.models.functions import Cast, Coalesce, Round
 from registry.models import BASELINE, AdverseEvent, PainSite, Patient, Recall, Visit, first_implant_value
 
 from .columns import Column, Redcap
-from .sql import DaysBetween, age_at, blank_is_null, iso_class, row_implant, yes_no
+from .sql import DaysBetween, age_at, blank_is_null, iso_class, neutralised, row_implant, yes_no
 
 RESPONDER_THRESHOLD_PCT = 50
 DATES_MODES = ("relative", "iso")
@@ -46,15 +46,22 @@ class Dataset:
         check_dates(dates)
         return [c for c in self.columns if dates == "iso" or not c.dates_only]
 
-    def select(self, queryset: QuerySet, *, dates: str = "relative") -> QuerySet:
+    def select(self, queryset: QuerySet, *, dates: str = "relative",
+               spreadsheet: bool = False) -> QuerySet:
         """A `values_list` queryset of the columns (in order) over `queryset`, which must
-        already be access-scoped (services.access.visible)."""
+        already be access-scoped (services.access.visible). `spreadsheet`: text columns
+        as `cells.to_cell` writes them (for CSV, which PostgreSQL's COPY writes itself)."""
         columns = self.columns_for(dates=dates)
         if queryset.query.distinct:
             # DISTINCT would pull the ORDER BY columns into the SELECT (and into COPY's output).
             queryset = queryset.model.objects.filter(pk__in=queryset.values("pk"))
         qs = self.prepare(queryset).annotate(**{f"c_{c.name}": c.expression() for c in columns})
-        return qs.values_list(*(f"c_{c.name}" for c in columns)).order_by(*self.order_by())
+        names = [f"c_{c.name}" for c in columns]
+        if spreadsheet:
+            text = [c for c in columns if c.kind in ("str", "code")]
+            qs = qs.annotate(**{f"s_{c.name}": neutralised(f"c_{c.name}") for c in text})
+            names = [f"s_{c.name}" if c in text else f"c_{c.name}" for c in columns]
+        return qs.values_list(*names).order_by(*self.order_by())
 
 
 def check_dates(dates: str) -> None:

@@ -1,10 +1,11 @@
 """SQL building blocks of the dataset columns (portable between PostgreSQL and SQLite)."""
 
 from django.db.models import BooleanField, Case, CharField, F, Func, IntegerField, Q, Value, When
-from django.db.models.functions import Cast, ExtractYear
+from django.db.models.functions import Cast, Concat, ExtractYear
 
 from registry.models import RELATED, Iso14155Class, first_implant_value
 
+from ..cells import FORMULA_STARTS
 from .columns import AGE_TOP, AGE_TOP_LABEL
 
 
@@ -74,3 +75,11 @@ def iso_class():
         When(serious=True, then=Value(Iso14155Class.SAE.value)),
         When(related, then=Value(Iso14155Class.ADE.value)),
         default=Value(Iso14155Class.AE.value), output_field=CharField())
+
+
+def neutralised(name: str):
+    """The text of annotation `name` as `cells.to_cell` writes it: a quote in front of a
+    value a spreadsheet would run as a formula (so COPY's CSV is safe too)."""
+    quoted = Concat(Value("'"), F(name), output_field=CharField())
+    return Case(*(When(**{f"{name}__startswith": start}, then=quoted) for start in FORMULA_STARTS),
+                default=F(name), output_field=CharField())

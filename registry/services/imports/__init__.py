@@ -37,12 +37,12 @@ from .. import access
 from ..audit import SYSTEM_USERNAME
 from ..bundles import FILES
 from .checks import _Validator
-from .reading import MAX_UNCOMPRESSED, BundleError, ImportRefused, _read_source, _table
+from .reading import BundleError, ImportRefused, _read_source, _table
 from .staging import STAGED_HOURS, staged_bundle_path, staged_bundle_ready, staged_bundles_prune
 from .writing import _RegistryChanged, _write
 
 __all__ = [
-    "MAX_UNCOMPRESSED", "REFERENCE_BUNDLE", "REFERENCE_SITE", "STAGED_HOURS", "STORED_ERRORS",
+    "REFERENCE_BUNDLE", "REFERENCE_SITE", "STAGED_HOURS", "STORED_ERRORS",
     "BundleError", "ImportRefused", "ImportReport", "bundle_import", "reference_cohort_load",
     "staged_bundle_path", "staged_bundle_ready", "staged_bundles_prune",
 ]

@@ -1,0 +1,26 @@
+"""Spreadsheet cells that cannot run as formulas (CSV injection, OWASP).
+
+One rule for every file a spreadsheet may open: the bundle export, the CSV and
+xlsx datasets; the bundle import reads such cells back.
+
+Promises: `to_cell` prefixes a single quote to a text value starting with =, +,
+-, @, a tab or a carriage return, and leaves every other value (numbers
+included, so -3 stays a number) unchanged; `from_cell(to_cell(text)) == text`
+for every text.
+"""
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def to_cell(value):
+    """`value`, with a quote in front if it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def from_cell(text: str) -> str:
+    """A cell written by `to_cell` read back: exactly the neutralising quote is taken off."""
+    if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_STARTS:
+        return text[1:]
+    return text
