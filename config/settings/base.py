@@ -9,8 +9,8 @@ import datetime
 from pathlib import Path
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
 from csp.constants import NONCE
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"

@@ -6,8 +6,6 @@ Clinical-date ranges (`*_after` / `*_before`) are refused for users who see
 shifted dates (services.deid): bisecting them would reveal the real date.
 """
 
-import datetime
-
 import django_filters as filters
 from django import forms
 from django.core.exceptions import ValidationError
@@ -118,24 +116,6 @@ class DateRangeFilter(filters.DateFromToRangeFilter):
         super().__init__(*args, help_text=help_text + DATE_RANGE_NOTE, **kwargs)
 
 
-MAX_UTC_OFFSET = datetime.timedelta(hours=15, minutes=59)  # PostgreSQL's limit; real zones stay within ±14
-
-
-class RecordTimeField(filters.fields.IsoDateTimeField):
-    """An ISO 8601 date-time whose UTC offset a database can store (at most ±15:59)."""
-
-    def to_python(self, value):
-        moment = super().to_python(value)
-        offset = moment.utcoffset() if moment else None
-        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
-            raise ValidationError("UTC offset out of range", code="invalid")
-        return moment
-
-
-class RecordTimeFilter(filters.IsoDateTimeFilter):
-    field_class = RecordTimeField
-
-
 class TherapyFilter(CodeFilter):
     """Visits and events without an implant (baseline) follow the patient's implants."""
 
@@ -164,7 +144,7 @@ UPDATED_HELP = "Rows changed at or after this ISO 8601 date-time (incremental pu
 
 
 class SiteFilter(filters.FilterSet):
-    updated_since = RecordTimeFilter(field_name="updated_at", lookup_expr="gte",
+    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
 
     class Meta:
@@ -180,7 +160,7 @@ class PatientFilter(filters.FilterSet):
     therapy = CodeFilter(field_name="implants__therapy", valid=list(Therapy.values), what="therapy",
                          widget=CodeWidget, help_text=_help(Therapy))
     consent_date = DateRangeFilter(help_text="consent_date_after / consent_date_before")
-    updated_since = RecordTimeFilter(field_name="updated_at", lookup_expr="gte",
+    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
 
     class Meta:
@@ -200,7 +180,7 @@ class ImplantFilter(filters.FilterSet):
     diagnosis = code_filter("patient__diagnosis", Diagnosis, what="diagnosis")
     implant_date = DateRangeFilter(help_text="implant_date_after / implant_date_before")
     explanted = filters.BooleanFilter(field_name="explant_date", lookup_expr="isnull", exclude=True)
-    updated_since = RecordTimeFilter(field_name="updated_at", lookup_expr="gte",
+    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
 
     class Meta:
@@ -219,7 +199,7 @@ class VisitFilter(filters.FilterSet):
     status = code_filter("status", VisitStatus)
     date_done = DateRangeFilter(help_text="date_done_after / date_done_before")
     target_date = DateRangeFilter(help_text="target_date_after / target_date_before")
-    updated_since = RecordTimeFilter(field_name="updated_at", lookup_expr="gte",
+    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
 
     class Meta:
@@ -239,7 +219,7 @@ class AdverseEventFilter(filters.FilterSet):
     iso_class = CodeFilter(field_name="iso_class_code", valid=list(Iso14155Class.values),
                            what="iso_class", widget=CodeWidget, help_text=_help(Iso14155Class))
     onset_date = DateRangeFilter(help_text="onset_date_after / onset_date_before")
-    updated_since = RecordTimeFilter(field_name="updated_at", lookup_expr="gte",
+    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
                                               help_text=UPDATED_HELP)
 
     class Meta:
@@ -277,8 +257,8 @@ def filter_errors(filterset) -> dict[str, list[str]]:
             if any(key.startswith(name) for key in errors):
                 continue
         elif isinstance(flt, filters.IsoDateTimeFilter):
-            errors[name] = [f"'{data.get(name)}' is not an ISO 8601 date-time with a UTC offset "
-                            "within ±15:59 (e.g. 2024-05-01T00:00:00Z)."]
+            errors[name] = [f"'{data.get(name)}' is not an ISO 8601 date-time "
+                            "(e.g. 2024-05-01T00:00:00Z)."]
             continue
         errors[name] = [str(m) for m in messages]
     return errors

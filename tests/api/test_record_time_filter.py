@@ -1,5 +1,5 @@
 """updated_since: a UTC offset no database stores (beyond ±15:59) is a 400 naming it, on every
-list and export (PostgreSQL refused it with a 500)."""
+list and export (PostgreSQL refused it with a 500); the rule is services/inputs.py, one for every channel."""
 
 import pytest
 
