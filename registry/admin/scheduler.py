@@ -8,7 +8,7 @@ view and change the schedule, nobody else (other than superusers) sees it.
 Changes are in Django's admin log (who, when, what).
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -17,6 +17,7 @@ from django_celery_beat.models import (
     PeriodicTask,
     SolarSchedule,
 )
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from registry.services import access
 
@@ -42,6 +43,25 @@ class DataManagersSchedule:
         return self._may(request)
 
 
+BROKER_DOWN = ("The task queue cannot be reached, so nothing was started: the broker (Redis) is "
+               "down or out of reach. Try again in a few minutes, or ask IT to check the broker; "
+               "the schedule itself is unchanged.")
+
+
+class RunTasksSaysWhenTheBrokerIsDown:
+    """django-celery-beat's "Run selected tasks" enqueues on the broker; with the broker
+    down that was a server error. Now it is a message, and nothing is half-started
+    (tasks are sent one by one: the first refusal stops the rest)."""
+
+    @admin.action(description="Run selected tasks")
+    def run_tasks(self, request, queryset):
+        try:
+            return super().run_tasks(request, queryset)
+        except (BrokerUnreachable, OSError):
+            self.message_user(request, BROKER_DOWN, level=messages.ERROR)
+            return None
+
+
 for model, base in ((PeriodicTask, beat_admin.PeriodicTaskAdmin),
                     (ClockedSchedule, beat_admin.ClockedScheduleAdmin),
                     (CrontabSchedule, beat_admin.CrontabScheduleAdmin),
@@ -52,4 +72,6 @@ for model, base in ((PeriodicTask, beat_admin.PeriodicTaskAdmin),
     # The periodic task form's inline script, with the CSP nonce (settings: CONTENT_SECURITY_POLICY).
     extra = ({"change_form_template": "admin/registry/beat/periodictask_change_form.html"}
              if model is PeriodicTask else {})
-    admin.site.register(model, type(base.__name__, (DataManagersSchedule, base), extra))
+    mixins = (DataManagersSchedule, RunTasksSaysWhenTheBrokerIsDown) if model is PeriodicTask else (
+        DataManagersSchedule,)
+    admin.site.register(model, type(base.__name__, (*mixins, base), extra))
