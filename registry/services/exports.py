@@ -158,16 +158,21 @@ def copy_statement(dataset: str, queryset: QuerySet, *, dates: str = "relative")
 
 
 def _csv_copy(select: QuerySet, header: bytes, counter: RowCounter) -> Iterator[bytes]:
-    yield header
+    # The header goes out with the first rows, so the first chunk has run the query
+    # (export_log.begun: nothing is sent before the database has accepted it).
+    pending = header
     for chunk in datasets.copy_chunks(select):
         # One row per line: no exported column holds a newline (no free text).
         counter.rows += chunk.count(b"\n")
-        yield chunk
+        yield pending + chunk
+        pending = b""
+    if pending:
+        yield pending
 
 
 def _csv_orm(select: QuerySet, header: bytes, counter: RowCounter) -> Iterator[bytes]:
-    yield header
     out = io.StringIO()
+    out.write(header.decode())  # sent with the first rows (see _csv_copy)
     writer = csv.writer(out, lineterminator="\n")
     for raw in select.iterator(chunk_size=2000):
         writer.writerow([_csv_text(v) for v in raw])
