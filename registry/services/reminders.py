@@ -262,6 +262,9 @@ def _send(*, site: Site, day: datetime.date, due, overdue, recipients) -> None:
     message.send()
 
 
+ANOTHER_RUN = "another run is claiming this site"
+
+
 def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
                      dry_run: bool = False, now: datetime.datetime | None = None,
                      scheduled_run: bool = False) -> DigestResult:
@@ -307,7 +310,7 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
             if _lock_site(site):
                 _claim(site=site, day=day, token=token)
             else:
-                result.skipped = "another run is claiming this site"
+                result.skipped = ANOTHER_RUN
         mine = ReminderLog.objects.filter(claim_token=token, status=Status.CLAIMED)
         result.due_soon, result.overdue = _lines(mine)
         if result.due_soon or result.overdue:
@@ -333,6 +336,10 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
             result.skipped = "nothing to remind"
     else:
         result.skipped = "no reminder addresses"
+    if result.skipped == ANOTHER_RUN:
+        # The run holding the claim marks missed visits after it has claimed their
+        # overdue reminders; marking them here, before its claim, would lose those.
+        return result
     result.marked_missed = visits_mark_missed(site=site, day=day, actor=actor)
     return result
 
