@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from registry.models import ExportLog
@@ -67,7 +68,11 @@ def logged(chunks: Iterable[bytes], *, log: ExportLog, counter: RowCounter) -> I
     try:
         yield from chunks
     except BaseException as exc:  # also GeneratorExit: the client hung up
-        export_log_abort(log=log, rows=counter.rows)
+        try:
+            export_log_abort(log=log, rows=counter.rows)
+        except DatabaseError:
+            # The failure broke the surrounding transaction: the error itself still goes up.
+            logger.exception("Export %s: could not record the abort", log.pk)
         if not isinstance(exc, GeneratorExit):
             logger.exception("Export %s (%s.%s) aborted after %s rows", log.pk, log.dataset,
                              log.format, counter.rows)

@@ -12,6 +12,7 @@ from registry.admin.scheduler import BROKER_DOWN
 def broker_down(monkeypatch):
     """Celery pointed at a port where nothing listens, not eager, no publish retries."""
     for key, value in (("task_always_eager", False), ("broker_url", "redis://127.0.0.1:9/0"),
+                       ("broker_write_url", "redis://127.0.0.1:9/0"),
                        ("broker_transport_options", {"max_retries": 0}), ("task_publish_retry", False),
                        ("broker_connection_timeout", 1)):
         monkeypatch.setitem(app.conf, key, value)

@@ -11,7 +11,9 @@ from registry.services import datasets
 from registry.services.datasets import Column, Redcap
 from registry.services.tokens import api_token_create
 
-pytestmark = pytest.mark.django_db
+# Committed (not wrapped in a test transaction): on PostgreSQL a refused query breaks the
+# transaction it runs in, as it would not in the autocommit of a real request.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
