@@ -262,7 +262,7 @@ class ExportView(APIView):
         if fmt in ("csv", "json"):
             stream = (exports.export_csv_stream if fmt == "csv" else exports.export_json_stream)(
                 self.dataset, queryset, dates=dates, counter=counter)
-            body = export_log.begun(export_log.logged(stream, log=log, counter=counter))
+            body = export_log.logged(stream, log=log, counter=counter)
         else:
             path = exports.export_file(self.dataset, queryset, fmt, dates=dates, counter=counter)
             export_log.export_log_finish(log=log, rows=counter.rows)

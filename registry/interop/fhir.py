@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from registry.services import fhir
-from registry.services.export_log import RowCounter, begun, export_log_finish, export_log_start, logged
+from registry.services.export_log import RowCounter, export_log_finish, export_log_start, logged
 
 from .auth import RateLimited, header_token_user
 
@@ -255,5 +255,5 @@ def bulk_export_file(request, user, resource_type: str):
         if buffer:
             yield ("\n".join(buffer) + "\n").encode()
 
-    return StreamingHttpResponse(begun(logged(lines(), log=log, counter=counter)),
+    return StreamingHttpResponse(logged(lines(), log=log, counter=counter),
                                  content_type=FHIR_NDJSON)
