@@ -8,7 +8,6 @@ complete: `logged` wraps the chunks and finishes the log after the last one.
 from __future__ import annotations
 
 import datetime
-import itertools
 import logging
 from collections.abc import Iterable, Iterator
 
@@ -78,22 +77,6 @@ def logged(chunks: Iterable[bytes], *, log: ExportLog, counter: RowCounter) -> I
                              log.format, counter.rows)
         raise
     export_log_finish(log=log, rows=counter.rows)
-
-
-def begun(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Run a stream up to its first chunk now, before the response's status line is sent,
-    then hand out that chunk and the rest.
-
-    Promises: every streaming channel's first chunk holds the result of its query (the
-    CSV header goes out with the first rows), so a query the database refuses fails
-    the request as an error answer, never a 200 with a cut-off file.
-    """
-    stream = iter(chunks)
-    try:
-        first = next(stream)
-    except StopIteration:
-        return iter(())
-    return itertools.chain((first,), stream)
 
 
 def export_log_prune(*, now=None) -> int:

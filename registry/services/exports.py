@@ -158,8 +158,8 @@ def copy_statement(dataset: str, queryset: QuerySet, *, dates: str = "relative")
 
 
 def _csv_copy(select: QuerySet, header: bytes, counter: RowCounter) -> Iterator[bytes]:
-    # The header goes out with the first rows, so the first chunk has run the query
-    # (export_log.begun: nothing is sent before the database has accepted it).
+    # The header goes out with the first rows (one chunk fewer; nothing is sent
+    # before the database has answered the query's first rows).
     pending = header
     for chunk in datasets.copy_chunks(select):
         # One row per line: no exported column holds a newline (no free text).
