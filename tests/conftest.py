@@ -93,3 +93,38 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where nothing may be skipped: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def streams_closed_like_a_server(monkeypatch):
+    """Close a streaming answer the test left unread before the next request and at the
+    end of the test, as a WSGI server closes every response (Django's test client closes
+    one only when its body is read to the end). Exports run their query up to the first
+    chunk before answering, so an unread one still holds its COPY on the connection."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+    from django.test.client import ClientHandler
+
+    unread = []
+    answer = ClientHandler.__call__
+
+    def close_unread():
+        while unread:
+            response = unread.pop()
+            if not response.closed:
+                request_finished.disconnect(close_old_connections)
+                try:
+                    response.close()
+                finally:
+                    request_finished.connect(close_old_connections)
+
+    def call(self, environ):
+        close_unread()
+        response = answer(self, environ)
+        if response.streaming:
+            unread.append(response)
+        return response
+
+    monkeypatch.setattr(ClientHandler, "__call__", call)
+    yield
+    close_unread()

@@ -18,6 +18,12 @@ from registry.services.access import role_name, visible
 from . import filters, serializers
 
 
+class ExportUnavailable(exceptions.APIException):
+    """The database refused an export's query before its first byte (see export_log.begun)."""
+
+    status_code = 503
+    default_code = "export_failed"
+
 class HasRegistryRole(permissions.BasePermission):
     """Signed in is not enough: the user needs a registry role (nurse, investigator, data manager)."""
 
@@ -262,7 +268,10 @@ class ExportView(APIView):
         if fmt in ("csv", "json"):
             stream = (exports.export_csv_stream if fmt == "csv" else exports.export_json_stream)(
                 self.dataset, queryset, dates=dates, counter=counter)
-            body = export_log.logged(stream, log=log, counter=counter)
+            try:
+                body = export_log.begun(stream, log=log, counter=counter)
+            except export_log.ExportFailed as failed:
+                raise ExportUnavailable(failed) from failed
         else:
             path = exports.export_file(self.dataset, queryset, fmt, dates=dates, counter=counter)
             export_log.export_log_finish(log=log, rows=counter.rows)

@@ -23,7 +23,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from registry.services import fhir
-from registry.services.export_log import RowCounter, export_log_finish, export_log_start, logged
+from registry.services.export_log import (
+    ExportFailed,
+    RowCounter,
+    begun,
+    export_log_finish,
+    export_log_start,
+)
 
 from .auth import RateLimited, header_token_user
 
@@ -255,5 +261,8 @@ def bulk_export_file(request, user, resource_type: str):
         if buffer:
             yield ("\n".join(buffer) + "\n").encode()
 
-    return StreamingHttpResponse(logged(lines(), log=log, counter=counter),
-                                 content_type=FHIR_NDJSON)
+    try:
+        body = begun(lines(), log=log, counter=counter)
+    except ExportFailed as failed:
+        return _outcome(str(failed), 503, code="transient")
+    return StreamingHttpResponse(body, content_type=FHIR_NDJSON)

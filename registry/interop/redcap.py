@@ -28,7 +28,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from registry.services import inputs, redcap
-from registry.services.export_log import RowCounter, export_log_start, logged
+from registry.services.export_log import ExportFailed, RowCounter, begun, export_log_start
 
 from .auth import RateLimited, token_user
 
@@ -223,5 +223,8 @@ def _records(post, user, fmt: str):
             header = [labels.get(c, c) for c in columns]
 
     stream = _encode_rows(rows, columns, fmt, counter, header=header)
-    return StreamingHttpResponse(logged(stream, log=log, counter=counter),
-                                 content_type=CONTENT_TYPES[fmt])
+    try:
+        body = begun(stream, log=log, counter=counter)
+    except ExportFailed as failed:
+        raise _Refused(str(failed), status=503) from failed
+    return StreamingHttpResponse(body, content_type=CONTENT_TYPES[fmt])

@@ -79,6 +79,54 @@ def logged(chunks: Iterable[bytes], *, log: ExportLog, counter: RowCounter) -> I
     export_log_finish(log=log, rows=counter.rows)
 
 
+class ExportFailed(Exception):
+    """The database refused the export's query before its first byte went out (the
+    error itself is in the server log; its text is not for the client)."""
+
+    message = ("The export could not be run: the database refused its query. Nothing was "
+               "sent and the export log says aborted; try again, or ask your data manager.")
+
+
+class _Begun:
+    """The stream after its first chunk was taken; closing it closes the stream (so a
+    COPY left unread is cancelled when the server closes the response)."""
+
+    def __init__(self, first: bytes | None, stream: Iterator[bytes]):
+        self._first, self._stream = first, stream
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return next(self._stream)
+
+    def close(self) -> None:
+        self._first = None
+        self._stream.close()
+
+
+def begun(chunks: Iterable[bytes], *, log: ExportLog, counter: RowCounter) -> _Begun:
+    """`logged(chunks)`, run now up to its first chunk, before the status line is sent.
+
+    Promises: every streaming channel's first chunk holds the first result of its query
+    (the CSV header goes out with the first rows), so a query the database refuses is
+    answered as an error (ExportFailed, logged as aborted), never as a 200 with a cut-off
+    file. The rest streams when the server reads it; closing the body (the server does,
+    also for an unread or abandoned response) cancels the query.
+    """
+    stream = logged(chunks, log=log, counter=counter)
+    try:
+        first = next(stream)
+    except StopIteration:
+        first = None
+    except DatabaseError as exc:
+        raise ExportFailed(ExportFailed.message) from exc
+    return _Begun(first, stream)
+
+
 def export_log_prune(*, now=None) -> int:
     """Delete the REST list-page rows (one per page, `dataset` is the endpoint path)
     older than REGISTRY_EXPORT_LOG_RETENTION_DAYS; returns how many.

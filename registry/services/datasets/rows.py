@@ -58,7 +58,10 @@ def copy_chunks(select: QuerySet) -> Iterator[bytes]:
     statement = copy_sql(select)
     connection = connections[select.db]
     buffer = bytearray()
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+    # wrap_database_errors: psycopg's own errors come out as Django's DatabaseError, as
+    # from any ORM query (export_log.begun answers those before the first byte).
+    with connection.wrap_database_errors, connection.cursor() as cursor, \
+            cursor.cursor.copy(statement) as copy:
         for data in copy:
             buffer += data
             if len(buffer) >= CHUNK_BYTES:
