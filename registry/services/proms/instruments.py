@@ -58,3 +58,18 @@ def expected_instruments(visit: Visit, *, schedules: list[PromSchedule] | None =
     diagnosis = visit.patient.diagnosis
     due = {row.instrument for row in schedules if row.due_at(visit.timepoint, diagnosis)}
     return [code for code in INSTRUMENTS if code in due]
+
+
+def default_value_set(countries) -> str:
+    """The value set for an analysis over sites of `countries`: their country's when they
+    share one value set, else DEFAULT_VALUE_SET (England)."""
+    chosen = {value_set_for_country(c) for c in countries}
+    return chosen.pop() if len(chosen) == 1 else DEFAULT_VALUE_SET
+
+
+def value_set_note(value_set: str) -> str:
+    """How every output states its value set and algorithm."""
+
+    chosen = VALUE_SETS[check_value_set(value_set)]
+    return f"EQ-5D-5L value set {chosen.code} ({chosen.country}): {chosen.citation}; scores by " \
+           f"{ALGORITHM_VERSION}"
