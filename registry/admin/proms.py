@@ -84,9 +84,10 @@ class VisitPromsMixin:
                     name = key.split(".", 1)[-1]
                     form.add_error(name if name in form.fields else None, errors)
             else:
-                status = next(s for s in visit_prom_status(visit, self.value_set(visit))
-                              if s.code == instrument)
-                scores = ", ".join(f"{k} {score_text(v)}" for k, v in status.scores.items())
+                status = next((s for s in visit_prom_status(visit, self.value_set(visit))
+                               if s.code == instrument), None)  # None: nothing answered, not due
+                scores = ", ".join(f"{k} {score_text(v)}" for k, v in status.scores.items()) \
+                    if status else "no answers"
                 messages.success(request, f"{INSTRUMENTS[instrument].name} saved for {visit}: {scores}.")
                 return HttpResponseRedirect(reverse("admin:registry_visit_change", args=[visit.pk]))
         status = next((s for s in visit_prom_status(visit, self.value_set(visit)) if s.code == instrument),
