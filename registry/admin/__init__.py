@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     imports,
     operations,
     patients,
+    proms,
     protocol,
     reminders,
     scheduler,

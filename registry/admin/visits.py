@@ -39,6 +39,7 @@ from .filters import (
     therapy_filter,
 )
 from .forms import ClinicalForm
+from .proms import VisitPromsMixin
 from .reminders import ReminderLogInline
 
 
@@ -138,7 +139,7 @@ class VisitForm(ClinicalForm):
 
 
 @admin.register(Visit)
-class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
+class VisitAdmin(VisitPromsMixin, PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
     form = VisitForm
     list_display = ["patient_link", "site_code", "timepoint_name", "target_date", "window",
                     "date_done", "status", "nrs", "window_flag"]
@@ -157,6 +158,7 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
                                        "status", "date_done", "window_check"]}),
         ("Scores", {"fields": ["nrs", "satisfaction", "pgic", "would_choose_again",
                                "opioid_mme", "stimulation_use"]}),
+        ("Questionnaires (PROMs)", {"fields": ["proms"]}),
         ("Notes", {"fields": ["notes"]}),
         ("Schedule (set from the protocol)", {"fields": ["target_date", "window_start", "window_end"],
                                               "classes": ["collapse"]}),
@@ -175,7 +177,7 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
         return form
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["schedule", "window_check"]
+        fields = ["schedule", "window_check", "proms"]
         if obj is not None and not access.is_data_manager(request.user):
             fields += ["target_date", "window_start", "window_end"]
         return fields

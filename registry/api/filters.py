@@ -24,6 +24,8 @@ from registry.models import (
     Implant,
     Iso14155Class,
     Patient,
+    PromAnswer,
+    PromInstrument,
     Severity,
     Site,
     Therapy,
@@ -204,6 +206,20 @@ class VisitFilter(filters.FilterSet):
 
     class Meta:
         model = Visit
+        fields = []
+
+
+class PromAnswerFilter(filters.FilterSet):
+    site = SiteCodeFilter("visit__patient__site__code")
+    diagnosis = code_filter("visit__patient__diagnosis", Diagnosis, what="diagnosis")
+    timepoint = code_filter("visit__timepoint", pattern=TIMEPOINT_RE, what="timepoint",
+                            help_text="baseline, trial_end, unscheduled or m<N>; comma-separated")
+    instrument = code_filter("instrument", PromInstrument, what="instrument")
+    updated_since = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte",
+                                              help_text=UPDATED_HELP)
+
+    class Meta:
+        model = PromAnswer
         fields = []
 
 

@@ -20,6 +20,7 @@ v1_patterns = [
     path("exports/adverse-events/", views.AdverseEventExportView.as_view(),
          name="export-adverse-events"),
     path("outcomes/", outcomes.OutcomeSummaryView.as_view(), name="outcomes"),
+    path("exports/prom-answers/", views.PromAnswerExportView.as_view(), name="export-prom-answers"),
 ]
 
 urlpatterns = [

@@ -11,9 +11,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry.models import AdverseEvent, Implant, PainScore, Patient, Site, Visit
+from registry.models import AdverseEvent, Implant, PainScore, Patient, PromAnswer, Site, Visit
 from registry.services import datasets, deid, export_log, exports
-from registry.services.access import role_name, visible
+from registry.services.access import role_name, sites_for, visible
+from registry.services.proms.instruments import VALUE_SETS, check_value_set, default_value_set
 
 from . import filters, serializers
 
@@ -220,6 +221,10 @@ def export_schema(dataset: str, filterset_class):
                              default="relative",
                              description="relative: days from the implant (default, de-identified); "
                                          "iso: real dates (data managers only)."),
+            OpenApiParameter("value_set", OpenApiTypes.STR, enum=list(VALUE_SETS),
+                             description="EQ-5D-5L value set of the index (default: the sites' country; "
+                                         "England when they differ). Stated in the X-EQ5D-Value-Set "
+                                         "header and, in the visits dataset, on every row."),
             *_filter_parameters(filterset_class),
         ],
         responses={
@@ -259,6 +264,7 @@ class ExportView(APIView):
         if dates == "iso" and not exports.export_dates_allowed(request.user):
             raise exceptions.PermissionDenied(
                 {"dates": ["Only data managers may export real dates (dates=iso)."]})
+        value_set = requested_value_set(request)
         filterset = self.filterset_class(params, queryset=visible(self.model.objects.all(), request.user),
                                          request=request)
         queryset = filters.checked_queryset(filterset, request.user)
@@ -267,20 +273,34 @@ class ExportView(APIView):
         counter = export_log.RowCounter()
         if fmt in ("csv", "json"):
             stream = (exports.export_csv_stream if fmt == "csv" else exports.export_json_stream)(
-                self.dataset, queryset, dates=dates, counter=counter)
+                self.dataset, queryset, dates=dates, counter=counter, value_set=value_set)
             try:
                 body = export_log.begun(stream, log=log, counter=counter)
             except export_log.ExportFailed as failed:
                 raise ExportUnavailable(failed) from failed
         else:
-            path = exports.export_file(self.dataset, queryset, fmt, dates=dates, counter=counter)
+            path = exports.export_file(self.dataset, queryset, fmt, dates=dates, counter=counter,
+                                       value_set=value_set)
             export_log.export_log_finish(log=log, rows=counter.rows)
             body = exports.file_chunks(path)
         response = StreamingHttpResponse(body, content_type=exports.CONTENT_TYPES[fmt])
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = f'attachment; filename="{self.dataset}-{stamp}.{fmt}"'
         response["Cache-Control"] = "no-store"
+        response["X-EQ5D-Value-Set"] = value_set
         return response
+
+
+def requested_value_set(request) -> str:
+    """`?value_set=` (NL, ENG, US, DE, BE), or the default for the sites the user sees
+    (their country's value set when they share one); a 400 naming the value otherwise."""
+    sent = request.query_params.get("value_set")
+    if sent in (None, ""):
+        return default_value_set(sites_for(request.user).values_list("country", flat=True))
+    try:
+        return check_value_set(sent)
+    except ValueError as exc:
+        raise exceptions.ValidationError({"value_set": [str(exc)]}) from None
 
 
 @export_schema("visits", filters.VisitFilter)
@@ -299,6 +319,16 @@ class AdverseEventExportView(ExportView):
     dataset = "adverse-events"
     model = AdverseEvent
     filterset_class = filters.AdverseEventFilter
+
+
+@export_schema("prom-answers", filters.PromAnswerFilter)
+class PromAnswerExportView(ExportView):
+    """PROM item answers, one row per item (registry id, timepoint, instrument, version, item,
+    value): the long format, for rescoring or other algorithms."""
+
+    dataset = "prom-answers"
+    model = PromAnswer
+    filterset_class = filters.PromAnswerFilter
 
 
 class CodebookView(APIView):

@@ -4,6 +4,7 @@ from .events import AdverseEvent, iso14155_class
 from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_implant_value
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
 from .patients import Patient, PatientIdentifiers
+from .proms import PromAnswer, PromSchedule  # noqa: E402  (after visits and protocol)
 from .protocol import FollowUpProtocol, ProtocolTimepoint
 from .sites import RegistryRole, Site
 from .visits import (
@@ -29,6 +30,8 @@ __all__ = [
     "PainScore",
     "Patient",
     "PatientIdentifiers",
+    "PromAnswer",
+    "PromSchedule",
     "ProtocolTimepoint",
     "RegistryRole",
     "ReminderLog",

@@ -210,6 +210,27 @@ class Role(models.TextChoices):
     DATA_MANAGER = "data_manager", "Data manager"
 
 
+class PromInstrument(models.TextChoices):
+    """Patient-reported outcome instruments (definitions: models/instruments.py)."""
+
+    EQ5D5L = "eq5d5l", "EQ-5D-5L"
+    ODI = "odi", "Oswestry Disability Index 2.1a"
+    BPI_SF = "bpi_sf", "Brief Pain Inventory, short form"
+    HADS = "hads", "Hospital Anxiety and Depression Scale"
+    PCS = "pcs", "Pain Catastrophizing Scale"
+    PSEQ = "pseq", "Pain Self-Efficacy Questionnaire"
+
+
+class Eq5dValueSet(models.TextChoices):
+    """EQ-5D-5L value sets (coefficients and full citations: models/instruments.py)."""
+
+    NL = "NL", "Netherlands (Versteegh et al. 2016)"
+    ENG = "ENG", "England (Devlin et al. 2018)"
+    US = "US", "United States (Pickard et al. 2019)"
+    DE = "DE", "Germany (Ludwig et al. 2018)"
+    BE = "BE", "Belgium (Bouckaert et al. 2022)"
+
+
 # --- One frozen numbering of the code lists ---------------------------------------------
 #
 # Formats that store a code as a number (Stata value labels, REDCap raw values) and any
@@ -245,6 +266,8 @@ CODE_LISTS: dict[str, type[models.Choices]] = {
     "ae_outcome": AeOutcome,
     "iso_class": Iso14155Class,
     "role": Role,
+    "prom_instrument": PromInstrument,
+    "eq5d_value_set": Eq5dValueSet,
 }
 
 NUMBERING: dict[str, tuple[str, ...]] = {
@@ -275,6 +298,8 @@ NUMBERING: dict[str, tuple[str, ...]] = {
     "ae_outcome": ("resolved", "resolved_sequelae", "ongoing", "fatal", "unknown"),
     "iso_class": ("AE", "SAE", "ADE", "SADE", "USADE"),
     "role": ("nurse", "investigator", "data_manager"),
+    "prom_instrument": ("eq5d5l", "odi", "bpi_sf", "hads", "pcs", "pseq"),
+    "eq5d_value_set": ("NL", "ENG", "US", "DE", "BE"),
 }
 
 

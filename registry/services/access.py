@@ -22,6 +22,7 @@ from registry.models import (
     PainScore,
     Patient,
     PatientIdentifiers,
+    PromAnswer,
     RegistryRole,
     ReminderLog,
     Revision,
@@ -40,6 +41,7 @@ SITE_PATH: dict[type[Model], str] = {
     DeviceIdentifier: "implant__patient__site_id",
     Visit: "patient__site_id",
     PainScore: "visit__patient__site_id",
+    PromAnswer: "visit__patient__site_id",
     AdverseEvent: "patient__site_id",
     ReminderLog: "site_id",
 }

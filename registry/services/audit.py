@@ -21,7 +21,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from registry.models import AdverseEvent, Visit, VisitStatus
+from registry.models import AdverseEvent, PromAnswer, Visit, VisitStatus
 from registry.models.events import CLOSED_OUTCOMES
 
 SYSTEM_USERNAME = "registry-system"
@@ -48,6 +48,8 @@ def was_complete(row) -> bool:
         return row.status == VisitStatus.COMPLETED
     if isinstance(row, AdverseEvent):
         return row.outcome in CLOSED_OUTCOMES
+    if isinstance(row, PromAnswer):  # an answer given at a completed visit
+        return row.visit.status == VisitStatus.COMPLETED
     return False
 
 

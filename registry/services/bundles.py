@@ -2,7 +2,7 @@
 
 A bundle is a folder (or a .zip of one) holding `sites.csv`, `patients.csv`,
 `implants.csv`, `visits.csv`, `adverse_events.csv` and optionally
-`pain_scores.csv`. `FILES` below is the one definition of every file and
+`pain_scores.csv` and `prom_answers.csv`. `FILES` below is the one definition of every file and
 column; the importer (services.imports), the writer and the reference in
 docs/import-format.md (`format_reference_markdown`) all read it, so they
 cannot drift apart. Codes are those of registry.models.choices.
@@ -45,6 +45,8 @@ from registry.models import (
     Patient,
     Pgic,
     PriorTreatment,
+    PromAnswer,
+    PromInstrument,
     Recall,
     Relatedness,
     Satisfaction,
@@ -252,7 +254,27 @@ ADVERSE_EVENTS = BundleFile(
     key_help="`registry_id` + `implant_ref` + `onset_date` + `category`",
     notes=("The ISO 14155 class (AE, SAE, ADE, SADE, USADE) is derived, not imported.",),
 )
-FILES: tuple[BundleFile, ...] = (SITES, PATIENTS, IMPLANTS, VISITS, PAIN_SCORES, ADVERSE_EVENTS)
+PROM_ANSWERS = BundleFile(
+    "prom_answers.csv", PromAnswer,
+    (
+        Column("registry_id", KEY),
+        Column("implant_ref", KEY),
+        Column("timepoint", TEXT, mandatory=True),
+        Column("visit_date", DATE, mandatory=True),
+        Column("instrument", CODE, choices=PromInstrument, mandatory=True),
+        Column("item", TEXT, mandatory=True,
+               help="Item code of the instrument (e.g. `mo`, `s1`, `q14`; docs/proms.md)."),
+        Column("value", INT, mandatory=True,
+               help="The item's answer on its own scale (EQ-5D-5L 1-5, VAS 0-100, ODI 0-5, BPI 0-10, "
+                    "HADS 0-3, PCS 0-4, PSEQ 0-6)."),
+    ),
+    key_help="the visit (`registry_id`, `implant_ref`, `timepoint`, `visit_date`, as in "
+             "visits.csv) + `instrument` + `item`",
+    notes=("Patient-reported outcome answers, one row per item; scores are computed from them, "
+           "never imported. The visit must be in visits.csv or in the registry.",),
+)
+FILES: tuple[BundleFile, ...] = (SITES, PATIENTS, IMPLANTS, VISITS, PAIN_SCORES, ADVERSE_EVENTS,
+                                 PROM_ANSWERS)
 FILE_NAMES = [f.name for f in FILES]
 
 
@@ -387,6 +409,15 @@ def bundle_export(*, target: str | Path, site: Site | None = None, actor=None,
                                                  "implant_ref": "implant__ref"})
     emit(ADVERSE_EVENTS, _sorted_per_patient(event_rows, lambda r: (r[2], r[3], r[1] or "")))
 
+    answers = PromAnswer.objects.filter(
+        visit__patient__in=patients, visit__status=VisitStatus.COMPLETED,
+    ).order_by(_bytewise("visit__patient__registry_id"))
+    answer_rows = _rows(PROM_ANSWERS, answers, {
+        "registry_id": "visit__patient__registry_id", "implant_ref": "visit__implant__ref",
+        "timepoint": "visit__timepoint", "visit_date": "visit__date_done"})
+    emit(PROM_ANSWERS, _sorted_per_patient(answer_rows, lambda r: (
+        r[3], timepoint_sort_key(r[2]), r[1] or "", r[4], r[5])))
+
     log.rows = sum(counts.values())
     log.finished_at = timezone.now()
     log.save(update_fields=["rows", "finished_at"])
@@ -444,7 +475,7 @@ def code_labels_markdown() -> str:
 
 
 __all__ = [
-    "ADVERSE_EVENTS", "FILES", "FILE_NAMES", "IMPLANTS", "PAIN_SCORES", "PATIENTS", "SITES",
+    "ADVERSE_EVENTS", "FILES", "FILE_NAMES", "IMPLANTS", "PAIN_SCORES", "PATIENTS", "PROM_ANSWERS", "SITES",
     "VISITS", "BundleFile", "Column", "bundle_export", "cell", "code_labels_markdown",
     "format_reference_markdown", "visit_key",
 ]

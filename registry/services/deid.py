@@ -69,6 +69,8 @@ from registry.models import (
     PainScore,
     Patient,
     PatientIdentifiers,
+    PromAnswer,
+    PromSchedule,
     ProtocolTimepoint,
     RegistryRole,
     ReminderLog,
@@ -122,11 +124,13 @@ MODELS: dict[type, Rule] = {
     PainScore: Rule("visit.patient.registry_id"),
     AdverseEvent: Rule("patient.registry_id", dates=("onset_date", "resolved_on"),
                        free_text=("description",)),
+    # Item answers: coded values; instrument version and item code are structural keys.
+    PromAnswer: Rule("visit.patient.registry_id", released_text=("instrument_version", "item")),
 }
 
 # Not patient data (sites, the protocol), or bookkeeping investigators are never shown
 # (reminder, export and import logs, tokens, roles).
-NOT_PATIENT_DATA = (Site, FollowUpProtocol, ProtocolTimepoint)
+NOT_PATIENT_DATA = (Site, FollowUpProtocol, ProtocolTimepoint, PromSchedule)
 OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole)
 
 

@@ -68,13 +68,14 @@ def columns_for(dataset: str, *, dates: str = "relative") -> list[Column]:
     return datasets.get(dataset).columns_for(dates=dates)
 
 
-def dataset_queryset(dataset: str, queryset: QuerySet, *, dates: str = "relative") -> QuerySet:
+def dataset_queryset(dataset: str, queryset: QuerySet, *, dates: str = "relative",
+                     value_set: str | None = None) -> QuerySet:
     """The dataset's values_list queryset for `dataset` over `queryset`."""
-    return datasets.get(dataset).select(queryset, dates=dates)
+    return datasets.get(dataset).select(queryset, dates=dates, value_set=value_set)
 
 
-def visit_dataset(queryset: QuerySet, *, dates: str = "relative") -> QuerySet:
-    return datasets.VISITS.select(queryset, dates=dates)
+def visit_dataset(queryset: QuerySet, *, dates: str = "relative", value_set: str | None = None) -> QuerySet:
+    return datasets.VISITS.select(queryset, dates=dates, value_set=value_set)
 
 
 def event_dataset(queryset: QuerySet, *, dates: str = "relative") -> QuerySet:
@@ -99,18 +100,21 @@ def __getattr__(name: str):
 # --- Typed rows ---------------------------------------------------------------
 
 
-def _rows(dataset: str, queryset: QuerySet, dates: str, chunk_size: int) -> Iterator[dict]:
-    return datasets.typed_rows(datasets.get(dataset), queryset, dates=dates, chunk_size=chunk_size)
+def _rows(dataset: str, queryset: QuerySet, dates: str, chunk_size: int,
+          value_set: str | None = None) -> Iterator[dict]:
+    return datasets.typed_rows(datasets.get(dataset), queryset, dates=dates, chunk_size=chunk_size,
+                               value_set=value_set)
 
 
-def visit_rows(queryset: QuerySet, *, dates: str = "relative", chunk_size: int = 2000) -> Iterator[dict]:
+def visit_rows(queryset: QuerySet, *, dates: str = "relative", chunk_size: int = 2000,
+               value_set: str | None = None) -> Iterator[dict]:
     """One dict per visit, keys = `columns_for("visits", dates=...)` names, typed values.
 
     Codes are the bundle codes (str), yes/no columns are bool, integers int,
     percentages and MME float, dates (iso mode only) `datetime.date`,
     `age_at_implant` an int or the string "90+". One SQL query, streamed.
     """
-    return _rows("visits", queryset, dates, chunk_size)
+    return _rows("visits", queryset, dates, chunk_size, value_set)
 
 
 def event_rows(queryset: QuerySet, *, dates: str = "relative", chunk_size: int = 2000) -> Iterator[dict]:
@@ -118,8 +122,9 @@ def event_rows(queryset: QuerySet, *, dates: str = "relative", chunk_size: int =
     return _rows("adverse-events", queryset, dates, chunk_size)
 
 
-def dataset_rows(dataset: str, queryset: QuerySet, *, dates: str = "relative") -> Iterator[dict]:
-    return _rows(dataset, queryset, dates, 2000)
+def dataset_rows(dataset: str, queryset: QuerySet, *, dates: str = "relative",
+                 value_set: str | None = None) -> Iterator[dict]:
+    return _rows(dataset, queryset, dates, 2000, value_set)
 
 
 # --- CSV ----------------------------------------------------------------------
@@ -136,7 +141,7 @@ def _csv_text(value) -> str:
 
 
 def export_csv_stream(dataset: str, queryset: QuerySet, *, dates: str = "relative",
-                      counter: RowCounter | None = None) -> Iterator[bytes]:
+                      counter: RowCounter | None = None, value_set: str | None = None) -> Iterator[bytes]:
     """The dataset as CSV bytes in ~64 KB chunks, header first.
 
     PostgreSQL: psycopg's COPY of the dataset's SELECT (one statement, no
@@ -146,15 +151,16 @@ def export_csv_stream(dataset: str, queryset: QuerySet, *, dates: str = "relativ
     columns = columns_for(dataset, dates=dates)
     header = (",".join(c.name for c in columns) + "\n").encode()
     # Text cells a spreadsheet would run as formulas get a quote (services.cells).
-    select = datasets.get(dataset).select(queryset, dates=dates, spreadsheet=True)
+    select = datasets.get(dataset).select(queryset, dates=dates, spreadsheet=True, value_set=value_set)
     if connections[select.db].vendor == "postgresql":
         return _csv_copy(select, header, counter)
     return _csv_orm(select, header, counter)
 
 
-def copy_statement(dataset: str, queryset: QuerySet, *, dates: str = "relative") -> str:
+def copy_statement(dataset: str, queryset: QuerySet, *, dates: str = "relative",
+                   value_set: str | None = None) -> str:
     """The COPY statement the PostgreSQL CSV path runs (for psql comparisons)."""
-    return datasets.copy_sql(dataset_queryset(dataset, queryset, dates=dates))
+    return datasets.copy_sql(dataset_queryset(dataset, queryset, dates=dates, value_set=value_set))
 
 
 def _csv_copy(select: QuerySet, header: bytes, counter: RowCounter) -> Iterator[bytes]:
@@ -197,13 +203,13 @@ def _json_default(value):
 
 
 def export_json_stream(dataset: str, queryset: QuerySet, *, dates: str = "relative",
-                       counter: RowCounter | None = None) -> Iterator[bytes]:
+                       counter: RowCounter | None = None, value_set: str | None = None) -> Iterator[bytes]:
     """The dataset as one JSON array of objects, streamed in ~64 KB chunks."""
     counter = counter or RowCounter()
     encoder = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
     parts: list[str] = ["["]
     size = 1
-    for row in _rows(dataset, queryset, dates, 2000):
+    for row in _rows(dataset, queryset, dates, 2000, value_set):
         text = ("," if counter.rows else "") + "\n" + encoder.encode(row)
         counter.rows += 1
         parts.append(text)
@@ -218,8 +224,8 @@ def export_json_stream(dataset: str, queryset: QuerySet, *, dates: str = "relati
 # --- Files: xlsx, sav, dta ----------------------------------------------------
 
 
-def _file_rows(dataset, queryset, dates) -> tuple[list[Column], Iterable[dict]]:
-    return columns_for(dataset, dates=dates), _rows(dataset, queryset, dates, 2000)
+def _file_rows(dataset, queryset, dates, value_set=None) -> tuple[list[Column], Iterable[dict]]:
+    return columns_for(dataset, dates=dates), _rows(dataset, queryset, dates, 2000, value_set)
 
 
 def _write_xlsx(path: str, columns: list[Column], rows: Iterable[dict], counter: RowCounter):
@@ -297,7 +303,7 @@ def _write_stat(path: str, columns, rows, counter, fmt: str):
 
 
 def export_file(dataset: str, queryset: QuerySet, fmt: str, *, dates: str = "relative",
-                counter: RowCounter | None = None) -> str:
+                counter: RowCounter | None = None, value_set: str | None = None) -> str:
     """Write the dataset as xlsx, sav or dta to a temporary file and return its path.
 
     The caller streams and then deletes the file. Refuses other formats.
@@ -305,7 +311,7 @@ def export_file(dataset: str, queryset: QuerySet, fmt: str, *, dates: str = "rel
     counter = counter or RowCounter()
     if fmt not in ("xlsx", "sav", "dta"):
         raise ValueError(f"export_file writes xlsx, sav or dta, not '{fmt}'.")
-    columns, rows = _file_rows(dataset, queryset, dates)
+    columns, rows = _file_rows(dataset, queryset, dates, value_set)
     handle, path = tempfile.mkstemp(prefix=f"registry-{dataset}-", suffix=f".{fmt}")
     os.close(handle)
     try:

@@ -59,6 +59,7 @@ class Column:
     codes: str = ""
     redcap: Redcap | None = None
     dates_only: bool = False
+    takes_value_set: bool = False  # `sql(value_set)`: the EQ-5D-5L value set chosen for the query
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -66,8 +67,10 @@ class Column:
         if self.kind in ("code", "scale") and self.codes not in choices.CODE_LISTS:
             raise ValueError(f"Column {self.name}: kind {self.kind} needs a code list, not '{self.codes}'")
 
-    def expression(self) -> Expression:
-        return F(self.sql) if isinstance(self.sql, str) else self.sql()
+    def expression(self, value_set: str | None = None) -> Expression:
+        if isinstance(self.sql, str):
+            return F(self.sql)
+        return self.sql(value_set) if self.takes_value_set else self.sql()
 
     @property
     def labels(self) -> tuple[tuple, ...]:

@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from django.db.models import Case, CharField, F, FilteredRelation, FloatField, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Coalesce, Round
 
-from registry.models import BASELINE, AdverseEvent, PainSite, Patient, Recall, Visit, first_implant_value
+from registry.models import (
+    BASELINE,
+    AdverseEvent,
+    PainSite,
+    Patient,
+    PromAnswer,
+    Recall,
+    Visit,
+    first_implant_value,
+)
+from registry.models.instruments import check_value_set
 
 from .columns import Column, Redcap
 from .sql import DaysBetween, age_at, blank_is_null, iso_class, neutralised, row_implant, yes_no
@@ -47,15 +57,16 @@ class Dataset:
         return [c for c in self.columns if dates == "iso" or not c.dates_only]
 
     def select(self, queryset: QuerySet, *, dates: str = "relative",
-               spreadsheet: bool = False) -> QuerySet:
+               spreadsheet: bool = False, value_set: str | None = None) -> QuerySet:
         """A `values_list` queryset of the columns (in order) over `queryset`, which must
         already be access-scoped (services.access.visible). `spreadsheet`: text columns
-        as `cells.to_cell` writes them (for CSV, which PostgreSQL's COPY writes itself)."""
+        as `cells.to_cell` writes them (for CSV, which PostgreSQL's COPY writes itself).
+        `value_set`: the EQ-5D-5L value set of the PROM score columns (default ENG)."""
         columns = self.columns_for(dates=dates)
         if queryset.query.distinct:
             # DISTINCT would pull the ORDER BY columns into the SELECT (and into COPY's output).
             queryset = queryset.model.objects.filter(pk__in=queryset.values("pk"))
-        qs = self.prepare(queryset).annotate(**{f"c_{c.name}": c.expression() for c in columns})
+        qs = self.prepare(queryset).annotate(**{f"c_{c.name}": c.expression(value_set) for c in columns})
         names = [f"c_{c.name}" for c in columns]
         if spreadsheet:
             text = [c for c in columns if c.kind in ("str", "code")]
@@ -149,6 +160,28 @@ def _patient_columns(implant_date) -> list[Column]:
                lambda: age_at(implant_date(), "patient__birth_year")),
     ]
 
+def _prom_columns() -> list[Column]:
+    """PROM scores, computed on read from the item answers (services.proms.sql), and the
+    value set and algorithm that made them, stated on every row."""
+    from registry.services.proms.instruments import ALGORITHM_VERSION, SCORES
+    from registry.services.proms.sql import is_integer, score_expression
+
+    def sql(code):
+        return lambda value_set: score_expression(code, value_set)
+
+    def label(code):
+        instrument, score = SCORES[code]
+        return f"{score.label}, {instrument.version}; algorithm {ALGORITHM_VERSION}"
+
+    return [
+        Column("eq5d5l_value_set", f"EQ-5D-5L value set of eq5d5l_index (algorithm {ALGORITHM_VERSION})",
+               "code", lambda value_set: Value(check_value_set(value_set)), codes="eq5d_value_set",
+               takes_value_set=True),
+        *(Column(code, label(code), "int" if is_integer(score) else "float", sql(code), takes_value_set=True)
+          for code, (_, score) in SCORES.items()),
+    ]
+
+
 VISITS = Dataset(
     name="visits",
     model=Visit,
@@ -188,6 +221,7 @@ VISITS = Dataset(
                redcap=Redcap("visit", **NRS)),
         Column("nrs_phantom_limb", "Phantom limb pain NRS, 7-day average", "int", "ps_pl__score",
                redcap=Redcap("visit", **NRS)),
+        *_prom_columns(),
         Column("visit_date", "Date of visit", "date", "date_done", dates_only=True),
         Column("implant_date", "Implant date", "date", _visit_implant_date, dates_only=True),
     ],
@@ -250,7 +284,26 @@ EVENTS = Dataset(
     order_by=lambda: ("patient__registry_id", "onset_date", "pk"),
 )
 
+# --- PROM item answers (the long export) ------------------------------------------------------
+
+PROM_ANSWERS = Dataset(
+    name="prom-answers",
+    model=PromAnswer,
+    columns=[
+        Column("registry_id", "Registry id (pseudonym)", "str", "visit__patient__registry_id"),
+        Column("site", "Site code", "str", "visit__patient__site__code"),
+        Column("timepoint", "Timepoint (baseline, trial_end, unscheduled, m<N> months)", "str",
+               "visit__timepoint"),
+        Column("instrument", "PROM instrument", "code", "instrument", codes="prom_instrument"),
+        Column("version", "Instrument version", "str", "instrument_version"),
+        Column("item", "Item code (instrument definition; no licensed wording)", "str", "item"),
+        Column("value", "Item answer (as scored on the instrument)", "int", "value"),
+        Column("visit_date", "Date of visit", "date", "visit__date_done", dates_only=True),
+    ],
+    order_by=lambda: ("visit__patient__registry_id", "visit__date_done", "visit_id", "instrument", "item"),
+)
+
 # The datasets the export endpoints offer, by their URL name.
-EXPORTED: dict[str, Dataset] = {VISITS.name: VISITS, EVENTS.name: EVENTS}
+EXPORTED: dict[str, Dataset] = {VISITS.name: VISITS, EVENTS.name: EVENTS, PROM_ANSWERS.name: PROM_ANSWERS}
 ALL: dict[str, Dataset] = {**EXPORTED, PATIENTS.name: PATIENTS}
 

@@ -14,7 +14,7 @@ CHUNK_BYTES = 64 * 1024
 
 
 def typed_rows(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative",
-               chunk_size: int = 2000) -> Iterator[dict]:
+               chunk_size: int = 2000, value_set: str | None = None) -> Iterator[dict]:
     """One dict per row, keys = column names, values typed (`Column.typed`), streamed.
 
     On PostgreSQL the rows are parsed from the COPY stream: a server-side cursor outside
@@ -23,7 +23,7 @@ def typed_rows(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative",
     batch of patients) `fetched_rows` gives the driver's own typed values instead.
     """
     columns = dataset.columns_for(dates=dates)
-    select = dataset.select(queryset, dates=dates)
+    select = dataset.select(queryset, dates=dates, value_set=value_set)
     if connections[select.db].vendor == "postgresql":
         raw_rows = _copy_rows(select)
     else:
@@ -32,12 +32,13 @@ def typed_rows(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative",
         yield {c.name: c.typed(v) for c, v in zip(columns, raw, strict=True)}
 
 
-def fetched_rows(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative") -> list[dict]:
+def fetched_rows(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative",
+                 value_set: str | None = None) -> list[dict]:
     """The rows of a bounded queryset, typed from the database driver's values (one query,
     no COPY text parsed back): for readers that take the data in batches (REDCap)."""
     columns = dataset.columns_for(dates=dates)
     return [{c.name: c.typed(v) for c, v in zip(columns, raw, strict=True)}
-            for raw in dataset.select(queryset, dates=dates)]
+            for raw in dataset.select(queryset, dates=dates, value_set=value_set)]
 
 
 def copy_sql(select: QuerySet) -> str:

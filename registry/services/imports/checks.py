@@ -18,6 +18,7 @@ from registry.models import (
     Implant,
     PainScore,
     Patient,
+    PromAnswer,
     Site,
     Visit,
     VisitStatus,
@@ -32,6 +33,7 @@ from ..bundles import (
     KEY,
     PAIN_SCORES,
     PATIENTS,
+    PROM_ANSWERS,
     SITES,
     TEXT,
     VISITS,
@@ -76,6 +78,7 @@ class _Validator(RegistryLookups):
         self.visit_updates: list[Visit] = []
         self.existing_visits: dict[tuple, Visit] = {}
         self.existing_scores: dict[tuple, PainScore] = {}
+        self.existing_prom_answers: dict[tuple, PromAnswer] = {}
         self.existing_events: dict[tuple, AdverseEvent] = {}
 
     # -- helpers
@@ -213,7 +216,8 @@ class _Validator(RegistryLookups):
         for spec, method in ((SITES, self.check_sites), (PATIENTS, self.check_patients),
                              (IMPLANTS, self.check_implants), (VISITS, self.check_visits),
                              (PAIN_SCORES, self.check_scores),
-                             (ADVERSE_EVENTS, self.check_events)):
+                             (ADVERSE_EVENTS, self.check_events),
+                             (PROM_ANSWERS, self.check_prom_answers)):
             table = self.tables.get(spec.name)
             if table is not None:
                 self.counts.setdefault(spec.name.removesuffix(".csv"),
@@ -421,6 +425,56 @@ class _Validator(RegistryLookups):
             score = PainScore(visit=visit, **row.values)
             if self.clean(table, row, score, exclude=["visit"], parents={"visit": visit}):
                 self.new["pain_scores"].append(score)
+                self.count(spec, "new")
+
+    def visit_of(self, table, row, raw, bad_columns) -> tuple[tuple, Visit] | None:
+        """The completed visit a child row (pain score, PROM answer) names, or None
+        (with the error said)."""
+        spec = table.spec
+        patient = self.patient_of(table, row, raw)
+        self.implant_of(table, row, raw)
+        if patient is None or row.bad & bad_columns:
+            return None
+        vkey = visit_key(patient.registry_id, raw.get("implant_ref", ""),
+                         raw.get("timepoint", ""), raw.get("visit_date", ""))
+        visit = self.visits.get(vkey)
+        if visit is None:
+            visit = self.existing_visits.get(vkey)
+            if visit is None or visit.status != VisitStatus.COMPLETED:
+                self.error(spec, row.line, "timepoint", raw.get("timepoint", ""),
+                           "no such completed visit; expected a visit of visits.csv or of "
+                           "the registry (same registry_id, implant_ref, timepoint, "
+                           "visit_date).")
+                return None
+        if cell(visit.date_done) != raw.get("visit_date"):
+            self.error(spec, row.line, "visit_date", raw.get("visit_date", ""),
+                       f"expected {cell(visit.date_done)}, the date of that visit.")
+            return None
+        return vkey, visit
+
+    def check_prom_answers(self, table):
+        spec, keys = table.spec, {}
+        total = len(table.rows)
+        for done, (line, raw) in enumerate(table.rows, 1):
+            self.tick(spec, done, total)
+            row = self.parse_row(table, line, raw)
+            found = self.visit_of(table, row, raw, {"implant_ref", "timepoint", "visit_date",
+                                                    "instrument", "item"})
+            if found is None:
+                continue
+            vkey, visit = found
+            key = (vkey, raw.get("instrument"), raw.get("item"))
+            if self.duplicate(spec, keys, key, line, "item", raw.get("item", ""),
+                              "a second answer to this item at this visit"):
+                continue
+            existing = self.existing_prom_answers.get(key)
+            if existing is not None:
+                if self.compare(table, row, existing, "this answer"):
+                    self.count(spec, "unchanged")
+                continue
+            answer = PromAnswer(visit=visit, **row.values)
+            if self.clean(table, row, answer, exclude=["visit"], parents={"visit": visit}):
+                self.new["prom_answers"].append(answer)
                 self.count(spec, "new")
 
     def check_events(self, table):

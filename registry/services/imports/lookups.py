@@ -8,6 +8,7 @@ from registry.models import (
     Implant,
     PainScore,
     Patient,
+    PromAnswer,
     Site,
     Visit,
 )
@@ -17,6 +18,7 @@ from ..bundles import (
     IMPLANTS,
     PAIN_SCORES,
     PATIENTS,
+    PROM_ANSWERS,
     VISITS,
     cell,
     visit_key,
@@ -34,7 +36,7 @@ class RegistryLookups:
         ids: set[str] = set()
         refs: set[str] = set()
         for name in (PATIENTS.name, IMPLANTS.name, VISITS.name, PAIN_SCORES.name,
-                     ADVERSE_EVENTS.name):
+                     ADVERSE_EVENTS.name, PROM_ANSWERS.name):
             table = self.tables.get(name)
             if table is None:
                 continue
@@ -89,6 +91,10 @@ class RegistryLookups:
                 key, visit = visits_by_pk[score.visit_id]
                 score.visit = visit
                 self.existing_scores[(key, score.pain_site, score.recall)] = score
+            for answer in PromAnswer.objects.filter(visit_id__in=chunk):
+                key, visit = visits_by_pk[answer.visit_id]
+                answer.visit = visit
+                self.existing_prom_answers[(key, answer.instrument, answer.item)] = answer
 
 
 def _chunks(items: list, size: int = CHUNK):

@@ -12,6 +12,7 @@ from registry.models import (
     Implant,
     PainScore,
     Patient,
+    PromAnswer,
     Site,
     Visit,
 )
@@ -63,7 +64,7 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
     """Everything the validator collected, in one transaction, with history."""
     _lock_visits_to_fill_in(v)
     steps = [("sites", Site), ("patients", Patient), ("implants", Implant), ("visits", Visit),
-             ("pain_scores", PainScore), ("adverse_events", AdverseEvent)]
+             ("pain_scores", PainScore), ("adverse_events", AdverseEvent), ("prom_answers", PromAnswer)]
     total = sum(len(v.new[name]) for name, _ in steps) + len(v.visit_updates)
     done = 0
     for name, model in steps:

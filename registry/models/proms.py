@@ -1,0 +1,142 @@
+"""Patient-reported outcomes: item answers at a visit, and which instrument is due when.
+
+Scores are never stored: they are computed on read from the answers
+(services.proms), like the NRS reduction, so they cannot go stale.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from . import instruments
+from .base import ClinicalModel, history
+from .choices import Diagnosis
+from .protocol import FollowUpProtocol
+from .visits import BASELINE, TIMEPOINT_RE, TRIAL_END, Visit, timepoint_months
+
+INSTRUMENT_CHOICES = [(code, i.name) for code, i in instruments.INSTRUMENTS.items()]
+
+
+def _answer_ranges() -> Q:
+    """The database's own guard, built from the definitions: each instrument's items
+    with their allowed values (so bulk writes cannot store 7 on a 0-5 item either)."""
+    allowed = Q()
+    for code, instrument in instruments.INSTRUMENTS.items():
+        by_range: dict[tuple[int, int], list[str]] = {}
+        for item in instrument.items:
+            by_range.setdefault((item.low, item.high), []).append(item.code)
+        for (low, high), items in by_range.items():
+            allowed |= Q(instrument=code, item__in=items, value__gte=low, value__lte=high)
+    return allowed
+
+
+class PromAnswer(ClinicalModel):
+    """One item answer of a patient-reported outcome instrument at a visit.
+
+    `instrument_version` is the instrument version the answer was given on
+    (instruments.INSTRUMENTS), set from the definition when left empty (`version` is the
+    row's own optimistic-locking counter, as on every clinical model).
+    """
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="prom_answers")
+    instrument = models.CharField(max_length=16, choices=INSTRUMENT_CHOICES)
+    instrument_version = models.CharField(max_length=40, blank=True)
+    item = models.CharField(max_length=24)
+    value = models.PositiveSmallIntegerField()
+    history = history()
+
+    class Meta:
+        ordering = ["visit", "instrument", "item"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["visit", "instrument", "item"], name="one_prom_answer_per_item",
+                violation_error_message="This visit already has an answer to this item; change it "
+                                        "instead of adding another.",
+            ),
+            models.CheckConstraint(condition=_answer_ranges(), name="prom_answer_on_scale"),
+        ]
+
+    def __str__(self):
+        return f"{self.instrument}.{self.item} = {self.value}"
+
+    def clean(self):
+        errors = {}
+        if self.instrument not in instruments.INSTRUMENTS:
+            errors["instrument"] = (f"Unknown instrument '{self.instrument}'; use one of "
+                                    f"{', '.join(instruments.INSTRUMENTS)}.")
+        else:
+            definition = instruments.INSTRUMENTS[self.instrument]
+            if not self.instrument_version:
+                self.instrument_version = definition.version
+            elif self.instrument_version != definition.version:
+                errors["instrument_version"] = (
+                    f"{definition.name} is held in version '{definition.version}', "
+                    f"not '{self.instrument_version}'.")
+            problem = instruments.answer_problem(self.instrument, self.item, self.value)
+            if problem:
+                errors["item" if definition.item(self.item) is None else "value"] = problem
+        if errors:
+            raise ValidationError(errors)
+
+
+TIMEPOINT_TOKENS = ("scheduled", "yearly")  # every scheduled timepoint; m12, m24, ...
+
+
+def split_codes(text: str) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+class PromSchedule(ClinicalModel):
+    """Which instrument a protocol asks for at which timepoints, for which diagnoses.
+
+    `timepoints`: comma-separated baseline, trial_end, m<N>, or "scheduled" (baseline,
+    end of trial and every m<N>) and "yearly" (m12, m24, ...). `diagnoses`: comma-separated
+    pain diagnosis codes; empty = every diagnosis. Edited by data managers.
+    """
+
+    protocol = models.ForeignKey(FollowUpProtocol, on_delete=models.CASCADE, related_name="prom_schedules")
+    instrument = models.CharField(max_length=16, choices=INSTRUMENT_CHOICES)
+    timepoints = models.CharField(max_length=200, help_text="e.g. baseline,m6,yearly or scheduled")
+    diagnoses = models.CharField(max_length=100, blank=True,
+                                 help_text="Pain diagnosis codes (pn, rlp, plp, rlp_plp, other); "
+                                           "empty = every diagnosis.")
+    history = history()
+
+    class Meta:
+        ordering = ["protocol", "instrument"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["protocol", "instrument"], name="one_prom_schedule_per_instrument",
+                violation_error_message="This protocol already schedules this instrument; edit that row.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.instrument} at {self.timepoints}"
+
+    def due_at(self, timepoint: str, diagnosis: str) -> bool:
+        wanted = split_codes(self.diagnoses)
+        if wanted and diagnosis not in wanted:
+            return False
+        codes = split_codes(self.timepoints)
+        months = timepoint_months(timepoint)
+        if timepoint in codes:
+            return True
+        if "scheduled" in codes and (timepoint in (BASELINE, TRIAL_END) or months):
+            return True
+        return bool("yearly" in codes and months and months % 12 == 0)
+
+    def clean(self):
+        errors = {}
+        for code in split_codes(self.timepoints):
+            if code not in TIMEPOINT_TOKENS and not TIMEPOINT_RE.match(code):
+                errors["timepoints"] = (f"Unknown timepoint '{code}'; use baseline, trial_end, m<N>, "
+                                        "scheduled or yearly, separated by commas.")
+        if not split_codes(self.timepoints):
+            errors["timepoints"] = "Name at least one timepoint."
+        for code in split_codes(self.diagnoses):
+            if code not in Diagnosis.values:
+                errors["diagnoses"] = (f"Unknown diagnosis '{code}'; use {', '.join(Diagnosis.values)}, "
+                                       "separated by commas.")
+        if errors:
+            raise ValidationError(errors)
