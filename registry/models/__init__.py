@@ -5,6 +5,7 @@ from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
 from .patients import Patient, PatientIdentifiers
 from .protocol import FollowUpProtocol, ProtocolTimepoint
+from .queries import DataQuery, QueryAction, QueryMessage, QueryStatus
 from .sites import RegistryRole, Site
 from .visits import (
     BASELINE,
@@ -21,6 +22,10 @@ __all__ = [
     "AdverseEvent",
     "ApiToken",
     "BASELINE",
+    "DataQuery",
+    "QueryAction",
+    "QueryMessage",
+    "QueryStatus",
     "DeviceIdentifier",
     "ExportLog",
     "FollowUpProtocol",

@@ -219,6 +219,18 @@ class Role(models.TextChoices):
 # tests/models/test_code_numbering.py fails when a list is reordered, shortened, or lags
 # behind its model choices. Integer scales (satisfaction, PGIC) are numbered by their value.
 
+class MissingReason(models.TextChoices):
+    """Why a value is blank, stored beside the value (never in it). Castor's and HL7's
+    null flavours: NASK not asked, ASKU asked but unknown / declined (REDCap codes in
+    services.missing)."""
+
+    NOT_ASKED = "not_asked", "Not asked"
+    DECLINED = "declined", "Asked but declined"
+    UNKNOWN = "unknown", "Unknown"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up", "Lost to follow-up"
+
+
 CODE_LISTS: dict[str, type[models.Choices]] = {
     "sex": Sex,
     "consent_status": ConsentStatus,
@@ -245,6 +257,7 @@ CODE_LISTS: dict[str, type[models.Choices]] = {
     "ae_outcome": AeOutcome,
     "iso_class": Iso14155Class,
     "role": Role,
+    "missing_reason": MissingReason,
 }
 
 NUMBERING: dict[str, tuple[str, ...]] = {
@@ -275,6 +288,7 @@ NUMBERING: dict[str, tuple[str, ...]] = {
     "ae_outcome": ("resolved", "resolved_sequelae", "ongoing", "fatal", "unknown"),
     "iso_class": ("AE", "SAE", "ADE", "SADE", "USADE"),
     "role": ("nurse", "investigator", "data_manager"),
+    "missing_reason": ("not_asked", "declined", "unknown", "not_applicable", "lost_to_follow_up"),
 }
 
 

@@ -16,12 +16,14 @@ from django.db.models import Model, QuerySet
 
 from registry.models import (
     AdverseEvent,
+    DataQuery,
     DeviceIdentifier,
     ExportLog,
     Implant,
     PainScore,
     Patient,
     PatientIdentifiers,
+    QueryMessage,
     RegistryRole,
     ReminderLog,
     Revision,
@@ -42,6 +44,8 @@ SITE_PATH: dict[type[Model], str] = {
     PainScore: "visit__patient__site_id",
     AdverseEvent: "patient__site_id",
     ReminderLog: "site_id",
+    DataQuery: "patient__site_id",
+    QueryMessage: "query__patient__site_id",
 }
 
 

@@ -61,6 +61,7 @@ from django.core.exceptions import FieldDoesNotExist
 from registry.models import (
     AdverseEvent,
     ApiToken,
+    DataQuery,
     DeviceIdentifier,
     ExportLog,
     FollowUpProtocol,
@@ -70,6 +71,7 @@ from registry.models import (
     Patient,
     PatientIdentifiers,
     ProtocolTimepoint,
+    QueryMessage,
     RegistryRole,
     ReminderLog,
     Revision,
@@ -128,6 +130,9 @@ MODELS: dict[type, Rule] = {
 # (reminder, export and import logs, tokens, roles).
 NOT_PATIENT_DATA = (Site, FollowUpProtocol, ProtocolTimepoint)
 OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole)
+# Data queries and their threads: between the site and the data managers; investigators never
+# see them (services.queries.queries_for), so nothing of them is released or shifted.
+OPERATIONS += (DataQuery, QueryMessage)
 
 
 def record_time(obj, field_name: str, real: bool) -> datetime.datetime | None:
