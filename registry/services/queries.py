@@ -34,7 +34,7 @@ from registry.models import (
 )
 from registry.models.queries import LIVE_STATUSES
 
-from . import access
+from . import access, inputs
 from .audit import SYSTEM_USERNAME, record_save
 
 MAX_TEXT = 4000
@@ -159,6 +159,9 @@ def _may_answer(actor, query: DataQuery) -> bool:
 
 def _text(text: str, what: str) -> str:
     text = (text or "").strip()
+    problem = inputs.value_problem("text", text)
+    if problem:
+        raise ValidationError({"text": problem})
     if not text:
         raise ValidationError({"text": f"Write the {what} (it goes into the query's thread)."})
     if len(text) > MAX_TEXT:
