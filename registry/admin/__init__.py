@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     operations,
     patients,
     protocol,
+    queries,
     reminders,
     scheduler,
     sites,
