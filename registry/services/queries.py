@@ -16,6 +16,7 @@ Promises:
 import dataclasses
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Case, CharField, Count, OuterRef, QuerySet, Subquery, Value, When
@@ -305,3 +306,31 @@ def live_queries_on(record) -> QuerySet:
 
 def queries_of_patient(patient) -> QuerySet:
     return DataQuery.objects.filter(patient=patient)
+
+
+@dataclasses.dataclass(frozen=True)
+class DigestQuery:
+    """An open query as the site's digest lists it: the record and field, never the
+    message text (free text may name the patient; e-mail leaves the registry)."""
+
+    registry_id: str
+    record_key: str
+    field: str
+    rule: str
+    age_days: int
+    admin_url: str
+
+
+def digest_queries(site, *, now=None) -> list[DigestQuery]:
+    """The site's queries waiting for the site (open), oldest first, for its daily digest."""
+    from django.urls import reverse
+
+    now = now or timezone.now()
+    rows = (DataQuery.objects.filter(patient__site_id=site.pk, status=QueryStatus.OPEN)
+            .order_by("opened_at", "pk")
+            .values_list("pk", "patient__registry_id", "record_key", "field", "rule", "opened_at"))
+    template = reverse("admin:registry_dataquery_change", args=[0]).replace("/0/", "/{}/")
+    base = settings.SITE_URL.rstrip("/")
+    return [DigestQuery(registry_id, key, field, rule, (now - opened).days,
+                        base + template.format(pk))
+            for pk, registry_id, key, field, rule, opened in rows]
