@@ -59,6 +59,9 @@ class Column:
     codes: str = ""
     redcap: Redcap | None = None
     dates_only: bool = False
+    # The column holding why this value is missing (services.missing): files with a
+    # missing-value mechanism (SPSS, Stata, REDCap, FHIR) carry the reason in this column.
+    reason: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
