@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 
 from registry.models import Visit, VisitStatus
 from registry.services import exports, missing
-from registry.services.audit import record_save
+from registry.services.audit import record_save, system_user
 from tests.factories import make_implant, make_patient, make_visit
 
 
@@ -123,3 +123,34 @@ def test_xlsx_has_the_missing_columns(visits):
     finally:
         os.unlink(path)
     assert "nrs_missing" in header and "visit_missing" in header
+
+
+def test_the_bundle_carries_the_reasons_and_round_trips(db, tmp_path):
+    import io
+
+    from django.core.management import call_command
+
+    from tests.commands.test_export_registry import empty_the_registry, export, files
+
+    call_command("seed_synthetic", "--patients", "12", "--seed", "5", "--quiet", stdout=io.StringIO())
+    completed = Visit.objects.filter(status=VisitStatus.COMPLETED).exclude(timepoint="baseline")
+    first, second = completed.order_by("pk")[:2]
+    first.nrs, first.nrs_missing, first.pgic, first.pgic_missing = None, "declined", None, "not_asked"
+    second.opioid_mme, second.opioid_mme_missing = None, "unknown"
+    for visit in (first, second):
+        record_save(visit, actor=system_user(), reason="test: reasons", validate=False)
+    key = {first.pk: (first.patient.registry_id, first.timepoint),
+           second.pk: (second.patient.registry_id, second.timepoint)}
+    export(tmp_path / "first")
+    written = files(tmp_path / "first")
+    header = written["visits.csv"].split(b"\n")[0].decode()
+    assert header.endswith("nrs_missing,satisfaction_missing,pgic_missing,opioid_mme_missing")
+    empty_the_registry()
+    call_command("import_registry", str(tmp_path / "first"), "--quiet", stdout=io.StringIO())
+    again = {(v.patient.registry_id, v.timepoint): v for v in Visit.objects.select_related("patient")}
+    back = again[key[first.pk]]
+    assert (back.nrs, back.nrs_missing, back.pgic, back.pgic_missing) == (None, "declined", None,
+                                                                          "not_asked")
+    assert again[key[second.pk]].opioid_mme_missing == "unknown"
+    export(tmp_path / "second")
+    assert files(tmp_path / "second") == written
