@@ -13,7 +13,7 @@ from celery import shared_task
 from django.db import transaction
 
 from registry.models import Site
-from registry.services import export_log, reminders
+from registry.services import checks, export_log, reminders
 from registry.services.audit import system_user
 
 log = logging.getLogger(__name__)
@@ -57,3 +57,11 @@ def send_reminders(date: str | None = None) -> int:
 def prune_export_log() -> int:
     """Daily: drop REST list-page log rows past REGISTRY_EXPORT_LOG_RETENTION_DAYS."""
     return export_log.export_log_prune()
+
+
+@shared_task
+def run_data_checks(site_ids: list[int] | None = None) -> dict:
+    """Nightly (beat, migration 0013): every data check over the registry, or the sites given."""
+    sites = list(Site.objects.filter(pk__in=site_ids)) if site_ids is not None else None
+    run = checks.checks_run(sites=sites)
+    return {"findings": run.findings, "opened": run.opened, "closed": run.closed}

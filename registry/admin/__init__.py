@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     patients,
     proms,
     protocol,
+    queries,
     reminders,
     scheduler,
     sites,

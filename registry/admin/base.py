@@ -34,7 +34,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry.models import Site
-from registry.services import access, deid
+from registry.services import access, checks, deid
 from registry.services.audit import StaleEdit, record_delete, record_save
 
 from . import dates
@@ -326,6 +326,12 @@ class RegistryAdmin(HiddenFieldsMixin, SimpleHistoryAdmin):
             validate=False,  # the ModelForm has already run full_clean
             touch=getattr(obj, "_inline_changed", False),
         )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # The data checks over the patient of what was just saved: a new anomaly opens a
+        # query, a fixed one closes it (services.checks).
+        checks.checks_after_save(form.instance)
 
     def save_formset(self, request, form, formset, change):
         reason = self.reason_of(form, change, default=f"Entered with the {self.opts.verbose_name}")

@@ -6,12 +6,13 @@ from registry.models import AdverseEvent, Iso14155Class
 
 from .base import BackToPatientMixin, PatientSearchMixin, RegistryAdmin, badge
 from .filters import EventStatusFilter, IsoClassFilter, site_filter, therapy_filter
+from .queries import QueriesOnRecordMixin
 
 SERIOUS_CLASSES = {Iso14155Class.SAE, Iso14155Class.SADE, Iso14155Class.USADE}
 
 
 @admin.register(AdverseEvent)
-class AdverseEventAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
+class AdverseEventAdmin(QueriesOnRecordMixin, PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
     list_display = ["patient_link", "onset_date", "category", "iso_class_badge", "severity",
                     "outcome", "resolved_on"]
     list_filter = [site_filter("patient__site_id"), therapy_filter("patient_id"), "serious",

@@ -12,10 +12,11 @@ from registry.services.implants import implant_save
 
 from .base import BackToPatientMixin, IdentifierAdmin, RegistryAdmin
 from .filters import site_filter
+from .queries import QueriesOnRecordMixin
 
 
 @admin.register(Implant)
-class ImplantAdmin(BackToPatientMixin, RegistryAdmin):
+class ImplantAdmin(QueriesOnRecordMixin, BackToPatientMixin, RegistryAdmin):
     list_display = ["ref", "patient", "therapy", "implant_date", "paradigm", "explant_date"]
     list_filter = [site_filter("patient__site_id"), "therapy", "paradigm"]
     search_fields = ["ref", "patient__registry_id"]

@@ -38,6 +38,7 @@ from .base import (
 from .events import SERIOUS_CLASSES
 from .filters import PatientFollowUpFilter, site_filter, therapy_filter
 from .forms import ClinicalForm
+from .queries import QueriesOnRecordMixin
 
 
 class PatientIdentifiersInline(RegistryStackedInline):
@@ -95,7 +96,7 @@ def _next_due_subquery():
 
 
 @admin.register(Patient)
-class PatientAdmin(PatientSearchMixin, RegistryAdmin):
+class PatientAdmin(QueriesOnRecordMixin, PatientSearchMixin, RegistryAdmin):
     form = PatientForm
     patient_path = ""
     list_display = ["registry_id", "site_code", "therapy", "diagnosis", "consent_status",
@@ -126,7 +127,7 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
         return fields
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["registry_id"]
+        fields = [*super().get_readonly_fields(request, obj), "registry_id"]
         if obj is not None and not access.is_data_manager(request.user):
             # A data manager who tries to move a patient is told why it cannot (Patient.clean).
             fields.append("site")

@@ -40,6 +40,7 @@ from .filters import (
 )
 from .forms import ClinicalForm
 from .proms import VisitPromsMixin
+from .queries import QueriesOnRecordMixin
 from .reminders import ReminderLogInline
 
 
@@ -139,7 +140,8 @@ class VisitForm(ClinicalForm):
 
 
 @admin.register(Visit)
-class VisitAdmin(VisitPromsMixin, PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
+class VisitAdmin(QueriesOnRecordMixin, VisitPromsMixin, PatientSearchMixin, BackToPatientMixin,
+                 RegistryAdmin):
     form = VisitForm
     list_display = ["patient_link", "site_code", "timepoint_name", "target_date", "window",
                     "date_done", "status", "nrs", "window_flag"]
@@ -155,9 +157,11 @@ class VisitAdmin(VisitPromsMixin, PatientSearchMixin, BackToPatientMixin, Regist
 
     fieldsets = [
         ("Follow-up call", {"fields": ["patient", "implant", "timepoint", "schedule",
-                                       "status", "date_done", "window_check"]}),
-        ("Scores", {"fields": ["nrs", "satisfaction", "pgic", "would_choose_again",
-                               "opioid_mme", "stimulation_use"]}),
+                                       ("status", "visit_missing"), "date_done", "window_check"]}),
+        # Each value with the reason it is missing beside it (never in it).
+        ("Scores", {"fields": [("nrs", "nrs_missing"), ("satisfaction", "satisfaction_missing"),
+                               ("pgic", "pgic_missing"), "would_choose_again",
+                               ("opioid_mme", "opioid_mme_missing"), "stimulation_use"]}),
         ("Questionnaires (PROMs)", {"fields": ["proms"]}),
         ("Notes", {"fields": ["notes"]}),
         ("Schedule (set from the protocol)", {"fields": ["target_date", "window_start", "window_end"],
@@ -177,7 +181,7 @@ class VisitAdmin(VisitPromsMixin, PatientSearchMixin, BackToPatientMixin, Regist
         return form
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["schedule", "window_check", "proms"]
+        fields = [*super().get_readonly_fields(request, obj), "schedule", "window_check", "proms"]
         if obj is not None and not access.is_data_manager(request.user):
             fields += ["target_date", "window_start", "window_end"]
         return fields

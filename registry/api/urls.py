@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import outcomes, views
+from . import outcomes, queries, views
 
 router = DefaultRouter()
 router.register("sites", views.SiteViewSet, basename="site")
@@ -10,6 +10,7 @@ router.register("patients", views.PatientViewSet, basename="patient")
 router.register("implants", views.ImplantViewSet, basename="implant")
 router.register("visits", views.VisitViewSet, basename="visit")
 router.register("adverse-events", views.AdverseEventViewSet, basename="adverse-event")
+router.register("queries", queries.QueryViewSet, basename="query")
 
 # Further /api/v1/ endpoints (outcomes, ...): add a path() line here, before the router.
 v1_patterns = [

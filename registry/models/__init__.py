@@ -6,6 +6,7 @@ from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
 from .patients import Patient, PatientIdentifiers
 from .proms import PromAnswer, PromSchedule  # noqa: E402  (after visits and protocol)
 from .protocol import FollowUpProtocol, ProtocolTimepoint
+from .queries import DataQuery, QueryAction, QueryMessage, QueryStatus
 from .sites import RegistryRole, Site
 from .visits import (
     BASELINE,
@@ -22,6 +23,10 @@ __all__ = [
     "AdverseEvent",
     "ApiToken",
     "BASELINE",
+    "DataQuery",
+    "QueryAction",
+    "QueryMessage",
+    "QueryStatus",
     "DeviceIdentifier",
     "ExportLog",
     "FollowUpProtocol",

@@ -240,6 +240,18 @@ class Eq5dValueSet(models.TextChoices):
 # tests/models/test_code_numbering.py fails when a list is reordered, shortened, or lags
 # behind its model choices. Integer scales (satisfaction, PGIC) are numbered by their value.
 
+class MissingReason(models.TextChoices):
+    """Why a value is blank, stored beside the value (never in it). Castor's and HL7's
+    null flavours: NASK not asked, ASKU asked but unknown / declined (REDCap codes in
+    services.missing)."""
+
+    NOT_ASKED = "not_asked", "Not asked"
+    DECLINED = "declined", "Asked but declined"
+    UNKNOWN = "unknown", "Unknown"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up", "Lost to follow-up"
+
+
 CODE_LISTS: dict[str, type[models.Choices]] = {
     "sex": Sex,
     "consent_status": ConsentStatus,
@@ -268,6 +280,7 @@ CODE_LISTS: dict[str, type[models.Choices]] = {
     "role": Role,
     "prom_instrument": PromInstrument,
     "eq5d_value_set": Eq5dValueSet,
+    "missing_reason": MissingReason,
 }
 
 NUMBERING: dict[str, tuple[str, ...]] = {
@@ -300,6 +313,7 @@ NUMBERING: dict[str, tuple[str, ...]] = {
     "role": ("nurse", "investigator", "data_manager"),
     "prom_instrument": ("eq5d5l", "odi", "bpi_sf", "hads", "pcs", "pseq"),
     "eq5d_value_set": ("NL", "ENG", "US", "DE", "BE"),
+    "missing_reason": ("not_asked", "declined", "unknown", "not_applicable", "lost_to_follow_up"),
 }
 
 

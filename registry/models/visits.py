@@ -7,7 +7,16 @@ from django.db import models
 from django.db.models import F, Q
 
 from .base import ClinicalModel, history, today_anywhere
-from .choices import Enrolment, PainSite, Pgic, Recall, Satisfaction, StimulationUse, VisitStatus
+from .choices import (
+    Enrolment,
+    MissingReason,
+    PainSite,
+    Pgic,
+    Recall,
+    Satisfaction,
+    StimulationUse,
+    VisitStatus,
+)
 from .implants import Implant, first_implant
 from .patients import Patient
 
@@ -128,6 +137,12 @@ def _on_site_days(rule, on: datetime.date | SiteDays, site_field: str) -> Q:
         | at_ahead & Q(window_end__gte=ahead))
 
 
+# The values that can carry a missing-data reason, and the field holding it.
+MISSING_FIELDS = {"nrs": "nrs_missing", "satisfaction": "satisfaction_missing",
+                  "pgic": "pgic_missing", "opioid_mme": "opioid_mme_missing"}
+NOT_DONE = (VisitStatus.MISSED, VisitStatus.NOT_APPLICABLE)
+
+
 class Visit(ClinicalModel):
     """A baseline, end-of-trial, scheduled follow-up or unscheduled visit."""
 
@@ -169,6 +184,18 @@ class Visit(ClinicalModel):
         max_length=12, choices=StimulationUse.choices, blank=True
     )
     notes = models.TextField(blank=True, help_text="Free text; never exported.")
+    # Why a value is blank: beside the value, never in it (MISSING_FIELDS).
+    nrs_missing = models.CharField("NRS missing because", max_length=20,
+                                   choices=MissingReason.choices, blank=True)
+    satisfaction_missing = models.CharField("satisfaction missing because", max_length=20,
+                                            choices=MissingReason.choices, blank=True)
+    pgic_missing = models.CharField("PGIC missing because", max_length=20,
+                                    choices=MissingReason.choices, blank=True)
+    opioid_mme_missing = models.CharField("opioid use missing because", max_length=20,
+                                          choices=MissingReason.choices, blank=True)
+    visit_missing = models.CharField(
+        "visit not done because", max_length=20, choices=MissingReason.choices, blank=True,
+        help_text="For a missed or not applicable visit: why it was not done.")
     history = history()
 
     objects = VisitQuerySet.as_manager()
@@ -315,6 +342,20 @@ class Visit(ClinicalModel):
                 )
         if self.window_start and self.window_end and self.window_end < self.window_start:
             errors["window_end"] = "The window must end on or after its start."
+        for value_field, reason_field in MISSING_FIELDS.items():
+            reason = getattr(self, reason_field)
+            if reason and getattr(self, value_field) is not None:
+                errors[reason_field] = (
+                    f"A reason for a missing value ('{reason}') is given, but {value_field} has a value "
+                    f"({getattr(self, value_field)}); clear one of them.")
+            elif reason and self.status != VisitStatus.COMPLETED:
+                errors[reason_field] = (
+                    f"Missing-value reasons are for completed visits; this visit is "
+                    f"'{self.get_status_display()}' (give the reason the visit was not done instead).")
+        if self.visit_missing and self.status not in NOT_DONE:
+            errors["visit_missing"] = (
+                f"The reason a visit was not done ('{self.visit_missing}') is for missed or not "
+                f"applicable visits; this one is '{self.get_status_display()}'.")
         if errors:
             raise ValidationError(errors)
 

@@ -16,6 +16,7 @@ from django.db.models import Model, QuerySet
 
 from registry.models import (
     AdverseEvent,
+    DataQuery,
     DeviceIdentifier,
     ExportLog,
     Implant,
@@ -23,6 +24,7 @@ from registry.models import (
     Patient,
     PatientIdentifiers,
     PromAnswer,
+    QueryMessage,
     RegistryRole,
     ReminderLog,
     Revision,
@@ -44,6 +46,8 @@ SITE_PATH: dict[type[Model], str] = {
     PromAnswer: "visit__patient__site_id",
     AdverseEvent: "patient__site_id",
     ReminderLog: "site_id",
+    DataQuery: "patient__site_id",
+    QueryMessage: "query__patient__site_id",
 }
 
 

@@ -39,6 +39,7 @@ from registry.models import (
     Implant,
     IpgLocation,
     LeadType,
+    MissingReason,
     PainScore,
     PainSite,
     Paradigm,
@@ -211,6 +212,11 @@ VISITS = BundleFile(
         Column("would_choose_again", BOOL, required=False),
         Column("opioid_mme", DECIMAL, required=False, help="Opioid use, MME/day, >= 0."),
         Column("stimulation_use", CODE, required=False, choices=StimulationUse),
+        # Why a value is blank (issue 18), beside it: only with the value's cell empty.
+        *[Column(f"{name}_missing", CODE, required=False, choices=MissingReason,
+                 help=f"Why {label} is empty (only with {label} empty).")
+          for name, label in (("nrs", "nrs"), ("satisfaction", "satisfaction"), ("pgic", "pgic"),
+                              ("opioid_mme", "opioid_mme"))],
     ),
     key_help="`registry_id` + `timepoint` for the baseline; `registry_id` + `implant_ref` + "
              "`timepoint` for the others; `unscheduled` visits add `visit_date`",

@@ -61,6 +61,7 @@ from django.core.exceptions import FieldDoesNotExist
 from registry.models import (
     AdverseEvent,
     ApiToken,
+    DataQuery,
     DeviceIdentifier,
     ExportLog,
     FollowUpProtocol,
@@ -72,6 +73,7 @@ from registry.models import (
     PromAnswer,
     PromSchedule,
     ProtocolTimepoint,
+    QueryMessage,
     RegistryRole,
     ReminderLog,
     Revision,
@@ -132,6 +134,9 @@ MODELS: dict[type, Rule] = {
 # (reminder, export and import logs, tokens, roles).
 NOT_PATIENT_DATA = (Site, FollowUpProtocol, ProtocolTimepoint, PromSchedule)
 OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole)
+# Data queries and their threads: between the site and the data managers; investigators never
+# see them (services.queries.queries_for), so nothing of them is released or shifted.
+OPERATIONS += (DataQuery, QueryMessage)
 
 
 def record_time(obj, field_name: str, real: bool) -> datetime.datetime | None:

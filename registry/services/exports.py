@@ -34,7 +34,7 @@ from django.db.models import QuerySet
 
 from registry.models import choices
 
-from . import datasets
+from . import datasets, missing
 from .cells import to_cell
 from .datasets import (  # noqa: F401  (re-exported: the names other channels use)
     AGE_TOP,
@@ -246,17 +246,27 @@ def _write_xlsx(path: str, columns: list[Column], rows: Iterable[dict], counter:
 
 
 def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter, stata: bool):
-    """A pandas frame typed for SPSS/Stata, with variable and value labels."""
+    """A pandas frame typed for SPSS/Stata, with variable and value labels, and the missing
+    values: a value column with a reason column (`Column.reason`) holds the reason as SPSS
+    user-missing number or Stata extended missing letter (services.missing), labelled."""
     import pandas as pd
 
     # Stata labels only integers: a coded column holds the code's frozen number
     # (models.choices.NUMBERING, the same numbers as REDCap's raw values), labelled.
     numbered = {c.name: c.codes for c in columns if stata and c.kind == "code"}
     data: dict[str, list] = {c.name: [] for c in columns}
-    for row in rows:
+    present = {c.name for c in columns}
+    with_reason = {c.name: c.reason for c in columns if c.reason and c.reason in present}
+    marked: dict[str, set] = {name: set() for name in with_reason}  # row numbers with a reason
+    for index, row in enumerate(rows):
         counter.rows += 1
         for c in columns:
             value = row[c.name]
+            if value is None and c.name in with_reason and row[with_reason[c.name]]:
+                found = missing.reason(row[with_reason[c.name]])
+                data[c.name].append(found.stata if stata else found.spss)
+                marked[c.name].add(index)
+                continue
             if c.kind == "age" and value == AGE_TOP_LABEL:
                 value = AGE_TOP
             elif c.kind == "bool" and value is not None:
@@ -271,7 +281,11 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
     frame = pd.DataFrame(data, columns=[c.name for c in columns])
     value_labels: dict[str, dict] = {}
     for c in columns:
-        if c.kind in ("int", "scale", "age", "bool", "float") or c.name in numbered:
+        if stata and marked.get(c.name):
+            # Numbers with Stata's missing letters among them (pyreadstat writes .a-.e).
+            frame[c.name] = [v if i in marked[c.name] else (None if v is None else float(v))
+                             for i, v in enumerate(data[c.name])]
+        elif c.kind in ("int", "scale", "age", "bool", "float") or c.name in numbered:
             frame[c.name] = pd.to_numeric(frame[c.name], errors="coerce").astype("float64")
         if c.kind == "date":
             frame[c.name] = pd.to_datetime(frame[c.name])
@@ -286,20 +300,27 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
         elif c.kind == "code":
             # SPSS labels the string codes themselves.
             value_labels[c.name] = {v: lab for v, lab in c.labels}
-    return frame, value_labels
+        if c.name in with_reason:
+            value_labels[c.name] = {**value_labels.get(c.name, {}), **{
+                (r.stata if stata else r.spss): r.label for r in missing.REASONS.values()}}
+    declared = {name: ([r.stata for r in missing.REASONS.values()] if stata else [missing.SPSS_RANGE])
+                for name in with_reason}
+    return frame, value_labels, declared
 
 
 def _write_stat(path: str, columns, rows, counter, fmt: str):
     import pyreadstat
 
-    frame, value_labels = _stat_frame(columns, rows, counter, stata=fmt == "dta")
+    frame, value_labels, declared = _stat_frame(columns, rows, counter, stata=fmt == "dta")
     labels = [c.label for c in columns]
     if fmt == "sav":
-        pyreadstat.write_sav(frame, path, column_labels=labels, variable_value_labels=value_labels)
+        pyreadstat.write_sav(frame, path, column_labels=labels, variable_value_labels=value_labels,
+                             missing_ranges=declared)
     else:
         # Stata value labels need integer-valued columns: they are (floats without fraction).
         pyreadstat.write_dta(frame, path, column_labels=[lab[:80] for lab in labels],
-                             variable_value_labels=value_labels, version=15)
+                             variable_value_labels=value_labels, version=15,
+                             missing_user_values=declared)
 
 
 def export_file(dataset: str, queryset: QuerySet, fmt: str, *, dates: str = "relative",

@@ -49,6 +49,7 @@ from django.utils import timezone
 from registry.models import ConsentStatus, ReminderLog, Site, Visit, VisitStatus
 from registry.models.visits import overdue_on, timepoint_label, timepoint_sort_key
 
+from . import queries
 from .audit import record_bulk_update
 from .dates import site_today
 
@@ -128,6 +129,8 @@ class DigestResult:
     marked_missed: int = 0
     skipped: str = ""
     recipients: list[str] = field(default_factory=list)
+    # The site's open data queries (waiting for the site), listed in the digest it sends.
+    open_queries: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"site": self.site_code, "day": self.day.isoformat(), "sent": self.sent,
@@ -245,8 +248,9 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     ReminderLog.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
 
 
-def _send(*, site: Site, day: datetime.date, due, overdue, recipients) -> None:
+def _send(*, site: Site, day: datetime.date, due, overdue, recipients, open_queries=()) -> None:
     context = {"site": site, "day": day, "due_soon": due, "overdue": overdue,
+               "open_queries": open_queries,
                "days_ahead": days_ahead(), "grace_days": grace_days(),
                "site_url": settings.SITE_URL}
     subject = render_to_string("registry/email/site_digest_subject.txt", context).strip()
@@ -301,6 +305,7 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
         result.due_soon.sort(key=_line_order)
         result.overdue.sort(key=_line_order)
         result.marked_missed = _past_grace(site=site, day=day).count()
+        result.open_queries = queries.digest_queries(site)
         result.skipped = "dry run"
         return result
 
@@ -315,8 +320,9 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
         result.due_soon, result.overdue = _lines(mine)
         if result.due_soon or result.overdue:
             try:
+                result.open_queries = queries.digest_queries(site)
                 _send(site=site, day=day, due=result.due_soon, overdue=result.overdue,
-                      recipients=site.reminder_email_list)
+                      recipients=site.reminder_email_list, open_queries=result.open_queries)
             except Exception as exc:
                 # Released for the next attempt whatever went wrong; only delivery
                 # problems (SMTP refusal, connection refused, timeout) are worth a

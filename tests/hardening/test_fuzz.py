@@ -114,3 +114,27 @@ def test_fhir_fuzz_finds_no_server_error(client, cohort, nurse, investigator):
         assert response.status_code < 500, (types, since, response.status_code)
 
     export_has_no_server_error()
+
+
+def test_schemathesis_finds_no_server_error_in_the_queries_endpoints_for_a_data_manager(
+        cohort, data_manager, keep_test_connection):
+    """The write operations of /api/v1/queries/ (create, answer, close, reopen, cancel) for the
+    role that may take most of them; nurses and investigators are fuzzed above."""
+    from registry.services import queries
+
+    for visit in cohort["a"][0].visits.all()[:2]:
+        queries.query_open(record=visit, field="", text="fuzz seed", actor=data_manager)
+    headers = {"Authorization": f"Token {api_token_create(user=data_manager, label='fuzz')}"}
+    schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [op for op in operations if op.path.startswith("/api/v1/queries/")]
+    assert len(operations) == 7
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def no_server_error(case):
+            case.call_and_validate(headers=headers, checks=[not_a_server_error])
+
+        no_server_error()

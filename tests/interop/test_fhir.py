@@ -300,3 +300,25 @@ def test_the_birth_year_is_shown_up_to_age_89_like_the_exports_90_plus(client, c
     patient = make_patient(Site.objects.get(code="AAA"), birth_year=year)
     body = json.loads(get(client, f"/fhir/Patient/{patient.registry_id}", token_dm).content)
     assert body.get("birthDate") == (str(year) if shown else None)
+
+
+def test_a_missing_value_with_its_reason_is_an_observation_with_data_absent_reason(client, cohort,
+                                                                                    token_dm):
+    """Issue 18: the reason beside the value becomes FHIR's dataAbsentReason (no value[x])."""
+    from registry.models import Visit
+
+    visit = Visit.objects.get(patient=cohort["a"][0], timepoint="m3")
+    visit.nrs, visit.nrs_missing, visit.pgic, visit.pgic_missing = None, "declined", None, "not_applicable"
+    visit.satisfaction = None
+    record_save(visit, actor=system_user(), reason="test: reasons")
+    body = json.loads(get(client, f"/fhir/Observation/visit-{visit.pk}-nrs", token_dm).content)
+    validate(body)
+    assert "valueQuantity" not in body
+    assert body["dataAbsentReason"] == {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "asked-declined"}],
+        "text": "Asked but declined"}
+    pgic = json.loads(get(client, f"/fhir/Observation/visit-{visit.pk}-pgic", token_dm).content)
+    validate(pgic)
+    assert pgic["dataAbsentReason"]["coding"][0]["code"] == "not-applicable"
+    # A blank without a reason is still no Observation at all.
+    assert get(client, f"/fhir/Observation/visit-{visit.pk}-satisfaction", token_dm).status_code == 404

@@ -122,3 +122,28 @@ def test_pycap_gets_redcaps_error_for_an_import(live_server, cohort, token_a):
     with pytest.raises(RedcapError, match="read-only"):
         project.import_records([{"record_id": "AAA-0001", "nrs": "1"}])
     assert Visit.objects.filter(nrs=1).count() == 0
+
+
+def test_pycap_reads_the_missing_data_codes_and_the_codes_in_the_fields(live_server, cohort, token_a,
+                                                                        nurse):
+    """REDCap's own way (issue 18): the project setting lists the codes, a record holds the code
+    in the field; the registry keeps the reason beside the value (services.missing)."""
+    from registry.services.audit import record_save
+
+    visit = Visit.objects.get(patient=cohort["a"][0], timepoint="m3")
+    visit.nrs, visit.nrs_missing, visit.satisfaction, visit.satisfaction_missing = \
+        None, "declined", None, "not_asked"
+    record_save(visit, actor=nurse, reason="test: reasons")
+    project = Project(f"{live_server.url}/redcap/api/", token_a)
+    info = project.export_project_info()
+    codes = dict(part.strip().split(", ", 1) for part in info["missing_data_codes"].split("|"))
+    assert codes == {"NASK": "Not asked", "ASKU": "Asked but declined", "UNK": "Unknown",
+                     "NA": "Not applicable", "LTFU": "Lost to follow-up"}
+    [row] = [r for r in project.export_records(records=[cohort["a"][0].registry_id])
+             if r["timepoint"] == "m3"]
+    assert (row["nrs"], row["satisfaction"]) == ("ASKU", "NASK")
+    assert row["pgic"] == "2"  # a value stays a value
+    [labelled] = [r for r in project.export_records(records=[cohort["a"][0].registry_id],
+                                                    raw_or_label="label") if r["timepoint"] == "m3"]
+    assert labelled["nrs"] == "Asked but declined"
+    assert "nrs_missing" not in row  # the reason travels in the field, as REDCap clients expect

@@ -15,6 +15,7 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
+from registry.services import queries as data_queries
 from registry.services import reminders
 from registry.services.audit import record_save, system_user
 from registry.services.dates import site_today
@@ -374,3 +375,32 @@ def test_a_missed_visit_moved_by_a_corrected_implant_date_is_overdue_again_once(
                                                for ln in after.overdue}
     assert ReminderLog.objects.filter(visit=visit(implant, "m1"), kind="overdue",
                                       status="sent").count() == 2
+
+
+# --- open data queries in the digest (issue 18): record, field, rule, age, link; no text
+
+
+def test_the_digest_lists_the_sites_open_queries_without_their_text(clinic, site_a, site_b,
+                                                                  smtp_server, data_manager):
+    patient_a, implant_a = clinic["due_a"]
+    query = data_queries.query_open(record=implant_a, field="lead_count",
+                               text="Two leads? The op note of Mr Verstappen says one.",
+                               actor=data_manager)
+    data_queries.query_open(record=patient_a, field="sex", text="?", actor=data_manager)
+    result_a, result_b = run(site_a), run(site_b)
+    assert [q.record_key for q in result_a.open_queries] == [implant_a.ref, patient_a.registry_id]
+    text, html = smtp_server.text(0), smtp_server.html(0)
+    assert "Open data queries: the data manager asks about a value (2)" in text
+    assert f"- {implant_a.ref}  lead_count  asked by the data manager, open 0 days" in text
+    assert f"/admin/registry/dataquery/{query.pk}/change/" in text
+    assert f'/admin/registry/dataquery/{query.pk}/change/"' in html
+    assert "Verstappen" not in smtp_server.messages[0][1].as_string()
+    assert result_b.open_queries == [] and "data queries" not in smtp_server.text(1)
+
+
+def test_answered_queries_wait_for_the_data_manager_not_the_site(clinic, site_a, smtp_server,
+                                                                 data_manager, nurse):
+    patient_a, _ = clinic["due_a"]
+    query = data_queries.query_open(record=patient_a, field="sex", text="?", actor=data_manager)
+    data_queries.query_answer(query=query, text="Checked.", actor=nurse)
+    assert run(site_a).open_queries == []

@@ -60,6 +60,9 @@ class Column:
     redcap: Redcap | None = None
     dates_only: bool = False
     takes_value_set: bool = False  # `sql(value_set)`: the EQ-5D-5L value set chosen for the query
+    # The column holding why this value is missing (services.missing): files with a
+    # missing-value mechanism (SPSS, Stata, REDCap, FHIR) carry the reason in this column.
+    reason: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:

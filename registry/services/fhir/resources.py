@@ -26,7 +26,7 @@ from registry.models import (
 from registry.models.base import today_anywhere
 from registry.models.choices import AeCategory, PainSite
 
-from .. import deid
+from .. import deid, missing
 from ..datasets import AGE_TOP
 
 
@@ -314,28 +314,35 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
         return
     kinds = set(kinds)
     days = _shift_of(visit, shift)
-    if "nrs" in kinds and visit.nrs is not None:
+    # A missing value with its reason (services.missing) is an Observation without a value
+    # and with FHIR's dataAbsentReason, so a client sees it was not just forgotten.
+    def absent(field):
+        return {"dataAbsentReason": missing.fhir_data_absent_reason(getattr(visit, f"{field}_missing"))}
+
+    if "nrs" in kinds and (visit.nrs is not None or visit.nrs_missing):
         yield _observation(
             visit, id_=f"visit-{visit.pk}-nrs", updated=visit,
             code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
                              _coding(code_system("pain"), "primary-now", "Primary pain")],
                   "text": "NRS pain (0-10), primary pain"},
-            value=_score(visit.nrs), shift=days,
+            value=_score(visit.nrs) if visit.nrs is not None else absent("nrs"), shift=days,
         )
-    if "satisfaction" in kinds and visit.satisfaction is not None:
+    if "satisfaction" in kinds and (visit.satisfaction is not None or visit.satisfaction_missing):
         yield _observation(
             visit, id_=f"visit-{visit.pk}-satisfaction", updated=visit,
             code=_concept(code_system("observation"), "satisfaction", "Satisfaction with treatment",
                           text="Satisfaction with treatment (5-point)"),
-            value={"valueCodeableConcept": registry_concept("satisfaction", visit.satisfaction)},
+            value={"valueCodeableConcept": registry_concept("satisfaction", visit.satisfaction)}
+            if visit.satisfaction is not None else absent("satisfaction"),
             shift=days,
         )
-    if "pgic" in kinds and visit.pgic is not None:
+    if "pgic" in kinds and (visit.pgic is not None or visit.pgic_missing):
         yield _observation(
             visit, id_=f"visit-{visit.pk}-pgic", updated=visit,
             code=_concept(code_system("observation"), "pgic",
                           "Patient Global Impression of Change", text="PGIC (7-point)"),
-            value={"valueCodeableConcept": registry_concept("pgic", visit.pgic)},
+            value={"valueCodeableConcept": registry_concept("pgic", visit.pgic)}
+            if visit.pgic is not None else absent("pgic"),
             shift=days,
         )
     if "painscore" in kinds:

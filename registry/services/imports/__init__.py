@@ -34,6 +34,7 @@ from django.db import IntegrityError, transaction
 from registry.models import ImportRun, Patient
 
 from .. import access
+from .. import checks as data_checks
 from ..audit import SYSTEM_USERNAME
 from ..bundles import FILES
 from .checks import _Validator
@@ -63,6 +64,7 @@ class ImportReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     scheduled: int | None = None
     run: ImportRun | None = None
+    checks: "data_checks.CheckRun | None" = None  # the data checks over the imported patients
 
     @property
     def ok(self) -> bool:
@@ -84,6 +86,8 @@ class ImportReport:
         text = "; ".join(parts) or "empty bundle"
         if self.scheduled:
             text += f"; {self.scheduled} follow-up visits scheduled"
+        if self.checks and self.checks.opened:
+            text += f"; {self.checks.opened} data queries opened"
         return text
 
 
@@ -132,6 +136,8 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
         with transaction.atomic():
             report.scheduled = _write(validator, actor=actor, reason=reason, progress=progress)
             report.run = _record(report, actor=actor, reason=reason)
+        # The data checks over what came in (a finding opens a query for the site).
+        report.checks = data_checks.checks_run(patients=_imported_patients(validator))
     except _RegistryChanged as exc:
         report.errors.extend(exc.errors)
         report.run = _record(report, actor=actor, reason=reason)
@@ -140,6 +146,14 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
         report.errors.append(BundleError(name, None, "", "", f"the import was rolled back: {exc}"))
         report.run = _record(report, actor=actor, reason=reason)
     return report
+
+
+def _imported_patients(v) -> set[int]:
+    ids = {p.pk for p in v.new["patients"]}
+    for name in ("implants", "visits", "adverse_events"):
+        ids.update(obj.patient_id for obj in v.new[name])
+    ids.update(visit.patient_id for visit in v.visit_updates)
+    return ids
 
 
 def _record(report: ImportReport, *, actor, reason: str) -> ImportRun:

@@ -14,7 +14,7 @@ from registry.models import (
 )
 from registry.models.visits import BASELINE, TRIAL_END, UNSCHEDULED, timepoint_label, timepoint_sort_key
 
-from .. import datasets
+from .. import datasets, missing
 
 REDCAP_VERSION = "14.0.0"  # the API level imitated (PyCap / REDCapR feature checks)
 ARM = 1
@@ -62,6 +62,7 @@ class Field:
     maximum: str = ""
     annotation: str = ""
     section: str = ""
+    reason: str = ""  # the dataset column holding why the value is missing (services.missing)
 
     @property
     def column(self) -> str:
@@ -145,7 +146,8 @@ def project_fields() -> tuple[Field, ...]:
             out.append(Field(place.name or column.name, form, place.label or column.label,
                              REDCAP_KIND[column.kind], source=column.name, codes=column.codes,
                              note=place.note, minimum=place.minimum, maximum=place.maximum,
-                             annotation=place.annotation, section=place.section))
+                             annotation=place.annotation, section=place.section,
+                             reason=column.reason))
     return tuple(out)
 
 
@@ -209,7 +211,9 @@ def redcap_project() -> dict:
         "scheduling_enabled": 0, "record_autonumbering_enabled": 0, "randomization_enabled": 0,
         "ddp_enabled": 0, "project_irb_number": "", "project_grant_number": "",
         "project_pi_firstname": "", "project_pi_lastname": "", "display_today_now_button": 1,
-        "missing_data_codes": "", "external_modules": "", "bypass_branching_erase_field_prompt": 0,
+        # The missing-data reasons as REDCap's own setting (services.missing).
+        "missing_data_codes": missing.redcap_missing_data_codes(),
+        "external_modules": "", "bypass_branching_erase_field_prompt": 0,
     }
 
 

@@ -20,7 +20,7 @@ from registry.models import (
 from registry.models.events import CLOSED_OUTCOMES
 from registry.models.visits import BASELINE
 
-from .. import datasets
+from .. import datasets, missing
 from ..access import visible
 from .project import (
     AE_EVENT,
@@ -130,7 +130,12 @@ class RecordExport:
             qs = qs.filter(_changed_between(self.date_begin, self.date_end))
         return qs
 
-    def _value(self, f: Field, value) -> str:
+    def _value(self, f: Field, value, why: str | None = None) -> str:
+        if value is None and why:
+            # REDCap keeps a missing-data code in the field itself (project setting
+            # missing_data_codes); its label when labels are asked for.
+            found = missing.reason(why)
+            return found.label if self.labels else found.redcap
         return f.label_of(value) if self.labels else f.raw(value)
 
     def _event_text(self, event: Event) -> str:
@@ -202,7 +207,7 @@ class RecordExport:
                 if visit is not None:
                     for f in self.selected:
                         if f.form == "visit":
-                            row[f.name] = self._value(f, visit[f.column])
+                            row[f.name] = self._value(f, visit[f.column], visit.get(f.reason))
                     if "visit_complete" in row:
                         done = visit["status"] == VisitStatus.COMPLETED
                         row["visit_complete"] = self._complete_text(COMPLETE if done else INCOMPLETE)
