@@ -177,6 +177,19 @@ class RegistryAdmin(HiddenFieldsMixin, SimpleHistoryAdmin):
     paginator = EstimatedCountPaginator
     list_per_page = 50
 
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not hasattr(self.model, "unusual"):
+            return fieldsets
+        # "Save unusual values anyway" goes next to the reason for change (forms.py).
+        out = []
+        for name, options in fieldsets:
+            fields = list(options.get("fields", ()))
+            if "change_reason" in fields and "confirm_unusual" not in fields:
+                fields.insert(fields.index("change_reason") + 1, "confirm_unusual")
+            out.append((name, {**options, "fields": fields}))
+        return out
+
     # --- the access rule -------------------------------------------------------
     def get_queryset(self, request):
         return access.visible(super().get_queryset(request), request.user)
