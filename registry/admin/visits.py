@@ -7,6 +7,8 @@ import copy
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from registry.models import (
     BASELINE,
@@ -141,7 +143,7 @@ class VisitForm(ClinicalForm):
 class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
     form = VisitForm
     list_display = ["patient_link", "site_code", "timepoint_name", "target_date", "window",
-                    "date_done", "status", "nrs", "window_flag"]
+                    "date_done", "status", "nrs", "window_flag", "enter_visit"]
     list_filter = [site_filter("patient__site_id"), therapy_filter("patient_id"), "status",
                    VisitFollowUpFilter]
     search_fields = ["patient__registry_id"]
@@ -229,6 +231,20 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
         if obj.status == VisitStatus.COMPLETED and obj.nrs is None:
             return badge("no NRS", "#c86400")
         return ""
+
+    @admin.display(description="")
+    def enter_visit(self, obj):
+        # The worklist's action (services/worklist.py): straight to the visit form.
+        if getattr(obj, dates.SHIFTED_MARK, False):
+            return ""
+        if obj.status == VisitStatus.SCHEDULED:
+            label = "Enter visit"
+        elif obj.status == VisitStatus.COMPLETED and obj.nrs is None:
+            label = "Add the NRS"
+        else:
+            return ""
+        return format_html('<a class="button enter-visit" href="{}">{}</a>',
+                           reverse("admin:registry_visit_change", args=[obj.pk]), label)
 
     @admin.display(description="target date and window")
     def schedule(self, obj):
