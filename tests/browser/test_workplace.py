@@ -1,0 +1,141 @@
+"""The nurse's workplace in a real browser (Debian's chromium driven by Playwright):
+the home page's counts equal the digest's, and plausibility rules are refused alike
+in the admin form and in a bundle upload."""
+
+import datetime
+import zipfile
+from unittest import mock
+
+import pytest
+
+from registry.models import Role, Site
+from registry.services import worklist
+from registry.services.audit import system_user
+from registry.services.reminders import site_digest_send
+from tests.browser import test_nurse_workflow as nurse_workflow
+from tests.conftest import _user
+from tests.factories import make_site
+from tests.models.test_plausibility import (
+    EVENT_COLUMNS,
+    FUTURE,
+    IMPLANT_COLUMNS,
+    write_bundle,
+)
+from tests.services.test_worklist import a_site_with_work
+
+# The same chromium, log-in and markers as the nurse's workflow.
+browser = nurse_workflow.browser
+page_as = nurse_workflow.page_as
+pytestmark = nurse_workflow.pytestmark
+
+# Europe leaves summer time on Sunday 25 October 2026 (01:00 UTC); New York on
+# 1 November; Auckland is on summer time since 27 September. At these moments
+# Amsterdam and Auckland are already a day ahead of New York, Amsterdam only
+# thanks to its offset of the day (+2 before, +1 after).
+MOMENTS = {
+    "the day before the change": datetime.datetime(2026, 10, 24, 22, 30, tzinfo=datetime.UTC),
+    "the day after the change": datetime.datetime(2026, 10, 26, 23, 30, tzinfo=datetime.UTC),
+}
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_the_home_page_counts_equal_the_digests_for_three_sites(moment, page_as, live_server):
+    at = MOMENTS[moment]
+    sites = [make_site("AMS", timezone="Europe/Amsterdam"),
+             make_site("NYC", timezone="America/New_York", country="US"),
+             make_site("AKL", timezone="Pacific/Auckland", country="NZ")]
+    nurse = _user("nurse3", Role.NURSE, [s.code for s in sites])
+    for site in sites:
+        # The same visits everywhere, around the UTC date: each site's own day splits
+        # them differently.
+        a_site_with_work(site, nurse, day=at.date())
+        a_site_with_work(site, nurse, day=at.date() + datetime.timedelta(days=1))
+
+    with mock.patch.object(worklist, "now", return_value=at):
+        page = page_as(nurse.username)
+        page.wait_for_selector("#worklist")
+        assert "Django administration" not in page.content()
+        assert page.inner_text("#site-name") == "Neuromodulation pain registry"
+        shown = {}
+        for site in sites:
+            shown[site.code] = {
+                cat.key: int(page.inner_text(
+                    f"#worklist tr[data-category={cat.key}] td[data-site={site.code}] a.count"))
+                for cat in worklist.CATEGORIES}
+
+    digests = {site.code: site_digest_send(site=Site.objects.get(pk=site.pk), actor=system_user(),
+                                           dry_run=True, now=at).worklist
+               for site in sites}
+    assert shown == digests
+    # The sites' days differ, and so do their counts (the test would not see a shared day).
+    assert shown["AMS"] != shown["NYC"] and shown["AKL"] == shown["AMS"]
+
+    # A count links to the list it counts, with the visit form one click away.
+    with mock.patch.object(worklist, "now", return_value=at):
+        page.click("#worklist tr[data-category=open_now] td[data-site=NYC] a.count")
+        page.wait_for_selector("#result_list")
+        assert page.locator("#result_list tbody tr").count() == shown["NYC"]["open_now"]
+        page.locator("#result_list a.enter-visit").first.click()
+        page.wait_for_selector("#id_nrs")
+
+
+def zipped(folder, path):
+    with zipfile.ZipFile(path, "w") as z:
+        for csv_file in folder.iterdir():
+            z.write(csv_file, csv_file.name)
+    return path
+
+
+def upload_message(page, live_server, bundle, column):
+    page.goto(f"{live_server.url}/admin/registry/importrun/upload/")
+    page.set_input_files("#id_bundle", str(bundle))
+    page.fill("#id_reason", "plausibility check")
+    page.click("#bundle-upload input[type=submit]")
+    page.wait_for_selector("#import-errors")
+    row = page.locator("#import-errors tbody tr", has_text=column)
+    assert row.count() == 1, page.inner_text("#import-errors")
+    return row.locator("td").nth(4).inner_text()
+
+
+def test_plausibility_rules_are_refused_alike_in_the_admin_and_an_upload(page_as, live_server,
+                                                                        tmp_path):
+    site = make_site("AMS", timezone="Europe/Amsterdam")
+    dm = _user("dm3", Role.DATA_MANAGER, [site.code])
+    nurse = _user("nurse4", Role.NURSE, [site.code])
+    patient = a_site_with_work(site, nurse)
+    implant = patient.implants.get()
+    page = page_as(dm.username)
+
+    # An implant dated in the future.
+    page.goto(f"{live_server.url}/admin/registry/implant/add/?patient={patient.pk}")
+    page.select_option("#id_therapy", "DRG")
+    page.fill("#id_implant_date", FUTURE)
+    page.click("input[name=_save]")
+    admin_message = page.inner_text(".field-implant_date .errorlist")
+    assert FUTURE in admin_message and "is in the future" in admin_message
+    bundle = write_bundle(tmp_path / "implant", patient, "implants.csv", IMPLANT_COLUMNS,
+                          {"implant_ref": f"{patient.registry_id}-I5",
+                           "registry_id": patient.registry_id, "therapy": "DRG",
+                           "trial_success": "yes", "implant_date": FUTURE})
+    assert upload_message(page, live_server, zipped(bundle, tmp_path / "i.zip"),
+                          "implant_date") == admin_message
+
+    # A serious adverse event without a seriousness criterion.
+    page.goto(f"{live_server.url}/admin/registry/adverseevent/add/?patient={patient.pk}")
+    page.fill("#id_onset_date", "2021-01-01")
+    page.select_option("#id_category", "infection_deep")
+    page.check("#id_serious")
+    page.select_option("#id_severity", "severe")
+    page.select_option("#id_device_relatedness", "not_related")
+    page.select_option("#id_procedure_relatedness", "probable")
+    page.click("input[name=_save]")
+    admin_message = page.inner_text(".field-serious_criterion .errorlist")
+    assert "no seriousness criterion" in admin_message
+    bundle = write_bundle(tmp_path / "event", patient, "adverse_events.csv", EVENT_COLUMNS,
+                          {"registry_id": patient.registry_id, "implant_ref": implant.ref,
+                           "onset_date": "2021-01-01", "category": "infection_deep",
+                           "serious": "yes", "severity": "severe",
+                           "device_relatedness": "not_related",
+                           "procedure_relatedness": "probable"})
+    assert upload_message(page, live_server, zipped(bundle, tmp_path / "e.zip"),
+                          "serious_criterion") == admin_message
