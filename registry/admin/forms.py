@@ -15,6 +15,8 @@ STALE = (
     "Someone else saved this record while you were editing it. Your changes were not "
     "saved. Reload the page to see their version, then enter yours again."
 )
+DATE_FORMAT = "%Y-%m-%d"
+DATE_HINT = "YYYY-MM-DD"
 CONFIRM_UNUSUAL = ("Possible but unusual: check it, then tick 'Save unusual values anyway' at the "
                    "bottom and save again.")
 NO_VERSION = (
@@ -45,6 +47,15 @@ class ClinicalForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, forms.DateField):
+                # One date format everywhere, said next to the field.
+                field.input_formats = [DATE_FORMAT]
+                field.widget.format = DATE_FORMAT
+                field.widget.attrs.setdefault("placeholder", DATE_HINT)
+                field.error_messages["invalid"] = f"Enter the date as {DATE_HINT} (e.g. 2026-03-31)."
+                hint = f"Format {DATE_HINT}, e.g. 2026-03-31."
+                field.help_text = f"{field.help_text} {hint}".strip() if field.help_text else hint
         if self.instance.pk:
             self.fields["edit_version"].initial = self.instance.version
         # Inline formsets of this page find the main form through its instance

@@ -316,6 +316,19 @@ class Visit(ClinicalModel):
                 )
         if self.window_start and self.window_end and self.window_end < self.window_start:
             errors["window_end"] = "The window must end on or after its start."
+        # Satisfaction with the treatment and the change since it (PGIC) are asked once
+        # there is a treatment: after the implant, never at baseline or the trial's end.
+        before_implant = self.timepoint in (BASELINE, TRIAL_END) or bool(
+            implant is not None and implant.implant_date and self.date_done
+            and self.date_done < implant.implant_date)
+        for name, label in (("satisfaction", "Satisfaction"), ("pgic", "PGIC")):
+            value = getattr(self, name)
+            if value is not None and before_implant and name not in errors:
+                when = timepoint_label(self.timepoint).lower() if self.timepoint else "this visit"
+                errors[name] = (
+                    f"{label} {value} at {when}: {label} is asked after the implant (at its "
+                    "follow-up visits), not before it."
+                )
         if errors:
             raise ValidationError(errors)
 

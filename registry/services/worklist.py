@@ -183,3 +183,15 @@ def site_counts(site, day: datetime.date) -> dict[str, int]:
     for cat in CATEGORIES:
         out[cat.key] = rows(cat, days).count()
     return out
+
+
+def next_due_visit(sites, *, after_pk: int | None = None) -> Visit | None:
+    """The visit to enter next at `sites` ((pk, time zone name) pairs): overdue first,
+    then windows open now, each by the day its window closes ("Save and next due
+    visit" on the visit form); None when nothing is due."""
+    sites = list(sites)
+    days = site_days(sites, now())
+    ids = [pk for pk, _tz in sites]
+    due = on_site_days(category("overdue"), days) | on_site_days(category("open_now"), days)
+    return (narrow_followed_up(Visit.objects.filter(patient__site_id__in=ids)).filter(due)
+            .exclude(pk=after_pk or 0).order_by("window_end", "pk").first())
