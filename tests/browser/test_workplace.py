@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from registry.models import Role, Site
+from registry.models import Role, Site, Visit
 from registry.services import worklist
 from registry.services.audit import system_user
 from registry.services.reminders import site_digest_send
@@ -139,3 +139,53 @@ def test_plausibility_rules_are_refused_alike_in_the_admin_and_an_upload(page_as
                            "procedure_relatedness": "probable"})
     assert upload_message(page, live_server, zipped(bundle, tmp_path / "e.zip"),
                           "serious_criterion") == admin_message
+
+
+def test_the_save_flow_returns_to_the_patient_page_and_goes_on_to_the_next_due_visit(
+        page_as, live_server):
+    site = make_site("AMS", timezone="Europe/Amsterdam")
+    nurse = _user("nurse5", Role.NURSE, [site.code])
+    today = datetime.date.today()
+    first = a_site_with_work(site, nurse, day=today)
+    second = a_site_with_work(site, nurse, day=today)
+    page = page_as(nurse.username)
+
+    # From the worklist to the overdue list, into a visit; Save lands on the patient page.
+    page.click("#worklist tr[data-category=overdue] td[data-site=AMS] a.count")
+    page.wait_for_selector("#result_list")
+    assert page.locator("#result_list tbody tr").count() == 2
+    page.locator("#result_list a.enter-visit").first.click()
+    page.wait_for_selector("#id_date_done")
+    assert page.get_attribute("#id_date_done", "placeholder") == "YYYY-MM-DD"
+    page.fill("#id_date_done", today.isoformat())  # the status follows the date
+    page.fill("#id_nrs", "4")
+    page.click("input[name=_save]")
+    page.wait_for_selector("#hub-registry-id")
+    saved_for = page.inner_text("#hub-registry-id")
+    assert saved_for in (first.registry_id, second.registry_id)
+    done = Visit.objects.get(patient__registry_id=saved_for, timepoint="m1")
+    assert (done.status, done.nrs, done.date_done) == ("completed", 4, today)
+
+    # Save and next due visit: the other overdue one, then the open windows.
+    left = Visit.objects.get(timepoint="m1", status="scheduled")
+    page.goto(f"{live_server.url}/admin/registry/visit/{left.pk}/change/")
+    page.fill("#id_date_done", today.isoformat())
+    page.fill("#id_nrs", "5")
+    page.click("#save-next-due")
+    page.wait_for_selector("#id_nrs")
+    left.refresh_from_db()
+    assert left.status == "completed"
+    following = page.url.rstrip("/").split("/")[-2]
+    assert Visit.objects.get(pk=following).status == "scheduled"
+    assert "Next due" in page.inner_text(".messagelist")
+
+    # The ISO 14155 class follows the event form as it is filled in.
+    page.goto(f"{live_server.url}/admin/registry/adverseevent/add/?patient={first.pk}")
+    page.select_option("#id_device_relatedness", "not_related")
+    page.select_option("#id_procedure_relatedness", "not_related")
+    assert page.get_attribute("#iso-class-live", "data-code") == "AE"
+    page.check("#id_serious")
+    assert page.get_attribute("#iso-class-live", "data-code") == "SAE"
+    page.select_option("#id_device_relatedness", "probable")
+    page.select_option("#id_anticipated", "false")
+    assert page.inner_text("#iso-class-live").startswith("USADE")
