@@ -189,3 +189,47 @@ def test_the_save_flow_returns_to_the_patient_page_and_goes_on_to_the_next_due_v
     page.select_option("#id_device_relatedness", "probable")
     page.select_option("#id_anticipated", "false")
     assert page.inner_text("#iso-class-live").startswith("USADE")
+
+
+def test_a_data_manager_creates_a_nurse_and_a_token_in_the_admin(page_as, live_server):
+    from registry.models import ApiToken, RegistryRole
+
+    site = make_site("AMS", timezone="Europe/Amsterdam")
+    make_site("NYC", timezone="America/New_York", country="US")
+    dm = _user("dm6", Role.DATA_MANAGER, [site.code])
+    page = page_as(dm.username)
+
+    page.goto(f"{live_server.url}/admin/auth/user/add/")
+    page.fill("#id_username", "new_nurse")
+    page.fill("#id_first_name", "Nora")
+    page.fill("#id_password1", "a long pass phrase 4 nora")
+    page.fill("#id_password2", "a long pass phrase 4 nora")
+    page.select_option("#id_role", "nurse")
+    page.check(f"input[name=sites][value=\"{site.pk}\"]")
+    page.fill("#id_change_reason", "New research nurse at AMS")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    role = RegistryRole.objects.get(user__username="new_nurse")
+    assert role.role == Role.NURSE and [s.code for s in role.sites.all()] == ["AMS"]
+    assert role.history.latest().history_change_reason == "New research nurse at AMS"
+    assert role.history.latest().history_user_id == dm.pk
+
+    page.goto(f"{live_server.url}/admin/registry/apitoken/add/")
+    page.select_option("#id_user", label="new_nurse")
+    page.fill("#id_label", "REDCap pull")
+    page.fill("#id_reason", "Monthly REDCap pull")
+    page.click("#content-main input[type=submit]")
+    key = page.inner_text("#apitoken-key")
+    assert len(key) == 32
+    token = ApiToken.objects.get(user__username="new_nurse")
+    assert token.is_active and token.label == "REDCap pull"
+
+    # Listed, then revoked with a reason.
+    page.goto(f"{live_server.url}/admin/registry/apitoken/")
+    page.check(f"input[name=_selected_action][value=\"{token.pk}\"]")
+    page.select_option("select[name=action]", "revoke")
+    page.fill("input[name=reason]", "Pull no longer needed")
+    page.click("button[name=index]")
+    page.wait_for_selector(".messagelist")
+    token.refresh_from_db()
+    assert token.revoked_at is not None
