@@ -14,15 +14,51 @@ package the site would be created twice, and the first one, holding the
 registrations, thrown away.
 """
 
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import admin
 from django.urls import path, reverse
+from django.utils.functional import classproperty
 
-from registry.services import access
+from registry.services import access, deid, worklist
 
 OUTCOMES_URL_NAME = "registry_outcomes"
 
 
 class RegistryAdminSite(admin.AdminSite):
+    # Branding with the registry's name, not "Django administration".
+    site_header = classproperty(lambda cls: settings.REGISTRY_TITLE)
+    site_title = classproperty(lambda cls: settings.REGISTRY_TITLE)
+    index_template = "admin/registry/home.html"
+
+    def index(self, request, extra_context=None):
+        """The site home page: nurses and data managers land on what is to do today
+        at their sites (services/worklist.py); the list of models follows."""
+        extra_context = {**(extra_context or {}), **self.worklist_context(request)}
+        return super().index(request, extra_context)
+
+    def worklist_context(self, request) -> dict:
+        if not deid.sees_real_dates(request.user):
+            return {}
+        sites = list(access.sites_for(request.user).order_by("code").values_list(
+            "pk", "code", "name", "timezone"))
+        if not sites:
+            return {}
+        found = worklist.counts([(pk, tz) for pk, _code, _name, tz in sites])
+        rows = []
+        for cat in worklist.CATEGORIES:
+            base = reverse(cat.changelist, current_app=self.name)
+            cells = [{"site": code, "count": found[pk][cat.key],
+                      "url": f"{base}?{urlencode({**cat.list_params, 'site': pk})}"}
+                     for pk, code, _name, _tz in sites]
+            rows.append({"key": cat.key, "label": cat.label, "help": cat.help,
+                         "action": cat.action, "cells": cells,
+                         "total": sum(c["count"] for c in cells),
+                         "url": f"{base}?{urlencode(cat.list_params)}"})
+        return {"worklist": rows, "worklist_sites": [(code, name) for _pk, code, name, _tz in sites],
+                "title": "Today at your sites"}
+
     def get_urls(self):
         return [
             path("registry/outcomes/", self.admin_view(self.outcomes_view), name=OUTCOMES_URL_NAME),

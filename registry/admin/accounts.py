@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery, Sum
 from django.template.response import TemplateResponse
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -62,11 +63,44 @@ class ReasonFormMixin(forms.Form):
 
 
 class RegistryUserCreationForm(UserCreationForm, ReasonFormMixin):
-    """A new account: the password validators apply (at least 12 characters ...)."""
+    """A new account, with its role and sites on the same page: the password validators
+    apply (at least 12 characters ...). The password is set here and handed over in
+    person or by phone; nothing is e-mailed (no password ever goes out in clear)."""
+
+    role = forms.ChoiceField(choices=[("", "---------")] + Role.choices, required=False,
+                             help_text="Leave empty to give the role later (registry roles).")
+    sites = forms.ModelMultipleChoiceField(
+        queryset=Site.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="A nurse needs at least one site; you may grant only sites you are a member of.")
 
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ["username", "first_name", "last_name", "email"]
+
+    def __init__(self, *args, actor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+        self.fields["sites"].queryset = Site.objects.order_by("code")
+        self.fields["password1"].help_text = (
+            f"{self.fields['password1'].help_text or ''} Give it to the person yourself (in "
+            "person or by phone); the registry never e-mails a password.")
+
+    def clean(self):
+        cleaned = super().clean()
+        role = cleaned.get("role")
+        codes = frozenset(s.code for s in cleaned.get("sites") or [])
+        if not role:
+            if codes:
+                self.add_error("role", "Sites are given with a role: choose the role.")
+            return cleaned
+        if role == Role.NURSE and not codes:
+            self.add_error("sites", "A nurse needs at least one site.")
+            return cleaned
+        refusal = users.new_user_grant_refusal(
+            self.actor, users.Grant(role, codes, role == Role.DATA_MANAGER))
+        if refusal:
+            self.add_error("role", refusal)
+        return cleaned
 
 
 class RegistryUserChangeForm(UserChangeForm, ReasonFormMixin):
@@ -101,8 +135,9 @@ class RegistryUserAdmin(UserAdmin, SimpleHistoryAdmin):
         ("Why", {"fields": ["change_reason"]}),
     ]
     add_fieldsets = [
-        (None, {"fields": ["username", "first_name", "last_name", "email", "password1", "password2",
-                           "change_reason"]}),
+        (None, {"fields": ["username", "first_name", "last_name", "email", "password1", "password2"]}),
+        ("Role and sites", {"fields": ["role", "sites"]}),
+        ("Why", {"fields": ["change_reason"]}),
     ]
     readonly_fields = ["last_login", "date_joined"]
     actions = ["unlock_signin", "reset_second_factor", "deactivate"]
@@ -155,11 +190,30 @@ class RegistryUserAdmin(UserAdmin, SimpleHistoryAdmin):
                 messages.warning(request, refusal)
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None:
+            return form
+        actor = request.user
+
+        class WithActor(form):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, actor=actor, **kw)
+
+        return WithActor
+
     def save_model(self, request, obj, form, change):
         obj.is_staff = True  # the admin is the registry's workspace
+        reason = form.cleaned_data["change_reason"]
         try:
-            users.user_account_save(user=obj, actor=request.user,
-                                    reason=form.cleaned_data["change_reason"])
+            with transaction.atomic():
+                users.user_account_save(user=obj, actor=request.user, reason=reason)
+                role = form.cleaned_data.get("role") if not change else None
+                if role:
+                    users.registry_role_save(
+                        user=obj, role=role,
+                        site_codes=[s.code for s in form.cleaned_data.get("sites") or []],
+                        actor=request.user, reason=reason)
         except ValidationError as error:
             raise PermissionDenied(" ".join(error.messages)) from error
 

@@ -23,6 +23,7 @@ identifier pages) are at the end of this module.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
@@ -176,6 +177,19 @@ class RegistryAdmin(HiddenFieldsMixin, SimpleHistoryAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     list_per_page = 50
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not hasattr(self.model, "unusual"):
+            return fieldsets
+        # "Save unusual values anyway" goes next to the reason for change (forms.py).
+        out = []
+        for name, options in fieldsets:
+            fields = list(options.get("fields", ()))
+            if "change_reason" in fields and "confirm_unusual" not in fields:
+                fields.insert(fields.index("change_reason") + 1, "confirm_unusual")
+            out.append((name, {**options, "fields": fields}))
+        return out
 
     # --- the access rule -------------------------------------------------------
     def get_queryset(self, request):
@@ -435,17 +449,27 @@ class PatientSearchMixin:
         return queryset.filter(q), False
 
 
+OTHER_BUTTONS = ("_continue", "_addanother", "_saveasnew", "_popup", IS_POPUP_VAR)
+
+
 class BackToPatientMixin:
-    """An implant, visit or event recorded from the patient page returns there."""
+    """"Save" on an implant, visit or event returns to the patient page, wherever the
+    form was opened from (the list, the worklist, a digest link); "Save and continue
+    editing" and the other buttons keep Django's behaviour."""
+
+    def _back_to_patient(self, request, obj):
+        if any(name in request.POST for name in OTHER_BUTTONS) or not obj.patient_id:
+            return None
+        self.message_user(request, f"{obj._meta.verbose_name.capitalize()} “{obj}” saved.",
+                          messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:registry_patient_change", args=[obj.patient_id]))
 
     def response_add(self, request, obj, post_url_continue=None):
-        if ("patient" in request.GET and "_continue" not in request.POST
-                and "_addanother" not in request.POST and "_popup" not in request.POST):
-            self.message_user(request, f"{obj._meta.verbose_name.capitalize()} “{obj}” saved.",
-                              messages.SUCCESS)
-            return HttpResponseRedirect(
-                reverse("admin:registry_patient_change", args=[obj.patient_id]))
-        return super().response_add(request, obj, post_url_continue)
+        return self._back_to_patient(request, obj) or super().response_add(
+            request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        return self._back_to_patient(request, obj) or super().response_change(request, obj)
 
 
 class IdentifierAdmin(RegistryAdmin):

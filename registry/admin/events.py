@@ -1,8 +1,12 @@
 """Adverse events in the admin, with their derived ISO 14155 class."""
 
-from django.contrib import admin
+import json
 
-from registry.models import AdverseEvent, Iso14155Class
+from django.contrib import admin
+from django.utils.html import format_html
+
+from registry.models import AdverseEvent, Iso14155Class, Relatedness, iso14155_class
+from registry.models.choices import RELATED
 
 from .base import BackToPatientMixin, PatientSearchMixin, RegistryAdmin, badge
 from .filters import EventStatusFilter, IsoClassFilter, site_filter, therapy_filter
@@ -43,10 +47,35 @@ class AdverseEventAdmin(QueriesOnRecordMixin, PatientSearchMixin, BackToPatientM
             return badge(cls, "#ba2121")
         return cls
 
+    class Media:
+        js = ["registry/iso-class.js"]
+
     @admin.display(description="ISO 14155 class (derived)")
     def iso_class_explained(self, obj):
+        # Shown live while the form is filled in (registry/iso-class.js): the script looks
+        # the class up in a table made here by iso14155_class, the one definition.
         if obj is None or not obj.pk:
-            return "Derived when saved, from serious, relatedness and anticipated."
-        cls = Iso14155Class(obj.iso_class)
-        text = f"{cls.value} – {cls.label}"
-        return badge(text, "#ba2121") if cls in SERIOUS_CLASSES else text
+            shown = "Derived from serious, relatedness and anticipated."
+        else:
+            cls = Iso14155Class(obj.iso_class)
+            text = f"{cls.value} – {cls.label}"
+            shown = badge(text, "#ba2121") if cls in SERIOUS_CLASSES else text
+        return format_html('<span id="iso-class-live" data-table="{}" data-related="{}">{}</span>',
+                           json.dumps(iso_class_table()), json.dumps(sorted(RELATED)), shown)
+
+
+def iso_class_table() -> dict[str, dict[str, str]]:
+    """"serious|related|unanticipated" (0/1 each) -> the class and its label."""
+    table = {}
+    for serious in (0, 1):
+        for related in (0, 1):
+            for unanticipated in (0, 1):
+                cls = Iso14155Class(iso14155_class(
+                    serious=bool(serious),
+                    device_relatedness=Relatedness.POSSIBLE if related else Relatedness.NOT_RELATED,
+                    procedure_relatedness=Relatedness.NOT_RELATED,
+                    anticipated=False if unanticipated else None))
+                table[f"{serious}|{related}|{unanticipated}"] = {
+                    "code": cls.value, "text": f"{cls.value} – {cls.label}",
+                    "serious": cls in SERIOUS_CLASSES}
+    return table

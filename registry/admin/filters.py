@@ -18,19 +18,26 @@ from django.db.models import BigIntegerField, Exists, ExpressionWrapper, OuterRe
 from registry.models import Implant, Iso14155Class, Therapy, Visit
 from registry.models.choices import RELATED
 from registry.models.events import CLOSED_OUTCOMES
-from registry.services import access, deid
+from registry.services import access, deid, worklist
 from registry.services.dates import site_days
 
 DUE_WEEK = "due_week"
 OVERDUE = "overdue"
 MISSING_NRS = "missing_nrs"
 
+OPEN_NOW = "open_now"
+OPENING_SOON = "opening_soon"
+
 FOLLOW_UP_CHOICES = [
-    (DUE_WEEK, "Due this week"),
     (OVERDUE, "Overdue (window closed, not done)"),
+    (OPEN_NOW, "Window open now"),
+    (OPENING_SOON, "Window opening in the next 14 days"),
+    (DUE_WEEK, "Due this week (window open or opening within 7 days)"),
     (MISSING_NRS, "Completed without NRS"),
 ]
-REAL_DAY_KINDS = {DUE_WEEK, OVERDUE}  # judged against today's real date
+# The worklist's categories (services/worklist.py) behind the home page's links.
+WORKLIST_KINDS = {OPEN_NOW: "open_now", OPENING_SOON: "opening_soon"}
+REAL_DAY_KINDS = {DUE_WEEK, OVERDUE, OPEN_NOW, OPENING_SOON}  # judged against today's real date
 NOT_FILTERED = "The list below is not filtered by it."
 
 
@@ -73,7 +80,8 @@ def therapy_filter(patient_field: str):
 
 def user_site_days(user) -> dict[datetime.date, list[int]]:
     """The user's sites grouped by the day it is there (one query)."""
-    return site_days(access.sites_for(user).values_list("pk", "timezone"))
+    # The worklist's clock, so a list and the home page count on the same moment.
+    return site_days(access.sites_for(user).values_list("pk", "timezone"), worklist.now())
 
 
 def follow_up(visits, kind: str, days: dict[datetime.date, list[int]], site_field: str):
@@ -85,6 +93,10 @@ def follow_up(visits, kind: str, days: dict[datetime.date, list[int]], site_fiel
         return visits.overdue(on=days, site_field=site_field)
     if kind == MISSING_NRS:
         return visits.completed_without_nrs()
+    if kind in WORKLIST_KINDS:
+        cat = worklist.category(WORKLIST_KINDS[kind])
+        # The home page's count: the same rule and the same rows (withdrawn patients out).
+        return worklist.narrowed(cat, visits).filter(worklist.on_site_days(cat, days, site_field))
     raise ValueError(f"Unknown follow-up filter {kind!r}")
 
 

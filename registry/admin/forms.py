@@ -15,6 +15,10 @@ STALE = (
     "Someone else saved this record while you were editing it. Your changes were not "
     "saved. Reload the page to see their version, then enter yours again."
 )
+DATE_FORMAT = "%Y-%m-%d"
+DATE_HINT = "YYYY-MM-DD"
+CONFIRM_UNUSUAL = ("Possible but unusual: check it, then tick 'Save unusual values anyway' at the "
+                   "bottom and save again.")
 NO_VERSION = (
     "This form was sent without the version of the record it was opened at, so it could "
     "overwrite someone else's save. Your changes were not saved. Reload the page and "
@@ -34,9 +38,24 @@ class ClinicalForm(forms.ModelForm):
                   "(a completed visit, a closed adverse event).",
     )
     edit_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # Values the model finds possible but unusual (its unusual(), models/plausibility.py)
+    # are saved only once the user has looked at them and ticked this.
+    confirm_unusual = forms.BooleanField(
+        label="Save unusual values anyway", required=False,
+        help_text="Tick after checking the values marked unusual above.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, forms.DateField):
+                # One date format everywhere, said next to the field.
+                field.input_formats = [DATE_FORMAT]
+                field.widget.format = DATE_FORMAT
+                field.widget.attrs.setdefault("placeholder", DATE_HINT)
+                field.error_messages["invalid"] = f"Enter the date as {DATE_HINT} (e.g. 2026-03-31)."
+                hint = f"Format {DATE_HINT}, e.g. 2026-03-31."
+                field.help_text = f"{field.help_text} {hint}".strip() if field.help_text else hint
         if self.instance.pk:
             self.fields["edit_version"].initial = self.instance.version
         # Inline formsets of this page find the main form through its instance
@@ -52,6 +71,19 @@ class ClinicalForm(forms.ModelForm):
             for name in [n for n in error_dict if n != NON_FIELD_ERRORS and n not in self.fields]:
                 error_dict.setdefault(NON_FIELD_ERRORS, []).extend(error_dict.pop(name))
         super()._update_errors(errors)
+
+    def _post_clean(self):
+        super()._post_clean()
+        unusual = getattr(self.instance, "unusual", None)
+        if unusual is None or self.errors or "confirm_unusual" not in self.fields \
+                or self.cleaned_data.get("confirm_unusual"):
+            return
+        adding = self.instance._state.adding
+        for name, message in unusual().items():
+            # Asked when the value is entered or changed, not on every later save.
+            if adding or name in self.changed_data:
+                self.add_error(name if name in self.fields else None,
+                               f"{message} {CONFIRM_UNUSUAL}")
 
     @cached_property
     def stored(self):

@@ -7,18 +7,25 @@ import copy
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Case, IntegerField, Value, When
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 
 from registry.models import (
     BASELINE,
     UNSCHEDULED,
+    Etiology,
     Implant,
     PainScore,
-    ProtocolTimepoint,
+    PainSite,
+    Patient,
+    Recall,
     Visit,
     VisitStatus,
     timepoint_label,
 )
-from registry.services import access, scheduling
+from registry.services import access, scheduling, worklist
 from registry.services.dates import site_today
 
 from . import dates
@@ -44,12 +51,54 @@ from .queries import QueriesOnRecordMixin
 from .reminders import ReminderLogInline
 
 
+def _order_of(choices, field: str) -> Case:
+    return Case(*[When(**{field: value}, then=Value(i)) for i, value in enumerate(choices.values)],
+                default=Value(len(choices.values)), output_field=IntegerField())
+
+
+# Post-amputation patients rate residual and phantom limb pain apart: those rows are ready.
+AMPUTATION_ROWS = [{"pain_site": PainSite.RESIDUAL_LIMB, "recall": Recall.AVG_7D},
+                   {"pain_site": PainSite.PHANTOM_LIMB, "recall": Recall.AVG_7D}]
+
+
 class PainScoreInline(RegistryTabularInline):
     model = PainScore
     fields = ["pain_site", "recall", "score"]
     extra = 1
     verbose_name = "further pain score"
     verbose_name_plural = "further pain scores (per pain site and recall period)"
+
+    def get_queryset(self, request):
+        # A fixed order, the order of the code lists (primary, residual, phantom, ...),
+        # so the rows stay where the nurse put them after saving.
+        return super().get_queryset(request).order_by(
+            _order_of(PainSite, "pain_site"), _order_of(Recall, "recall"), "pk")
+
+    def amputation_rows(self, request, obj) -> list[dict]:
+        patient = obj.patient if obj is not None and obj.patient_id else None
+        if patient is None and request.GET.get("patient", "").isdigit():
+            patient = Patient.objects.filter(pk=request.GET["patient"]).first()
+        if patient is None or patient.etiology != Etiology.POSTAMPUTATION:
+            return []
+        if obj is not None and obj.pk and obj.pain_scores.exists():
+            return []
+        return AMPUTATION_ROWS
+
+    def get_extra(self, request, obj=None, **kwargs):
+        return len(self.amputation_rows(request, obj)) or self.extra
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        rows = self.amputation_rows(request, obj)
+        if not rows:
+            return formset
+
+        class Ready(formset):
+            def __init__(self, *args, **kw):
+                kw.setdefault("initial", rows)
+                super().__init__(*args, **kw)
+
+        return Ready
 
 
 def upcoming_windows(request, implant_id) -> str:
@@ -67,9 +116,36 @@ def upcoming_windows(request, implant_id) -> str:
         f"window {slot.start:%d %b} to {slot.end:%d %b %Y}" for slot in slots) + "."
 
 
+# The questions as the nurse asks them, with their scales (the wording of the
+# registry's own questions; NRS and PGIC are public domain: NRS, Farrar et al. 2001;
+# PGIC after Guy 1976, ECDEU Assessment Manual, CGI-I).
+QUESTIONS = {
+    "nrs": "“On a scale from 0 to 10, where 0 is no pain and 10 is the worst pain you can "
+           "imagine, how much pain do you have on average in the last 7 days?” Whole numbers 0-10.",
+    "satisfaction": "“How satisfied are you with the result of the stimulation treatment?” "
+                    "1 very dissatisfied … 5 very satisfied. Asked after the implant only.",
+    "pgic": "“Since the implant, how would you describe the change in your pain condition "
+            "overall?” 1 very much improved … 4 no change … 7 very much worse. After the "
+            "implant only.",
+    "would_choose_again": "“Knowing what you know now, would you choose this treatment again?”",
+    "opioid_mme": "Total opioid use in milligram morphine equivalents a day (0 when none).",
+    "stimulation_use": "“How often do you use the stimulator?”",
+}
+
+
+def protocol_months(patient) -> list[int]:
+    """Months of the follow-up protocol of the patient's site (the registry default
+    without one), in protocol order."""
+    protocol = scheduling.protocol_for(site=patient.site) if patient is not None else None
+    if protocol is None:
+        return [1, 3, 6, 12, 24]
+    return sorted(protocol.timepoints.values_list("months", flat=True))
+
+
 class VisitForm(ClinicalForm):
     timepoint = forms.ChoiceField(
-        help_text="Baseline is the pre-implant visit; m3 = 3 months after the implant.")
+        help_text="Baseline is the pre-implant visit; m3 = 3 months after the implant. The "
+                  "protocol's timepoints come first, in protocol order.")
 
     class Meta:
         model = Visit
@@ -77,8 +153,16 @@ class VisitForm(ClinicalForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        months = sorted(set(ProtocolTimepoint.objects.values_list("months", flat=True))
-                        | {1, 3, 6, 12, 24})
+        for name, text in QUESTIONS.items():
+            if name in self.fields:
+                self.fields[name].help_text = text
+        patient = self.instance.patient if self.instance.patient_id else None
+        if patient is None and str(self.initial.get("patient", "")).isdigit():
+            patient = Patient.objects.select_related("site").filter(
+                pk=self.initial["patient"]).first()
+        months = protocol_months(patient)
+        # Baseline, end of trial, the protocol's follow-ups in its order, unscheduled;
+        # other months (entered by hand, rare) after them in a group of their own.
         codes = ["baseline", "trial_end"] + [f"m{m}" for m in months] + ["unscheduled"]
         others = [f"m{m}" for m in range(1, 37) if m not in months]
         current = self.instance.timepoint if self.instance.pk else self.initial.get("timepoint")
@@ -101,6 +185,10 @@ class VisitForm(ClinicalForm):
 
     def clean(self):
         cleaned = super().clean()
+        # Recording a visit: a date of visit makes it completed (the nurse enters the
+        # call; "scheduled" with a date and scores would only be refused).
+        if cleaned.get("date_done") and cleaned.get("status") == VisitStatus.SCHEDULED:
+            cleaned["status"] = VisitStatus.COMPLETED
         # A follow-up entered by hand gets its target and window from the protocol,
         # so it can be flagged when done outside it.
         implant = cleaned.get("implant")
@@ -144,7 +232,7 @@ class VisitAdmin(QueriesOnRecordMixin, VisitPromsMixin, PatientSearchMixin, Back
                  RegistryAdmin):
     form = VisitForm
     list_display = ["patient_link", "site_code", "timepoint_name", "target_date", "window",
-                    "date_done", "status", "nrs", "window_flag"]
+                    "date_done", "status", "nrs", "window_flag", "enter_visit"]
     list_filter = [site_filter("patient__site_id"), therapy_filter("patient_id"), "status",
                    VisitFollowUpFilter]
     search_fields = ["patient__registry_id"]
@@ -236,6 +324,20 @@ class VisitAdmin(QueriesOnRecordMixin, VisitPromsMixin, PatientSearchMixin, Back
             return badge("no NRS", "#c86400")
         return ""
 
+    @admin.display(description="")
+    def enter_visit(self, obj):
+        # The worklist's action (services/worklist.py): straight to the visit form.
+        if getattr(obj, dates.SHIFTED_MARK, False):
+            return ""
+        if obj.status == VisitStatus.SCHEDULED:
+            label = "Enter visit"
+        elif obj.status == VisitStatus.COMPLETED and obj.nrs is None:
+            label = "Add the NRS"
+        else:
+            return ""
+        return format_html('<a class="button enter-visit" href="{}">{}</a>',
+                           reverse("admin:registry_visit_change", args=[obj.pk]), label)
+
     @admin.display(description="target date and window")
     def schedule(self, obj):
         if obj is None or not obj.pk or not obj.target_date:
@@ -251,6 +353,26 @@ class VisitAdmin(QueriesOnRecordMixin, VisitPromsMixin, PatientSearchMixin, Back
             return badge(f"Done on {obj.date_done:%d %b %Y}, outside the window "
                          f"({obj.window_start:%d %b} to {obj.window_end:%d %b %Y})", "#c86400")
         return "-"
+
+    def _next_due(self, request, obj):
+        """"Save and next due visit": the next visit of the worklist at her sites."""
+        if "_nextdue" not in request.POST:
+            return None
+        sites = access.sites_for(request.user).values_list("pk", "timezone")
+        following = worklist.next_due_visit(sites, after_pk=obj.pk)
+        if following is None:
+            self.message_user(request, f"Visit “{obj}” saved. Nothing else is due at your sites.",
+                              messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:index"))
+        self.message_user(request, f"Visit “{obj}” saved. Next due: {following} "
+                                   f"({following.timepoint_label}).", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:registry_visit_change", args=[following.pk]))
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._next_due(request, obj) or super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        return self._next_due(request, obj) or super().response_change(request, obj)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

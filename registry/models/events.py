@@ -3,12 +3,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
-from .base import ClinicalModel, history, today_anywhere
+from .base import ClinicalModel, history
 from .choices import (
     RELATED,
     AeAction,
     AeCategory,
     AeOutcome,
+    Enrolment,
     Iso14155Class,
     Relatedness,
     SeriousCriterion,
@@ -16,6 +17,7 @@ from .choices import (
 )
 from .implants import Implant
 from .patients import Patient
+from .plausibility import future_errors
 
 CLOSED_OUTCOMES = {AeOutcome.RESOLVED, AeOutcome.RESOLVED_SEQUELAE, AeOutcome.FATAL}
 
@@ -92,8 +94,22 @@ class AdverseEvent(ClinicalModel):
 
     def clean(self):
         errors = {}
-        if self.onset_date and self.onset_date > today_anywhere():
-            errors["onset_date"] = f"Onset date {self.onset_date} is in the future."
+        patient = self.patient if self.patient_id else None
+        errors.update(future_errors({"onset_date": ("Onset date", self.onset_date),
+                                     "resolved_on": ("Resolution date", self.resolved_on)}, patient))
+        if self.serious and not self.serious_criterion:
+            errors["serious_criterion"] = (
+                "Serious is 'yes' but no seriousness criterion is given; a serious event meets "
+                "one of the ISO 14155 criteria (death, life-threatening, permanent impairment, "
+                "hospitalisation, intervention, foetal)."
+            )
+        if (self.onset_date and patient is not None and patient.consent_date
+                and patient.enrolment != Enrolment.RETROSPECTIVE
+                and self.onset_date < patient.consent_date and "onset_date" not in errors):
+            errors["onset_date"] = (
+                f"Onset date {self.onset_date} is before the patient's consent "
+                f"({patient.consent_date}); only a retrospective patient has events before consent."
+            )
         if self.resolved_on and self.onset_date and self.resolved_on < self.onset_date:
             errors["resolved_on"] = (
                 f"Resolution date {self.resolved_on} is before the onset {self.onset_date}."
@@ -116,3 +132,17 @@ class AdverseEvent(ClinicalModel):
                 errors["onset_date"] = f"Onset {self.onset_date} is before the birth year."
         if errors:
             raise ValidationError(errors)
+
+    # Possible but unusual (plausibility.py): the admin asks to confirm, the import reports.
+    AFTER_EXPLANT_DAYS_UNUSUAL = 30
+
+    def unusual(self) -> dict[str, str]:
+        implant = self.implant if self.implant_id else None
+        if implant and implant.explant_date and self.onset_date and \
+                (self.onset_date - implant.explant_date).days > self.AFTER_EXPLANT_DAYS_UNUSUAL:
+            return {"onset_date": (
+                f"Onset date {self.onset_date} is {(self.onset_date - implant.explant_date).days} "
+                f"days after the explant of {implant.ref} ({implant.explant_date}): unusual for an "
+                "event of that implant."
+            )}
+        return {}

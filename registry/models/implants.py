@@ -4,8 +4,9 @@ from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery
 
 from .base import ClinicalModel, history
-from .choices import IpgLocation, LeadType, Paradigm, Therapy
+from .choices import Enrolment, IpgLocation, LeadType, Paradigm, Therapy
 from .patients import Patient
+from .plausibility import future_errors, overlap_message
 
 
 class ImplantQuerySet(models.QuerySet):
@@ -96,8 +97,61 @@ class Implant(ClinicalModel):
             errors["implant_date"] = (
                 f"Implant date {self.implant_date} is before the trial start {self.trial_start}."
             )
+        elif self.implant_date and self.trial_end and self.implant_date < self.trial_end:
+            errors["implant_date"] = (
+                f"Implant date {self.implant_date} is before the end of the trial "
+                f"({self.trial_end}); the implant follows the trial."
+            )
+        patient = self.patient if self.patient_id else None
+        if (self.trial_start and patient is not None and patient.consent_date
+                and patient.enrolment != Enrolment.RETROSPECTIVE
+                and self.trial_start < patient.consent_date):
+            errors["trial_start"] = (
+                f"Trial start {self.trial_start} is before the patient's consent "
+                f"({patient.consent_date}); only a retrospective patient has a trial before consent."
+            )
+        if self.explant_date and self.pk and self.pk > 0 and "explant_date" not in errors:
+            last = self.revisions.filter(date__gt=self.explant_date).order_by("-date").first()
+            if last is not None:
+                errors["explant_date"] = (
+                    f"Explant date {self.explant_date} is before the revision of {last.date}; "
+                    "a revision is within the implant's life."
+                )
+        for name, message in future_errors({
+            "trial_start": ("Trial start", self.trial_start),
+            "trial_end": ("Trial end", self.trial_end),
+            "implant_date": ("Implant date", self.implant_date),
+            "explant_date": ("Explant date", self.explant_date),
+        }, patient).items():
+            errors.setdefault(name, message)
+        if "implant_date" not in errors and patient is not None and patient.pk and patient.pk > 0:
+            message = overlap_message(self, patient.implants.exclude(pk=self.pk or 0))
+            if message:
+                errors["implant_date"] = message
         if errors:
             raise ValidationError(errors)
+
+    # Possible but unusual (plausibility.py): the admin asks to confirm, the import reports.
+    TRIAL_DAYS_UNUSUAL = 60
+    TRIAL_TO_IMPLANT_DAYS_UNUSUAL = 365
+
+    def unusual(self) -> dict[str, str]:
+        found = {}
+        if self.trial_start and self.trial_end and \
+                (self.trial_end - self.trial_start).days > self.TRIAL_DAYS_UNUSUAL:
+            found["trial_end"] = (
+                f"Trial end {self.trial_end}: a trial of {(self.trial_end - self.trial_start).days} "
+                f"days (from {self.trial_start}) is unusually long (more than "
+                f"{self.TRIAL_DAYS_UNUSUAL})."
+            )
+        if self.trial_end and self.implant_date and \
+                (self.implant_date - self.trial_end).days > self.TRIAL_TO_IMPLANT_DAYS_UNUSUAL:
+            found["implant_date"] = (
+                f"Implant date {self.implant_date} is {(self.implant_date - self.trial_end).days} "
+                f"days after the end of the trial ({self.trial_end}): unusually late (more than "
+                f"{self.TRIAL_TO_IMPLANT_DAYS_UNUSUAL})."
+            )
+        return found
 
 
 def first_implant(patient) -> "Implant | None":
@@ -126,11 +180,22 @@ class Revision(ClinicalModel):
         return f"Revision of {self.implant.ref} on {self.date}"
 
     def clean(self):
-        implant_date = self.implant.implant_date if self.implant_id else None
+        implant = self.implant if self.implant_id else None
+        implant_date = implant.implant_date if implant else None
+        explant_date = implant.explant_date if implant else None
         if self.date and implant_date and self.date < implant_date:
             raise ValidationError(
                 {"date": f"Revision date {self.date} is before the implant date {implant_date}."}
             )
+        if self.date and explant_date and self.date > explant_date:
+            raise ValidationError(
+                {"date": f"Revision date {self.date} is after the explant ({explant_date}); a "
+                         "revision is within the implant's life."}
+            )
+        future = future_errors({"date": ("Revision date", self.date)},
+                               implant.patient if implant else None)
+        if future:
+            raise ValidationError(future)
 
 
 class DeviceIdentifier(ClinicalModel):

@@ -4,6 +4,7 @@ from django.db import models
 
 from .base import ClinicalModel, history, today_anywhere
 from .choices import ConsentStatus, Diagnosis, Enrolment, Etiology, PriorTreatment, Sex, Side
+from .plausibility import future_errors
 from .sites import Site
 
 
@@ -85,8 +86,7 @@ class Patient(ClinicalModel):
             errors["birth_year"] = (
                 f"Birth year must be between 1900 and {this_year}, not {self.birth_year}."
             )
-        if self.consent_date and self.consent_date > today_anywhere():
-            errors["consent_date"] = f"Consent date {self.consent_date} is in the future."
+        errors.update(future_errors({"consent_date": ("Consent date", self.consent_date)}, self))
         if self.consent_date and self.birth_year and self.consent_date.year < self.birth_year:
             errors["consent_date"] = (
                 f"Consent date {self.consent_date} is before the birth year {self.birth_year}."

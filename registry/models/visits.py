@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import F, Q
 
-from .base import ClinicalModel, history, today_anywhere
+from .base import ClinicalModel, history
 from .choices import (
     Enrolment,
     MissingReason,
@@ -19,6 +19,7 @@ from .choices import (
 )
 from .implants import Implant, first_implant
 from .patients import Patient
+from .plausibility import future_errors
 
 BASELINE = "baseline"
 TRIAL_END = "trial_end"
@@ -291,8 +292,8 @@ class Visit(ClinicalModel):
                     f"Scores were entered ({', '.join(given)}) but the visit is "
                     f"'{self.get_status_display()}'; set it to completed."
                 )
-        if self.date_done and self.date_done > today_anywhere():
-            errors["date_done"] = f"Visit date {self.date_done} is in the future."
+        errors.update(future_errors({"date_done": ("Visit date", self.date_done)},
+                                    self.patient if self.patient_id else None))
         if self.timepoint and not TIMEPOINT_RE.match(self.timepoint):
             errors["timepoint"] = (
                 f"Unknown timepoint '{self.timepoint}'; use baseline, trial_end, unscheduled or "
@@ -356,8 +357,41 @@ class Visit(ClinicalModel):
             errors["visit_missing"] = (
                 f"The reason a visit was not done ('{self.visit_missing}') is for missed or not "
                 f"applicable visits; this one is '{self.get_status_display()}'.")
+        # Satisfaction with the treatment and the change since it (PGIC) are asked once
+        # there is a treatment: after the implant, never at baseline or the trial's end.
+        before_implant = self.timepoint in (BASELINE, TRIAL_END) or bool(
+            implant is not None and implant.implant_date and self.date_done
+            and self.date_done < implant.implant_date)
+        for name, label in (("satisfaction", "Satisfaction"), ("pgic", "PGIC")):
+            value = getattr(self, name)
+            if value is not None and before_implant and name not in errors:
+                when = timepoint_label(self.timepoint).lower() if self.timepoint else "this visit"
+                errors[name] = (
+                    f"{label} {value} at {when}: {label} is asked after the implant (at its "
+                    "follow-up visits), not before it."
+                )
         if errors:
             raise ValidationError(errors)
+
+    # Possible but unusual (plausibility.py): the admin asks to confirm, the import reports.
+    OUTSIDE_WINDOW_DAYS_UNUSUAL = 90
+    OPIOID_MME_UNUSUAL = 300
+
+    def unusual(self) -> dict[str, str]:
+        found = {}
+        if self.outside_window:
+            off = max((self.window_start - self.date_done).days, (self.date_done - self.window_end).days)
+            if off > self.OUTSIDE_WINDOW_DAYS_UNUSUAL:
+                found["date_done"] = (
+                    f"Visit date {self.date_done} is {off} days outside the {self.timepoint} window "
+                    f"({self.window_start} to {self.window_end}): is it this timepoint?"
+                )
+        if self.opioid_mme is not None and self.opioid_mme > self.OPIOID_MME_UNUSUAL:
+            found["opioid_mme"] = (
+                f"Opioid use {self.opioid_mme} MME/day is unusually high (more than "
+                f"{self.OPIOID_MME_UNUSUAL}); check the unit (milligram morphine equivalents a day)."
+            )
+        return found
 
 
 class PainScore(ClinicalModel):

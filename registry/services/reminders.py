@@ -49,7 +49,7 @@ from django.utils import timezone
 from registry.models import ConsentStatus, ReminderLog, Site, Visit, VisitStatus
 from registry.models.visits import overdue_on, timepoint_label, timepoint_sort_key
 
-from . import queries
+from . import queries, worklist
 from .audit import record_bulk_update
 from .dates import site_today
 
@@ -98,6 +98,19 @@ class DigestLine:
     window_start: datetime.date | None
     window_end: datetime.date | None
     admin_url: str
+    # The worklist category of the window on the digest's day (services/worklist.py):
+    # "open_now" or "opening_soon" for a due-soon reminder, "overdue" for an overdue one.
+    state: str = ""
+
+    @property
+    def state_label(self) -> str:
+        if self.state == "open_now":
+            return "window open now"
+        if self.state == "opening_soon":
+            return f"window opens {self.start}"
+        if self.state == "overdue":
+            return "window closed"
+        return ""
 
     @property
     def timepoint_label(self) -> str:
@@ -131,12 +144,15 @@ class DigestResult:
     recipients: list[str] = field(default_factory=list)
     # The site's open data queries (waiting for the site), listed in the digest it sends.
     open_queries: list = field(default_factory=list)
+    # The site's worklist on the day ({category key: count}), the same figures as the
+    # site home page (services/worklist.py); the reminder lines are the news among them.
+    worklist: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"site": self.site_code, "day": self.day.isoformat(), "sent": self.sent,
                 "due_soon": len(self.due_soon), "overdue": len(self.overdue),
                 "marked_missed": self.marked_missed, "skipped": self.skipped,
-                "dry_run": self.dry_run}
+                "dry_run": self.dry_run, "worklist": self.worklist}
 
 
 def _remindable(site: Site):
@@ -177,7 +193,7 @@ def reminders_due(*, site: Site, day: datetime.date) -> list[tuple[int, str, dat
     return list(pairs[0].union(pairs[1], all=True))
 
 
-def _lines(logs) -> tuple[list[DigestLine], list[DigestLine]]:
+def _lines(logs, day: datetime.date) -> tuple[list[DigestLine], list[DigestLine]]:
     due, overdue = [], []
     url = _visit_url_template()
     rows = logs.values_list("visit_id", "kind", "visit__patient__registry_id",
@@ -186,7 +202,8 @@ def _lines(logs) -> tuple[list[DigestLine], list[DigestLine]]:
     for visit_id, kind, registry_id, code, target, start, end in rows:
         line = DigestLine(visit_id=visit_id, kind=kind, registry_id=registry_id, timepoint=code,
                           target_date=target, window_start=start, window_end=end,
-                          admin_url=visit_admin_url(visit_id, url))
+                          admin_url=visit_admin_url(visit_id, url),
+                          state=worklist.window_state(start, end, day) or "")
         (due if kind == Kind.DUE_SOON else overdue).append(line)
     return sorted(due, key=_line_order), sorted(overdue, key=_line_order)
 
@@ -248,8 +265,10 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     ReminderLog.objects.bulk_create(new, batch_size=5000, ignore_conflicts=True)
 
 
-def _send(*, site: Site, day: datetime.date, due, overdue, recipients, open_queries=()) -> None:
-    context = {"site": site, "day": day, "due_soon": due, "overdue": overdue,
+def _send(*, site: Site, day: datetime.date, due, overdue, recipients, open_queries=(),
+          counts: dict[str, int] | None = None) -> None:
+    today = [(cat.label, (counts or {}).get(cat.key, 0)) for cat in worklist.CATEGORIES]
+    context = {"site": site, "day": day, "due_soon": due, "overdue": overdue, "today": today,
                "open_queries": open_queries,
                "days_ahead": days_ahead(), "grace_days": grace_days(),
                "site_url": settings.SITE_URL}
@@ -288,6 +307,7 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
     if scheduled_run and now.astimezone(site.tz).hour < local_hour():
         result.skipped = f"before {local_hour()}:00 at the site"
         return result
+    result.worklist = worklist.site_counts(site, day)
     if dry_run:
         # New reminders only; failed ones waiting for a retry are in the admin's log.
         pairs = reminders_due(site=site, day=day)
@@ -300,7 +320,9 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
             line = DigestLine(visit_id=visit_id, kind=kind, registry_id=v["patient__registry_id"],
                               timepoint=v["timepoint"], target_date=v["target_date"],
                               window_start=v["window_start"], window_end=v["window_end"],
-                              admin_url=visit_admin_url(visit_id, url))
+                              admin_url=visit_admin_url(visit_id, url),
+                              state=worklist.window_state(v["window_start"], v["window_end"],
+                                                          day) or "")
             (result.due_soon if kind == Kind.DUE_SOON else result.overdue).append(line)
         result.due_soon.sort(key=_line_order)
         result.overdue.sort(key=_line_order)
@@ -317,12 +339,13 @@ def site_digest_send(*, site: Site, actor, day: datetime.date | None = None,
             else:
                 result.skipped = ANOTHER_RUN
         mine = ReminderLog.objects.filter(claim_token=token, status=Status.CLAIMED)
-        result.due_soon, result.overdue = _lines(mine)
+        result.due_soon, result.overdue = _lines(mine, day)
         if result.due_soon or result.overdue:
             try:
                 result.open_queries = queries.digest_queries(site)
                 _send(site=site, day=day, due=result.due_soon, overdue=result.overdue,
-                      recipients=site.reminder_email_list, open_queries=result.open_queries)
+                      recipients=site.reminder_email_list, open_queries=result.open_queries,
+                      counts=result.worklist)
             except Exception as exc:
                 # Released for the next attempt whatever went wrong; only delivery
                 # problems (SMTP refusal, connection refused, timeout) are worth a

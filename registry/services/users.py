@@ -84,6 +84,20 @@ def role_change_refusal(actor, user, before: Grant, after: Grant) -> str | None:
     refusal = user_manage_refusal(actor, user)
     if refusal or is_registry_admin(actor):
         return refusal
+    return _grant_refusal(actor, before, after)
+
+
+def new_user_grant_refusal(actor, after: Grant) -> str | None:
+    """Why `actor` may not give a user she is creating the grant `after` (None: she may):
+    the same separation of duties as `role_change_refusal`, for an account not saved yet."""
+    if is_registry_admin(actor):
+        return None
+    if not access.is_data_manager(actor):
+        return "Only data managers change users and roles."
+    return _grant_refusal(actor, Grant(None, frozenset(), False), after)
+
+
+def _grant_refusal(actor, before: Grant, after: Grant) -> str | None:
     outside = sorted((before.sites ^ after.sites) - _member_codes(actor))
     if outside:
         return (f"You may grant and revoke only sites you manage; not {', '.join(outside)}.")

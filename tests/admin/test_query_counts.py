@@ -76,6 +76,7 @@ PAGES = [
     ("visit list", "admin:registry_visit_changelist", ""),
     ("visit list, missing NRS", "admin:registry_visit_changelist", "?follow_up=missing_nrs"),
     ("visit list, due this week", "admin:registry_visit_changelist", "?follow_up=due_week&therapy=SCS"),
+    ("visit list, window open now", "admin:registry_visit_changelist", "?follow_up=open_now"),
     ("adverse-event list", "admin:registry_adverseevent_changelist", ""),
     ("adverse-event list, SADE", "admin:registry_adverseevent_changelist", "?iso_class=SADE"),
 ]

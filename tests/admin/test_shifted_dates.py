@@ -207,7 +207,7 @@ def test_an_investigator_is_not_offered_due_this_week_or_overdue(login, investig
     assert [label for _, label in follow_up.lookup_choices] == ["Completed without NRS"]
 
 
-@pytest.mark.parametrize("kind", ["overdue", "due_week"])
+@pytest.mark.parametrize("kind", ["overdue", "due_week", "open_now", "opening_soon"])
 @pytest.mark.parametrize("url_name", ["admin:registry_visit_changelist",
                                       "admin:registry_patient_changelist"])
 def test_an_investigators_due_or_overdue_link_is_ignored_and_says_so(login, investigator, record,
@@ -326,7 +326,8 @@ def test_a_nurse_still_filters_overdue_and_by_date(login, nurse, record):
     client = login(nurse)
     url = reverse("admin:registry_visit_changelist")
     follow_up = next(f for f in client.get(url).context["cl"].filter_specs if f.title == "follow-up")
-    assert [kind for kind, _ in follow_up.lookup_choices] == ["due_week", "overdue", "missing_nrs"]
+    assert [kind for kind, _ in follow_up.lookup_choices] == [
+        "overdue", "open_now", "opening_soon", "due_week", "missing_nrs"]
     overdue = client.get(url, {"follow_up": "overdue"})
     assert list(overdue.context["cl"].result_list) == [record["due"]]
     dated = client.get(url, {"date_done__gte": "2016-01-01"})

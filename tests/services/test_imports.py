@@ -217,6 +217,8 @@ def test_a_bundle_with_ten_kinds_of_error_reports_every_one_and_writes_nothing(d
     # RAD-0005 made prospective: its baseline (2009) is before consent (2023).
     edit(b, "patients.csv", 6, enrolment="prospective")
     expected[("visits.csv", 10, "visit_date", "2009-07-18")] = "before the patient's consent"
+    # ... and so is its trial (2009), which only a retrospective patient may have.
+    expected[("implants.csv", 6, "trial_start", "2009-08-17")] = "before the patient's consent"
     nrs = line_of(b, "visits.csv", registry_id="RAD-0001", timepoint="m216")
     bad("visits.csv", nrs, "nrs", "expected a whole number from 0 to 10", nrs="11")
     sat = line_of(b, "visits.csv", registry_id="RAD-0003", timepoint="m192")
@@ -236,13 +238,13 @@ def test_a_bundle_with_ten_kinds_of_error_reports_every_one_and_writes_nothing(d
 
     found = {(e.file, e.line, e.column, e.value): e.message for e in report.errors}
     assert set(found) == set(expected), "\n".join(map(str, report.errors))
-    assert len(report.errors) == len(expected) == 15
+    assert len(report.errors) == len(expected) == 16
     for where, expect in expected.items():
         assert expect in found[where], (where, found[where])
     assert snapshot() == before
     run = ImportRun.objects.get()
     assert run.succeeded is False
-    assert len(run.errors) == 15
+    assert len(run.errors) == 16
 
 
 def test_visits_before_consent_are_refused_unless_the_patient_is_retrospective(db, actor,
@@ -251,9 +253,9 @@ def test_visits_before_consent_are_refused_unless_the_patient_is_retrospective(d
     edit(b, "patients.csv", 2, enrolment="prospective")
     report = bundle_import(source=b, actor=actor, reason="x", dry_run=True)
     errors = [(e.file, e.column) for e in report.errors]
-    # RAD-0001: baseline 2004 and m216 on 2023-01-03, consent 2022-12-20.
-    assert errors == [("visits.csv", "visit_date")]
-    assert "consent" in report.errors[0].message
+    # RAD-0001: trial 2004, baseline 2004 and m216 on 2023-01-03, consent 2022-12-20.
+    assert errors == [("implants.csv", "trial_start"), ("visits.csv", "visit_date")]
+    assert all("consent" in e.message for e in report.errors)
 
 
 def test_it_reports_unknown_and_missing_columns_and_unknown_files(db, actor, tmp_path):

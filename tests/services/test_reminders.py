@@ -76,7 +76,8 @@ def test_each_site_gets_one_digest_with_due_and_overdue_visits(clinic, site_a, s
         (due_a.registry_id, "m1")]
     assert [(ln.registry_id, ln.timepoint) for ln in result_a.overdue] == [
         (late_a.registry_id, "m1"), (late_a.registry_id, "m3")]
-    assert f"{due_a.registry_id}  1 month  window 2020-03-25 to 2020-04-08" in text
+    # The window opened on the digest's day: said to be open now, not "opens soon".
+    assert f"{due_a.registry_id}  1 month  window open now, window 2020-03-25 to 2020-04-08" in text
     assert f"{late_a.registry_id}  3 months  window 2020-02-16 to 2020-03-15" in text
     m1 = visit(clinic["due_a"][1], "m1")
     assert reminders.visit_admin_url(m1.pk).endswith(f"/admin/registry/visit/{m1.pk}/change/")

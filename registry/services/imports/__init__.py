@@ -61,6 +61,8 @@ class ImportReport:
     source: str
     dry_run: bool
     errors: list[BundleError] = field(default_factory=list)
+    # Values possible but unusual (the models' unusual()): reported, not refused.
+    warnings: list[BundleError] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     scheduled: int | None = None
     run: ImportRun | None = None
@@ -129,6 +131,7 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
     validator = _Validator(tables, errors, progress)
     validator.run()
     report.counts = validator.counts
+    report.warnings = validator.warnings
     if errors or dry_run:
         report.run = _record(report, actor=actor, reason=reason)
         return report

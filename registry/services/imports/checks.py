@@ -23,6 +23,7 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
+from registry.models.plausibility import overlap_message
 from registry.models.sites import parse_emails
 
 from ..bundles import (
@@ -66,6 +67,7 @@ class _Validator(RegistryLookups):
                  progress: Callable[[str, int, int], None] | None):
         self.tables = tables
         self.errors = errors
+        self.warnings: list[BundleError] = []
         self.progress = progress
         self.temp_pk = 0
         self.counts: dict[str, dict[str, int]] = {}
@@ -167,6 +169,11 @@ class _Validator(RegistryLookups):
         if reported or row.bad:
             obj._bundle_invalid = True
             return False
+        unusual = getattr(obj, "unusual", None)
+        for name, message in (unusual() if unusual else {}).items():
+            column = by_field.get(name, name)
+            self.warnings.append(BundleError(spec.name, row.line, column, row.raw.get(column, ""),
+                                             message))
         return True
 
     def duplicate(self, spec, keys: dict, key, line, column, value, what) -> bool:
@@ -333,6 +340,14 @@ class _Validator(RegistryLookups):
             self.implants[ref] = implant
             if self.clean(table, row, implant, exclude=["patient"],
                           parents={"patient": patient}) and patient is not None:
+                # The model's clean() compares with the implants in the registry; those
+                # of this file are compared here, with the same rule and message.
+                earlier = [i for i in self.new["implants"] if i.patient is patient]
+                overlap = overlap_message(implant, earlier)
+                if overlap:
+                    self.error(spec, line, "implant_date", raw.get("implant_date", ""), overlap)
+                    implant._bundle_invalid = True
+                    continue
                 self.new["implants"].append(implant)
                 self.count(spec, "new")
             else:
