@@ -15,6 +15,7 @@ from django.db import transaction
 from registry.models import Site
 from registry.services import export_log, reminders
 from registry.services.audit import system_user
+from registry.services.safety import alerts
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +58,24 @@ def send_reminders(date: str | None = None) -> int:
 def prune_export_log() -> int:
     """Daily: drop REST list-page log rows past REGISTRY_EXPORT_LOG_RETENTION_DAYS."""
     return export_log.export_log_prune()
+
+
+@shared_task(bind=True, max_retries=10)
+def send_safety_alert(self, event_id: int) -> str:
+    """Send the immediate alert of a serious adverse event (once: services.safety.alerts);
+    SMTP failures are retried with the digests' backoff."""
+    from registry.models import AdverseEvent
+
+    event = AdverseEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return "no such event"
+    try:
+        return alerts.safety_alert_send(event=event)
+    except alerts.AlertNotSent as exc:
+        raise self.retry(exc=exc, countdown=reminders.retry_delay(self.request.retries)) from exc
+
+
+@shared_task
+def send_safety_alerts() -> dict:
+    """Beat, every 10 minutes: alerts not sent yet (events from the API or imports, failures)."""
+    return alerts.safety_alerts_sweep()

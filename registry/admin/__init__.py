@@ -5,6 +5,7 @@ The admin site itself is registry.admin_site.RegistryAdminSite."""
 
 from . import (  # noqa: F401
     accounts,
+    disposition,
     events,
     implants,
     imports,
@@ -12,6 +13,7 @@ from . import (  # noqa: F401
     patients,
     protocol,
     reminders,
+    safety,
     scheduler,
     sites,
     visits,

@@ -154,7 +154,7 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
 
     fieldsets = [
         ("Follow-up call", {"fields": ["patient", "implant", "timepoint", "schedule",
-                                       "status", "date_done", "window_check"]}),
+                                       "status", "date_done", "window_check", "missed_reason"]}),
         ("Scores", {"fields": ["nrs", "satisfaction", "pgic", "would_choose_again",
                                "opioid_mme", "stimulation_use"]}),
         ("Notes", {"fields": ["notes"]}),

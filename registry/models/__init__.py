@@ -1,10 +1,13 @@
 from . import accounts  # noqa: F401  (history of user accounts)
 from .choices import *  # noqa: F403
+from .components import DeviceComponent, RevisionComponent
+from .disposition import ContactAttempt, Disposition
 from .events import AdverseEvent, iso14155_class
 from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_implant_value
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
 from .patients import Patient, PatientIdentifiers
 from .protocol import FollowUpProtocol, ProtocolTimepoint
+from .safety import DeviceDeficiency, SafetyFollowUp
 from .sites import RegistryRole, Site
 from .visits import (
     BASELINE,
@@ -21,6 +24,12 @@ __all__ = [
     "AdverseEvent",
     "ApiToken",
     "BASELINE",
+    "ContactAttempt",
+    "DeviceComponent",
+    "DeviceDeficiency",
+    "Disposition",
+    "RevisionComponent",
+    "SafetyFollowUp",
     "DeviceIdentifier",
     "ExportLog",
     "FollowUpProtocol",

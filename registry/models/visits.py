@@ -7,7 +7,16 @@ from django.db import models
 from django.db.models import F, Q
 
 from .base import ClinicalModel, history, today_anywhere
-from .choices import Enrolment, PainSite, Pgic, Recall, Satisfaction, StimulationUse, VisitStatus
+from .choices import (
+    Enrolment,
+    MissedReason,
+    PainSite,
+    Pgic,
+    Recall,
+    Satisfaction,
+    StimulationUse,
+    VisitStatus,
+)
 from .implants import Implant, first_implant
 from .patients import Patient
 
@@ -169,6 +178,8 @@ class Visit(ClinicalModel):
         max_length=12, choices=StimulationUse.choices, blank=True
     )
     notes = models.TextField(blank=True, help_text="Free text; never exported.")
+    # Why a missed visit was missed; the attempts made are its ContactAttempt rows.
+    missed_reason = models.CharField(max_length=12, choices=MissedReason.choices, blank=True)
     history = history()
 
     objects = VisitQuerySet.as_manager()
@@ -315,6 +326,9 @@ class Visit(ClinicalModel):
                 )
         if self.window_start and self.window_end and self.window_end < self.window_start:
             errors["window_end"] = "The window must end on or after its start."
+        if self.missed_reason and self.status != VisitStatus.MISSED:
+            errors["missed_reason"] = (f"A reason for missing is given but the visit is "
+                                       f"'{self.get_status_display()}'; set it to missed.")
         if errors:
             raise ValidationError(errors)
 

@@ -16,7 +16,11 @@ from django.db.models import Model, QuerySet
 
 from registry.models import (
     AdverseEvent,
+    ContactAttempt,
+    DeviceComponent,
+    DeviceDeficiency,
     DeviceIdentifier,
+    Disposition,
     ExportLog,
     Implant,
     PainScore,
@@ -25,7 +29,9 @@ from registry.models import (
     RegistryRole,
     ReminderLog,
     Revision,
+    RevisionComponent,
     Role,
+    SafetyFollowUp,
     Site,
     Visit,
 )
@@ -42,6 +48,12 @@ SITE_PATH: dict[type[Model], str] = {
     PainScore: "visit__patient__site_id",
     AdverseEvent: "patient__site_id",
     ReminderLog: "site_id",
+    Disposition: "patient__site_id",
+    ContactAttempt: "patient__site_id",
+    DeviceComponent: "implant__patient__site_id",
+    RevisionComponent: "revision__implant__patient__site_id",
+    DeviceDeficiency: "patient__site_id",
+    SafetyFollowUp: "adverse_event__patient__site_id",
 }
 
 
