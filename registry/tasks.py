@@ -15,6 +15,7 @@ from django.db import transaction
 from registry.models import Site
 from registry.services import checks, export_log, reminders
 from registry.services.audit import system_user
+from registry.services.safety import alerts
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +66,24 @@ def run_data_checks(site_ids: list[int] | None = None) -> dict:
     sites = list(Site.objects.filter(pk__in=site_ids)) if site_ids is not None else None
     run = checks.checks_run(sites=sites)
     return {"findings": run.findings, "opened": run.opened, "closed": run.closed}
+
+
+@shared_task(bind=True, max_retries=10)
+def send_safety_alert(self, event_id: int) -> str:
+    """Send the immediate alert of a serious adverse event (once: services.safety.alerts);
+    SMTP failures are retried with the digests' backoff."""
+    from registry.models import AdverseEvent
+
+    event = AdverseEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return "no such event"
+    try:
+        return alerts.safety_alert_send(event=event)
+    except alerts.AlertNotSent as exc:
+        raise self.retry(exc=exc, countdown=reminders.retry_delay(self.request.retries)) from exc
+
+
+@shared_task
+def send_safety_alerts() -> dict:
+    """Beat, every 10 minutes: alerts not sent yet (events from the API or imports, failures)."""
+    return alerts.safety_alerts_sweep()

@@ -321,3 +321,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- Clinical depth (issue 20) ---------------------------------------------------------
+# Unanswered contact attempts (since the patient was last reached or seen) before a
+# patient may be recorded as lost to follow-up.
+REGISTRY_LOST_TO_FOLLOW_UP_ATTEMPTS = _positive("REGISTRY_LOST_TO_FOLLOW_UP_ATTEMPTS", 3)
+# Reporting deadlines of serious incidents, in calendar days from the awareness date
+# (MDR Art. 87(3)-(5); registry/services/safety/reportability.py says how each applies).
+REGISTRY_SAFETY_DAYS_PUBLIC_HEALTH_THREAT = _positive("REGISTRY_SAFETY_DAYS_PUBLIC_HEALTH_THREAT", 2)
+REGISTRY_SAFETY_DAYS_DEATH_OR_DETERIORATION = _positive("REGISTRY_SAFETY_DAYS_DEATH_OR_DETERIORATION", 10)
+REGISTRY_SAFETY_DAYS_SERIOUS_INCIDENT = _positive("REGISTRY_SAFETY_DAYS_SERIOUS_INCIDENT", 15)
+# The safety alert sweep leaves events the site learned of longer ago than this alone.
+REGISTRY_SAFETY_ALERT_LOOKBACK_DAYS = _positive("REGISTRY_SAFETY_ALERT_LOOKBACK_DAYS", 30)

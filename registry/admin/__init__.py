@@ -5,6 +5,7 @@ The admin site itself is registry.admin_site.RegistryAdminSite."""
 
 from . import (  # noqa: F401
     accounts,
+    disposition,
     events,
     implants,
     imports,
@@ -14,6 +15,7 @@ from . import (  # noqa: F401
     protocol,
     queries,
     reminders,
+    safety,
     scheduler,
     sites,
     visits,

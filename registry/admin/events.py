@@ -1,18 +1,35 @@
 """Adverse events in the admin, with their derived ISO 14155 class."""
 
 import json
+from functools import partial
 
+from celery import current_app
 from django.contrib import admin
+from django.db import transaction
 from django.utils.html import format_html
 
-from registry.models import AdverseEvent, Iso14155Class, Relatedness, iso14155_class
+from registry.models import AdverseEvent, Iso14155Class, Relatedness, SafetyFollowUp, iso14155_class
 from registry.models.choices import RELATED
+from registry.services.safety import event_reportability
 
-from .base import BackToPatientMixin, PatientSearchMixin, RegistryAdmin, badge
+from .base import BackToPatientMixin, PatientSearchMixin, RegistryAdmin, badge, clinical_inline
 from .filters import EventStatusFilter, IsoClassFilter, site_filter, therapy_filter
 from .queries import QueriesOnRecordMixin
 
 SERIOUS_CLASSES = {Iso14155Class.SAE, Iso14155Class.SADE, Iso14155Class.USADE}
+ALERT_TASK = "registry.tasks.send_safety_alert"
+
+
+class SafetyFollowUpInline(clinical_inline(admin.TabularInline)):
+    model = SafetyFollowUp
+    fields = ["report_date", "outcome", "resolved_on", "note"]
+    extra = 0
+    verbose_name_plural = "follow-up reports (the latest sets the outcome)"
+
+
+def enqueue_alert(event_id: int) -> None:
+    # By name: channels do not import each other (the task lives in registry.tasks).
+    current_app.tasks[ALERT_TASK].delay(event_id)
 
 
 @admin.register(AdverseEvent)
@@ -25,14 +42,19 @@ class AdverseEventAdmin(QueriesOnRecordMixin, PatientSearchMixin, BackToPatientM
     search_help_text = "Registry id, or the hospital record number of a patient of your own site."
     list_select_related = ["patient"]
     autocomplete_fields = ["patient", "implant"]
-    readonly_fields = ["iso_class_explained"]
+    readonly_fields = ["iso_class_explained", "reportability_explained"]
+    inlines = [SafetyFollowUpInline]
     ordering = ["-onset_date", "-pk"]
     fieldsets = [
-        ("Event", {"fields": ["patient", "implant", "onset_date", "category", "description"]}),
+        ("Event", {"fields": ["patient", "implant", "onset_date", "awareness_date", "category",
+                              "description"]}),
         ("Seriousness and causality", {"fields": [
             "serious", "serious_criterion", "severity", "device_relatedness",
             "procedure_relatedness", "anticipated", "iso_class_explained"]}),
         ("Action and outcome", {"fields": ["action", "outcome", "resolved_on"]}),
+        ("Reporting (MDR Art. 87) and IMDRF codes", {"fields": [
+            "public_health_threat", "reportability_explained", "imdrf_device_problem",
+            "imdrf_clinical_signs", "imdrf_health_impact"]}),
         ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
     ]
 
@@ -49,6 +71,32 @@ class AdverseEventAdmin(QueriesOnRecordMixin, PatientSearchMixin, BackToPatientM
 
     class Media:
         js = ["registry/iso-class.js"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if obj.iso_class in SERIOUS_CLASSES:
+            # The alert goes once (the reminder log decides), after the save commits.
+            transaction.on_commit(partial(enqueue_alert, obj.pk))
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is SafetyFollowUp:
+            from registry.services.safety import follow_up_record
+
+            reason = self.reason_of(form, change, default="Follow-up report")
+            for row in formset.save(commit=False):
+                follow_up_record(follow_up=row, actor=request.user, reason=reason)
+            return
+        super().save_formset(request, form, formset, change)
+
+    @admin.display(description="reportability (derived)")
+    def reportability_explained(self, obj):
+        if obj is None or not obj.pk:
+            return "Derived when saved, from the class, the outcome and the awareness date."
+        report = event_reportability(obj)
+        if not report.reportable:
+            return report.basis
+        return badge(f"{report.basis}: report by {report.deadline:%Y-%m-%d} ({report.days} days "
+                     f"from awareness)", "#ba2121")
 
     @admin.display(description="ISO 14155 class (derived)")
     def iso_class_explained(self, obj):

@@ -6,13 +6,37 @@ schedule in step); device serials are identifiers (IdentifierAdmin).
 
 from django.contrib import admin
 
-from registry.models import DeviceIdentifier, Implant, Revision
+from registry.models import DeviceComponent, DeviceIdentifier, Implant, Revision, RevisionComponent
 from registry.services import access
+from registry.services.components import revision_components_sync
 from registry.services.implants import implant_save
 
-from .base import BackToPatientMixin, IdentifierAdmin, RegistryAdmin
+from .base import BackToPatientMixin, IdentifierAdmin, RegistryAdmin, clinical_inline
 from .filters import site_filter
 from .queries import QueriesOnRecordMixin
+
+
+class DeviceComponentInline(clinical_inline(admin.TabularInline)):
+    model = DeviceComponent
+    fields = ["kind", "manufacturer", "model", "udi_di", "rechargeable", "implanted_on",
+              "removed_on", "removal_reason", "removal_detail"]
+    extra = 0
+    verbose_name_plural = "device components (IPG, leads, extensions; serials and UDI-PI under " \
+                          "device identifiers)"
+
+
+class RevisionComponentInline(clinical_inline(admin.TabularInline)):
+    model = RevisionComponent
+    fields = ["component", "action"]
+    extra = 1
+    verbose_name_plural = "components this revision touched"
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        revision = getattr(request, "_registry_revision", None)
+        if db_field.name == "component" and revision is not None:
+            field.queryset = field.queryset.filter(implant_id=revision.implant_id)
+        return field
 
 
 @admin.register(Implant)
@@ -24,12 +48,13 @@ class ImplantAdmin(QueriesOnRecordMixin, BackToPatientMixin, RegistryAdmin):
     readonly_fields = ["ref"]
     autocomplete_fields = ["patient"]
     ordering = ["-pk"]
+    inlines = [DeviceComponentInline]
     fieldsets = [
         ("Implant", {"fields": ["patient", "ref", "therapy"]}),
         ("Trial", {"fields": ["trial_start", "trial_end", "trial_success", "trial_criterion"]}),
         ("Device", {"fields": ["implant_date", "manufacturer", "model", "lead_type", "lead_count",
                                "target", "ipg_rechargeable", "ipg_location", "paradigm"]}),
-        ("Explant", {"fields": ["explant_date", "explant_reason"]}),
+        ("Explant", {"fields": ["explant_date", "explant_reason_code", "explant_reason"]}),
         ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
     ]
 
@@ -45,11 +70,38 @@ class ImplantAdmin(QueriesOnRecordMixin, BackToPatientMixin, RegistryAdmin):
         )
 
 
+@admin.register(DeviceComponent)
+class DeviceComponentAdmin(RegistryAdmin):
+    """Components are entered on their implant's page; this list finds them across implants."""
+
+    list_display = ["implant", "kind", "manufacturer", "model", "udi_di", "implanted_on", "removed_on",
+                    "removal_reason"]
+    list_filter = [site_filter("implant__patient__site_id"), "kind", "removal_reason"]
+    search_fields = ["implant__ref", "model", "udi_di"]
+    list_select_related = ["implant__patient"]
+    raw_id_fields = ["implant"]
+    ordering = ["-pk"]
+
+
 @admin.register(Revision)
 class RevisionAdmin(RegistryAdmin):
-    list_display = ["implant", "date", "reason"]
+    list_display = ["implant", "date", "reason_code"]
     raw_id_fields = ["implant"]
     list_select_related = ["implant__patient"]  # the registry id keys an investigator's shift
+    inlines = [RevisionComponentInline]
+    fields = ["implant", "date", "reason_code", "reason", "description", "change_reason",
+              "edit_version"]
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        request._registry_revision = obj  # the component choices: this implant's only
+        return obj
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Components removed or replaced take the revision's date and reason.
+        revision_components_sync(revision=form.instance, actor=request.user,
+                                 reason=self.reason_of(form, change, default="Revision"))
 
 
 @admin.register(DeviceIdentifier)

@@ -24,6 +24,10 @@ SITE_PAGE_DAYS = 30  # a site page shows the last month; the change list has the
 
 
 def _visit_link(log: ReminderLog) -> str:
+    if log.visit_id is None:  # a safety alert: about an adverse event
+        url = reverse("admin:registry_adverseevent_change", args=[log.adverse_event_id])
+        return format_html('<a href="{}">{} adverse event</a>', url,
+                           log.adverse_event.patient.registry_id)
     url = reverse("admin:registry_visit_change", args=[log.visit_id])
     return format_html('<a href="{}">{} {}</a>', url, log.visit.patient.registry_id,
                        log.visit.timepoint_label)
@@ -54,7 +58,7 @@ class ReminderLogAdmin(ReadOnlyLog, admin.ModelAdmin):
     list_display = ["digest_date", "site", "visit_link", "kind", "window", "status", "attempts",
                     "sent_at"]
     list_filter = [site_filter("site_id"), "status", "kind", "digest_date"]  # her sites only
-    list_select_related = ["site", "visit__patient"]
+    list_select_related = ["site", "visit__patient", "adverse_event__patient"]
     search_fields = ["visit__patient__registry_id"]
     search_help_text = "Registry id"
     date_hierarchy = "digest_date"
@@ -92,7 +96,7 @@ class ReminderLogInline(ReadOnlyLog, admin.TabularInline):
 
     def get_queryset(self, request):
         qs = access.visible(super().get_queryset(request), request.user).select_related(
-            "visit__patient")
+            "visit__patient", "adverse_event__patient")
         if self.parent_model is Site:
             since = datetime.date.today() - datetime.timedelta(days=SITE_PAGE_DAYS)
             qs = qs.filter(digest_date__gte=since)

@@ -245,7 +245,8 @@ class VisitAdmin(QueriesOnRecordMixin, VisitPromsMixin, PatientSearchMixin, Back
 
     fieldsets = [
         ("Follow-up call", {"fields": ["patient", "implant", "timepoint", "schedule",
-                                       ("status", "visit_missing"), "date_done", "window_check"]}),
+                                       ("status", "visit_missing"), "date_done", "window_check",
+                                       "missed_reason"]}),
         # Each value with the reason it is missing beside it (never in it).
         ("Scores", {"fields": [("nrs", "nrs_missing"), ("satisfaction", "satisfaction_missing"),
                                ("pgic", "pgic_missing"), "would_choose_again",

@@ -1,5 +1,7 @@
 from . import accounts  # noqa: F401  (history of user accounts)
 from .choices import *  # noqa: F403
+from .components import DeviceComponent, RevisionComponent
+from .disposition import ContactAttempt, Disposition
 from .events import AdverseEvent, iso14155_class
 from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_implant_value
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
@@ -7,6 +9,7 @@ from .patients import Patient, PatientIdentifiers
 from .proms import PromAnswer, PromSchedule  # noqa: E402  (after visits and protocol)
 from .protocol import FollowUpProtocol, ProtocolTimepoint
 from .queries import DataQuery, QueryAction, QueryMessage, QueryStatus
+from .safety import DeviceDeficiency, SafetyFollowUp
 from .sites import RegistryRole, Site
 from .visits import (
     BASELINE,
@@ -27,6 +30,12 @@ __all__ = [
     "QueryAction",
     "QueryMessage",
     "QueryStatus",
+    "ContactAttempt",
+    "DeviceComponent",
+    "DeviceDeficiency",
+    "Disposition",
+    "RevisionComponent",
+    "SafetyFollowUp",
     "DeviceIdentifier",
     "ExportLog",
     "FollowUpProtocol",

@@ -229,6 +229,115 @@ class Eq5dValueSet(models.TextChoices):
     US = "US", "United States (Pickard et al. 2019)"
     DE = "DE", "Germany (Ludwig et al. 2018)"
     BE = "BE", "Belgium (Bouckaert et al. 2022)"
+# --- Disposition (issue 20): how a patient's course in the registry goes on or ends ----------
+
+
+class DispositionStatus(models.TextChoices):
+    # IMMPACT (Turk et al. 2003, Pain 106:337) counts participant disposition as a core domain.
+    ACTIVE = "active", "Active (in follow-up)"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    LOST = "lost_to_follow_up", "Lost to follow-up"
+    TRANSFERRED = "transferred", "Transferred"
+    DECEASED = "deceased", "Deceased"
+    COMPLETED = "completed", "Follow-up completed"
+
+
+class WithdrawalLevel(models.TextChoices):
+    # Both keep the data collected before the withdrawal (design: withdrawal keeps data).
+    NO_CONTACT = "no_contact", "No more contact (records may still be reviewed)"
+    NO_DATA = "no_data", "No more data (no contact, no further data from records)"
+
+
+class WithdrawalReason(models.TextChoices):
+    PATIENT_DECISION = "patient_decision", "Patient's decision"
+    ADVERSE_EVENT = "adverse_event", "Adverse event"
+    LACK_OF_EFFICACY = "lack_of_efficacy", "Lack of efficacy"
+    EXPLANT = "explant", "Device explanted"
+    ILLNESS = "illness", "Other illness"
+    OTHER = "other", "Other"
+
+
+class DeathCause(models.TextChoices):
+    CARDIOVASCULAR = "cardiovascular", "Cardiovascular"
+    CANCER = "cancer", "Cancer"
+    INFECTION = "infection", "Infection"
+    RESPIRATORY = "respiratory", "Respiratory"
+    NEUROLOGICAL = "neurological", "Neurological"
+    SUICIDE = "suicide", "Suicide"
+    ACCIDENT = "accident", "Accident or injury"
+    OVERDOSE = "overdose", "Drug overdose"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class ContactMethod(models.TextChoices):
+    PHONE = "phone", "Phone"
+    EMAIL = "email", "E-mail"
+    LETTER = "letter", "Letter"
+    GP = "gp", "Via the general practitioner"
+    RELATIVE = "relative", "Via a relative or contact person"
+    OTHER = "other", "Other"
+
+
+class ContactOutcome(models.TextChoices):
+    REACHED = "reached", "Reached"
+    NO_ANSWER = "no_answer", "No answer / no reply"
+    MESSAGE_LEFT = "message_left", "Message left, no reply"
+    WRONG_DETAILS = "wrong_details", "Contact details no longer valid"
+    DECLINED = "declined", "Reached, declined the visit"
+
+
+class MissedReason(models.TextChoices):
+    UNREACHABLE = "unreachable", "Patient could not be reached"
+    DECLINED = "declined", "Patient declined"
+    TOO_ILL = "too_ill", "Too ill to attend"
+    LOGISTICS = "logistics", "Travel or scheduling problem"
+    SITE = "site", "Not planned by the site"
+    DISPOSITION = "disposition", "Follow-up had ended (withdrawn, deceased, transferred)"
+    OTHER = "other", "Other"
+
+
+# --- Device components (issue 20) ----------------------------------------------------------
+
+
+class ComponentKind(models.TextChoices):
+    IPG = "ipg", "IPG (implantable pulse generator)"
+    LEAD = "lead", "Lead"
+    EXTENSION = "extension", "Extension"
+    RECEIVER = "receiver", "Receiver / external power unit (wireless systems)"
+    OTHER = "other", "Other"
+
+
+class RemovalReason(models.TextChoices):
+    # Why a component was removed or revised, or an implant explanted (coded so causes
+    # can be counted; Swedish SCS registry: loss of analgesia, infection, hardware).
+    BATTERY_DEPLETION = "battery_depletion", "Battery depletion"
+    INFECTION = "infection", "Infection"
+    LEAD_MIGRATION = "lead_migration", "Lead migration"
+    LEAD_FRACTURE = "lead_fracture", "Lead fracture"
+    LOSS_OF_EFFICACY = "loss_of_efficacy", "Loss of efficacy"
+    PAIN_RESOLVED = "pain_resolved", "Pain resolved (no longer needed)"
+    MRI = "mri", "MRI needed"
+    OTHER = "other", "Other"
+    POCKET_PAIN = "ipg_pocket_pain", "IPG pocket pain"
+    HARDWARE_MALFUNCTION = "hardware_malfunction", "Other hardware malfunction"
+
+
+class RevisionAction(models.TextChoices):
+    REMOVED = "removed", "Removed"
+    REPLACED = "replaced", "Removed and replaced"
+    REPOSITIONED = "repositioned", "Repositioned"
+    RECONNECTED = "reconnected", "Reconnected / revised in place"
+
+
+
+class DeficiencyKind(models.TextChoices):
+    # ISO 14155:2020 3.19 device deficiency.
+    MALFUNCTION = "malfunction", "Malfunction"
+    USE_ERROR = "use_error", "Use error"
+    LABELLING = "labelling", "Inadequate labelling or instructions"
+    QUALITY = "quality", "Quality, identity or durability"
+    OTHER = "other", "Other"
 
 
 # --- One frozen numbering of the code lists ---------------------------------------------
@@ -281,6 +390,17 @@ CODE_LISTS: dict[str, type[models.Choices]] = {
     "prom_instrument": PromInstrument,
     "eq5d_value_set": Eq5dValueSet,
     "missing_reason": MissingReason,
+    "disposition_status": DispositionStatus,
+    "withdrawal_level": WithdrawalLevel,
+    "withdrawal_reason": WithdrawalReason,
+    "death_cause": DeathCause,
+    "contact_method": ContactMethod,
+    "contact_outcome": ContactOutcome,
+    "missed_reason": MissedReason,
+    "component_kind": ComponentKind,
+    "removal_reason": RemovalReason,
+    "revision_action": RevisionAction,
+    "deficiency_kind": DeficiencyKind,
 }
 
 NUMBERING: dict[str, tuple[str, ...]] = {
@@ -314,6 +434,23 @@ NUMBERING: dict[str, tuple[str, ...]] = {
     "prom_instrument": ("eq5d5l", "odi", "bpi_sf", "hads", "pcs", "pseq"),
     "eq5d_value_set": ("NL", "ENG", "US", "DE", "BE"),
     "missing_reason": ("not_asked", "declined", "unknown", "not_applicable", "lost_to_follow_up"),
+    "disposition_status": ("active", "withdrawn", "lost_to_follow_up", "transferred", "deceased",
+                           "completed"),
+    "withdrawal_level": ("no_contact", "no_data"),
+    "withdrawal_reason": ("patient_decision", "adverse_event", "lack_of_efficacy", "explant",
+                          "illness", "other"),
+    "death_cause": ("cardiovascular", "cancer", "infection", "respiratory", "neurological",
+                    "suicide", "accident", "overdose", "other", "unknown"),
+    "contact_method": ("phone", "email", "letter", "gp", "relative", "other"),
+    "contact_outcome": ("reached", "no_answer", "message_left", "wrong_details", "declined"),
+    "missed_reason": ("unreachable", "declined", "too_ill", "logistics", "site", "disposition",
+                      "other"),
+    "component_kind": ("ipg", "lead", "extension", "receiver", "other"),
+    "removal_reason": ("battery_depletion", "infection", "lead_migration", "lead_fracture",
+                       "loss_of_efficacy", "pain_resolved", "mri", "other", "ipg_pocket_pain",
+                       "hardware_malfunction"),
+    "revision_action": ("removed", "replaced", "repositioned", "reconnected"),
+    "deficiency_kind": ("malfunction", "use_error", "labelling", "quality", "other"),
 }
 
 

@@ -3,7 +3,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
-from .base import ClinicalModel, history
+from . import imdrf
+from .base import ClinicalModel, history, today_anywhere
 from .choices import (
     RELATED,
     AeAction,
@@ -60,6 +61,24 @@ class AdverseEvent(ClinicalModel):
     action = models.CharField(max_length=14, choices=AeAction.choices, default=AeAction.NONE)
     outcome = models.CharField(max_length=20, choices=AeOutcome.choices, default=AeOutcome.ONGOING)
     resolved_on = models.DateField(null=True, blank=True)
+    # Safety workflow (issue 20): reporting deadlines run from the day the site learned
+    # of the event (MDR Art. 87, MDCG 2020-10/1); the IMDRF codes are proposed from the
+    # category, seriousness and action when left empty (models/imdrf.py), and editable.
+    awareness_date = models.DateField(
+        null=True, blank=True,
+        help_text="The day the site learned of the event; deadlines run from it. Empty = the onset.")
+    public_health_threat = models.BooleanField(
+        default=False, help_text="A serious public health threat (MDR Art. 2(66)): report within "
+                                 "2 days.")
+    imdrf_device_problem = models.CharField(
+        "IMDRF device problem (Annex A)", max_length=10, blank=True,
+        help_text="Empty = proposed from the category.")
+    imdrf_clinical_signs = models.CharField(
+        "IMDRF clinical signs (Annex E)", max_length=10, blank=True,
+        help_text="Empty = proposed from the category.")
+    imdrf_health_impact = models.CharField(
+        "IMDRF health impact (Annex F)", max_length=10, blank=True,
+        help_text="Empty = proposed from the outcome, seriousness and action.")
     history = history()
 
     class Meta:
@@ -92,6 +111,15 @@ class AdverseEvent(ClinicalModel):
     def is_closed(self) -> bool:
         return self.outcome in CLOSED_OUTCOMES
 
+    def propose_imdrf(self) -> None:
+        """Fill the empty IMDRF codes from the category and the outcome (models/imdrf.py)."""
+        problem, signs = imdrf.BY_CATEGORY.get(self.category, ("", ""))
+        self.imdrf_device_problem = self.imdrf_device_problem or problem
+        self.imdrf_clinical_signs = self.imdrf_clinical_signs or signs
+        self.imdrf_health_impact = self.imdrf_health_impact or imdrf.health_impact(
+            outcome=self.outcome, serious_criterion=self.serious_criterion, action=self.action,
+            category=self.category, public_health_threat=self.public_health_threat)
+
     def clean(self):
         errors = {}
         patient = self.patient if self.patient_id else None
@@ -110,6 +138,23 @@ class AdverseEvent(ClinicalModel):
                 f"Onset date {self.onset_date} is before the patient's consent "
                 f"({patient.consent_date}); only a retrospective patient has events before consent."
             )
+        if self.awareness_date is None and self.onset_date:
+            self.awareness_date = self.onset_date
+        self.imdrf_device_problem = (self.imdrf_device_problem or "").strip().upper()
+        self.imdrf_clinical_signs = (self.imdrf_clinical_signs or "").strip().upper()
+        self.imdrf_health_impact = (self.imdrf_health_impact or "").strip().upper()
+        self.propose_imdrf()
+        for name, annex in (("imdrf_device_problem", "A"), ("imdrf_clinical_signs", "E"),
+                            ("imdrf_health_impact", "F")):
+            code = getattr(self, name)
+            if code and not imdrf.valid(annex, code):
+                errors[name] = (f"'{code}' is not an IMDRF Annex {annex} code (such as "
+                                f"{ {'A': 'A010402', 'E': 'E2110', 'F': 'F1903'}[annex] }).")
+        if self.awareness_date and self.awareness_date > today_anywhere():
+            errors["awareness_date"] = f"Awareness date {self.awareness_date} is in the future."
+        if self.awareness_date and self.onset_date and self.awareness_date < self.onset_date:
+            errors["awareness_date"] = (f"Awareness date {self.awareness_date} is before the onset "
+                                        f"{self.onset_date}.")
         if self.resolved_on and self.onset_date and self.resolved_on < self.onset_date:
             errors["resolved_on"] = (
                 f"Resolution date {self.resolved_on} is before the onset {self.onset_date}."

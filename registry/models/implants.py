@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import F, OuterRef, Q, Subquery
 
 from .base import ClinicalModel, history
-from .choices import Enrolment, IpgLocation, LeadType, Paradigm, Therapy
+from .choices import Enrolment, IpgLocation, LeadType, Paradigm, RemovalReason, Therapy
 from .patients import Patient
 from .plausibility import future_errors, overlap_message
 
@@ -47,7 +47,10 @@ class Implant(ClinicalModel):
     ipg_location = models.CharField(max_length=10, choices=IpgLocation.choices, blank=True)
     paradigm = models.CharField(max_length=8, choices=Paradigm.choices, blank=True)
     explant_date = models.DateField(null=True, blank=True)
-    explant_reason = models.CharField(max_length=200, blank=True)
+    explant_reason_code = models.CharField("explant reason", max_length=20,
+                                           choices=RemovalReason.choices, blank=True)
+    explant_reason = models.CharField("explant reason (detail)", max_length=200, blank=True,
+                                      help_text="Free text; never exported.")
     history = history()
     objects = ImplantQuerySet.as_manager()
 
@@ -87,8 +90,22 @@ class Implant(ClinicalModel):
             errors["explant_date"] = (
                 f"Explant date {self.explant_date} is before the implant date {self.implant_date}."
             )
-        if self.explant_date and not self.explant_reason:
-            errors["explant_reason"] = "Give the reason for the explant."
+        if self.explant_date and not self.explant_reason_code and self.explant_reason:
+            # A reason typed without a code (older bundles, the API) is kept as the detail.
+            self.explant_reason_code = RemovalReason.OTHER
+        if self.explant_date and not self.explant_reason_code:
+            errors["explant_reason_code"] = "Give the reason for the explant."
+            # Also at the detail: a bundle without the code column reports it there.
+            errors["explant_reason"] = ("Give the reason for the explant: its code, or the "
+                                        "detail for another reason.")
+        if self.explant_reason_code and not self.explant_date:
+            if self.explant_reason:
+                errors["explant_date"] = "An explant reason is given; give the explant date too."
+            else:
+                self.explant_reason_code = ""  # the explant undone (date and detail cleared)
+        if self.explant_reason_code == RemovalReason.OTHER and self.explant_date \
+                and not self.explant_reason:
+            errors["explant_reason"] = "Say what the other reason was."
         if self.trial_end and self.trial_start and self.trial_end < self.trial_start:
             errors["trial_end"] = (
                 f"Trial end {self.trial_end} is before the trial start {self.trial_start}."
@@ -169,7 +186,10 @@ def first_implant_value(field: str, patient_ref: str = "patient") -> Subquery:
 class Revision(ClinicalModel):
     implant = models.ForeignKey(Implant, on_delete=models.CASCADE, related_name="revisions")
     date = models.DateField()
-    reason = models.CharField(max_length=200)
+    reason_code = models.CharField("reason", max_length=20, choices=RemovalReason.choices,
+                                   default=RemovalReason.OTHER)
+    reason = models.CharField("reason (detail)", max_length=200, blank=True,
+                              help_text="Free text; never exported.")
     description = models.TextField(blank=True)
     history = history()
 
@@ -180,22 +200,22 @@ class Revision(ClinicalModel):
         return f"Revision of {self.implant.ref} on {self.date}"
 
     def clean(self):
+        errors = {}
         implant = self.implant if self.implant_id else None
         implant_date = implant.implant_date if implant else None
         explant_date = implant.explant_date if implant else None
         if self.date and implant_date and self.date < implant_date:
-            raise ValidationError(
-                {"date": f"Revision date {self.date} is before the implant date {implant_date}."}
-            )
-        if self.date and explant_date and self.date > explant_date:
-            raise ValidationError(
-                {"date": f"Revision date {self.date} is after the explant ({explant_date}); a "
-                         "revision is within the implant's life."}
-            )
-        future = future_errors({"date": ("Revision date", self.date)},
-                               implant.patient if implant else None)
-        if future:
-            raise ValidationError(future)
+            errors["date"] = f"Revision date {self.date} is before the implant date {implant_date}."
+        elif self.date and explant_date and self.date > explant_date:
+            errors["date"] = (f"Revision date {self.date} is after the explant ({explant_date}); a "
+                              "revision is within the implant's life.")
+        else:
+            errors.update(future_errors({"date": ("Revision date", self.date)},
+                                        implant.patient if implant else None))
+        if self.reason_code == RemovalReason.OTHER and not self.reason:
+            errors["reason"] = "Say what the other reason was."
+        if errors:
+            raise ValidationError(errors)
 
 
 class DeviceIdentifier(ClinicalModel):
@@ -204,8 +224,14 @@ class DeviceIdentifier(ClinicalModel):
 
     implant = models.ForeignKey(Implant, on_delete=models.CASCADE, related_name="device_ids")
     component = models.CharField(max_length=50, help_text="IPG, lead 1, lead 2, ...")
+    device_component = models.ForeignKey(
+        "registry.DeviceComponent", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="identifiers", help_text="The component row these identifiers belong to.")
     serial_number = models.CharField(max_length=100, blank=True)
     udi = models.CharField("UDI", max_length=200, blank=True)
+    udi_pi = models.CharField("UDI-PI", max_length=100, blank=True,
+                              help_text="Production identifier (lot, serial, dates): identifies "
+                                        "the patient's own device.")
     history = history()
 
     class Meta:
@@ -213,3 +239,8 @@ class DeviceIdentifier(ClinicalModel):
 
     def __str__(self):
         return f"{self.component} of {self.implant.ref}"
+
+    def clean(self):
+        if self.device_component_id and self.implant_id and \
+                self.device_component.implant_id != self.implant_id:
+            raise ValidationError({"device_component": "This component belongs to another implant."})

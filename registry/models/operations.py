@@ -70,15 +70,21 @@ class ReminderLog(models.Model):
     class Kind(models.TextChoices):
         DUE_SOON = "due_soon", "Window opens soon"
         OVERDUE = "overdue", "Window closed, visit not done"
+        # One per serious adverse event (services/safety/alerts.py): its window is
+        # awareness .. reporting deadline.
+        SAFETY_ALERT = "safety_alert", "Safety alert (SAE, SADE, USADE)"
 
     class Status(models.TextChoices):
         CLAIMED = "claimed", "Claimed (being sent)"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed (will be retried)"
 
-    visit = models.ForeignKey("registry.Visit", on_delete=models.CASCADE, related_name="reminders")
+    visit = models.ForeignKey("registry.Visit", null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="reminders")
+    adverse_event = models.ForeignKey("registry.AdverseEvent", null=True, blank=True,
+                                      on_delete=models.CASCADE, related_name="alerts")
     site = models.ForeignKey("registry.Site", on_delete=models.CASCADE, related_name="reminders")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
     window_start = models.DateField(help_text="The visit's window this reminder was about.")
     window_end = models.DateField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.CLAIMED)
@@ -94,12 +100,19 @@ class ReminderLog(models.Model):
         ordering = ["-digest_date", "site", "visit"]
         constraints = [
             models.UniqueConstraint(fields=["visit", "kind", "window_start", "window_end"],
-                                    name="one_reminder_per_visit_kind_window")
+                                    name="one_reminder_per_visit_kind_window"),
+            models.UniqueConstraint(fields=["adverse_event", "kind"],
+                                    condition=models.Q(adverse_event__isnull=False),
+                                    name="one_alert_per_event_kind"),
+            models.CheckConstraint(condition=models.Q(visit__isnull=False)
+                                   | models.Q(adverse_event__isnull=False),
+                                   name="reminder_about_a_visit_or_an_event"),
         ]
         indexes = [models.Index(fields=["site", "status"], name="reminder_site_status")]
 
     def __str__(self):
-        return f"{self.get_kind_display()} for visit {self.visit_id} ({self.status})"
+        about = f"visit {self.visit_id}" if self.visit_id else f"event {self.adverse_event_id}"
+        return f"{self.get_kind_display()} for {about} ({self.status})"
 
 
 class ExportLog(models.Model):

@@ -19,6 +19,21 @@ def validate_prior_treatments(value):
         )
 
 
+class PatientQuerySet(models.QuerySet):
+    def in_follow_up(self, *, on):
+        """Patients whose follow-up has not ended on the day `on` (no withdrawal of consent
+        by then, and the disposition in effect that day does not end follow-up; see
+        models/disposition.py). The one rule for schedules, reminders and invitations."""
+        from .disposition import follow_up_ended_q
+
+        return self.exclude(follow_up_ended_q(on))
+
+    def follow_up_ended(self, *, on):
+        from .disposition import follow_up_ended_q
+
+        return self.filter(follow_up_ended_q(on))
+
+
 class Patient(ClinicalModel):
     """A registry participant, pseudonymous: no names or birth dates here."""
 
@@ -56,6 +71,7 @@ class Patient(ClinicalModel):
         default=list, blank=True, validators=[validate_prior_treatments]
     )
     history = history()
+    objects = PatientQuerySet.as_manager()
 
     class Meta:
         ordering = ["registry_id"]

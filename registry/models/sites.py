@@ -48,6 +48,12 @@ class Site(ClinicalModel):
         validators=[validate_email_list],
         help_text="Addresses for the daily follow-up digest, separated by ';'.",
     )
+    safety_emails = models.TextField(
+        blank=True,
+        validators=[validate_email_list],
+        help_text="Safety contacts, alerted at once of every SAE, SADE and USADE (separated by "
+                  "';'); empty = the reminder addresses.",
+    )
     protocol = models.ForeignKey(
         "registry.FollowUpProtocol",
         null=True,
@@ -73,6 +79,10 @@ class Site(ClinicalModel):
     @property
     def reminder_email_list(self) -> list[str]:
         return parse_emails(self.reminder_emails)
+
+    @property
+    def safety_email_list(self) -> list[str]:
+        return parse_emails(self.safety_emails)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:

@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from .base import ClinicalModel, history
 from .choices import (
     Enrolment,
+    MissedReason,
     MissingReason,
     PainSite,
     Pgic,
@@ -197,6 +198,8 @@ class Visit(ClinicalModel):
     visit_missing = models.CharField(
         "visit not done because", max_length=20, choices=MissingReason.choices, blank=True,
         help_text="For a missed or not applicable visit: why it was not done.")
+    # Why a missed visit was missed; the attempts made are its ContactAttempt rows.
+    missed_reason = models.CharField(max_length=12, choices=MissedReason.choices, blank=True)
     history = history()
 
     objects = VisitQuerySet.as_manager()
@@ -370,6 +373,9 @@ class Visit(ClinicalModel):
                     f"{label} {value} at {when}: {label} is asked after the implant (at its "
                     "follow-up visits), not before it."
                 )
+        if self.missed_reason and self.status != VisitStatus.MISSED:
+            errors["missed_reason"] = (f"A reason for missing is given but the visit is "
+                                       f"'{self.get_status_display()}'; set it to missed.")
         if errors:
             raise ValidationError(errors)
 

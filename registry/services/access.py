@@ -16,8 +16,12 @@ from django.db.models import Model, QuerySet
 
 from registry.models import (
     AdverseEvent,
+    ContactAttempt,
     DataQuery,
+    DeviceComponent,
+    DeviceDeficiency,
     DeviceIdentifier,
+    Disposition,
     ExportLog,
     Implant,
     PainScore,
@@ -28,7 +32,9 @@ from registry.models import (
     RegistryRole,
     ReminderLog,
     Revision,
+    RevisionComponent,
     Role,
+    SafetyFollowUp,
     Site,
     Visit,
 )
@@ -48,6 +54,12 @@ SITE_PATH: dict[type[Model], str] = {
     ReminderLog: "site_id",
     DataQuery: "patient__site_id",
     QueryMessage: "query__patient__site_id",
+    Disposition: "patient__site_id",
+    ContactAttempt: "patient__site_id",
+    DeviceComponent: "implant__patient__site_id",
+    RevisionComponent: "revision__implant__patient__site_id",
+    DeviceDeficiency: "patient__site_id",
+    SafetyFollowUp: "adverse_event__patient__site_id",
 }
 
 

@@ -41,11 +41,17 @@ def implant_ref_next(*, patient: Patient) -> str:
 
 
 def patient_save(*, patient: Patient, actor, reason: str = "", expected_version=None) -> Patient:
-    """Change a patient; a withdrawal stops the follow-up visits after it."""
-    from . import scheduling
+    """Change a patient; a withdrawal stops the follow-up visits after it and is recorded
+    as the patient's disposition (services.disposition.consent_followed)."""
+    from . import disposition, scheduling
 
     with transaction.atomic():
+        before = (Patient.objects.filter(pk=patient.pk).values_list("consent_status", "withdrawal_date")
+                  .first() if patient.pk else None) or ("consented", None)
         record_save(patient, actor=actor, reason=reason, expected_version=expected_version)
+        if tuple(before) != (patient.consent_status, patient.withdrawal_date):
+            disposition.consent_followed(patient=patient, before=tuple(before), actor=actor,
+                                         reason=reason)
         # The visits the change moves or stops carry its reason in their history too.
         scheduling.patient_schedule_sync(patient=patient, actor=actor, reason=reason)
     return patient

@@ -23,7 +23,8 @@ After the digest, scheduled visits whose window closed more than
 `REGISTRY_MISSED_GRACE_DAYS` days ago are marked missed (with history, as the
 system user). A site's "today" is the date in its own time zone.
 
-Withdrawn patients get no reminders. Sites without reminder addresses get no
+Withdrawn patients get no reminders, nor do patients whose follow-up had ended
+by the digest's day (deceased, lost, completed, transferred out). Sites without reminder addresses get no
 e-mail (their reminders wait until an address is set) but still have their
 missed visits marked.
 
@@ -47,6 +48,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry.models import ConsentStatus, ReminderLog, Site, Visit, VisitStatus
+from registry.models.disposition import follow_up_ended_q
 from registry.models.visits import overdue_on, timepoint_label, timepoint_sort_key
 
 from . import queries, worklist
@@ -55,6 +57,7 @@ from .dates import site_today
 
 Kind = ReminderLog.Kind
 Status = ReminderLog.Status
+DIGEST_KINDS = (Kind.DUE_SOON, Kind.OVERDUE)  # the safety alerts have their own sender
 MISSED_REASON = "Window closed without a visit (marked missed by the daily reminder job)"
 BATCH = 2000
 
@@ -155,10 +158,13 @@ class DigestResult:
                 "dry_run": self.dry_run, "worklist": self.worklist}
 
 
-def _remindable(site: Site):
+def _remindable(site: Site, day: datetime.date):
+    # Withdrawn patients never; patients whose follow-up had ended by the day (death,
+    # loss, completion, transfer out: models.disposition) neither, whatever their visits.
     return (Visit.objects.filter(patient__site_id=site.pk, status=VisitStatus.SCHEDULED,
                                  window_start__isnull=False, window_end__isnull=False)
-            .exclude(patient__consent_status=ConsentStatus.WITHDRAWN))
+            .exclude(patient__consent_status=ConsentStatus.WITHDRAWN)
+            .exclude(follow_up_ended_q(day, patient="patient")))
 
 
 def catch_up_days() -> int:
@@ -187,7 +193,7 @@ def reminders_due(*, site: Site, day: datetime.date) -> list[tuple[int, str, dat
         already = ReminderLog.objects.filter(visit_id=OuterRef("pk"), kind=kind,
                                              window_start=OuterRef("window_start"),
                                              window_end=OuterRef("window_end"))
-        pairs.append(_remindable(site).filter(condition).filter(~Exists(already))
+        pairs.append(_remindable(site, day).filter(condition).filter(~Exists(already))
                      .annotate(kind=Value(kind, output_field=CharField()))
                      .order_by().values_list("pk", "kind", "window_start", "window_end"))
     return list(pairs[0].union(pairs[1], all=True))
@@ -241,10 +247,10 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     # Failed claims, and claims of a sender that died, are taken over; but only
     # while the visit still needs the reminder (and is still in that window: a
     # moved visit gets a reminder of its own for the new one).
-    still_needed = _remindable(site).filter(pk=OuterRef("visit_id"),
+    still_needed = _remindable(site, day).filter(pk=OuterRef("visit_id"),
                                             window_start=OuterRef("window_start"),
                                             window_end=OuterRef("window_end"))
-    ReminderLog.objects.filter(site_id=site.pk).filter(
+    ReminderLog.objects.filter(site_id=site.pk, kind__in=DIGEST_KINDS).filter(
         Q(status=Status.FAILED) | Q(status=Status.CLAIMED, claimed_at__lt=now - stale_claim())
     ).filter(Exists(still_needed)).update(
         status=Status.CLAIMED, claim_token=token, claimed_at=now, digest_date=day,
@@ -253,7 +259,7 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     # One digest per site and local day: once today's is out, new reminders wait
     # for tomorrow (hourly beat runs then send nothing new).
     sent_today = ReminderLog.objects.filter(
-        site_id=site.pk, digest_date=day, status__in=[Status.SENT, Status.CLAIMED]
+        site_id=site.pk, kind__in=DIGEST_KINDS, digest_date=day, status__in=[Status.SENT, Status.CLAIMED]
     ).exclude(claim_token=token).exists()
     if sent_today:
         return

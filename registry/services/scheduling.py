@@ -10,10 +10,12 @@ Rules the schedule keeps:
 - Visits not yet done (scheduled, missed) follow the implant date: moving the
   implant date recomputes their dates and puts them back to scheduled (the daily
   job marks them missed again when their new window is past).
-- Follow-up stops at the explant or the patient's withdrawal: visits whose
+- Follow-up stops at the explant or the end of the patient's follow-up (withdrawal,
+  loss, death, completion, transfer out: services/disposition.py): visits whose
   window opens after that date become not_applicable (kept, never deleted);
-  visits whose window had already opened can still be done. Timepoints after
-  the stop that have no visit yet are not created.
+  visits whose window had already opened can still be done, except after a death,
+  which also stops the windows not closed before it. Timepoints after the stop
+  that have no visit yet are not created.
 - When the stop goes away or moves later (a corrected explant date), visits the
   schedule itself had stopped are scheduled again; a not_applicable set by hand
   stays as it is.
@@ -29,7 +31,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry.models import (
-    ConsentStatus,
     FollowUpProtocol,
     Implant,
     Patient,
@@ -42,6 +43,7 @@ from registry.models.visits import timepoint_months
 
 from .audit import attach_audit, bulk_create_audited, record_bulk_update
 from .dates import add_months, site_today
+from .disposition import FollowUpStop, follow_up_stop_of, follow_up_stops
 
 SCHEDULE_REASON = "Follow-up schedule"
 STOP_REASON = "Follow-up stopped"
@@ -104,15 +106,27 @@ def upcoming_slots(*, implant: Implant, on: datetime.date, count: int = 3) -> li
     return [slot for slot in slots if slot.end >= on][:count]
 
 
-def follow_up_stop(*, implant: Implant, patient: Patient) -> tuple[datetime.date | None, str]:
-    """The day follow-up of this implant ends (explant or withdrawal), and why."""
+def follow_up_stop(*, implant: Implant, patient: Patient, disposition=None,
+                   loaded: bool = False) -> "FollowUpStop | None":
+    """The day follow-up of this implant ends (explant, or the patient's disposition or
+    consent: services.disposition.follow_up_stop_of), and why. `disposition`/`loaded`:
+    the patient's current disposition, when already read."""
     stops = []
     if implant.explant_date:
-        stops.append((implant.explant_date, f"explant on {implant.explant_date.isoformat()}"))
-    if patient.consent_status == ConsentStatus.WITHDRAWN and patient.withdrawal_date:
-        stops.append((patient.withdrawal_date,
-                      f"consent withdrawn on {patient.withdrawal_date.isoformat()}"))
-    return min(stops) if stops else (None, "")
+        stops.append(FollowUpStop(implant.explant_date,
+                                  f"explant on {implant.explant_date.isoformat()}"))
+    ended = follow_up_stop_of(patient, disposition, loaded)
+    if ended is not None:
+        stops.append(ended)
+    return min(stops, key=lambda s: (s.date, not s.closes_open_windows)) if stops else None
+
+
+def after_stop(slot: "Slot", stop: "FollowUpStop | None") -> bool:
+    """Does the stop end this window? Windows opening after the stop day; after a death
+    also the windows not closed before it (the visit cannot be done any more)."""
+    if stop is None:
+        return False
+    return slot.start > stop.date or (stop.closes_open_windows and slot.end >= stop.date)
 
 
 def _stopped_by_schedule(visit_ids: list[int]) -> set[int]:
@@ -137,9 +151,10 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
         for v in Visit.objects.select_for_update().filter(implant=implant).order_by("pk")
         if timepoint_months(v.timepoint)
     }
-    stop, stop_why = follow_up_stop(implant=implant, patient=patient)
+    stop = follow_up_stop(implant=implant, patient=patient)
+    stop_why = stop.why if stop else ""
     if implant.implant_date is None:
-        stop, stop_why = datetime.date.min, "no implant date"
+        stop_why = "no implant date"
     stopped_earlier = _stopped_by_schedule(
         [v.pk for v in existing.values() if v.status == VisitStatus.NOT_APPLICABLE]
     ) if any(v.status == VisitStatus.NOT_APPLICABLE for v in existing.values()) else set()
@@ -155,9 +170,9 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
                 change.stopped += 1
             continue
         slot = timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
-        after_stop = stop is not None and slot.start > stop
+        stopped = after_stop(slot, stop)
         if visit is None:
-            if after_stop:
+            if stopped:
                 continue
             to_create.append(Visit(
                 patient=patient, implant=implant, timepoint=slot.code, target_date=slot.target,
@@ -170,11 +185,11 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
         moved = (visit.target_date, visit.window_start, visit.window_end) != (
             slot.target, slot.start, slot.end)
         visit.target_date, visit.window_start, visit.window_end = slot.target, slot.start, slot.end
-        if visit.status in NOT_DONE and after_stop:
+        if visit.status in NOT_DONE and stopped:
             visit.status = VisitStatus.NOT_APPLICABLE
             attach_audit(visit, actor=actor, reason=f"{STOP_REASON}: {stop_why}{suffix}")
             change.stopped += 1
-        elif visit.status == VisitStatus.NOT_APPLICABLE and not after_stop \
+        elif visit.status == VisitStatus.NOT_APPLICABLE and not stopped \
                 and visit.pk in stopped_earlier:
             visit.status = VisitStatus.SCHEDULED
             attach_audit(visit, actor=actor, reason=f"{RESUME_REASON}: implant date "
@@ -182,7 +197,7 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
             change.resumed += 1
         elif moved:
             if visit.status == VisitStatus.MISSED:
-                visit.status = VisitStatus.SCHEDULED
+                visit.status, visit.missed_reason = VisitStatus.SCHEDULED, ""
             # A stopped visit keeps the stop reason first, so a later resume finds it.
             lead = f"{STOP_REASON}: {stop_why}; " if visit.pk in stopped_earlier else ""
             attach_audit(visit, actor=actor, reason=f"{lead}{SCHEDULE_REASON}: implant date moved to "
@@ -199,7 +214,8 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
         )
     if to_update:
         # Each visit carries its own reason (attach_audit above).
-        record_bulk_update(to_update, Visit, ["target_date", "window_start", "window_end", "status"],
+        record_bulk_update(to_update, Visit, ["target_date", "window_start", "window_end", "status",
+                                              "missed_reason"],
                            actor=actor, batch_size=BATCH)
     return change
 
@@ -262,6 +278,7 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
     for offset in range(0, len(implant_ids), BATCH):
         chunk = implant_ids[offset:offset + BATCH]
         rows = list(Implant.objects.filter(pk__in=chunk).select_related("patient__site"))
+        dispositions = follow_up_stops({implant.patient_id for implant in rows})
         have = set(Visit.objects.filter(implant_id__in=chunk)
                    .values_list("implant_id", "timepoint"))
         to_create = []
@@ -274,12 +291,13 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
                 protocol = protocol_for(site=site)
                 protocols[site.protocol_id] = list(protocol.timepoints.all()) if protocol else []
             local_today = today or site_today(site.timezone, now)
-            stop, _why = follow_up_stop(implant=implant, patient=patient)
+            stop = follow_up_stop(implant=implant, patient=patient,
+                                  disposition=dispositions.get(patient.pk), loaded=True)
             for timepoint in protocols[site.protocol_id]:
                 if (implant.pk, timepoint.code) in have:
                     continue
                 slot = timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
-                if stop is not None and slot.start > stop:
+                if after_stop(slot, stop):
                     continue
                 visit = Visit(patient=patient, implant=implant, timepoint=slot.code,
                               target_date=slot.target, window_start=slot.start,

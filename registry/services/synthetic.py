@@ -190,7 +190,7 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
             lead_count=rng.choice([1, 2, 2, 2]), target=rng.choice(TARGETS[therapy]),
             ipg_rechargeable=rng.random() < 0.5, ipg_location="buttock",
             paradigm=rng.choice(PARADIGMS[therapy]), explant_date=explant,
-            explant_reason=rng.choice(["loss of efficacy", "infection", "MRI needed"])
+            explant_reason_code=rng.choice(["loss_of_efficacy", "infection", "mri"])
             if explant else "",
         ))
     bulk_create_audited(implants, Implant, actor=actor, reason=reason, batch_size=1000)
