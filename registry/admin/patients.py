@@ -115,6 +115,10 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
         ("Pain", {"fields": ["etiology", "diagnosis", "affected_region", "side",
                              "pain_duration_months", "amputation_level", "amputation_cause",
                              "prior_treatments"]}),
+        ("Questionnaire links (consent to be contacted)",
+         {"fields": ["epro_consent_date", "epro_channel", "epro_language"],
+          "description": "No questionnaire link is sent without the date of consent; clear it "
+                         "when the patient withdraws it."}),
         ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
     ]
 

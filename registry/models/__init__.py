@@ -1,5 +1,6 @@
 from . import accounts  # noqa: F401  (history of user accounts)
 from .choices import *  # noqa: F403
+from .epro import EproLink, hash_link_token
 from .events import AdverseEvent, iso14155_class
 from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_implant_value
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
@@ -22,6 +23,7 @@ __all__ = [
     "ApiToken",
     "BASELINE",
     "DeviceIdentifier",
+    "EproLink",
     "ExportLog",
     "FollowUpProtocol",
     "ImportRun",
@@ -38,6 +40,7 @@ __all__ = [
     "UNSCHEDULED",
     "Visit",
     "hash_token",
+    "hash_link_token",
     "first_implant",
     "first_implant_value",
     "iso14155_class",

@@ -210,6 +210,27 @@ class Role(models.TextChoices):
     DATA_MANAGER = "data_manager", "Data manager"
 
 
+# --- Patient-reported questionnaires through a link (ePRO) -------------------------------
+
+class EproChannel(models.TextChoices):
+    # How the patient agreed to be asked for her questionnaires.
+    EMAIL = "email", "E-mail"
+    IN_CLINIC = "in_clinic", "In clinic (printed link or QR code)"
+    BOTH = "both", "E-mail and in clinic"
+
+
+class PatientLanguage(models.TextChoices):
+    EN = "en", "English"
+    NL = "nl", "Nederlands"
+
+
+class EnteredBy(models.TextChoices):
+    # Who entered a visit's answers: the patient through her link, a nurse, or an import.
+    NURSE = "nurse", "Research nurse"
+    PATIENT = "patient", "Patient (questionnaire link)"
+    IMPORT = "import", "Import"
+
+
 # --- One frozen numbering of the code lists ---------------------------------------------
 #
 # Formats that store a code as a number (Stata value labels, REDCap raw values) and any
@@ -245,6 +266,9 @@ CODE_LISTS: dict[str, type[models.Choices]] = {
     "ae_outcome": AeOutcome,
     "iso_class": Iso14155Class,
     "role": Role,
+    "epro_channel": EproChannel,
+    "patient_language": PatientLanguage,
+    "entered_by": EnteredBy,
 }
 
 NUMBERING: dict[str, tuple[str, ...]] = {
@@ -275,6 +299,9 @@ NUMBERING: dict[str, tuple[str, ...]] = {
     "ae_outcome": ("resolved", "resolved_sequelae", "ongoing", "fatal", "unknown"),
     "iso_class": ("AE", "SAE", "ADE", "SADE", "USADE"),
     "role": ("nurse", "investigator", "data_manager"),
+    "epro_channel": ("email", "in_clinic", "both"),
+    "patient_language": ("en", "nl"),
+    "entered_by": ("nurse", "patient", "import"),
 }
 
 

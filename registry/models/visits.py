@@ -7,7 +7,16 @@ from django.db import models
 from django.db.models import F, Q
 
 from .base import ClinicalModel, history, today_anywhere
-from .choices import Enrolment, PainSite, Pgic, Recall, Satisfaction, StimulationUse, VisitStatus
+from .choices import (
+    Enrolment,
+    EnteredBy,
+    PainSite,
+    Pgic,
+    Recall,
+    Satisfaction,
+    StimulationUse,
+    VisitStatus,
+)
 from .implants import Implant, first_implant
 from .patients import Patient
 
@@ -169,6 +178,10 @@ class Visit(ClinicalModel):
         max_length=12, choices=StimulationUse.choices, blank=True
     )
     notes = models.TextField(blank=True, help_text="Free text; never exported.")
+    # Where the answers came from; set by the services (the questionnaire link, the
+    # import), never typed.
+    entered_by = models.CharField(max_length=8, choices=EnteredBy.choices,
+                                  default=EnteredBy.NURSE, editable=False)
     history = history()
 
     objects = VisitQuerySet.as_manager()

@@ -62,6 +62,7 @@ from registry.models import (
     AdverseEvent,
     ApiToken,
     DeviceIdentifier,
+    EproLink,
     ExportLog,
     FollowUpProtocol,
     Implant,
@@ -107,7 +108,7 @@ class Rule:
 RECORD_TIMES = ("created_at", "updated_at")  # every ClinicalModel's; not clinical dates
 
 MODELS: dict[type, Rule] = {
-    Patient: Rule("registry_id", dates=("consent_date", "withdrawal_date"),
+    Patient: Rule("registry_id", dates=("consent_date", "withdrawal_date", "epro_consent_date"),
                   free_text=("affected_region", "amputation_cause"),
                   released_text=("registry_id", "amputation_level"), birth_year=("birth_year",)),
     PatientIdentifiers: Rule("patient.registry_id", identifiers=True),
@@ -127,7 +128,7 @@ MODELS: dict[type, Rule] = {
 # Not patient data (sites, the protocol), or bookkeeping investigators are never shown
 # (reminder, export and import logs, tokens, roles).
 NOT_PATIENT_DATA = (Site, FollowUpProtocol, ProtocolTimepoint)
-OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole)
+OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole, EproLink)
 
 
 def record_time(obj, field_name: str, real: bool) -> datetime.datetime | None:

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from django.db.models import Case, CharField, F, FilteredRelation, FloatField, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Coalesce, Round
 
-from registry.models import BASELINE, AdverseEvent, PainSite, Patient, Recall, Visit, first_implant_value
+from registry.models import (
+    BASELINE,
+    AdverseEvent,
+    PainSite,
+    Patient,
+    Recall,
+    Visit,
+    VisitStatus,
+    first_implant_value,
+)
 
 from .columns import Column, Redcap
 from .sql import DaysBetween, age_at, blank_is_null, iso_class, neutralised, row_implant, yes_no
@@ -138,6 +147,12 @@ def _responder():
 NRS = {"minimum": "0", "maximum": "10"}
 
 
+def _entered_by():
+    # Only a completed visit has answers someone entered.
+    return Case(When(status=VisitStatus.COMPLETED, then=F("entered_by")), default=Value(None),
+                output_field=CharField())
+
+
 def _patient_columns(implant_date) -> list[Column]:
     """The patient columns that open the visit and event rows (the age counted from the
     row's implant, `implant_date()`); REDCap has them once, on the enrolment form."""
@@ -188,6 +203,8 @@ VISITS = Dataset(
                redcap=Redcap("visit", **NRS)),
         Column("nrs_phantom_limb", "Phantom limb pain NRS, 7-day average", "int", "ps_pl__score",
                redcap=Redcap("visit", **NRS)),
+        Column("entered_by", "Answers entered by (patient through her link, nurse, import)", "code",
+               _entered_by, codes="entered_by", redcap=Redcap("visit", annotation="@READONLY")),
         Column("visit_date", "Date of visit", "date", "date_done", dates_only=True),
         Column("implant_date", "Implant date", "date", _visit_implant_date, dates_only=True),
     ],

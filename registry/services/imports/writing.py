@@ -89,7 +89,7 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
         record_bulk_update(
             v.visit_updates, Visit, [
                 "status", "date_done", "nrs", "satisfaction", "pgic", "would_choose_again",
-                "opioid_mme", "stimulation_use"],
+                "opioid_mme", "stimulation_use", "entered_by"],
             actor=actor, reason=reason, batch_size=1000)
         done += len(v.visit_updates)
         if progress:
