@@ -38,13 +38,15 @@ class EproLink(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=200, blank=True)
+    # The language the patient chose on the page (empty: her epro_language).
+    language = models.CharField(max_length=2, blank=True)
     # Answers saved so far (save and continue), by export column name.
     draft = models.JSONField(default=dict, blank=True)
     draft_saved_at = models.DateTimeField(null=True, blank=True)
     # Submitted answers the visit did not take (a nurse had entered it): shown to her.
     conflict = models.JSONField(null=True, blank=True)
     # Creation and revocation are in the history (who, why); opening and saving are not.
-    history = history(excluded_fields=["opened_at", "draft", "draft_saved_at"])
+    history = history(excluded_fields=["opened_at", "draft", "draft_saved_at", "language"])
 
     class Meta:
         ordering = ["-created_at"]

@@ -54,6 +54,9 @@ from .dates import site_today
 
 Kind = ReminderLog.Kind
 Status = ReminderLog.Status
+# The digest's own kinds; the log also holds the patients' questionnaire e-mails
+# (services/epro/invitations), which claim and send their rows themselves.
+DIGEST_KINDS = (Kind.DUE_SOON, Kind.OVERDUE)
 MISSED_REASON = "Window closed without a visit (marked missed by the daily reminder job)"
 BATCH = 2000
 
@@ -224,7 +227,7 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     still_needed = _remindable(site).filter(pk=OuterRef("visit_id"),
                                             window_start=OuterRef("window_start"),
                                             window_end=OuterRef("window_end"))
-    ReminderLog.objects.filter(site_id=site.pk).filter(
+    ReminderLog.objects.filter(site_id=site.pk, kind__in=DIGEST_KINDS).filter(
         Q(status=Status.FAILED) | Q(status=Status.CLAIMED, claimed_at__lt=now - stale_claim())
     ).filter(Exists(still_needed)).update(
         status=Status.CLAIMED, claim_token=token, claimed_at=now, digest_date=day,
@@ -233,7 +236,8 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     # One digest per site and local day: once today's is out, new reminders wait
     # for tomorrow (hourly beat runs then send nothing new).
     sent_today = ReminderLog.objects.filter(
-        site_id=site.pk, digest_date=day, status__in=[Status.SENT, Status.CLAIMED]
+        site_id=site.pk, digest_date=day, status__in=[Status.SENT, Status.CLAIMED],
+        kind__in=DIGEST_KINDS,
     ).exclude(claim_token=token).exists()
     if sent_today:
         return
@@ -246,9 +250,11 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
 
 
 def _send(*, site: Site, day: datetime.date, due, overdue, recipients) -> None:
+    from .epro import digest_summary  # epro's job reads this module's claim rules
+
     context = {"site": site, "day": day, "due_soon": due, "overdue": overdue,
                "days_ahead": days_ahead(), "grace_days": grace_days(),
-               "site_url": settings.SITE_URL}
+               "site_url": settings.SITE_URL, "epro": digest_summary(site=site, day=day)}
     subject = render_to_string("registry/email/site_digest_subject.txt", context).strip()
     message = EmailMultiAlternatives(
         subject=" ".join(subject.split()),
