@@ -61,7 +61,10 @@ def questionnaire(request, token: str):
     link = epro.link_find(token)
     if link is None:
         return _dead(request, address=address)
-    problem = epro.link_problem(link)
+    # A submit after a nurse entered the visit is taken as a conflict (answers_submit),
+    # not refused: she is shown the answers.
+    submitting = request.method == "POST" and request.POST.get("action") == "submit"
+    problem = epro.link_problem(link, visit_status=not submitting)
     if problem is not None and problem != epro.NOT_YET:
         return _dead(request, address=address)
     language = _language(request, link)

@@ -33,3 +33,13 @@ def open_m3(site, *, consent=True, email="patient@example.org", today=None, **pa
 @pytest.fixture
 def m3(site_a):
     return open_m3(site_a)
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    """Rate and failure counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
