@@ -35,6 +35,7 @@ from .base import (
     RegistryStackedInline,
     badge,
 )
+from .epro import hub_questionnaires
 from .events import SERIOUS_CLASSES
 from .filters import PatientFollowUpFilter, site_filter, therapy_filter
 from .forms import ClinicalForm
@@ -236,6 +237,7 @@ class PatientAdmin(PatientSearchMixin, RegistryAdmin):
             "add_event": reverse("admin:registry_adverseevent_add") + f"?patient={patient.pk}",
             "back": f"_changelist_filters=patient%3D{patient.pk}",
             "visit_list": f"{visit_list}?patient={patient.pk}",
+            "questionnaires": hub_questionnaires(request, patient),
         }
 
 

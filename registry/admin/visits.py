@@ -29,6 +29,7 @@ from .base import (
     RegistryTabularInline,
     badge,
 )
+from .epro import QuestionnaireLinksMixin
 from .filters import (
     DUE_WEEK,
     MISSING_NRS,
@@ -138,7 +139,7 @@ class VisitForm(ClinicalForm):
 
 
 @admin.register(Visit)
-class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
+class VisitAdmin(QuestionnaireLinksMixin, PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
     form = VisitForm
     list_display = ["patient_link", "site_code", "timepoint_name", "target_date", "window",
                     "date_done", "status", "nrs", "window_flag"]
@@ -175,7 +176,7 @@ class VisitAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmin):
         return form
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["schedule", "window_check"]
+        fields = ["schedule", "window_check", "questionnaire"]  # the last: epro.QuestionnaireLinksMixin
         if obj is not None and not access.is_data_manager(request.user):
             fields += ["target_date", "window_start", "window_end"]
         return fields

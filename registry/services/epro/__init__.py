@@ -14,7 +14,14 @@ No HTTP here: the pages are registry/epro/ (a channel).
 
 from .answers import CONFLICT, LANDED, LinkDead, answers_submit, answers_summary, draft_for, draft_save
 from .figures import digest_summary, links_of_patient, pending_invitations_for, response_rates
-from .invitations import InvitationRun, InvitationsNotSent, invitations_send, mails_due
+from .invitations import (
+    InvitationRun,
+    InvitationsNotSent,
+    ResendRefused,
+    invitations_send,
+    link_resend,
+    mails_due,
+)
 from .links import (
     NOT_YET,
     contact_refusal,
@@ -38,6 +45,7 @@ from .questions import Question, answers_read, questions_for
 
 __all__ = [
     "CONFLICT", "LANDED", "NOT_YET", "InvitationRun", "InvitationsNotSent", "LinkDead", "Question",
+    "ResendRefused", "link_resend",
     "answers_read", "answers_submit", "answers_summary", "contact_refusal", "digest_summary",
     "draft_for", "draft_save", "invitations_send", "link_create", "link_find", "link_opened",
     "link_problem", "link_revoke", "link_status", "link_url", "links_of_patient",

@@ -202,3 +202,36 @@ def _send(log: ReminderLog, link: EproLink, token: str, address: str, connection
             from_email=settings.DEFAULT_FROM_EMAIL, to=[address], connection=connection)
         message.attach_alternative(render_to_string("epro/email/invitation.html", context), "text/html")
     message.send()
+
+
+class ResendRefused(Exception):
+    """The e-mail could not go out (no address, SMTP refusal): the message says why."""
+
+
+def link_resend(*, visit: Visit, actor, now: datetime.datetime | None = None) -> EproLink:
+    """A nurse sends the patient a new link now: the visit's live links are revoked
+    and a new one e-mailed (her history says who and why). Refuses (ValidationError)
+    what `link_create` refuses and a patient who did not choose e-mail; raises
+    ResendRefused when there is no address or the SMTP server refuses (the new link is
+    revoked again, the old ones stay revoked: the nurse is told to try again)."""
+    from .links import contact_refusal, links_revoke_for, patient_email
+
+    visit = Visit.objects.select_related("patient__site").get(pk=visit.pk)
+    if not contact_refusal(visit.patient) and not Visit.objects.filter(pk=visit.pk).filter(
+            may_email("patient__")).exists():
+        raise ValidationError({"patient": f"{visit.patient.registry_id} chose links in clinic only, "
+                                          "not by e-mail: print the link instead."})
+    address = patient_email(visit.patient)
+    if not address:
+        raise ResendRefused(f"{visit.patient.registry_id} has no e-mail address in the identifiers.")
+    links_revoke_for(visit=visit, actor=actor, reason="replaced by a link resent by the clinic")
+    link, token = link_create(visit=visit, channel=EproLink.Channel.EMAIL, actor=actor, now=now,
+                              reason="questionnaire link resent by the clinic")
+    log = ReminderLog(visit=visit, kind=Kind.EPRO_INVITATION)  # for the template's wording only
+    try:
+        _send(log, link, token, address, get_connection(fail_silently=False))
+    except (smtplib.SMTPException, OSError) as exc:
+        link_revoke(link=link, actor=actor, reason="e-mail not delivered")
+        raise ResendRefused(f"The e-mail was not sent ({type(exc).__name__}: {exc}); try again later.") \
+            from exc
+    return link
