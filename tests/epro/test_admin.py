@@ -95,3 +95,21 @@ def test_the_home_page_count_is_scoped_to_her_sites(nurse, nurse_b, m3, site_b):
     link = EproLink.objects.get(visit=visit)
     epro.answers_submit(link=link, data={"nrs": 1, "satisfaction": 5, "pgic": 1})
     assert epro.pending_invitations_for(nurse) == 0
+
+
+def test_response_rates_per_site_and_timepoint_on_the_dashboard(client, nurse, site_a, data_manager,
+                                                                 investigator, settings):
+    visits = [open_m3(site_a)[1] for _ in range(3)]
+    for visit in visits:
+        epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
+    link = EproLink.objects.get(visit=visits[0])
+    epro.answers_submit(link=link, data={"nrs": 3, "satisfaction": 4, "pgic": 2})
+    rates = epro.response_rates(nurse)
+    assert rates == [{"site": "AAA", "timepoint": "m3", "invited": 3, "answered": 1, "rate": 33.3,
+                      "suppressed": False}]
+    settings.REGISTRY_MIN_CELL = 5
+    assert epro.response_rates(investigator)[0]["suppressed"] is True
+    assert epro.response_rates(investigator)[0]["invited"] is None
+    login(client, data_manager)
+    page = client.get(reverse("admin:registry_outcomes")).content.decode()
+    assert 'id="epro-response-rates"' in page and "33.3" in page
