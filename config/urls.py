@@ -8,4 +8,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("registry.api.urls")),
     path("", include("registry.interop.urls")),  # /redcap/api/ and /fhir/
+    path("", include("registry.epro.urls")),  # /q/<token>/: the patients' questionnaire links
 ]

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.db import transaction
 
 from registry.models import Site
-from registry.services import checks, export_log, reminders
+from registry.services import checks, epro, export_log, reminders
 from registry.services.audit import system_user
 from registry.services.safety import alerts
 
@@ -29,19 +29,30 @@ def _day(value: str | None) -> datetime.date | None:
 
 @shared_task(bind=True, max_retries=10)
 def send_site_digest(self, site_id: int, date: str | None = None) -> dict:
-    """Send one site's digest for `date` (ISO; default: the site's today) and mark
-    missed visits. SMTP failures are retried with exponential backoff; the
+    """Send one site's digest for `date` (ISO; default: the site's today), mark
+    missed visits, and send the patients' questionnaire e-mails due (services.epro).
+    SMTP failures are retried with exponential backoff; the
     reminder log makes the retry send only what was not sent."""
     site = Site.objects.filter(pk=site_id).first()
     if site is None:
         log.warning("send_site_digest: site %s no longer exists", site_id)
         return {"site": site_id, "skipped": "no such site"}
+    failure = None
     try:
         result = reminders.site_digest_send(site=site, day=_day(date), actor=system_user(),
-                                            scheduled_run=date is None)
+                                            scheduled_run=date is None).as_dict()
     except reminders.DigestNotSent as exc:
-        raise self.retry(exc=exc, countdown=reminders.retry_delay(self.request.retries)) from exc
-    return result.as_dict()
+        failure, result = exc, {"site": site.code, "sent": False}
+    # The patients' questionnaire e-mails go out with the digest, claimed in the same log;
+    # a retry sends only what either did not send.
+    try:
+        result["questionnaires"] = epro.invitations_send(site=site, day=_day(date),
+                                                         scheduled_run=date is None).as_dict()
+    except epro.InvitationsNotSent as exc:
+        failure = failure or exc
+    if failure is not None:
+        raise self.retry(exc=failure, countdown=reminders.retry_delay(self.request.retries)) from failure
+    return result
 
 
 @shared_task

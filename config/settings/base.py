@@ -333,3 +333,21 @@ REGISTRY_SAFETY_DAYS_DEATH_OR_DETERIORATION = _positive("REGISTRY_SAFETY_DAYS_DE
 REGISTRY_SAFETY_DAYS_SERIOUS_INCIDENT = _positive("REGISTRY_SAFETY_DAYS_SERIOUS_INCIDENT", 15)
 # The safety alert sweep leaves events the site learned of longer ago than this alone.
 REGISTRY_SAFETY_ALERT_LOOKBACK_DAYS = _positive("REGISTRY_SAFETY_ALERT_LOOKBACK_DAYS", 30)
+# --- Questionnaire links (ePRO, registry.services.epro) ------------------------------
+# A link works from its visit's window start to the window end plus this many days.
+REGISTRY_EPRO_GRACE_DAYS = env.int("REGISTRY_EPRO_GRACE_DAYS", default=7)
+if REGISTRY_EPRO_GRACE_DAYS < 0:
+    raise ImproperlyConfigured(f"REGISTRY_EPRO_GRACE_DAYS must be 0 or more, not {REGISTRY_EPRO_GRACE_DAYS}.")
+# Reminders to a patient who has not answered, this many days after the invitation
+# (at most three, in increasing order; only while the window is open).
+REGISTRY_EPRO_REMINDER_DAYS = [int(d) for d in env.list("REGISTRY_EPRO_REMINDER_DAYS", default=["3", "7"])]
+_epro_days = REGISTRY_EPRO_REMINDER_DAYS
+if len(_epro_days) > 3 or _epro_days != sorted(set(_epro_days)) or any(d < 1 for d in _epro_days):
+    raise ImproperlyConfigured("REGISTRY_EPRO_REMINDER_DAYS must be at most three increasing day "
+                               f"counts of 1 or more, not {REGISTRY_EPRO_REMINDER_DAYS}.")
+# Questionnaire pages per network address (a person answering needs a few dozen); and
+# unknown or dead links one address may try before it is refused for the lockout time.
+REGISTRY_EPRO_RATE = env("REGISTRY_EPRO_RATE", default="120/hour")
+REGISTRY_EPRO_FAILURES_PER_IP = _positive("REGISTRY_EPRO_FAILURES_PER_IP", 20)
+LANGUAGES = [("en", "English"), ("nl", "Nederlands")]
+LOCALE_PATHS = [BASE_DIR / "registry" / "locale"]

@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
 
 from registry.models import Diagnosis, Etiology, PainSite, Recall, Therapy
-from registry.services import access, deid, outcomes, plots
+from registry.services import access, deid, epro, outcomes, plots
 
 
 class OutcomeCohortForm(forms.Form):
@@ -73,6 +73,9 @@ def outcomes_view(request, site):
         "title": "Outcomes dashboard",
         "form": form,
         "report": None,
+        # Per site and timepoint, whatever the cohort form says (services.epro.figures).
+        "response_rates": epro.response_rates(request.user),
+        "min_cell": deid.min_cell(request.user),
     }
     query = None
     if form.is_bound:

@@ -35,6 +35,7 @@ from .base import (
     RegistryStackedInline,
     badge,
 )
+from .epro import hub_questionnaires
 from .events import SERIOUS_CLASSES
 from .filters import PatientFollowUpFilter, site_filter, therapy_filter
 from .forms import ClinicalForm
@@ -116,6 +117,10 @@ class PatientAdmin(QueriesOnRecordMixin, PatientSearchMixin, RegistryAdmin):
         ("Pain", {"fields": ["etiology", "diagnosis", "affected_region", "side",
                              "pain_duration_months", "amputation_level", "amputation_cause",
                              "prior_treatments"]}),
+        ("Questionnaire links (consent to be contacted)",
+         {"fields": ["epro_consent_date", "epro_channel", "epro_language"],
+          "description": "No questionnaire link is sent without the date of consent; clear it "
+                         "when the patient withdraws it."}),
         ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
     ]
 
@@ -233,6 +238,7 @@ class PatientAdmin(QueriesOnRecordMixin, PatientSearchMixin, RegistryAdmin):
             "add_event": reverse("admin:registry_adverseevent_add") + f"?patient={patient.pk}",
             "back": f"_changelist_filters=patient%3D{patient.pk}",
             "visit_list": f"{visit_list}?patient={patient.pk}",
+            "questionnaires": hub_questionnaires(request, patient),
         }
 
 

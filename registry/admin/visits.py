@@ -36,6 +36,7 @@ from .base import (
     RegistryTabularInline,
     badge,
 )
+from .epro import QuestionnaireLinksMixin
 from .filters import (
     DUE_WEEK,
     MISSING_NRS,
@@ -228,8 +229,8 @@ class VisitForm(ClinicalForm):
 
 
 @admin.register(Visit)
-class VisitAdmin(QueriesOnRecordMixin, VisitPromsMixin, PatientSearchMixin, BackToPatientMixin,
-                 RegistryAdmin):
+class VisitAdmin(QueriesOnRecordMixin, QuestionnaireLinksMixin, VisitPromsMixin, PatientSearchMixin,
+                 BackToPatientMixin, RegistryAdmin):
     form = VisitForm
     list_display = ["patient_link", "site_code", "timepoint_name", "target_date", "window",
                     "date_done", "status", "nrs", "window_flag", "enter_visit"]
@@ -270,7 +271,9 @@ class VisitAdmin(QueriesOnRecordMixin, VisitPromsMixin, PatientSearchMixin, Back
         return form
 
     def get_readonly_fields(self, request, obj=None):
-        fields = [*super().get_readonly_fields(request, obj), "schedule", "window_check", "proms"]
+        # "questionnaire": epro.QuestionnaireLinksMixin
+        fields = [*super().get_readonly_fields(request, obj), "schedule", "window_check", "proms",
+                  "questionnaire"]
         if obj is not None and not access.is_data_manager(request.user):
             fields += ["target_date", "window_start", "window_end"]
         return fields

@@ -2,6 +2,7 @@ from . import accounts  # noqa: F401  (history of user accounts)
 from .choices import *  # noqa: F403
 from .components import DeviceComponent, RevisionComponent
 from .disposition import ContactAttempt, Disposition
+from .epro import EproLink, hash_link_token
 from .events import AdverseEvent, iso14155_class
 from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_implant_value
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
@@ -37,6 +38,7 @@ __all__ = [
     "RevisionComponent",
     "SafetyFollowUp",
     "DeviceIdentifier",
+    "EproLink",
     "ExportLog",
     "FollowUpProtocol",
     "ImportRun",
@@ -55,6 +57,7 @@ __all__ = [
     "UNSCHEDULED",
     "Visit",
     "hash_token",
+    "hash_link_token",
     "first_implant",
     "first_implant_value",
     "iso14155_class",

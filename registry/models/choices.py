@@ -340,6 +340,27 @@ class DeficiencyKind(models.TextChoices):
     OTHER = "other", "Other"
 
 
+# --- Patient-reported questionnaires through a link (ePRO) -------------------------------
+
+class EproChannel(models.TextChoices):
+    # How the patient agreed to be asked for her questionnaires.
+    EMAIL = "email", "E-mail"
+    IN_CLINIC = "in_clinic", "In clinic (printed link or QR code)"
+    BOTH = "both", "E-mail and in clinic"
+
+
+class PatientLanguage(models.TextChoices):
+    EN = "en", "English"
+    NL = "nl", "Nederlands"
+
+
+class EnteredBy(models.TextChoices):
+    # Who entered a visit's answers: the patient through her link, a nurse, or an import.
+    NURSE = "nurse", "Research nurse"
+    PATIENT = "patient", "Patient (questionnaire link)"
+    IMPORT = "import", "Import"
+
+
 # --- One frozen numbering of the code lists ---------------------------------------------
 #
 # Formats that store a code as a number (Stata value labels, REDCap raw values) and any
@@ -401,6 +422,9 @@ CODE_LISTS: dict[str, type[models.Choices]] = {
     "removal_reason": RemovalReason,
     "revision_action": RevisionAction,
     "deficiency_kind": DeficiencyKind,
+    "epro_channel": EproChannel,
+    "patient_language": PatientLanguage,
+    "entered_by": EnteredBy,
 }
 
 NUMBERING: dict[str, tuple[str, ...]] = {
@@ -451,6 +475,9 @@ NUMBERING: dict[str, tuple[str, ...]] = {
                        "hardware_malfunction"),
     "revision_action": ("removed", "replaced", "repositioned", "reconnected"),
     "deficiency_kind": ("malfunction", "use_error", "labelling", "quality", "other"),
+    "epro_channel": ("email", "in_clinic", "both"),
+    "patient_language": ("en", "nl"),
+    "entered_by": ("nurse", "patient", "import"),
 }
 
 

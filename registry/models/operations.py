@@ -73,6 +73,12 @@ class ReminderLog(models.Model):
         # One per serious adverse event (services/safety/alerts.py): its window is
         # awareness .. reporting deadline.
         SAFETY_ALERT = "safety_alert", "Safety alert (SAE, SADE, USADE)"
+        # E-mails to the patient with her questionnaire link (services/epro), claimed
+        # the same exactly-once way: the invitation when the window opens, then reminders.
+        EPRO_INVITATION = "epro_inv", "Questionnaire invitation to the patient"
+        EPRO_REMINDER_1 = "epro_rem1", "Questionnaire reminder 1 to the patient"
+        EPRO_REMINDER_2 = "epro_rem2", "Questionnaire reminder 2 to the patient"
+        EPRO_REMINDER_3 = "epro_rem3", "Questionnaire reminder 3 to the patient"
 
     class Status(models.TextChoices):
         CLAIMED = "claimed", "Claimed (being sent)"

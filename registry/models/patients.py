@@ -3,7 +3,17 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from .base import ClinicalModel, history, today_anywhere
-from .choices import ConsentStatus, Diagnosis, Enrolment, Etiology, PriorTreatment, Sex, Side
+from .choices import (
+    ConsentStatus,
+    Diagnosis,
+    Enrolment,
+    EproChannel,
+    Etiology,
+    PatientLanguage,
+    PriorTreatment,
+    Sex,
+    Side,
+)
 from .plausibility import future_errors
 from .sites import Site
 
@@ -70,6 +80,19 @@ class Patient(ClinicalModel):
     prior_treatments = models.JSONField(
         default=list, blank=True, validators=[validate_prior_treatments]
     )
+    # Consent to be contacted for questionnaires (ePRO): no invitation without the date.
+    # Clearing the date withdraws it (the history keeps when and by whom).
+    epro_consent_date = models.DateField(
+        "consent to questionnaire links", null=True, blank=True,
+        help_text="Date the patient agreed to answer her follow-up questionnaires through a "
+                  "link; empty = not asked, or withdrawn.")
+    epro_channel = models.CharField(
+        "questionnaire links by", max_length=10, choices=EproChannel.choices,
+        default=EproChannel.EMAIL,
+        help_text="E-mail: invitations go to the e-mail address in her identifiers.")
+    epro_language = models.CharField(
+        "questionnaire language", max_length=2, choices=PatientLanguage.choices,
+        default=PatientLanguage.EN)
     history = history()
     objects = PatientQuerySet.as_manager()
 
@@ -111,6 +134,9 @@ class Patient(ClinicalModel):
             errors["withdrawal_date"] = "A withdrawn patient needs the date of withdrawal."
         if self.withdrawal_date and self.consent_status != ConsentStatus.WITHDRAWN:
             errors["consent_status"] = "Set the status to withdrawn when a withdrawal date is given."
+        if self.epro_consent_date and self.epro_consent_date > today_anywhere():
+            errors["epro_consent_date"] = (
+                f"Consent to questionnaire links {self.epro_consent_date} is in the future.")
         if self.withdrawal_date and self.consent_date and self.withdrawal_date < self.consent_date:
             errors["withdrawal_date"] = (
                 f"Withdrawal date {self.withdrawal_date} is before consent ({self.consent_date})."

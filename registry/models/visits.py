@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from .base import ClinicalModel, history
 from .choices import (
     Enrolment,
+    EnteredBy,
     MissedReason,
     MissingReason,
     PainSite,
@@ -200,6 +201,10 @@ class Visit(ClinicalModel):
         help_text="For a missed or not applicable visit: why it was not done.")
     # Why a missed visit was missed; the attempts made are its ContactAttempt rows.
     missed_reason = models.CharField(max_length=12, choices=MissedReason.choices, blank=True)
+    # Where the answers came from; set by the services (the questionnaire link, the
+    # import), never typed.
+    entered_by = models.CharField(max_length=8, choices=EnteredBy.choices,
+                                  default=EnteredBy.NURSE, editable=False)
     history = history()
 
     objects = VisitQuerySet.as_manager()

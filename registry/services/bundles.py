@@ -165,6 +165,8 @@ PATIENTS = BundleFile(
         Column("amputation_level", TEXT, required=False, help="e.g. transtibial."),
         Column("amputation_cause", TEXT, required=False),
         Column("prior_treatments", CODES, required=False, choices=PriorTreatment),
+        Column("epro_consent_date", DATE, required=False,
+               help="Consent to be sent questionnaire links by e-mail; empty = not given."),
     ),
     required=True,
     key_help="`registry_id`",

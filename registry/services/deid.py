@@ -67,6 +67,7 @@ from registry.models import (
     DeviceDeficiency,
     DeviceIdentifier,
     Disposition,
+    EproLink,
     ExportLog,
     FollowUpProtocol,
     Implant,
@@ -117,7 +118,7 @@ class Rule:
 RECORD_TIMES = ("created_at", "updated_at")  # every ClinicalModel's; not clinical dates
 
 MODELS: dict[type, Rule] = {
-    Patient: Rule("registry_id", dates=("consent_date", "withdrawal_date"),
+    Patient: Rule("registry_id", dates=("consent_date", "withdrawal_date", "epro_consent_date"),
                   free_text=("affected_region", "amputation_cause"),
                   released_text=("registry_id", "amputation_level"), birth_year=("birth_year",)),
     PatientIdentifiers: Rule("patient.registry_id", identifiers=True),
@@ -151,7 +152,7 @@ MODELS: dict[type, Rule] = {
 # Not patient data (sites, the protocol), or bookkeeping investigators are never shown
 # (reminder, export and import logs, tokens, roles).
 NOT_PATIENT_DATA = (Site, FollowUpProtocol, ProtocolTimepoint, PromSchedule)
-OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole)
+OPERATIONS = (ReminderLog, ExportLog, ImportRun, ApiToken, RegistryRole, EproLink)
 # Data queries and their threads: between the site and the data managers; investigators never
 # see them (services.queries.queries_for), so nothing of them is released or shifted.
 OPERATIONS += (DataQuery, QueryMessage)

@@ -57,7 +57,9 @@ from .dates import site_today
 
 Kind = ReminderLog.Kind
 Status = ReminderLog.Status
-DIGEST_KINDS = (Kind.DUE_SOON, Kind.OVERDUE)  # the safety alerts have their own sender
+# The digest's own kinds; the log also holds the patients' questionnaire e-mails
+# (services/epro/invitations) and the safety alerts, which claim and send their rows themselves.
+DIGEST_KINDS = (Kind.DUE_SOON, Kind.OVERDUE)
 MISSED_REASON = "Window closed without a visit (marked missed by the daily reminder job)"
 BATCH = 2000
 
@@ -259,7 +261,8 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
     # One digest per site and local day: once today's is out, new reminders wait
     # for tomorrow (hourly beat runs then send nothing new).
     sent_today = ReminderLog.objects.filter(
-        site_id=site.pk, kind__in=DIGEST_KINDS, digest_date=day, status__in=[Status.SENT, Status.CLAIMED]
+        site_id=site.pk, digest_date=day, status__in=[Status.SENT, Status.CLAIMED],
+        kind__in=DIGEST_KINDS,
     ).exclude(claim_token=token).exists()
     if sent_today:
         return
@@ -273,11 +276,13 @@ def _claim(*, site: Site, day: datetime.date, token: str) -> None:
 
 def _send(*, site: Site, day: datetime.date, due, overdue, recipients, open_queries=(),
           counts: dict[str, int] | None = None) -> None:
+    from .epro import digest_summary  # epro's job reads this module's claim rules
+
     today = [(cat.label, (counts or {}).get(cat.key, 0)) for cat in worklist.CATEGORIES]
     context = {"site": site, "day": day, "due_soon": due, "overdue": overdue, "today": today,
                "open_queries": open_queries,
                "days_ahead": days_ahead(), "grace_days": grace_days(),
-               "site_url": settings.SITE_URL}
+               "site_url": settings.SITE_URL, "epro": digest_summary(site=site, day=day)}
     subject = render_to_string("registry/email/site_digest_subject.txt", context).strip()
     message = EmailMultiAlternatives(
         subject=" ".join(subject.split()),

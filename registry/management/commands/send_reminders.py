@@ -5,7 +5,7 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.models import Site
-from registry.services import reminders
+from registry.services import epro, reminders
 from registry.services.audit import system_user
 
 
@@ -56,5 +56,15 @@ class Command(BaseCommand):
                 for item in result.due_soon + result.overdue:
                     self.stdout.write(f"  {item.kind:9} {item.registry_id} {item.timepoint_label} "
                                       f"{item.window_start}..{item.window_end} {item.admin_url}")
+        # The patients' questionnaire e-mails, as the task sends them after the digest.
+        for site in ([] if dry_run else list(chosen)):
+            try:
+                run = epro.invitations_send(site=site, day=day)
+            except epro.InvitationsNotSent as exc:
+                errors.append(str(exc))
+                continue
+            if run.sent:
+                self.stdout.write(f"{site.code} {run.day}: sent {len(run.sent)} questionnaire e-mails "
+                                  "to patients")
         if errors:
             raise CommandError("; ".join(errors))

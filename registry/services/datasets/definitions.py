@@ -27,6 +27,7 @@ from registry.models import (
     PromAnswer,
     Recall,
     Visit,
+    VisitStatus,
     first_implant_value,
 )
 from registry.models.instruments import check_value_set
@@ -149,6 +150,12 @@ def _responder():
 NRS = {"minimum": "0", "maximum": "10"}
 
 
+def _entered_by():
+    # Only a completed visit has answers someone entered.
+    return Case(When(status=VisitStatus.COMPLETED, then=F("entered_by")), default=Value(None),
+                output_field=CharField())
+
+
 def _patient_columns(implant_date) -> list[Column]:
     """The patient columns that open the visit and event rows (the age counted from the
     row's implant, `implant_date()`); REDCap has them once, on the enrolment form."""
@@ -231,6 +238,8 @@ VISITS = Dataset(
         Column("visit_missing", "Visit not done because", "code", lambda: blank_is_null("visit_missing"),
                codes="missing_reason"),
         *_prom_columns(),
+        Column("entered_by", "Answers entered by (patient through her link, nurse, import)", "code",
+               _entered_by, codes="entered_by", redcap=Redcap("visit", annotation="@READONLY")),
         Column("visit_date", "Date of visit", "date", "date_done", dates_only=True),
         Column("implant_date", "Implant date", "date", _visit_implant_date, dates_only=True),
     ],

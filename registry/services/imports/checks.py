@@ -15,6 +15,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from registry.models import (
     AdverseEvent,
+    EnteredBy,
     Implant,
     PainScore,
     Patient,
@@ -387,9 +388,10 @@ class _Validator(RegistryLookups):
                 for name, value in row.values.items():
                     setattr(visit, name, value)
                 visit.status = VisitStatus.COMPLETED
+                visit.entered_by = EnteredBy.IMPORT
             else:
                 visit = Visit(patient=patient, implant=implant, status=VisitStatus.COMPLETED,
-                              **row.values)
+                              entered_by=EnteredBy.IMPORT, **row.values)
             if self.clean(table, row, visit, exclude=["patient", "implant"],
                           parents={"patient": patient, "implant": implant}) \
                     and patient is not None and key is not None:

@@ -1,0 +1,1 @@
+"""The patient's questionnaire pages (a channel, like the admin and the API)."""
