@@ -108,11 +108,21 @@ class _Plan:
             return inner.add(f") AS {prefix}({names})")
         inner.add(f") AS {prefix}0({names})")
         return Sql(f"(SELECT row_number() OVER () AS seq, {prefix}0.* FROM ").extend(inner).add(
-            f") AS {prefix}1")
+            f") AS {prefix}")
 
-    def _form_cells(self, form: str, prefix: str) -> dict[str, Sql]:
-        return {name: _value(f, f'{prefix}."{prefix}_{f.column}"', self.labels)
-                for name, f in self.fields.items() if f.form == form and name != "record_id"}
+    def _form_cells(self, form: str, prefix: str, when: Sql | None = None) -> dict[str, Sql]:
+        cells = {name: _value(f, f'{prefix}."{prefix}_{f.column}"', self.labels)
+                 for name, f in self.fields.items() if f.form == form and name != "record_id"}
+        if when is not None:
+            cells = {name: Sql("(CASE WHEN ").extend(when).add(" THEN ").extend(value).add(" END)")
+                     for name, value in cells.items()}
+        return cells
+
+    def patients_cte(self) -> Sql:
+        """`p`: the enrolment values, `seq` = the record's place in registry-id order (the
+        output is sorted by this integer, not by the text again)."""
+        numbered = self._dataset(datasets.PATIENTS, self.patients, "p", self.patient_cols, True)
+        return Sql("WITH p AS MATERIALIZED (SELECT * FROM ").extend(numbered).add(") ")
 
     def visit_branch(self, wanted: list) -> Sql:
         """Visit rows (baseline rows carry the enrolment form)."""
@@ -121,21 +131,18 @@ class _Plan:
             values.add(", " if i else "")
             values.add("(%s::text, %s::int, %s::text, %s::bool)", event.code,
                        self.event_order[event.code], self.event_text(event), event.repeating)
-        cells = {"record_id": Sql('v."v_registry_id"'), "redcap_event_name": Sql("ev.txt"),
-                 "redcap_repeat_instance": Sql("(CASE WHEN ev.repeating THEN v.inst::text END)")}
-        cells.update(self._form_cells("enrolment", "p"))
+        cells = {"record_id": Sql('v."v_registry_id"'), "redcap_event_name": Sql("ev.txt")}
+        cells.update(self._form_cells("enrolment", "p", when=Sql('v."v_timepoint" = %s', [BASELINE])))
         cells["enrolment_complete"] = Sql('(CASE WHEN v."v_timepoint" = %s THEN %s::text END)',
                                           [BASELINE, self.complete(COMPLETE)])
         cells.update(self._form_cells("visit", "v"))
         cells["visit_complete"] = self._complete_case('v."v_status" = %s', str(VisitStatus.COMPLETED))
-        sql = Sql('SELECT v."v_registry_id", ev.ord, v.inst, ').extend(self._select(cells))
-        sql.add(" FROM (SELECT v1.*, row_number() OVER (PARTITION BY v1.\"v_registry_id\", "
-                "v1.\"v_timepoint\" ORDER BY v1.seq) AS inst FROM ")
+        sql = Sql("SELECT p.seq, ev.ord, v.seq, ev.repeating, ").extend(self._select(cells))
+        sql.add(" FROM ")
         sql.extend(self._dataset(datasets.VISITS, self.visits, "v", self.visit_cols, True))
-        sql.add(") AS v JOIN (VALUES ").extend(values)
-        sql.add(') AS ev(code, ord, txt, repeating) ON ev.code = v."v_timepoint" LEFT JOIN ')
-        sql.extend(self._dataset(datasets.PATIENTS, self.patients, "p", self.patient_cols, False))
-        sql.add(' ON p."p_registry_id" = v."v_registry_id" AND v."v_timepoint" = %s', BASELINE)
+        sql.add(" JOIN (VALUES ").extend(values)
+        sql.add(') AS ev(code, ord, txt, repeating) ON ev.code = v."v_timepoint"')
+        sql.add(' JOIN p ON p."p_registry_id" = v."v_registry_id"')
         return sql
 
     def enrolment_branch(self, baseline) -> Sql:
@@ -144,9 +151,8 @@ class _Plan:
                  "redcap_event_name": Sql("%s::text", [self.event_text(baseline)]),
                  "enrolment_complete": Sql("%s::text", [self.complete(COMPLETE)])}
         cells.update(self._form_cells("enrolment", "p"))
-        sql = Sql('SELECT p."p_registry_id", %s::int, 1::bigint, ', [self.event_order[BASELINE]])
-        sql.extend(self._select(cells)).add(" FROM ")
-        sql.extend(self._dataset(datasets.PATIENTS, self.patients, "p", self.patient_cols, False))
+        sql = Sql("SELECT p.seq, %s::int, 0::bigint, false, ", [self.event_order[BASELINE]])
+        sql.extend(self._select(cells)).add(" FROM p")
         having = pg.subquery(self.visits.filter(timepoint=BASELINE).order_by()
                              .values_list("patient__registry_id"))
         sql.add(" WHERE NOT EXISTS (SELECT 1 FROM (").extend(having)
@@ -157,18 +163,15 @@ class _Plan:
         instrument = FORM_LABELS["adverse_event"] if self.labels else "adverse_event"
         cells = {"record_id": Sql('e."e_registry_id"'),
                  "redcap_event_name": Sql("%s::text", [self.event_text(event)]),
-                 "redcap_repeat_instrument": Sql("%s::text", [instrument]),
-                 "redcap_repeat_instance": Sql("e.inst::text")}
+                 "redcap_repeat_instrument": Sql("%s::text", [instrument])}
         cells.update(self._form_cells("adverse_event", "e"))
         closed = sorted(str(o) for o in CLOSED_OUTCOMES)
         cells["adverse_event_complete"] = self._complete_case(
             f'e."e_outcome" IN ({", ".join(["%s"] * len(closed))})', *closed)
-        sql = Sql('SELECT e."e_registry_id", %s::int, e.inst, ', [self.event_order[AE_EVENT]])
-        sql.extend(self._select(cells))
-        sql.add(' FROM (SELECT e1.*, row_number() OVER (PARTITION BY e1."e_registry_id" '
-                "ORDER BY e1.seq) AS inst FROM ")
+        sql = Sql("SELECT p.seq, %s::int, e.seq, true, ", [self.event_order[AE_EVENT]])
+        sql.extend(self._select(cells)).add(" FROM ")
         sql.extend(self._dataset(datasets.EVENTS, self.events, "e", self.event_cols, True))
-        sql.add(") AS e")
+        sql.add(' JOIN p ON p."p_registry_id" = e."e_registry_id"')
         return sql
 
     def flat(self) -> Sql:
@@ -183,12 +186,19 @@ class _Plan:
         if AE_EVENT in export.wanted_events:
             branches.append(self.event_branch(export.event_by_code[AE_EVENT]))
         names = [f"k{i}" for i in range(len(self.columns))]
-        sql = Sql(f"SELECT {', '.join('u.' + n for n in names)} FROM (")
+        # The repeat instance is numbered after the one sort (the window's order is the
+        # output's: PostgreSQL sorts once for both).
+        instance = self.columns.index("redcap_repeat_instance")
+        outer = ["(CASE WHEN u.repeating THEN (row_number() OVER w)::text END)" if i == instance
+                 else f"u.{n}" for i, n in enumerate(names)]
+        sql = self.patients_cte().add(f"SELECT {', '.join(outer)} FROM (")
         if not branches:
-            sql.add(f"SELECT NULL::text, 0, 0::bigint, {', '.join(['NULL::text'] * len(names))} WHERE false")
+            sql.add(f"SELECT NULL::text, 0, 0::bigint, false, {', '.join(['NULL::text'] * len(names))} "
+                    "WHERE false")
         for i, branch in enumerate(branches):
             sql.add(" UNION ALL " if i else "").add("(").extend(branch).add(")")
-        sql.add(f") AS u(rid, ev_ord, inst, {', '.join(names)}) ORDER BY u.rid, u.ev_ord, u.inst")
+        sql.add(f") AS u(rank, ev_ord, seq, repeating, {', '.join(names)}) "
+                "WINDOW w AS (PARTITION BY u.rank, u.ev_ord ORDER BY u.seq) ORDER BY u.rank, u.ev_ord, u.seq")
         return sql
 
 
