@@ -27,6 +27,8 @@ Refuses (RedcapRequestError, with REDCap's wording where REDCap has one):
 unknown fields, forms or events, malformed dateRange values.
 """
 
+from .fast import fast_available, record_sql  # noqa: F401
+from .fast import record_stream as fast_record_stream  # noqa: F401
 from .project import *  # noqa: F403
 from .project import __getattr__  # noqa: F401  (FIELDS, FIELD_BY_NAME)
 from .records import EAV_COLUMNS, RecordExport, parse_redcap_datetime  # noqa: F401

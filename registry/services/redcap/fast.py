@@ -1,0 +1,273 @@
+"""REDCap record exports written by PostgreSQL: the same bytes as `RecordExport.rows()`, in one COPY.
+
+`RecordExport.rows()` (Python, batches of patients) is the reference and the SQLite path.
+Here one statement produces REDCap's rows from the same declarations: the enrolment,
+visit and adverse-event values are the datasets' own SELECTs (`datasets.PATIENTS`,
+`VISITS`, `EVENTS`, via `Dataset.select`), each REDCap field's text is chosen by its
+kind and code list (`Field`), the event of a visit and its repeat instance come from the
+event list and `row_number()`, and the rows are sorted as the Python path yields them:
+record, event order, then the dataset's own order within an event. The result is streamed
+by COPY, so the worker's memory does not grow with the number of patients, and the
+number of queries is fixed (the event list, then one COPY).
+
+Row order within one event relies on `row_number() OVER ()` numbering a sorted subquery in
+its order (PostgreSQL never flattens a subquery with ORDER BY), as `datasets.pg` does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from registry.models import AdverseEvent, Patient, Visit, VisitStatus, choices
+from registry.models.events import CLOSED_OUTCOMES
+from registry.models.visits import BASELINE
+
+from .. import datasets
+from ..access import visible
+from ..datasets import pg
+from ..datasets.pg import Sql
+from .project import AE_EVENT, ARM, COMPLETE, FORM_LABELS, FORM_NAMES, INCOMPLETE, Field
+
+COMPLETE_LABELS = {"2": "Complete", "1": "Unverified", "0": "Incomplete"}
+KEYS = ("record_id", "redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance")
+
+
+def fast_available() -> bool:
+    return pg.available(Patient.objects.db)
+
+
+def _raw(f: Field, ref: str) -> Sql:
+    """SQL of `Field.raw(typed value)`: REDCap's raw text, NULL when empty."""
+    text = f"NULLIF(({ref})::text, '')"
+    if f.kind == "number":
+        # float -> "50" when integral, else repr: float8's text is the same shortest form.
+        return Sql(f"(({text})::float8::text)")
+    if f.kind == "yesno":
+        return Sql(f"(CASE {text} WHEN 'yes' THEN '1' WHEN 'true' THEN '1' "
+                   "WHEN 'no' THEN '0' WHEN 'false' THEN '0' END)")
+    if f.kind == "code":
+        sql = Sql(f"(CASE {text}")
+        for number, code, _label in choices.numbered(f.codes):
+            sql.add(" WHEN %s THEN %s", str(code), str(number))
+        return sql.add(" END)")
+    return Sql(text)
+
+
+def _value(f: Field, ref: str, labels: bool) -> Sql:
+    raw = _raw(f, ref)
+    if not labels or f.kind not in ("code", "scale", "yesno"):
+        return raw
+    sql = Sql("(CASE ").extend(raw)
+    for key, label in f.choices():
+        sql.add(" WHEN %s THEN %s", key, label)
+    return sql.add(" ELSE ").extend(_raw(f, ref)).add(" END)")
+
+
+class _Plan:
+    """The pieces of one export's SQL, from a checked `RecordExport`."""
+
+    def __init__(self, export):
+        self.export = export
+        self.labels = export.labels
+        self.columns = export.columns()
+        self.patient_cols = datasets.PATIENTS.columns_for()
+        self.visit_cols = datasets.VISITS.columns_for()
+        self.event_cols = datasets.EVENTS.columns_for()
+        self.patients = export.patients()
+        self.visits = visible(Visit.objects.all(), export.user).filter(patient__in=export.patients())
+        self.events = visible(AdverseEvent.objects.all(), export.user).filter(
+            patient__in=export.patients())
+        self.fields = {f.name: f for f in export.selected}
+        self.event_order = {e.code: i for i, e in enumerate(export.event_list)}
+
+    # text of the fixed columns
+    def event_text(self, event) -> str:
+        return f"{event.label} (Arm {ARM}: Arm {ARM})" if self.labels else event.unique_name
+
+    def complete(self, status: str) -> str:
+        return COMPLETE_LABELS[status] if self.labels else status
+
+    def _complete_case(self, condition: str, *params) -> Sql:
+        return Sql(f"(CASE WHEN {condition} THEN %s::text ELSE %s::text END)",
+                   [*params, self.complete(COMPLETE), self.complete(INCOMPLETE)])
+
+    def _select(self, cells: dict[str, Sql]) -> Sql:
+        """The branch's text columns in the export's column order (NULL where it has none)."""
+        sql = Sql()
+        for i, name in enumerate(self.columns):
+            sql.add(", " if i else "")
+            sql.extend(cells.get(name) or Sql("NULL::text"))
+        return sql
+
+    def _dataset(self, dataset, queryset, prefix: str, columns, numbered: bool) -> Sql:
+        names = ", ".join(pg.aliases(f"{prefix}_", columns))
+        inner = Sql("(").extend(pg.subquery(dataset.select(queryset)))
+        if not numbered:
+            return inner.add(f") AS {prefix}({names})")
+        inner.add(f") AS {prefix}0({names})")
+        return Sql(f"(SELECT row_number() OVER () AS seq, {prefix}0.* FROM ").extend(inner).add(
+            f") AS {prefix}")
+
+    def _form_cells(self, form: str, prefix: str, when: Sql | None = None) -> dict[str, Sql]:
+        cells = {name: _value(f, f'{prefix}."{prefix}_{f.column}"', self.labels)
+                 for name, f in self.fields.items() if f.form == form and name != "record_id"}
+        if when is not None:
+            cells = {name: Sql("(CASE WHEN ").extend(when).add(" THEN ").extend(value).add(" END)")
+                     for name, value in cells.items()}
+        return cells
+
+    def patients_cte(self) -> Sql:
+        """`p`: the enrolment values, `seq` = the record's place in registry-id order (the
+        output is sorted by this integer, not by the text again)."""
+        numbered = self._dataset(datasets.PATIENTS, self.patients, "p", self.patient_cols, True)
+        return Sql("WITH p AS MATERIALIZED (SELECT * FROM ").extend(numbered).add(") ")
+
+    def visit_branch(self, wanted: list) -> Sql:
+        """Visit rows (baseline rows carry the enrolment form)."""
+        values = Sql()
+        for i, event in enumerate(wanted):
+            values.add(", " if i else "")
+            values.add("(%s::text, %s::int, %s::text, %s::bool)", event.code,
+                       self.event_order[event.code], self.event_text(event), event.repeating)
+        cells = {"record_id": Sql('v."v_registry_id"'), "redcap_event_name": Sql("ev.txt")}
+        cells.update(self._form_cells("enrolment", "p", when=Sql('v."v_timepoint" = %s', [BASELINE])))
+        cells["enrolment_complete"] = Sql('(CASE WHEN v."v_timepoint" = %s THEN %s::text END)',
+                                          [BASELINE, self.complete(COMPLETE)])
+        cells.update(self._form_cells("visit", "v"))
+        cells["visit_complete"] = self._complete_case('v."v_status" = %s', str(VisitStatus.COMPLETED))
+        sql = Sql("SELECT p.seq, ev.ord, v.seq, ev.repeating, ").extend(self._select(cells))
+        sql.add(" FROM ")
+        sql.extend(self._dataset(datasets.VISITS, self.visits, "v", self.visit_cols, True))
+        sql.add(" JOIN (VALUES ").extend(values)
+        sql.add(') AS ev(code, ord, txt, repeating) ON ev.code = v."v_timepoint"')
+        sql.add(' JOIN p ON p."p_registry_id" = v."v_registry_id"')
+        return sql
+
+    def enrolment_branch(self, baseline) -> Sql:
+        """The enrolment row of a patient without a baseline visit."""
+        cells = {"record_id": Sql('p."p_registry_id"'),
+                 "redcap_event_name": Sql("%s::text", [self.event_text(baseline)]),
+                 "enrolment_complete": Sql("%s::text", [self.complete(COMPLETE)])}
+        cells.update(self._form_cells("enrolment", "p"))
+        sql = Sql("SELECT p.seq, %s::int, 0::bigint, false, ", [self.event_order[BASELINE]])
+        sql.extend(self._select(cells)).add(" FROM p")
+        having = pg.subquery(self.visits.filter(timepoint=BASELINE).order_by()
+                             .values_list("patient__registry_id"))
+        sql.add(" WHERE NOT EXISTS (SELECT 1 FROM (").extend(having)
+        sql.add(') AS b(rid) WHERE b.rid = p."p_registry_id")')
+        return sql
+
+    def event_branch(self, event) -> Sql:
+        instrument = FORM_LABELS["adverse_event"] if self.labels else "adverse_event"
+        cells = {"record_id": Sql('e."e_registry_id"'),
+                 "redcap_event_name": Sql("%s::text", [self.event_text(event)]),
+                 "redcap_repeat_instrument": Sql("%s::text", [instrument])}
+        cells.update(self._form_cells("adverse_event", "e"))
+        closed = sorted(str(o) for o in CLOSED_OUTCOMES)
+        cells["adverse_event_complete"] = self._complete_case(
+            f'e."e_outcome" IN ({", ".join(["%s"] * len(closed))})', *closed)
+        sql = Sql("SELECT p.seq, %s::int, e.seq, true, ", [self.event_order[AE_EVENT]])
+        sql.extend(self._select(cells)).add(" FROM ")
+        sql.extend(self._dataset(datasets.EVENTS, self.events, "e", self.event_cols, True))
+        sql.add(' JOIN p ON p."p_registry_id" = e."e_registry_id"')
+        return sql
+
+    def flat(self) -> Sql:
+        """All REDCap rows, text columns k0..kN in the export's column order, sorted."""
+        export = self.export
+        wanted = [e for e in export.event_list if e.code in export.wanted_events and e.code != AE_EVENT]
+        branches = []
+        if wanted:
+            branches.append(self.visit_branch(wanted))
+        if BASELINE in export.wanted_events:
+            branches.append(self.enrolment_branch(export.event_by_code[BASELINE]))
+        if AE_EVENT in export.wanted_events:
+            branches.append(self.event_branch(export.event_by_code[AE_EVENT]))
+        names = [f"k{i}" for i in range(len(self.columns))]
+        # The repeat instance is numbered after the one sort (the window's order is the
+        # output's: PostgreSQL sorts once for both).
+        instance = self.columns.index("redcap_repeat_instance")
+        outer = ["(CASE WHEN u.repeating THEN (row_number() OVER w)::text END)" if i == instance
+                 else f"u.{n}" for i, n in enumerate(names)]
+        sql = self.patients_cte().add(f"SELECT {', '.join(outer)} FROM (")
+        if not branches:
+            sql.add(f"SELECT NULL::text, 0, 0::bigint, false, {', '.join(['NULL::text'] * len(names))} "
+                    "WHERE false")
+        for i, branch in enumerate(branches):
+            sql.add(" UNION ALL " if i else "").add("(").extend(branch).add(")")
+        sql.add(f") AS u(rank, ev_ord, seq, repeating, {', '.join(names)}) "
+                "WINDOW w AS (PARTITION BY u.rank, u.ev_ord ORDER BY u.seq) ORDER BY u.rank, u.ev_ord, u.seq")
+        return sql
+
+
+def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]]) -> Sql:
+    """One JSON object per row of `inner`, every value a JSON string ("" when NULL)."""
+    obj = pg.json_object([(key, f"to_json(COALESCE({alias}.{col}, ''))::text") for key, col in names])
+    return Sql("SELECT ").extend(obj).add(" FROM (").extend(inner).add(f") AS {alias}")
+
+
+def _eav(plan: _Plan, flat: Sql) -> tuple[Sql, list[str]]:
+    """REDCap's eav rows from the flat rows: one per non-empty value, in column order."""
+    index = {name: f"f.k{i}" for i, name in enumerate(plan.columns)}
+    values = [(name, index[name]) for name in plan.columns if name not in KEYS]
+    record = index.get("record_id", "NULL::text")
+    sql = Sql(f"SELECT {record}, {index['redcap_event_name']}, {index['redcap_repeat_instrument']}, "
+              f"{index['redcap_repeat_instance']}, u.field_name, u.value FROM (").extend(flat)
+    sql.add(f") AS f({', '.join(f'k{i}' for i in range(len(plan.columns)))})")
+    if values:
+        sql.add(" CROSS JOIN LATERAL unnest(%s::text[], ARRAY[" + ", ".join(col for _, col in values)
+                + "]::text[]) AS u(field_name, value) WHERE u.value IS NOT NULL",
+                [name for name, _ in values])
+    else:
+        sql.add(" CROSS JOIN LATERAL (SELECT NULL::text, NULL::text WHERE false) AS u(field_name, value)")
+    return sql, ["record", "redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance",
+                 "field_name", "value"]
+
+
+def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
+    """The statement of an export (CSV: text columns; JSON: one object per row) and its
+    column names (the CSV header)."""
+    plan = _Plan(export)
+    flat = plan.flat()
+    if record_type == "eav":
+        sql, names = _eav(plan, flat)
+    else:
+        sql, names = flat, plan.columns
+    if fmt == "json":
+        width = len(names)
+        inner = Sql("SELECT * FROM (").extend(sql).add(
+            f") AS r0({', '.join(f'j{i}' for i in range(width))})")
+        sql = _json_rows(inner, "r", [(name, f"j{i}") for i, name in enumerate(names)])
+    return sql, names
+
+
+def record_stream(export, record_type: str, fmt: str, counter, *,
+                  label_headers: bool = False) -> Iterator[bytes]:
+    """The bytes of a record export, as `interop.redcap._encode_rows` writes the Python rows."""
+    sql, names = record_sql(export, record_type, fmt)
+    db = Patient.objects.db
+    if fmt == "json":
+        return pg.joined(pg.copy_stream(sql, db, lines=True), first=b"[", between=b",", last=b"]",
+                         empty=b"[]", counter=counter)
+    header = names
+    if label_headers and record_type == "flat":
+        labels = export.header_labels()
+        header = [labels.get(c, c) for c in names]
+    return _csv(header, pg.copy_stream(sql, db, lines=False), counter)
+
+
+def _csv(header: list[str], chunks: Iterator[bytes], counter) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(header)
+    pending = buffer.getvalue().encode()
+    for chunk in chunks:
+        counter.rows += chunk.count(b"\n")  # no REDCap value holds a newline (no free text)
+        yield pending + chunk
+        pending = b""
+    if pending:
+        yield pending
+
+
+__all__ = ["FORM_NAMES", "fast_available", "record_sql", "record_stream"]

@@ -1,0 +1,180 @@
+"""Byte-for-byte guard of the fast paths (issue 21): on PostgreSQL the REDCap record export,
+the REST JSON export and the FHIR bulk files are written by the database; they must be
+exactly what the Python paths (the reference, and the SQLite path) write.
+
+The cohort is the demo cohort's generator (a few dozen synthetic patients over the demo
+sites) plus the channels' hand-made cohort (pain scores, an explant, an unscheduled visit,
+events), a patient without visits, two unscheduled visits on one day and an implant ref holding
+CSV and JSON metacharacters.
+"""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from registry.interop import redcap as redcap_view
+from registry.models import Patient, Visit
+from registry.services import exports, redcap
+from registry.services.access import visible
+from registry.services.audit import system_user
+from registry.services.export_log import RowCounter
+from registry.services.synthetic import synthetic_registry
+from tests.conftest import needs_postgres
+from tests.factories import make_implant, make_patient, make_visit
+
+pytestmark = [pytest.mark.django_db, needs_postgres()]
+
+TODAY = datetime.date(2026, 12, 1)
+
+
+@pytest.fixture
+def registry(cohort, site_a, nurse):
+    synthetic_registry(patients=40, seed=2026, today=TODAY, actor=system_user())
+    lonely = make_patient(site_a, actor=nurse, sex="F", birth_year=1929)  # no visit at all
+    odd = make_patient(site_a, actor=nurse, etiology="postamputation", diagnosis="rlp_plp")
+    implant = make_implant(odd, actor=nurse, ref='Q,"x\\y\'ü\tz', therapy="PNS")
+    make_visit(odd, actor=nurse, nrs=6)
+    for unscheduled in (None, implant):  # two instances of one repeating event
+        make_visit(odd, unscheduled, actor=nurse, timepoint="unscheduled",
+                   date_done=datetime.date(2020, 2, 20), nrs=7)
+    make_visit(odd, implant, actor=nurse, timepoint="m3", date_done=datetime.date(2020, 6, 1), nrs=7,
+               opioid_mme=30, satisfaction=2)
+    return {"lonely": lonely, "odd": odd}
+
+
+def _export(user, **options):
+    return redcap.RecordExport(user=user, **options)
+
+
+def _both(export_factory, record_type, fmt, label_headers=False):
+    slow = b"".join(redcap_view.record_stream(export_factory(), record_type, fmt, RowCounter(),
+                                              label_headers=label_headers, fast=False))
+    counter = RowCounter()
+    fast = b"".join(redcap_view.record_stream(export_factory(), record_type, fmt, counter,
+                                              label_headers=label_headers, fast=True))
+    return slow, fast, counter
+
+
+@pytest.mark.parametrize("record_type", ["flat", "eav"])
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("labels", [False, True])
+def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, record_type, fmt, labels):
+    slow, fast, counter = _both(lambda: _export(data_manager, labels=labels), record_type, fmt)
+    assert len(slow) > 10_000
+    assert fast == slow
+    lines = slow.count(b"\n") - 1 if fmt == "csv" else None
+    if lines is not None:
+        assert counter.rows == lines
+
+
+@pytest.mark.parametrize("options", [
+    {"fields": ["record_id", "nrs", "ae_category", "sex"]},
+    {"fields": ["nrs"]},  # no record_id column at all
+    {"forms": ["visit"]},
+    {"forms": ["enrolment"], "labels": True},
+    {"forms": ["adverse_event"]},
+    {"events": ["m3_arm_1", "adverse_events_arm_1"]},
+    {"events": ["baseline_arm_1"], "fields": ["record_id", "visit_complete", "enrolment_complete"]},
+    {"events": ["unscheduled_arm_1"], "labels": True},
+], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("record_type", ["flat", "eav"])
+def test_redcap_record_options_are_the_python_paths_bytes(registry, data_manager, options, record_type):
+    for fmt in ("csv", "json"):
+        slow, fast, _ = _both(lambda: _export(data_manager, **options), record_type, fmt)
+        assert fast == slow, (fmt, options)
+
+
+def test_redcap_records_for_some_records_a_date_range_and_label_headers(registry, data_manager):
+    ids = list(Patient.objects.order_by("-registry_id").values_list("registry_id", flat=True)[:5])
+    ids.append(registry["odd"].registry_id)
+    slow, fast, _ = _both(lambda: _export(data_manager, records=ids), "flat", "csv")
+    assert fast == slow and registry["odd"].registry_id.encode() in fast
+    begin = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    slow, fast, _ = _both(lambda: _export(data_manager, date_begin=begin), "flat", "json")
+    assert fast == slow
+    slow, fast, _ = _both(lambda: _export(data_manager, labels=True), "flat", "csv", label_headers=True)
+    assert fast == slow and fast.startswith(b"Registry id")
+    slow, fast, _ = _both(lambda: _export(data_manager, records=["NOPE-0000"]), "flat", "json")
+    assert fast == slow == b"[]"
+    slow, fast, _ = _both(lambda: _export(data_manager, records=["NOPE-0000"]), "eav", "csv")
+    assert fast == slow
+
+
+@pytest.mark.parametrize("who", ["nurse", "investigator", "nurse_b"])
+def test_redcap_records_are_scoped_as_the_python_path(registry, who, request):
+    user = request.getfixturevalue(who)
+    for record_type in ("flat", "eav"):
+        slow, fast, _ = _both(lambda u=user: _export(u), record_type, "csv")
+        assert fast == slow
+
+
+def test_redcap_http_record_export_is_the_python_paths_bytes(registry, client, data_manager):
+    from registry.services.tokens import api_token_create
+
+    token = api_token_create(user=data_manager, label="guard")
+    response = client.post("/redcap/api/", {"token": token, "content": "record", "format": "csv",
+                                            "type": "flat", "rawOrLabel": "label"})
+    assert response.status_code == 200
+    slow, _, _ = _both(lambda: _export(data_manager, labels=True), "flat", "csv")
+    assert b"".join(response.streaming_content) == slow
+
+
+def _copies(monkeypatch):
+    """COPY goes to psycopg directly (Django's query log does not see it): count the calls."""
+    from registry.services.datasets import pg
+
+    calls = []
+    original = pg.copy_stream
+
+    def counted(sql, db, **kwargs):
+        calls.append(sql)
+        return original(sql, db, **kwargs)
+
+    monkeypatch.setattr(pg, "copy_stream", counted)
+    return calls
+
+
+def test_redcap_record_export_runs_a_fixed_number_of_queries(registry, data_manager, monkeypatch):
+    # Batches of 2 patients: the Python path would grow with the registry, the SQL path must not.
+    monkeypatch.setattr(redcap.records, "BATCH", 2)
+    copies = _copies(monkeypatch)
+    some = list(Patient.objects.order_by("registry_id").values_list("registry_id", flat=True)[:3])
+    counts = []
+    for records in (some, [], some):
+        with CaptureQueriesContext(connection) as queries:
+            body = b"".join(redcap_view.record_stream(_export(data_manager, records=records), "flat",
+                                                      "csv", RowCounter()))
+        assert body.count(b"\n") > 3
+        counts.append(len(queries))
+    # The user's roles (cached on the user after the first), the event list; then one COPY each.
+    assert counts[1] == counts[2] <= 4 and counts[0] <= counts[1] + 1
+    assert len(copies) == 3
+
+
+@pytest.mark.parametrize("dataset", ["visits", "adverse-events"])
+@pytest.mark.parametrize("dates", ["relative", "iso"])
+def test_rest_json_export_is_the_python_paths_bytes(registry, data_manager, dataset, dates):
+    model = Visit if dataset == "visits" else exports.datasets.get(dataset).model
+    queryset = visible(model.objects.all(), data_manager)
+    slow = b"".join(exports.export_json_stream(dataset, queryset, dates=dates, sql=False))
+    counter = RowCounter()
+    fast = b"".join(exports.export_json_stream(dataset, queryset, dates=dates, sql=True, counter=counter))
+    assert len(slow) > 1000
+    assert fast == slow
+    assert counter.rows == model.objects.count()
+    empty = queryset.filter(pk__lt=0)
+    assert (b"".join(exports.export_json_stream(dataset, empty, dates=dates, sql=True))
+            == b"".join(exports.export_json_stream(dataset, empty, dates=dates, sql=False)))
+
+
+def test_rest_json_export_runs_one_query(registry, data_manager, monkeypatch):
+    copies = _copies(monkeypatch)
+    for limit in (3, 1000):
+        queryset = visible(Visit.objects.all(), data_manager).filter(
+            pk__in=Visit.objects.order_by("pk").values("pk")[:limit])
+        with CaptureQueriesContext(connection) as queries:
+            b"".join(exports.export_json_stream("visits", queryset))
+        assert len(queries) <= 1  # the user's roles, once
+    assert len(copies) == 2
