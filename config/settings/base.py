@@ -168,7 +168,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Device and procedure relatedness share one code list (MDCG 2020-10/1).
-    "ENUM_NAME_OVERRIDES": {"RelatednessEnum": "registry.models.choices.Relatedness"},
+    "ENUM_NAME_OVERRIDES": {"RelatednessEnum": "registry.models.choices.Relatedness",
+                            "VisitStatusEnum": "registry.models.choices.VisitStatus",
+                            "QueryStatusEnum": "registry.models.queries.QueryStatus"},
 }
 
 # --- Celery ------------------------------------------------------------------

@@ -150,7 +150,8 @@ class AdverseEvent(ClinicalModel):
             if code and not imdrf.valid(annex, code):
                 errors[name] = (f"'{code}' is not an IMDRF Annex {annex} code (such as "
                                 f"{ {'A': 'A010402', 'E': 'E2110', 'F': 'F1903'}[annex] }).")
-        if self.awareness_date and self.awareness_date > today_anywhere():
+        if (self.awareness_date and self.awareness_date != self.onset_date
+                and self.awareness_date > today_anywhere()):  # an onset in the future is said once
             errors["awareness_date"] = f"Awareness date {self.awareness_date} is in the future."
         if self.awareness_date and self.onset_date and self.awareness_date < self.onset_date:
             errors["awareness_date"] = (f"Awareness date {self.awareness_date} is before the onset "

@@ -15,9 +15,19 @@ from registry.services.export_log import ExportFailed
 from registry.services.tokens import api_token_create
 
 # Committed, not wrapped in a test transaction: on PostgreSQL a refused query breaks the
-# transaction it runs in, which a real request (autocommit) does not have. The migrations'
-# rows (default protocol, beat schedule) are restored afterwards for the tests that follow.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# transaction it runs in, which a real request (autocommit) does not have. A transactional
+# test flushes the migrations' rows (default protocol, beat entries): they are re-created
+# first, as the reminder tests do (serialized_rollback clashes with the content types).
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def reference_data(db):
+    from registry.models import FollowUpProtocol
+    from tests.mailserver import restore_reference_data
+
+    if not FollowUpProtocol.objects.exists():
+        restore_reference_data()
 
 
 @pytest.fixture

@@ -181,15 +181,18 @@ def test_a_withdrawal_stops_visits_after_the_withdrawal_date(implant_a, nurse):
 
 def test_a_withdrawal_stops_every_implant_of_the_patient(patient_a, nurse):
     first = make_implant(patient_a, actor=nurse, implant_date=D(2020, 3, 1))
-    second = make_implant(patient_a, actor=nurse, implant_date=D(2021, 3, 1))
+    # Another therapy: two systems of one therapy at a time are refused (plausibility).
+    second = make_implant(patient_a, actor=nurse, implant_date=D(2021, 3, 1), therapy="DRG")
     patient_a.consent_status, patient_a.withdrawal_date = ConsentStatus.WITHDRAWN, D(2022, 1, 1)
     patient_save(patient=patient_a, actor=nurse, reason="withdrew")
     for implant in (first, second):
         assert scheduled(implant)["m60"].status == VisitStatus.NOT_APPLICABLE
 
 
-def test_eighteen_years_of_follow_up_are_scheduled_to_the_day(patient_a, nurse):
-    implant = make_implant(patient_a, actor=nurse, trial_start=D(2004, 2, 1),
+def test_eighteen_years_of_follow_up_are_scheduled_to_the_day(site_a, nurse):
+    # Retrospective: the trial (2004) is before the consent.
+    patient = make_patient(site_a, actor=nurse, enrolment="retrospective")
+    implant = make_implant(patient, actor=nurse, trial_start=D(2004, 2, 1),
                            trial_end=D(2004, 2, 10), implant_date=D(2004, 2, 29))
     visits = scheduled(implant)
     m216 = visits["m216"]
