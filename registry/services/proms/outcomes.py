@@ -1,0 +1,278 @@
+"""PROM outcomes of a cohort: change from baseline per score, the minimal important change,
+and the holistic responder.
+
+The cohort, index implant, baseline and follow-up follow services.outcomes (same
+parameters, same access rule, same small-cell suppression); only the score differs:
+
+- Scores: every PROM score (SCORES) of the baseline visit and of the follow-up visit,
+  computed on read by the SQL of services.proms.sql (one query over the visits holding
+  answers, one value per visit and score: memory bounded by visits, not answers).
+- Follow-up, per score: `last` = the latest completed visit after the index implant's date
+  (linked to it or to no implant, not baseline or end of trial) where the score is
+  computable; `m<N>` = the completed m<N> visit of the index implant.
+- Change = follow-up - baseline: mean ± SD (ddof=1) and the paired tests (Wilcoxon
+  signed-rank, SciPy defaults, as for the NRS; paired t-test, `scipy.stats.ttest_rel`).
+- Minimal important change (MIC, instruments.Mic with its citation): reached when the
+  improvement in the score's direction is at least the MIC (PCS: a relative change).
+- Holistic responder (Levy RM, Mekhail N, Abd-Elsayed A, et al. Holistic treatment response:
+  an international expert panel definition and criteria for a new paradigm in the
+  assessment of clinical outcomes of spinal cord stimulation. Neuromodulation
+  2023;26(5):1015-1022; used in EVOKE, Mekhail N et al. Lancet Neurol 2020;19(2):123-134;
+  domains after IMMPACT, Dworkin RH et al. Pain 2005;113(1-2):9-19): a patient with at least
+  one score impaired at baseline (Score.impaired, cut-off and citation per score) who
+  reaches the MIC in every such score. Evaluable: at least one impaired score at baseline
+  and a follow-up value for each of them; the others are counted, never silently dropped.
+- `pain_site`: patients with a pain score at that pain site at baseline.
+- `value_set`: the EQ-5D-5L value set; by default the one of the cohort's sites' country
+  (instruments.default_value_set), stated in the output (`value_set`, `value_set_note`).
+- Investigators (services.deid): a cohort or group of fewer than `min_cell` patients, and
+  a score cell of fewer than `min_cell` pairs, come back suppressed (figures null).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from django.db.models import Case, Exists, IntegerField, OuterRef, QuerySet, Value, When
+from scipy import stats
+
+from registry.models import BASELINE, TRIAL_END, UNSCHEDULED, PainScore, PromAnswer, Visit, VisitStatus
+
+from .. import deid
+from ..outcomes import analysis as base
+from ..outcomes.query import LAST, OutcomeQuery, outcome_query_clean
+from .instruments import HIGHER_BETTER, SCORES, check_value_set, default_value_set, value_set_note
+from .sql import score_expression
+
+HOLISTIC_DEFINITION = (
+    "Holistic responder: minimal important change in every PROM score impaired at baseline "
+    "(at least one impaired); Levy RM, Mekhail N, Abd-Elsayed A, et al. Neuromodulation "
+    "2023;26(5):1015-1022 (EVOKE; domains after IMMPACT, Dworkin RH et al. Pain 2005;113:9-19).")
+
+SCORE_KEYS = (
+    "score", "instrument", "label", "direction", "n_baseline", "n_paired",
+    "baseline_mean", "baseline_sd", "followup_mean", "followup_sd", "change_mean", "change_sd",
+    "wilcoxon_p", "ttest_p", "mic", "mic_citation", "mic_relative", "n_mic", "mic_rate",
+    "mic_rate_ci95", "impaired_rule", "n_impaired", "suppressed",
+)
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def _load(query: OutcomeQuery, scope_base: QuerySet, value_set: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(patients indexed by patient_id with therapy, site, implant; visit scores: one row per
+    visit holding answers, with patient, implant, date, kind and every score)."""
+    scope = base._patient_scope(scope_base, query)
+    patients = base._frame(
+        scope.values_list("id", "site__code", "etiology").order_by(),
+        {"patient_id": base.INT, "site": base.TEXT, "etiology": base.TEXT},
+    ).set_index("patient_id")
+    implants = base._frame(
+        base._implants_matching(query).filter(**base._of_patients(scope))
+        .values_list("id", "patient_id", "therapy", "implant_date").order_by(),
+        {"implant_id": base.INT, "patient_id": base.INT, "therapy": base.TEXT, "implant_date": base.DATE},
+    )
+    implants = implants.sort_values(["patient_id", "implant_date", "implant_id"])
+    index = implants.drop_duplicates("patient_id", keep="first").set_index("patient_id")
+    patients = patients.join(index, how="inner")
+
+    visits = Visit.objects.filter(status=VisitStatus.COMPLETED, **base._of_patients(scope)) \
+        .exclude(timepoint=TRIAL_END) \
+        .filter(Exists(PromAnswer.objects.filter(visit=OuterRef("pk"))))
+    if query.timepoint != LAST:
+        visits = visits.filter(timepoint__in=[BASELINE, query.timepoint])
+    if query.pain_site is not None:
+        with_site = PainScore.objects.filter(visit__timepoint=BASELINE, visit__status=VisitStatus.COMPLETED,
+                                             pain_site=query.pain_site).values("visit__patient_id")
+        visits = visits.filter(patient_id__in=with_site)
+        patients = patients[patients.index.isin(set(with_site.values_list("visit__patient_id", flat=True)))]
+    kind = Case(When(timepoint=BASELINE, then=Value(0)), When(timepoint=UNSCHEDULED, then=Value(2)),
+                default=Value(1), output_field=IntegerField())
+    codes = list(SCORES)
+    annotated = visits.annotate(kind=kind, **{f"s_{c}": score_expression(c, value_set) for c in codes})
+    frame = base._frame(
+        annotated.values_list("id", "patient_id", "implant_id", "date_done", "kind",
+                              *[f"s_{c}" for c in codes]).order_by(),
+        {"visit_id": base.INT, "patient_id": base.INT, "visit_implant_id": base.FLOAT,
+         "date_done": base.DATE, "kind": base.INT, **{c: base.FLOAT for c in codes}},
+    )
+    frame = frame[frame["patient_id"].isin(patients.index)]
+    return patients, frame
+
+
+def _pairs(patients: pd.DataFrame, visits: pd.DataFrame, timepoint: str) -> pd.DataFrame:
+    """One row per cohort patient: `<score>_b` (baseline) and `<score>_f` (follow-up)."""
+    out = pd.DataFrame(index=patients.index)
+    baseline = visits[visits["kind"] == 0].sort_values("visit_id").drop_duplicates("patient_id", keep="last")
+    baseline = baseline.set_index("patient_id").reindex(patients.index)
+    follow = visits[visits["kind"] != 0].merge(
+        patients[["implant_id", "implant_date"]].reset_index(), on="patient_id")
+    linked = follow["visit_implant_id"] == follow["implant_id"]
+    if timepoint == LAST:
+        keep = (linked | follow["visit_implant_id"].isna()) & (follow["date_done"] > follow["implant_date"])
+    else:
+        keep = linked
+    follow = follow[keep].copy()
+    follow["scheduled"] = follow["kind"] == 1
+    follow = follow.sort_values(["patient_id", "date_done", "scheduled", "visit_id"])
+    for code in SCORES:
+        out[f"{code}_b"] = baseline[code]
+        scored = follow[follow[code].notna()].drop_duplicates("patient_id", keep="last")
+        out[f"{code}_f"] = scored.set_index("patient_id")[code].reindex(patients.index)
+    return out
+
+
+# --- statistics -----------------------------------------------------------------------
+
+
+def _improvement(code: str, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    _, score = SCORES[code]
+    return after - before if score.direction == HIGHER_BETTER else before - after
+
+
+def _mic_reached(code: str, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Direction-aware MIC, vectorised (as instruments.Mic.reached)."""
+    _, score = SCORES[code]
+    improvement = _improvement(code, before, after)
+    if score.mic.relative:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(before != 0, improvement / np.abs(before) * 100, -np.inf)
+        return pct >= score.mic.value
+    return improvement >= score.mic.value - 1e-9
+
+
+def _impaired(code: str, values: np.ndarray) -> np.ndarray:
+    """Impaired at baseline (Score.impaired, vectorised); False where unknown."""
+    _, score = SCORES[code]
+    if score.impaired_cutoff is None:
+        return np.zeros(len(values), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if score.direction == HIGHER_BETTER:
+            hit = values < score.impaired_cutoff
+        elif score.impaired_strict:
+            hit = values > score.impaired_cutoff
+        else:
+            hit = values >= score.impaired_cutoff
+    return hit & ~np.isnan(values)
+
+
+def ttest_p(before: np.ndarray, after: np.ndarray) -> float | None:
+    """Two-sided paired t-test; None with fewer than 2 pairs or no variance of the change."""
+    diff = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+    if len(diff) < 2 or np.allclose(diff, diff[0]):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return base._num(stats.ttest_rel(after, before).pvalue)
+
+
+def _score_cell(code: str, pairs: pd.DataFrame, min_cell: int) -> dict:
+    instrument, score = SCORES[code]
+    before_all = pairs[f"{code}_b"].to_numpy(dtype=float)
+    after_all = pairs[f"{code}_f"].to_numpy(dtype=float)
+    both = ~np.isnan(before_all) & ~np.isnan(after_all)
+    before, after = before_all[both], after_all[both]
+    out = dict.fromkeys(SCORE_KEYS)
+    out.update(score=code, instrument=instrument.code, label=score.label, direction=score.direction,
+               mic=score.mic.value if score.mic else None,
+               mic_citation=score.mic.citation if score.mic else None,
+               mic_relative=bool(score.mic and score.mic.relative),
+               impaired_rule=score.impaired_citation or None, suppressed=False)
+    n = int(both.sum())
+    if 0 < n < min_cell:
+        out["suppressed"] = True
+        return out
+    change = after - before
+    out.update(
+        n_baseline=int((~np.isnan(before_all)).sum()), n_paired=n,
+        baseline_mean=base._mean(before), baseline_sd=base._sd(before),
+        followup_mean=base._mean(after), followup_sd=base._sd(after),
+        change_mean=base._mean(change), change_sd=base._sd(change),
+        wilcoxon_p=base.wilcoxon_p(before, after), ttest_p=ttest_p(before, after),
+        n_impaired=int(_impaired(code, before_all).sum()) if score.impaired_cutoff is not None else None,
+    )
+    if score.mic:
+        reached = int(_mic_reached(code, before, after).sum())
+        out.update(n_mic=reached, mic_rate=reached / n if n else None,
+                   mic_rate_ci95=base.wilson_interval(reached, n))
+    return out
+
+
+def _holistic(pairs: pd.DataFrame) -> dict:
+    domains = [c for c, (_, s) in SCORES.items() if s.mic and s.impaired_cutoff is not None]
+    n = len(pairs)
+    impaired = np.zeros((n, len(domains)), dtype=bool)
+    followed = np.zeros((n, len(domains)), dtype=bool)
+    reached = np.zeros((n, len(domains)), dtype=bool)
+    for j, code in enumerate(domains):
+        before = pairs[f"{code}_b"].to_numpy(dtype=float)
+        after = pairs[f"{code}_f"].to_numpy(dtype=float)
+        impaired[:, j] = _impaired(code, before)
+        followed[:, j] = ~np.isnan(after)
+        with np.errstate(invalid="ignore"):
+            reached[:, j] = _mic_reached(code, before, after) & followed[:, j]
+    any_impaired = impaired.any(axis=1)
+    evaluable = any_impaired & (followed | ~impaired).all(axis=1)
+    responder = evaluable & (reached | ~impaired).all(axis=1)
+    k, m = int(responder.sum()), int(evaluable.sum())
+    return {
+        "definition": HOLISTIC_DEFINITION, "domains": domains,
+        "n_evaluable": m, "responders": k, "rate": k / m if m else None,
+        "rate_ci95": base.wilson_interval(k, m),
+        "excluded_not_impaired": int((~any_impaired).sum()),
+        "excluded_no_followup": int((any_impaired & ~evaluable).sum()),
+        "suppressed": False,
+    }
+
+
+def _cell(pairs: pd.DataFrame, min_cell: int) -> dict:
+    n = len(pairs)
+    if 0 < n < min_cell:
+        return {"n_patients": None, "scores": [], "holistic": {
+            "definition": HOLISTIC_DEFINITION, "suppressed": True}, "suppressed": True}
+    holistic = _holistic(pairs)
+    if 0 < holistic["n_evaluable"] < min_cell:
+        holistic = {"definition": HOLISTIC_DEFINITION, "suppressed": True}
+    return {"n_patients": n, "scores": [_score_cell(c, pairs, min_cell) for c in SCORES],
+            "holistic": holistic, "suppressed": False}
+
+
+def prom_outcomes(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
+                  value_set: str | None = None, **params) -> dict:
+    """PROM outcomes of the cohort the parameters select (those of services.outcomes):
+    {"query", "value_set", "value_set_note", "timepoint", "overall": cell, "by_therapy": [...],
+    and with group_by "group_by", "groups": [...]}. A cell: {"n_patients", "scores": [one per
+    score, keys SCORE_KEYS], "holistic": {...}, "suppressed"}.
+    Raises OutcomeQueryError on bad parameters, ValueError on an unknown value set."""
+    if query is not None and params:
+        raise ValueError("Give either `query` or separate parameters, not both.")
+    query = query or outcome_query_clean(**params)
+    min_cell = 1
+    if user is not None:
+        for param, message in deid.refused_outcome_filters(user, query.as_dict()).items():
+            raise base.OutcomeQueryError(param, getattr(query, param), message)
+        min_cell = deid.min_cell(user)
+    scope_base = base._base_patients(patients, user)
+    base._check_sites(query, user)
+    if value_set in (None, ""):
+        scope = base._patient_scope(scope_base, query)
+        countries = scope.order_by().values_list("site__country", flat=True).distinct()
+        value_set = default_value_set(countries)
+    value_set = check_value_set(value_set)
+    cohort, visits = _load(query, scope_base, value_set)
+    pairs = _pairs(cohort, visits, query.timepoint)
+    out = {"query": query.as_dict(), "value_set": value_set, "value_set_note": value_set_note(value_set),
+           "timepoint": query.timepoint, "overall": _cell(pairs, min_cell)}
+    out["by_therapy"] = _groups(pairs, cohort["therapy"], min_cell)
+    if query.group_by:
+        out["group_by"] = query.group_by
+        out["groups"] = _groups(pairs, cohort[query.group_by], min_cell)
+    return out
+
+
+def _groups(pairs: pd.DataFrame, values: pd.Series, min_cell: int) -> list[dict]:
+    return [{"group": str(value), **_cell(pairs[(values == value).to_numpy()], min_cell)}
+            for value in sorted(values.dropna().unique())]
