@@ -14,6 +14,8 @@ from django.utils.safestring import mark_safe
 
 from registry.models import Diagnosis, Etiology, PainSite, Recall, Therapy
 from registry.services import access, deid, epro, outcomes, plots
+from registry.services.proms.instruments import VALUE_SETS
+from registry.services.proms.outcomes import prom_outcomes
 
 
 class OutcomeCohortForm(forms.Form):
@@ -37,6 +39,10 @@ class OutcomeCohortForm(forms.Form):
                                           "or a fixed follow-up such as m12.")
     threshold = forms.FloatField(initial=50, required=False, min_value=0.1, max_value=100,
                                  label="Responder threshold (%)")
+    value_set = forms.ChoiceField(
+        choices=[("", "The sites' country")] + [(c, f"{c} ({v.country})") for c, v in VALUE_SETS.items()],
+        required=False, label="EQ-5D-5L value set",
+        help_text="Default: the value set of the cohort's sites' country (England when they differ).")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -86,6 +92,10 @@ def outcomes_view(request, site):
     if query is not None:
         report = outcomes.outcome_report(user=request.user, query=query)
         summary = report["summary"]
+        value_set = form.cleaned_data.get("value_set") if form.is_bound else None
+        proms = prom_outcomes(user=request.user, query=query, value_set=value_set or None)
+        context.update(proms=proms, prom_table=outcomes.prom_table(proms),
+                       prom_paragraph=outcomes.prom_paragraph(proms))
         if summary["suppressed"]:
             # A cohort too small to show (services.deid.min_cell): the text says so, no plots.
             context.update(report=report, summary=summary, table=outcomes.outcome_table(summary),
@@ -105,6 +115,8 @@ def outcomes_view(request, site):
                                        explants=summary["explants"], n=summary["n_patients"])),
                 mark_safe(plots.ae_category_svg(summary["ae_by_category"],  # noqa: S308
                                                 n_patients=summary["n_patients"])),
+                mark_safe(plots.prom_mic_svg(proms["overall"]["scores"],  # noqa: S308
+                                             proms["overall"]["holistic"])),
             ],
             api_query=request.GET.urlencode(),
         )

@@ -181,3 +181,106 @@ class OutcomeSummaryView(APIView):
             data = {"query": query.as_dict(), **result}
             return Response(OutcomeGroupedResponseSerializer(data).data)
         return Response(OutcomeResponseSerializer({"query": query.as_dict(), **result}).data)
+
+
+# --- PROMs: GET /api/v1/outcomes/proms/ (services.proms.outcomes) ---------------------------
+
+
+class PromScoreOutcomeSerializer(serializers.Serializer):
+    score = serializers.CharField(help_text="Score column, as in the visits dataset (e.g. odi_score).")
+    instrument = serializers.CharField()
+    label = serializers.CharField()
+    direction = serializers.CharField(help_text="higher_better or higher_worse.")
+    n_baseline = _int("Patients with the score at baseline.")
+    n_paired = _int("Patients with the score at baseline and at follow-up.")
+    baseline_mean = _float("")
+    baseline_sd = _float("Sample SD (ddof=1).")
+    followup_mean = _float("")
+    followup_sd = _float("")
+    change_mean = _float("Follow-up - baseline, mean.")
+    change_sd = _float("")
+    wilcoxon_p = _float("Wilcoxon signed-rank, two-sided (SciPy defaults).")
+    ttest_p = _float("Paired t-test, two-sided (scipy.stats.ttest_rel).")
+    mic = _float("Minimal important change (points, or % of baseline when mic_relative).")
+    mic_citation = serializers.CharField(allow_null=True)
+    mic_relative = serializers.BooleanField()
+    n_mic = _int("Pairs reaching the MIC in the direction of improvement.")
+    mic_rate = _float("n_mic / n_paired.")
+    mic_rate_ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True,
+                                          help_text="95 % Wilson score interval.")
+    impaired_rule = serializers.CharField(allow_null=True, help_text="Impaired at baseline: cut-off, source.")
+    n_impaired = _int("Patients impaired at baseline on this score.")
+    suppressed = serializers.BooleanField()
+
+
+class HolisticSerializer(serializers.Serializer):
+    definition = serializers.CharField()
+    domains = serializers.ListField(child=serializers.CharField(), required=False)
+    n_evaluable = _int("At least one domain impaired at baseline, with a follow-up in each.")
+    responders = _int()
+    rate = _float("")
+    rate_ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False)
+    excluded_not_impaired = _int()
+    excluded_no_followup = _int()
+    suppressed = serializers.BooleanField()
+
+
+class PromCellSerializer(serializers.Serializer):
+    n_patients = _int("Cohort patients.")
+    scores = PromScoreOutcomeSerializer(many=True)
+    holistic = HolisticSerializer()
+    suppressed = serializers.BooleanField()
+
+
+class PromGroupSerializer(PromCellSerializer):
+    group = serializers.CharField()
+
+
+class PromOutcomeSerializer(serializers.Serializer):
+    query = OutcomeQuerySerializer()
+    value_set = serializers.CharField(help_text="EQ-5D-5L value set used (default: the sites' country).")
+    value_set_note = serializers.CharField()
+    timepoint = serializers.CharField()
+    overall = PromCellSerializer()
+    by_therapy = PromGroupSerializer(many=True)
+    group_by = serializers.CharField(required=False)
+    groups = PromGroupSerializer(many=True, required=False)
+
+
+class PromOutcomeView(OutcomeSummaryView):
+    """PROM outcomes (change from baseline, minimal important change, holistic responder) of
+    the cohort the filters select; the cohort parameters of /outcomes/ plus `value_set`."""
+
+    @extend_schema(
+        operation_id="outcomes_proms",
+        parameters=[*PARAMETERS, OpenApiParameter(
+            "value_set", OpenApiTypes.STR, enum=["NL", "ENG", "US", "DE", "BE"],
+            description="EQ-5D-5L value set; default: the one of the cohort's sites' country.")],
+        responses={200: PromOutcomeSerializer, **AUTH_ERRORS},
+        tags=["outcomes"],
+    )
+    def get(self, request):
+        from registry.services.proms.instruments import check_value_set
+        from registry.services.proms.outcomes import prom_outcomes
+
+        if request.query_params.get("format", "json") != "json":
+            raise exceptions.ValidationError(
+                {"format": [f"Unknown format '{request.query_params['format']}'; only json."]})
+        params = {}
+        for key in request.query_params:
+            if key in ("format", "value_set"):
+                continue
+            values = request.query_params.getlist(key)
+            params[key] = ",".join(values) if len(values) > 1 else values[0]
+        value_set = request.query_params.get("value_set") or None
+        if value_set is not None:
+            try:
+                value_set = check_value_set(value_set)
+            except ValueError as error:
+                raise exceptions.ValidationError({"value_set": [str(error)]}) from None
+        try:
+            query = outcomes.outcome_query_clean(**params)
+            result = prom_outcomes(user=request.user, query=query, value_set=value_set)
+        except outcomes.OutcomeQueryError as error:
+            raise exceptions.ValidationError({error.param: [str(error)]}) from None
+        return Response(PromOutcomeSerializer(result).data)

@@ -21,6 +21,7 @@ v1_patterns = [
     path("exports/adverse-events/", views.AdverseEventExportView.as_view(),
          name="export-adverse-events"),
     path("outcomes/", outcomes.OutcomeSummaryView.as_view(), name="outcomes"),
+    path("outcomes/proms/", outcomes.PromOutcomeView.as_view(), name="outcomes-proms"),
     path("exports/prom-answers/", views.PromAnswerExportView.as_view(), name="export-prom-answers"),
 ]
 

@@ -136,3 +136,30 @@ def ae_category_svg(by_category: dict, *, n_patients: int = 0) -> str:
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_title("Adverse events by category")
         return svg_of(fig, label="Adverse events by category")
+
+
+def prom_mic_svg(scores: list[dict], holistic: dict | None = None) -> str:
+    """Share of patients reaching the minimal important change per PROM score (95 % Wilson
+    interval), and the holistic responder rate, from services.proms.outcomes."""
+    rows = [s for s in scores if s.get("mic_rate") is not None]
+    bars = [(f"{s['label']} (n={s['n_paired']})", s["mic_rate"], s["mic_rate_ci95"], BLUE) for s in rows]
+    if holistic and holistic.get("rate") is not None:
+        bars.append((f"Holistic responder (n={holistic['n_evaluable']})", holistic["rate"],
+                     holistic["rate_ci95"], ORANGE))
+    with matplotlib.rc_context(RC):
+        fig = _figure(height=3.6)
+        ax = fig.add_subplot()
+        if not bars:
+            _empty(ax, "No PROM pairs in this cohort")
+        else:
+            ys = range(len(bars))
+            rates = [b[1] * 100 for b in bars]
+            low = [r - b[2][0] * 100 for r, b in zip(rates, bars, strict=True)]
+            high = [b[2][1] * 100 - r for r, b in zip(rates, bars, strict=True)]
+            ax.barh(list(ys), rates, color=[b[3] for b in bars], height=0.6)
+            ax.errorbar(rates, list(ys), xerr=[low, high], fmt="none", ecolor="black", capsize=3)
+            ax.set_yticks(list(ys), [b[0] for b in bars])
+            ax.set_xlim(0, 100)
+            ax.set_xlabel("Patients reaching the minimal important change (%), 95 % CI")
+            ax.set_title("PROMs: minimal important change")
+        return svg_of(fig, label="Share of patients reaching the minimal important change per PROM score")

@@ -122,3 +122,67 @@ def test_pain_site_restricts_to_patients_with_that_pain_site(cohort, data_manage
     PainScore.objects.create(visit=visit, pain_site="back", recall="avg_7d", score=7)
     out = prom_outcomes(user=data_manager, pain_site="back")
     assert out["overall"]["n_patients"] == 1
+
+
+# --- channels: REST API, dashboard, paragraph ---------------------------------------------
+
+URL = "/api/v1/outcomes/proms/"
+
+
+@pytest.fixture
+def client_for():
+    from rest_framework.test import APIClient
+
+    from registry.services.tokens import api_token_create
+
+    def build(user):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, label='test')}")
+        return client
+
+    return build
+
+
+def test_the_api_gives_the_same_figures_and_refuses_bad_input(cohort, data_manager, client_for):
+    client = client_for(data_manager)
+    response = client.get(URL, {"group_by": "therapy"})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["value_set"] == "NL" and "Versteegh" in body["value_set_note"]
+    odi = _score(body["overall"], "odi_score")
+    assert odi["n_mic"] == 1 and odi["change_mean"] == pytest.approx(-40 / 3)
+    assert body["overall"]["holistic"]["responders"] == 1
+    assert {g["group"] for g in body["groups"]} == {"SCS", "DRG"}
+    bad = client.get(URL, {"value_set": "XX"})
+    assert bad.status_code == 400 and "XX" in bad.json()["value_set"][0]
+    bad = client.get(URL, {"therapy": "XYZ"})
+    assert bad.status_code == 400 and "therapy" in bad.json()
+    assert client.get(URL, {"value_set": "DE"}).json()["value_set"] == "DE"
+
+
+def test_the_api_scopes_to_the_users_sites(cohort, nurse_b, client_for):
+    body = client_for(nurse_b).get(URL).json()
+    assert body["overall"]["n_patients"] == 0 and body["value_set"] == "US"
+
+
+def test_the_dashboard_shows_the_prom_table_plot_and_paragraph(cohort, data_manager, client):
+    client.force_login(data_manager)
+    response = client.get("/admin/registry/outcomes/", {"value_set": "ENG"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'id="prom-outcomes"' in page and "Devlin" in page
+    assert "reached the minimal important change" in page
+    assert "holistic responders" in page and "EQ-5D-5L index by the value set ENG" in page
+    assert "PROMs: minimal important change" in page  # the plot
+    default = client.get("/admin/registry/outcomes/").content.decode()
+    assert "value set NL" in default
+
+
+def test_the_paragraph_states_figures_and_value_set(cohort, data_manager):
+    from registry.services.outcomes import prom_paragraph
+
+    text = prom_paragraph(prom_outcomes(user=data_manager))
+    assert "ODI (%): 40.0 ± 20.0 at baseline and 26.7 ± 11.5 at follow-up (change -13.3, n = 3" in text
+    assert "33 % (1/3) reached the minimal important change (10 points)" in text
+    assert "50 % (1/2) of patients with at least one domain impaired" in text
+    assert text.endswith("EQ-5D-5L index by the value set NL.")

@@ -56,11 +56,11 @@ from .analysis import (
     wilson_interval,
 )
 from .query import GROUP_BY_CHOICES, LAST, PARAMS, OutcomeQuery, OutcomeQueryError, outcome_query_clean
-from .text import TABLE_ROWS, outcome_paragraph, outcome_table
+from .text import TABLE_ROWS, outcome_paragraph, outcome_table, prom_paragraph, prom_table
 
 __all__ = [
     "GROUP_BY_CHOICES", "KM_YEARS", "LAST", "PARAMS", "SUMMARY_KEYS", "TABLE_ROWS",
     "OutcomeQuery", "OutcomeQueryError",
     "km_curve", "outcome_paragraph", "outcome_query_clean", "outcome_report", "outcome_summary",
-    "outcome_table", "wilcoxon_p", "wilson_interval",
+    "outcome_table", "prom_paragraph", "prom_table", "wilcoxon_p", "wilson_interval",
 ]

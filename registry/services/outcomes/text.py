@@ -162,3 +162,77 @@ def outcome_table(summary: dict) -> list[tuple[str, str]]:
         rows.append((f"AE: {labels.get(code, code)}",
                      f"{row['patients']} patient(s), {row['events']} event(s)"))
     return rows
+
+
+# --- PROMs (services.proms.outcomes) ---------------------------------------------------
+
+
+def _signed(value: float | None, decimals: int = 1) -> str:
+    return "n/a" if value is None else f"{value:+.{decimals}f}"
+
+
+def _ms_d(mean, sd, decimals: int) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}" if sd is not None else f"{mean:.{decimals}f}"
+
+
+def prom_paragraph(result: dict) -> str:
+    """The PROM sentences of the results paragraph, from `prom_outcomes(...)`: per score with
+    pairs, mean ± SD before and after, the change and its paired test, the share reaching the
+    minimal important change; then the holistic responders, with the value set stated."""
+    cell = result["overall"]
+    if cell.get("suppressed"):
+        return f"PROMs: suppressed. {suppressed_text()}"
+    scored = [s for s in cell["scores"] if s.get("n_paired")]
+    if not scored:
+        return "No patient has a PROM score at baseline and at follow-up."
+    decimals = {"eq5d5l_index": 3}
+    parts = []
+    for s in scored:
+        if s.get("suppressed"):
+            continue
+        d = decimals.get(s["score"], 1)
+        text = (f"{s['label']}: {_ms_d(s['baseline_mean'], s['baseline_sd'], d)} at baseline and "
+                f"{_ms_d(s['followup_mean'], s['followup_sd'], d)} at follow-up (change "
+                f"{_signed(s['change_mean'], d)}, n = {s['n_paired']}; {_p_text(s['wilcoxon_p'])}, Wilcoxon "
+                f"signed-rank)")
+        if s["mic"] is not None:
+            unit = " %" if s["mic_relative"] else (" points" if s["mic"] >= 1 else "")
+            text += (f"; {_pct(s['mic_rate'])} ({s['n_mic']}/{s['n_paired']}) reached the minimal "
+                     f"important change ({s['mic']:g}{unit})")
+        parts.append(text + ".")
+    h = cell["holistic"]
+    if h.get("suppressed"):
+        parts.append(f"Holistic responders: suppressed. {suppressed_text()}")
+    elif h["n_evaluable"]:
+        parts.append(f"{_pct(h['rate'])} ({h['responders']}/{h['n_evaluable']}) of patients with at least "
+                     f"one domain impaired at baseline were holistic responders (minimal important change "
+                     f"in every impaired domain; Levy et al. 2023).")
+    parts.append(f"EQ-5D-5L index by the value set {result['value_set']}.")
+    return " ".join(parts)
+
+
+PROM_TABLE_COLUMNS = ("n_paired", "baseline_mean", "followup_mean", "change_mean", "change_sd",
+                      "wilcoxon_p", "ttest_p", "n_mic", "mic_rate")
+
+
+def prom_table(result: dict) -> list[dict]:
+    """One row per score of the overall cell, formatted for the dashboard."""
+    rows = []
+    for s in result["overall"].get("scores", []):
+        if s.get("suppressed"):
+            rows.append({"label": s["label"], "suppressed": True})
+            continue
+        fmt = "{:.3f}" if s["score"] == "eq5d5l_index" else "{:.1f}"
+        rows.append({
+            "label": s["label"], "suppressed": False, "n": s["n_paired"] or 0,
+            "baseline": "-" if s["baseline_mean"] is None else fmt.format(s["baseline_mean"]),
+            "followup": "-" if s["followup_mean"] is None else fmt.format(s["followup_mean"]),
+            "change": "-" if s["change_mean"] is None else fmt.format(s["change_mean"])
+            + ("" if s["change_sd"] is None else " ± " + fmt.format(s["change_sd"])),
+            "wilcoxon_p": "-" if s["wilcoxon_p"] is None else f"{s['wilcoxon_p']:.2g}",
+            "ttest_p": "-" if s["ttest_p"] is None else f"{s['ttest_p']:.2g}",
+            "mic": "-" if s["mic_rate"] is None else f"{s['n_mic']}/{s['n_paired']} ({s['mic_rate']:.0%})",
+        })
+    return rows

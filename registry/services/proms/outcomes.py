@@ -40,7 +40,7 @@ from scipy import stats
 
 from registry.models import BASELINE, TRIAL_END, UNSCHEDULED, PainScore, PromAnswer, Visit, VisitStatus
 
-from .. import deid
+from .. import access, deid
 from ..outcomes import analysis as base
 from ..outcomes.query import LAST, OutcomeQuery, outcome_query_clean
 from .instruments import HIGHER_BETTER, SCORES, check_value_set, default_value_set, value_set_note
@@ -258,9 +258,7 @@ def prom_outcomes(*, user=None, patients: QuerySet | None = None, query: Outcome
     scope_base = base._base_patients(patients, user)
     base._check_sites(query, user)
     if value_set in (None, ""):
-        scope = base._patient_scope(scope_base, query)
-        countries = scope.order_by().values_list("site__country", flat=True).distinct()
-        value_set = default_value_set(countries)
+        value_set = _default_value_set(query, scope_base, user)
     value_set = check_value_set(value_set)
     cohort, visits = _load(query, scope_base, value_set)
     pairs = _pairs(cohort, visits, query.timepoint)
@@ -271,6 +269,19 @@ def prom_outcomes(*, user=None, patients: QuerySet | None = None, query: Outcome
         out["group_by"] = query.group_by
         out["groups"] = _groups(pairs, cohort[query.group_by], min_cell)
     return out
+
+
+def _default_value_set(query: OutcomeQuery, scope_base: QuerySet, user) -> str:
+    """The value set of the country of the cohort's patients' sites; for a cohort without
+    patients, of the sites the user sees (or chose with `site`), as the exports do."""
+    countries = set(base._patient_scope(scope_base, query).order_by()
+                    .values_list("site__country", flat=True).distinct())
+    if not countries and user is not None:
+        sites = access.sites_for(user)
+        if query.site:
+            sites = sites.filter(code__in=query.site)
+        countries = set(sites.values_list("country", flat=True))
+    return default_value_set(countries)
 
 
 def _groups(pairs: pd.DataFrame, values: pd.Series, min_cell: int) -> list[dict]:
