@@ -58,7 +58,8 @@ def test_the_project_answers_the_structure_contents(client, cohort, token_a):
     assert {"event_name": "adverse_events_arm_1", "form_name": "adverse_event",
             "custom_form_label": "[ae_category]"} in repeating
     instruments = json.loads(body(post(client, token_a, content="instrument", format="json")))
-    assert [i["instrument_name"] for i in instruments] == ["enrolment", "visit", "adverse_event"]
+    assert [i["instrument_name"] for i in instruments] == [
+        "enrolment", "visit", "eq5d5l", "odi", "bpi_sf", "hads", "pcs", "pseq", "adverse_event"]
     arms = json.loads(body(post(client, token_a, content="arm", format="json")))
     assert arms == [{"arm_num": 1, "name": "Arm 1"}]
 

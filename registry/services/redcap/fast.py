@@ -28,7 +28,16 @@ from .. import datasets
 from ..access import visible
 from ..datasets import pg
 from ..datasets.pg import Sql
-from .project import AE_EVENT, ARM, COMPLETE, FORM_LABELS, FORM_NAMES, INCOMPLETE, Field
+from .project import (
+    AE_EVENT,
+    ARM,
+    COMPLETE,
+    FORM_LABELS,
+    FORM_NAMES,
+    INCOMPLETE,
+    Field,
+    RedcapRequestError,
+)
 
 COMPLETE_LABELS = {"2": "Complete", "1": "Unverified", "0": "Incomplete"}
 KEYS = ("record_id", "redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance")
@@ -229,6 +238,10 @@ def _eav(plan: _Plan, flat: Sql) -> tuple[Sql, list[str]]:
 def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
     """The statement of an export (CSV: text columns; JSON: one object per row) and its
     column names (the CSV header)."""
+    if export.proms:
+        # The PROM forms (answers and scores on read) are written by the Python path only.
+        raise RedcapRequestError("The SQL record export does not write the PROM instruments; "
+                                 "export with proms=False or take the Python path.")
     plan = _Plan(export)
     flat = plan.flat()
     if record_type == "eav":

@@ -12,6 +12,7 @@ from registry.models import (
     Visit,
     choices,
 )
+from registry.models.instruments import INSTRUMENTS
 from registry.models.visits import BASELINE, TRIAL_END, UNSCHEDULED, timepoint_label, timepoint_sort_key
 
 from .. import datasets, missing
@@ -36,7 +37,11 @@ METADATA_COLUMNS = (
     "required_field", "custom_alignment", "question_number", "matrix_group_name",
     "matrix_ranking", "field_annotation",
 )
-FORMS = (("enrolment", "Enrolment"), ("visit", "Visit"), ("adverse_event", "Adverse event"))
+# The PROM instruments (services.redcap.proms) follow the visit form, one form each.
+FORMS = (("enrolment", "Enrolment"), ("visit", "Visit"),
+         *((code, instrument.name) for code, instrument in INSTRUMENTS.items()),
+         ("adverse_event", "Adverse event"))
+PROM_FORM_NAMES = tuple(INSTRUMENTS)
 
 
 class RedcapRequestError(ValueError):
@@ -151,8 +156,19 @@ def project_fields() -> tuple[Field, ...]:
     return tuple(out)
 
 
+def all_fields(*, proms: bool = True) -> tuple[Field, ...]:
+    """The dataset fields and (with `proms`) the PROM forms' fields, in form order."""
+    from .proms import prom_fields
+
+    fields = project_fields()
+    if not proms:
+        return fields
+    order = {name: i for i, (name, _) in enumerate(FORMS)}
+    return tuple(sorted((*fields, *prom_fields()), key=lambda f: order[f.form]))
+
+
 def field_by_name() -> dict[str, Field]:
-    return {f.name: f for f in project_fields()}
+    return {f.name: f for f in all_fields()}
 
 
 FORM_NAMES = tuple(name for name, _ in FORMS)
@@ -176,7 +192,7 @@ def redcap_metadata(*, fields: list[str] | None = None, forms: list[str] | None 
     """The data dictionary in REDCap's 18 columns, optionally narrowed."""
     _check_names(fields=fields, forms=forms)
     out = []
-    for f in project_fields():
+    for f in all_fields():
         if (fields or forms) and not ((fields and f.name in fields) or (forms and f.form in forms)):
             continue
         out.append(f.metadata())
@@ -188,7 +204,7 @@ def redcap_export_field_names(*, field_name: str | None = None) -> list[dict]:
     if field_name:
         _check_names(fields=[field_name])
     return [{"original_field_name": f.name, "choice_value": "", "export_field_name": f.name}
-            for f in project_fields() if not field_name or f.name == field_name]
+            for f in all_fields() if not field_name or f.name == field_name]
 
 
 def redcap_instruments() -> list[dict]:
@@ -237,8 +253,8 @@ class Event:
         if self.code == AE_EVENT:
             return ("adverse_event",)
         if self.code == BASELINE:
-            return ("enrolment", "visit")
-        return ("visit",)
+            return ("enrolment", "visit", *PROM_FORM_NAMES)
+        return ("visit", *PROM_FORM_NAMES)
 
     @property
     def repeating(self) -> bool:

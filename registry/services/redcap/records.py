@@ -30,13 +30,15 @@ from .project import (
     FORM_LABELS,
     FORM_NAMES,
     INCOMPLETE,
+    PROM_FORM_NAMES,
     Event,
     Field,
     RedcapRequestError,
     _check_names,
-    project_fields,
+    all_fields,
     redcap_event_list,
 )
+from .proms import answers_of, form_complete, prom_values
 
 # --- records ----------------------------------------------------------------------------
 
@@ -69,6 +71,8 @@ class RecordExport:
     labels: bool = False
     date_begin: datetime.datetime | None = None
     date_end: datetime.datetime | None = None
+    # The PROM forms (services.redcap.proms); the SQL path (redcap.fast) does not write them.
+    proms: bool = True
 
     def __post_init__(self):
         self.event_list = redcap_event_list()
@@ -77,12 +81,14 @@ class RecordExport:
         self.event_by_code = {e.code: e for e in self.event_list}
         self.event_order = {e.code: i for i, e in enumerate(self.event_list)}
         selected = []
-        for f in project_fields():
+        for f in all_fields(proms=self.proms):
             if not (self.fields or self.forms) or f.name in self.fields or f.form in self.forms:
                 selected.append(f)
         self.selected = selected
         completes = []
         for form in FORM_NAMES:
+            if form in PROM_FORM_NAMES and not self.proms:
+                continue
             if not (self.fields or self.forms) or form in self.forms or f"{form}_complete" in self.fields:
                 completes.append(form)
         self.completes = completes
@@ -116,7 +122,7 @@ class RecordExport:
         return out
 
     def header_labels(self) -> dict[str, str]:
-        labels = {f.name: f.label for f in project_fields()}
+        labels = {f.name: f.label for f in all_fields()}
         labels.update({"redcap_event_name": "Event Name", "redcap_repeat_instrument":
                        "Repeat Instrument", "redcap_repeat_instance": "Repeat Instance"})
         labels.update({f"{form}_complete": "Complete?" for form in FORM_NAMES})
@@ -158,6 +164,9 @@ class RecordExport:
         want_visits = bool(self.wanted_events - {AE_EVENT})
         want_events = AE_EVENT in self.wanted_events
         columns = self.columns()
+        want_proms = any(f.form in PROM_FORM_NAMES for f in self.selected) or \
+            any(form in PROM_FORM_NAMES for form in self.completes)
+        self.value_set = self.prom_value_set() if want_proms else None
         last = None
         while True:
             batch = list((patients.filter(registry_id__gt=last) if last else patients)[:BATCH])
@@ -167,9 +176,17 @@ class RecordExport:
             pks = [pk for pk, _ in batch]
             enrolment = {row["registry_id"]: row for row in datasets.fetched_rows(
                 datasets.PATIENTS, Patient.objects.filter(pk__in=pks))}
-            visits_of = _by_patient(datasets.fetched_rows(
-                datasets.VISITS, visible(Visit.objects.all(), self.user).filter(patient_id__in=pks))
-                if want_visits else [])
+            visit_qs = visible(Visit.objects.all(), self.user).filter(patient_id__in=pks)
+            visit_rows = datasets.fetched_rows(datasets.VISITS, visit_qs) if want_visits else []
+            if want_proms and visit_rows:
+                # The visits in the dataset's own order (the same query's ORDER BY), so each
+                # row gets its visit's answers; scores computed from them (services.proms).
+                ordered = datasets.VISITS.prepare(visit_qs).order_by(*datasets.VISITS.order_by())
+                visit_ids = list(ordered.values_list("pk", flat=True))
+                answers = answers_of(visit_ids)
+                for row, visit_id in zip(visit_rows, visit_ids, strict=True):
+                    row["_proms"] = answers.get(visit_id, {})
+            visits_of = _by_patient(visit_rows)
             events_of = _by_patient(datasets.fetched_rows(
                 datasets.EVENTS, visible(AdverseEvent.objects.all(), self.user).filter(patient_id__in=pks))
                 if want_events else [])
@@ -211,6 +228,8 @@ class RecordExport:
                     if "visit_complete" in row:
                         done = visit["status"] == VisitStatus.COMPLETED
                         row["visit_complete"] = self._complete_text(COMPLETE if done else INCOMPLETE)
+                    if "_proms" in visit:
+                        self._prom_cells(row, visit["_proms"])
                 yield row
         if AE_EVENT in self.wanted_events:
             event = self.event_by_code[AE_EVENT]
@@ -229,6 +248,23 @@ class RecordExport:
                     closed = ae["outcome"] in CLOSED_OUTCOMES
                     row["adverse_event_complete"] = self._complete_text(COMPLETE if closed else INCOMPLETE)
                 yield row
+
+    def prom_value_set(self) -> str:
+        """The EQ-5D-5L value set of the country of the user's sites (as the exports)."""
+        from ..access import sites_for
+        from ..proms.instruments import default_value_set
+
+        return default_value_set(sites_for(self.user).values_list("country", flat=True))
+
+    def _prom_cells(self, row: dict, answers: dict) -> None:
+        values = prom_values(answers, self.value_set)
+        for f in self.selected:
+            if f.form in PROM_FORM_NAMES:
+                row[f.name] = self._value(f, values[f.column])
+        for form in PROM_FORM_NAMES:
+            if f"{form}_complete" in row:
+                row[f"{form}_complete"] = self._complete_text(
+                    COMPLETE if form_complete(answers, form) else INCOMPLETE)
 
     def eav_rows(self) -> Iterator[dict]:
         """REDCap's eav shape: one row per non-empty value (record, event, repeat, field, value)."""
