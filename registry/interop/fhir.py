@@ -103,6 +103,8 @@ def capability_statement(request):
         "Procedure": ["_id", "patient", "subject", "date", "_lastUpdated"],
         "Observation": ["_id", "patient", "subject", "code", "date", "_lastUpdated"],
         "AdverseEvent": ["_id", "patient", "subject", "date", "seriousness", "_lastUpdated"],
+        "Questionnaire": ["_id"],
+        "QuestionnaireResponse": ["_id", "patient", "subject", "_lastUpdated"],
     }
     types = {"_id": "token", "identifier": "token", "gender": "token", "status": "token",
              "code": "token", "seriousness": "token", "patient": "reference",

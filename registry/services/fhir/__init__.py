@@ -10,6 +10,10 @@ What it promises:
   Observation (NRS as LOINC 72514-3, further pain scores per pain site,
   satisfaction and PGIC with local codes), AdverseEvent (seriousness, severity,
   outcome, suspectEntity with causality to the device and to the procedure).
+- PROMs (`proms`): Questionnaire per instrument (item codes, short labels, ranges; no
+  licensed wording), QuestionnaireResponse per visit and instrument, and an Observation per
+  computable score (`visit-<pk>-<score>`, e.g. `visit-7-odi-score`) with the algorithm and
+  the EQ-5D-5L value set (of the country of the user's sites, as the exports) in `method`.
 - Every query goes through `services.access.visible`, so a token sees the
   same patients as its user does in every other channel.
 - Resources are plain dicts in FHIR R4 JSON shape; `tests/interop` validates

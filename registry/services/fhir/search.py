@@ -18,12 +18,15 @@ from registry.models import (
     Implant,
     PainScore,
     Patient,
+    PromAnswer,
     Visit,
     VisitStatus,
 )
+from registry.models.instruments import INSTRUMENTS, SCORES
 
 from .. import deid
-from ..access import visible
+from ..access import sites_for, visible
+from . import proms
 from .resources import (
     GENDER,
     LOINC,
@@ -44,8 +47,9 @@ DATE_SEARCH_TYPES = ("Procedure", "Observation", "AdverseEvent")
 DATE_HINT = "search by patient or code and select on the (consistently shifted) dates yourself"
 RESOURCE_TYPES = (
     "Patient", "ResearchStudy", "ResearchSubject", "Device", "Procedure", "Observation",
-    "AdverseEvent",
+    "AdverseEvent", "Questionnaire", "QuestionnaireResponse",
 )
+PROM = "prom"  # the Observation kind of the PROM scores (services.fhir.proms)
 
 
 class FhirQueryError(ValueError):
@@ -75,9 +79,11 @@ class Search:
     resource_type: str
     rows: QuerySet | None
     used: dict[str, list[str]] = field(default_factory=dict)
-    kinds: tuple[str, ...] = OBSERVATION_KINDS + ("painscore",)
+    kinds: tuple[str, ...] = OBSERVATION_KINDS + ("painscore", PROM)
     ids: set[str] | None = None
     shift: bool = False  # clinical dates shifted per patient (services.deid)
+    value_set: str = "ENG"  # EQ-5D-5L value set of the score Observations (the user's sites')
+    prom_codes: set[str] | None = None  # PROM scores asked for by `code` (None: all)
 
     @property
     def dates(self) -> str:
@@ -85,7 +91,7 @@ class Search:
         return "shifted" if self.shift else "iso"
 
     def resources(self) -> Iterator[dict]:
-        for resource in _build(self.resource_type, self.rows, self.kinds, self.shift):
+        for resource in _build(self.resource_type, self.rows, self.kinds, self.shift, self):
             if self.ids is None or resource["id"] in self.ids:
                 yield resource
 
@@ -104,7 +110,14 @@ class Search:
             total = sum(found.values())
             if "painscore" in self.kinds:
                 total += PainScore.objects.filter(visit__in=self.rows.values("pk")).count()
+            if PROM in self.kinds:
+                answers = PromAnswer.objects.filter(visit__in=self.rows.values("pk")).order_by("visit_id") \
+                    .values_list("visit_id", "instrument", "item", "value")
+                total += proms.count_scores(answers.iterator(chunk_size=5000), self.prom_codes)
             return total
+        if self.resource_type == "QuestionnaireResponse":
+            return PromAnswer.objects.filter(visit__in=self.rows.values("pk")) \
+                .values("visit_id", "instrument").distinct().count()
         return self.rows.count()
 
 
@@ -156,7 +169,10 @@ def _instant_filter(param: str, value: str, field_name: str) -> Q:
     return Q(**{f"{field_name}__{op}": moment})
 
 
-OBSERVATION_ID_RE = re.compile(r"^visit-(\d+)-(nrs|satisfaction|pgic)$|^painscore-(\d+)$", re.ASCII)
+_SCORE_IDS = "|".join(proms.fhir_id(c) for c in SCORES)
+OBSERVATION_ID_RE = re.compile(r"^visit-(\d+)-(nrs|satisfaction|pgic|" + _SCORE_IDS + r")$"
+                               r"|^painscore-(\d+)$", re.ASCII)
+QR_ID_RE = re.compile(r"^qr-(\d+)-(" + "|".join(proms.fhir_id(c) for c in INSTRUMENTS) + r")$", re.ASCII)
 
 
 def _pk(digits: str) -> int:
@@ -225,12 +241,16 @@ def fhir_search(*, user, resource_type: str, params: dict[str, list[str]]) -> Se
                              code="forbidden")
     search = _search(user, resource_type, params)
     search.shift = shift
+    if resource_type == "Observation" and PROM in search.kinds:
+        from ..proms.instruments import default_value_set
+
+        search.value_set = default_value_set(sites_for(user).values_list("country", flat=True))
     return search
 
 
 def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
     ids = _values(params, "_id")
-    if resource_type == "ResearchStudy":
+    if resource_type in ("ResearchStudy", "Questionnaire"):
         search = Search(resource_type, None)
         if ids:
             search.used["_id"] = params["_id"]
@@ -314,9 +334,25 @@ def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
                     kinds |= {"nrs", "painscore"}
                 elif code in OBSERVATION_KINDS and system in ("", code_system("observation")):
                     kinds.add(code)
+                elif code in SCORES and system in ("", code_system("prom-score")):
+                    kinds.add(PROM)
+                    search.prom_codes = (search.prom_codes or set()) | {code}
             search.kinds = tuple(sorted(kinds))
             search.used["code"] = params["code"]
         updated_path = "updated_at"
+    elif resource_type == "QuestionnaireResponse":
+        rows = (visible(Visit.objects.select_related("patient"), user)
+                .filter(status=VisitStatus.COMPLETED, date_done__isnull=False)
+                .filter(pk__in=PromAnswer.objects.values("visit_id"))
+                .order_by("patient__registry_id", "date_done", "pk"))
+        search = Search(resource_type, rows)
+        if ids:
+            search.rows = search.rows.filter(
+                pk__in=[_pk(m.group(1)) for m in map(QR_ID_RE.match, ids) if m])
+            search.ids = set(ids)
+        _patient_filter(search, params, ("patient", "subject"), "patient__registry_id")
+        # No date search here: `authored` is a shifted date for investigators (see `date`).
+        updated_path = "prom_answers__updated_at"
     else:  # AdverseEvent
         rows = (visible(AdverseEvent.objects.select_related("patient", "implant"), user)
                 .order_by("patient__registry_id", "onset_date", "pk"))
@@ -339,17 +375,32 @@ def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
     for value in params.get("_lastUpdated", []):
         search.used.setdefault("_lastUpdated", []).append(value)
         search.rows = search.rows.filter(_instant_filter("_lastUpdated", value, updated_path))
+    if resource_type == "QuestionnaireResponse" and "_lastUpdated" in search.used:
+        search.rows = search.rows.distinct()  # one row per visit, whichever answers matched
     return search
 
 
-def _build(resource_type: str, rows: QuerySet | None, kinds, shift: bool) -> Iterator[dict]:
+def _build(resource_type: str, rows: QuerySet | None, kinds, shift: bool,
+           search: Search | None = None) -> Iterator[dict]:
     if resource_type == "ResearchStudy":
         yield research_study_resource()
         return
+    if resource_type == "Questionnaire":
+        yield from proms.questionnaire_resources()
+        return
+    if resource_type == "QuestionnaireResponse":
+        for visit in rows.prefetch_related("prom_answers").iterator(chunk_size=2000):
+            yield from proms.questionnaire_response_resources(visit, visit.prom_answers.all(), shift=shift)
+        return
     if resource_type == "Observation":
-        # Pain scores are fetched per chunk with the visits (no N+1), kept in visit order.
-        for visit in rows.prefetch_related("pain_scores").iterator(chunk_size=2000):
+        # Pain scores and PROM answers are fetched per chunk with the visits (no N+1).
+        with_proms = PROM in kinds
+        fetched = ("pain_scores", "prom_answers") if with_proms else ("pain_scores",)
+        for visit in rows.prefetch_related(*fetched).iterator(chunk_size=2000):
             yield from observation_resources(visit, kinds, visit.pain_scores.all(), shift=shift)
+            if with_proms:
+                yield from proms.score_observations(visit, visit.prom_answers.all(), search.value_set,
+                                                    shift=shift, codes=search.prom_codes)
         return
     builders = {
         # Device holds no clinical dates; Patient has a birth year only, and not for all.
@@ -380,4 +431,5 @@ def fhir_since_params(since: str | None) -> dict[str, list[str]]:
     return {"_lastUpdated": [f"ge{since}"]}
 
 
-EXPORT_TYPES = ("Patient", "ResearchSubject", "Device", "Procedure", "Observation", "AdverseEvent")
+EXPORT_TYPES = ("Patient", "ResearchSubject", "Device", "Procedure", "Observation", "AdverseEvent",
+                "QuestionnaireResponse")
