@@ -26,6 +26,7 @@ from registry.models import (
     PainSite,
     Paradigm,
     Patient,
+    PromAnswer,
     Recall,
     Relatedness,
     Severity,
@@ -38,6 +39,7 @@ from registry.models import (
 
 from .audit import bulk_create_audited
 from .dates import add_months
+from .proms.instruments import INSTRUMENTS, schedules_for
 
 DEMO_SITES = [
     ("AMS", "Amsterdam Pain Centre", "NL", "Europe/Amsterdam"),
@@ -113,14 +115,17 @@ def synthetic_registry(*, patients: int, seed: int = 1, sites: int | None = None
         site_objs.append(site)
     protocol = FollowUpProtocol.default()
     timepoints = list(protocol.timepoints.all()) if protocol else []
-    counts = {"patients": 0, "implants": 0, "visits": 0, "pain_scores": 0, "adverse_events": 0}
+    # PROM answers draw from their own stream, so the rest of a seed's registry is unchanged.
+    proms = _PromMaker(random.Random(f"proms-{seed}"), schedules_for(protocol))
+    counts = {"patients": 0, "implants": 0, "visits": 0, "pain_scores": 0, "adverse_events": 0,
+              "prom_answers": 0}
     sequence = {s.pk: s.patient_sequence for s in site_objs}
     done = 0
     while done < patients:
         size = min(chunk, patients - done)
         with transaction.atomic():
             _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, counts,
-                   full_schedule)
+                   full_schedule, proms)
         done += size
         if progress:
             progress(size)
@@ -130,8 +135,52 @@ def synthetic_registry(*, patients: int, seed: int = 1, sites: int | None = None
     return counts
 
 
+class _PromMaker:
+    """Plausible PROM answers at the visits the protocol asks them for (services.proms):
+    worse at baseline, better as the NRS falls, a few items and instruments left out."""
+
+    SKIP_INSTRUMENT = 0.07
+    SKIP_ITEM = 0.03
+
+    def __init__(self, rng: random.Random, schedules):
+        self.rng = rng
+        self.schedules = schedules
+
+    def answers(self, visit, diagnosis: str, baseline_nrs: int, nrs: int) -> list[PromAnswer]:
+        rng = self.rng
+        relief = max(0.0, 1 - nrs / baseline_nrs) if baseline_nrs else 0.0  # 0 none .. 1 pain-free
+        out = []
+        for code, instrument in INSTRUMENTS.items():
+            if not any(row.instrument == code and row.due_at(visit.timepoint, diagnosis)
+                       for row in self.schedules) or rng.random() < self.SKIP_INSTRUMENT:
+                continue
+            for item in instrument.items:
+                if rng.random() < self.SKIP_ITEM:
+                    continue
+                value = self._value(code, item, relief, nrs)
+                out.append(PromAnswer(visit=visit, instrument=code, instrument_version=instrument.version,
+                                      item=item.code, value=max(item.low, min(item.high, value))))
+        return out
+
+    def _value(self, code, item, relief, nrs) -> int:
+        g = self.rng.gauss
+        if code == "eq5d5l":
+            if item.code == "vas":
+                return round(35 + 45 * relief + g(0, 10))
+            start = {"pd": 4.0, "mo": 3.0, "ua": 3.2, "sc": 2.0, "ad": 2.6}[item.code]
+            return round(start - 2.2 * relief + g(0, 0.6))
+        if code == "bpi_sf":
+            return round(nrs + g(0, 1.0) if item.code in ("worst", "least", "average", "now")
+                         else nrs * 0.8 + g(0, 1.5))
+        span = item.high - item.low
+        worse = {"odi": 0.55, "hads": 0.5, "pcs": 0.6}.get(code)
+        if worse is not None:  # higher is worse
+            return round(item.low + span * (worse - 0.35 * relief) + g(0, span * 0.15))
+        return round(item.low + span * (0.4 + 0.35 * relief) + g(0, span * 0.15))  # PSEQ: higher better
+
+
 def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, counts,
-           full_schedule=False):
+           full_schedule=False, proms=None):
     patients, plans = [], []
     for _ in range(size):
         site = rng.choice(site_objs)
@@ -264,6 +313,14 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
             patient__in=patients).values("id", "patient_id", "timepoint")}
         for v in visits:
             v.pk = v.id = lookup[(v.patient_id, v.timepoint)]
+    answers = []
+    if proms is not None:
+        diagnosis_of = {p.pk: p.diagnosis for p in patients}
+        baseline_of = {v.patient_id: v.nrs for v in visits if v.timepoint == "baseline"}
+        for visit, _postamp, nrs in scores_for:
+            answers += proms.answers(visit, diagnosis_of[visit.patient_id],
+                                     baseline_of[visit.patient_id], nrs)
+    bulk_create_audited(answers, PromAnswer, actor=actor, reason=reason, batch_size=5000)
     scores = []
     for visit, postamp, nrs in scores_for:
         if not postamp:
@@ -278,3 +335,4 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
     counts["visits"] += len(visits)
     counts["pain_scores"] += len(scores)
     counts["adverse_events"] += len(events)
+    counts["prom_answers"] += len(answers)
