@@ -348,7 +348,8 @@ class CodebookView(APIView):
         if dates not in exports.DATES_MODES:
             raise exceptions.ValidationError(
                 {"dates": [f"Unknown dates mode '{dates}'; expected relative or iso."]})
-        return Response(datasets.codebook(datasets.get(self.dataset), dates=dates))
+        value_set = requested_value_set(request) if self.dataset == "visits" else None
+        return Response(datasets.codebook(datasets.get(self.dataset), dates=dates, value_set=value_set))
 
 
 def codebook_schema(dataset: str):
@@ -357,7 +358,10 @@ def codebook_schema(dataset: str):
         operation_id=f"exports_{dataset.replace('-', '_')}_codebook",
         summary=f"Codebook of the {dataset} analysis dataset",
         parameters=[OpenApiParameter("dates", OpenApiTypes.STR, enum=list(exports.DATES_MODES),
-                                     default="relative")],
+                                     default="relative"),
+                    OpenApiParameter("value_set", OpenApiTypes.STR, enum=list(VALUE_SETS),
+                                     description="Visits: the EQ-5D-5L value set stated in the labels "
+                                                 "of eq5d5l_index (default: the sites' country).")],
         responses={200: {"type": "array", "items": entry},
                    **{code: resp for code, resp in AUTH_ERRORS.items()}},
     ))

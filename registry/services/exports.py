@@ -33,6 +33,7 @@ from django.db import connections
 from django.db.models import QuerySet
 
 from registry.models import choices
+from registry.models.instruments import check_value_set
 
 from . import datasets, missing
 from .cells import to_cell
@@ -242,7 +243,8 @@ def _file_rows(dataset, queryset, dates, value_set=None) -> tuple[list[Column], 
     return columns_for(dataset, dates=dates), _rows(dataset, queryset, dates, 2000, value_set)
 
 
-def _write_xlsx(path: str, columns: list[Column], rows: Iterable[dict], counter: RowCounter):
+def _write_xlsx(path: str, columns: list[Column], rows: Iterable[dict], counter: RowCounter,
+                value_set: str | None = None):
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
@@ -254,7 +256,7 @@ def _write_xlsx(path: str, columns: list[Column], rows: Iterable[dict], counter:
     # The codebook, from the same declarations as the data sheet.
     variables = workbook.create_sheet("variables")
     variables.append(list(datasets.CODEBOOK_COLUMNS))
-    for entry in datasets.codebook_of(columns):
+    for entry in datasets.codebook_of(columns, value_set=value_set):
         variables.append([entry[k] for k in datasets.CODEBOOK_COLUMNS])
     workbook.save(path)
 
@@ -322,11 +324,14 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
     return frame, value_labels, declared
 
 
-def _write_stat(path: str, columns, rows, counter, fmt: str):
+def _write_stat(path: str, columns, rows, counter, fmt: str, value_set: str | None = None):
     import pyreadstat
 
+    from .datasets.codebook import value_set_labels
+
     frame, value_labels, declared = _stat_frame(columns, rows, counter, stata=fmt == "dta")
-    labels = [c.label for c in columns]
+    stated = value_set_labels(value_set, columns)  # the value set in the variable label
+    labels = [stated.get(c.name, c.label) for c in columns]
     if fmt == "sav":
         pyreadstat.write_sav(frame, path, column_labels=labels, variable_value_labels=value_labels,
                              missing_ranges=declared)
@@ -347,13 +352,14 @@ def export_file(dataset: str, queryset: QuerySet, fmt: str, *, dates: str = "rel
     if fmt not in ("xlsx", "sav", "dta"):
         raise ValueError(f"export_file writes xlsx, sav or dta, not '{fmt}'.")
     columns, rows = _file_rows(dataset, queryset, dates, value_set)
+    value_set = check_value_set(value_set)  # the one the rows were scored with, stated in the labels
     handle, path = tempfile.mkstemp(prefix=f"registry-{dataset}-", suffix=f".{fmt}")
     os.close(handle)
     try:
         if fmt == "xlsx":
-            _write_xlsx(path, columns, rows, counter)
+            _write_xlsx(path, columns, rows, counter, value_set)
         else:
-            _write_stat(path, columns, rows, counter, fmt)
+            _write_stat(path, columns, rows, counter, fmt, value_set)
     except BaseException:
         os.unlink(path)
         raise
