@@ -67,3 +67,23 @@ def test_the_same_seed_gives_the_same_answers():
 def test_seed_synthetic_says_how_many_answers_it_wrote(capsys):
     call_command("seed_synthetic", "--patients", "3", "--seed", "2", "--quiet")
     assert "prom answers" in capsys.readouterr().out
+
+
+def test_demo_answers_round_trip_through_a_bundle(data_manager, tmp_path):
+    from registry.services.bundles import bundle_export
+    from registry.services.imports import bundle_import
+    from tests.commands.test_export_registry import empty_the_registry
+
+    synthetic_registry(patients=12, seed=5, today=TODAY, actor=system_user())
+    key = ("visit__patient__registry_id", "visit__timepoint", "visit__implant__ref", "instrument", "item",
+           "value")
+    before = sorted(PromAnswer.objects.values_list(*key))
+    assert len(before) > 300
+    bundle_export(target=tmp_path / "out", actor=data_manager)
+    empty_the_registry()
+    report = bundle_import(source=tmp_path / "out", actor=data_manager, reason="round trip")
+    assert report.ok, report.errors[:5]
+    assert sorted(PromAnswer.objects.values_list(*key)) == before
+    bundle_export(target=tmp_path / "again", actor=data_manager)
+    assert (tmp_path / "again" / "prom_answers.csv").read_bytes() == \
+        (tmp_path / "out" / "prom_answers.csv").read_bytes()
