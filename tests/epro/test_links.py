@@ -11,6 +11,7 @@ from django.utils import timezone
 from registry.models import ConsentStatus, EproLink, Patient
 from registry.services import epro
 from registry.services.audit import system_user
+from registry.services.dates import site_today
 from registry.services.patients import patient_save
 from tests.epro.conftest import open_m3
 
@@ -61,7 +62,8 @@ def test_the_row_rule_and_the_query_rule_agree(site_a):
     withdrawn.consent_status, withdrawn.withdrawal_date = ConsentStatus.WITHDRAWN, timezone.now().date()
     patient_save(patient=withdrawn, actor=system_user(), reason="test")
     cases.append(withdrawn)
-    by_query = set(Patient.objects.filter(epro.may_contact()).values_list("pk", flat=True))
+    by_query = set(Patient.objects.filter(epro.may_contact(on=site_today(site_a.timezone)))
+                   .values_list("pk", flat=True))
     assert {p.pk for p in cases if epro.may_contact_row(Patient.objects.get(pk=p.pk))} == by_query
     assert len(by_query) == 1
 
