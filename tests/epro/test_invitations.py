@@ -16,7 +16,7 @@ from registry.services.audit import record_save
 from registry.services.dates import site_today
 from registry.services.patients import patient_save
 from tests.conftest import needs_postgres
-from tests.epro.conftest import open_m3
+from tests.epro.conftest import answers, open_m3
 from tests.factories import make_site
 from tests.mailserver import (
     restore_reference_data,
@@ -84,7 +84,7 @@ def test_nothing_after_submission_or_the_nurses_entry(site_a, smtp_server, nurse
     assert len(smtp_server.messages) == 2
     link = epro.link_find(link_in(smtp_server.text(0)).rsplit("/", 2)[-2])
     answered_visit = link.visit
-    epro.answers_submit(link=link, data={"nrs": 1, "satisfaction": 5, "pgic": 1})
+    epro.answers_submit(link=link, data=answers(answered_visit, nrs=1, satisfaction=5, pgic=1))
     other = entered if answered_visit.pk == answered.pk else answered
     other = Visit.objects.get(pk=other.pk)
     other.status, other.date_done, other.nrs = VisitStatus.COMPLETED, other.window_start, 4
