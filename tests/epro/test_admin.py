@@ -1,6 +1,7 @@
 """The clinic's side: the visit page's printable link and QR code, the patient page's list
 with resend and revoke, conflicts, scoping, and the count for the home page."""
 
+import datetime
 import re
 
 from django.urls import reverse
@@ -113,3 +114,27 @@ def test_response_rates_per_site_and_timepoint_on_the_dashboard(client, nurse, s
     login(client, data_manager)
     page = client.get(reverse("admin:registry_outcomes")).content.decode()
     assert 'id="epro-response-rates"' in page and "33.3" in page
+
+
+def test_the_patient_page_shows_each_links_state(client, nurse, site_a, settings):
+    settings.REGISTRY_EPRO_GRACE_DAYS = 0
+    patient, visit = open_m3(site_a)
+    out, _ = epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
+    opened, _ = epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
+    epro.link_opened(opened)
+    submitted, _ = epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
+    other, late = open_m3(site_a)
+    epro.link_create(visit=late, channel=EproLink.Channel.PRINTED, actor=nurse)
+    closed = late.window_start - datetime.timedelta(days=1)  # the window ended yesterday
+    Visit.objects.filter(pk=late.pk).update(window_start=closed - datetime.timedelta(days=10),
+                                            window_end=closed)
+    login(client, nurse)
+    hub = reverse("admin:registry_patient_change", args=[patient.pk])
+    page = client.get(hub).content.decode()
+    for state in ("out", "opened"):
+        assert f'class="questionnaire-{state}"' in page, state
+    other_page = client.get(reverse("admin:registry_patient_change", args=[other.pk])).content.decode()
+    assert 'class="questionnaire-expired"' in other_page
+    epro.answers_submit(link=submitted, data=answers(visit))
+    page = client.get(hub).content.decode()
+    assert 'class="questionnaire-submitted"' in page and 'class="questionnaire-closed"' in page

@@ -36,6 +36,18 @@ def test_the_bundle_writes_and_reads_the_consent_to_links(site_a, tmp_path):
     assert Patient.objects.get(registry_id="AAA-0101").epro_consent_date is None
 
 
+def test_the_consent_to_links_is_recorded_with_history(site_a, nurse):
+    from registry.services.patients import patient_save
+
+    patient, _ = open_m3(site_a, consent=False)
+    patient.epro_consent_date, patient.epro_channel = site_today(site_a.timezone), "both"
+    patient_save(patient=patient, actor=nurse, reason="consented to questionnaire links in clinic")
+    last = Patient.objects.get(pk=patient.pk).history.first()
+    assert last.history_user == nurse and last.epro_consent_date == patient.epro_consent_date
+    assert last.epro_channel == "both"
+    assert last.history_change_reason == "consented to questionnaire links in clinic"
+
+
 def test_a_bad_consent_date_in_the_bundle_is_named(site_a, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

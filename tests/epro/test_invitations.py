@@ -94,6 +94,17 @@ def test_nothing_after_submission_or_the_nurses_entry(site_a, smtp_server, nurse
     assert len(smtp_server.messages) == 2
 
 
+def test_no_reminder_once_the_window_has_closed(site_a, smtp_server, settings):
+    settings.REGISTRY_EPRO_REMINDER_DAYS = [3, 7]
+    _, visit = open_m3(site_a)
+    # The window closes the day after tomorrow: the reminders of days 3 and 7 never go.
+    Visit.objects.filter(pk=visit.pk).update(window_end=site_today(site_a.timezone)
+                                             + datetime.timedelta(days=2))
+    assert len(run(site_a).sent) == 1
+    assert [run(site_a, day).sent for day in range(1, 12)] == [[]] * 11
+    assert len(smtp_server.messages) == 1
+
+
 def test_withdrawal_stops_invitations_at_once(site_a, smtp_server, nurse):
     patient, _ = open_m3(site_a)
     run(site_a)
