@@ -87,5 +87,6 @@ def restore_reference_data() -> None:
 
     for module, function in (("0002_default_protocol", "create_default"),
                              ("0003_reminders_beat_schedule", "create_beat_entry"),
+                             ("0012_proms", "create_default_proms"),
                              ("0013_data_management", "create_beat_entry")):
         getattr(importlib.import_module(f"registry.migrations.{module}"), function)(apps, None)

@@ -351,5 +351,8 @@ if len(_epro_days) > 3 or _epro_days != sorted(set(_epro_days)) or any(d < 1 for
 # unknown or dead links one address may try before it is refused for the lockout time.
 REGISTRY_EPRO_RATE = env("REGISTRY_EPRO_RATE", default="120/hour")
 REGISTRY_EPRO_FAILURES_PER_IP = _positive("REGISTRY_EPRO_FAILURES_PER_IP", 20)
+# A folder of the licensed PROM item texts sites hold (never in the repository; see
+# registry/services/epro/texts.py); empty: the patient pages show short labels and scales.
+REGISTRY_PROM_TEXT_DIR = env("REGISTRY_PROM_TEXT_DIR", default="")
 LANGUAGES = [("en", "English"), ("nl", "Nederlands")]
 LOCALE_PATHS = [BASE_DIR / "registry" / "locale"]

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import outcomes, queries, views
+from . import epro, outcomes, queries, views
 
 router = DefaultRouter()
 router.register("sites", views.SiteViewSet, basename="site")
@@ -22,6 +22,7 @@ v1_patterns = [
          name="export-adverse-events"),
     path("outcomes/", outcomes.OutcomeSummaryView.as_view(), name="outcomes"),
     path("outcomes/proms/", outcomes.PromOutcomeView.as_view(), name="outcomes-proms"),
+    path("outcomes/response-rates/", epro.ResponseRatesView.as_view(), name="outcomes-response-rates"),
     path("exports/prom-answers/", views.PromAnswerExportView.as_view(), name="export-prom-answers"),
 ]
 

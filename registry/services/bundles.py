@@ -34,6 +34,7 @@ from registry.models import (
     ConsentStatus,
     Diagnosis,
     Enrolment,
+    EnteredBy,
     Etiology,
     ExportLog,
     Implant,
@@ -223,6 +224,10 @@ VISITS = BundleFile(
                  help=f"Why {label} is empty (only with {label} empty).")
           for name, label in (("nrs", "nrs"), ("satisfaction", "satisfaction"), ("pgic", "pgic"),
                               ("opioid_mme", "opioid_mme"))],
+        # Read by hand (services/imports/checks.py), not set as a field: empty = `import`.
+        Column("entered_by", CODE, required=False, field="entered_by_at_source", choices=EnteredBy,
+               help="Who entered the answers where the bundle was made (`patient` through her "
+                    "questionnaire link, `nurse`, `import`); empty = `import`."),
     ),
     key_help="`registry_id` + `timepoint` for the baseline; `registry_id` + `implant_ref` + "
              "`timepoint` for the others; `unscheduled` visits add `visit_date`",
@@ -402,7 +407,7 @@ def bundle_export(*, target: str | Path, site: Site | None = None, actor=None,
     visits = Visit.objects.filter(patient__in=patients, status=VisitStatus.COMPLETED).order_by(
         _bytewise("patient__registry_id"))
     visit_rows = _rows(VISITS, visits, {"registry_id": "patient__registry_id",
-                                         "implant_ref": "implant__ref"})
+                                         "implant_ref": "implant__ref", "entered_by": "entered_by"})
     emit(VISITS, _sorted_per_patient(visit_rows, lambda r: (
         r[3], timepoint_sort_key(r[2]), r[1] or "")))
 

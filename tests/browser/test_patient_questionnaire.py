@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.models import EnteredBy, Visit, VisitStatus
+from registry.models import EnteredBy, PromAnswer, Visit, VisitStatus
 from registry.services import epro
 from registry.services.dates import site_today
 from tests.epro.conftest import open_m3
@@ -61,6 +61,24 @@ def fits_the_screen(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
+def answer_the_rest(page, start: int, total: int, values: dict) -> None:
+    """Questions `start`..`total`: each PROM item answered with `values` (name -> value) or
+    its lowest value, by label, as a patient taps."""
+    for number in range(start, total + 1):
+        page.wait_for_selector(f"text=Question {number} of {total}")
+        box = page.locator("input[type=number]")
+        if box.count():
+            name = box.get_attribute("name")
+            box.fill(str(values.get(name, 50)))
+        else:
+            radios = page.locator("input[type=radio]")
+            name = radios.first.get_attribute("name")
+            wanted = values.get(name)
+            target = radios.first if wanted is None else page.locator(f"input[name={name}][value='{wanted}']")
+            page.locator(f"label[for='{target.get_attribute('id')}']").click()
+        page.get_by_role("button", name="Save and continue").click()
+
+
 def test_a_patient_answers_on_her_phone_from_the_e_mail_and_the_link_then_refuses(
         phone, live_server, smtp_server, site_a, settings):
     restore_reference_data()
@@ -76,7 +94,9 @@ def test_a_patient_answers_on_her_phone_from_the_e_mail_and_the_link_then_refuse
     page.goto(url)
     assert fits_the_screen(page)
     assert page.locator("html").get_attribute("lang") == "en"
-    assert page.locator(".progress").inner_text() == "Question 1 of 3"
+    total = len(epro.questions_for(first_visit))
+    assert total == 20  # NRS, satisfaction, PGIC, EQ-5D-5L (6) and BPI-SF (11) at m3
+    assert page.locator(".progress").inner_text() == f"Question 1 of {total}"
     body = page.locator("body").inner_text()
     assert first.registry_id not in body and "Maria Jansen" not in body
     # Every choice has a label (screen readers), the question is the fieldset's legend.
@@ -85,7 +105,7 @@ def test_a_patient_answers_on_her_phone_from_the_e_mail_and_the_link_then_refuse
     page.get_by_role("button", name="Save and continue").click()
 
     # The keyboard alone: into the options, pick one with the arrow keys, Enter sends.
-    page.wait_for_selector("text=Question 2 of 3")
+    page.wait_for_selector(f"text=Question 2 of {total}")
     page.get_by_label("Very dissatisfied").focus()
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
@@ -93,9 +113,12 @@ def test_a_patient_answers_on_her_phone_from_the_e_mail_and_the_link_then_refuse
     assert page.get_by_label("Satisfied", exact=True).is_checked()
     page.keyboard.press("Enter")
 
-    page.wait_for_selector("text=Question 3 of 3")
+    page.wait_for_selector(f"text=Question 3 of {total}")
     page.get_by_label("Much improved", exact=True).check()
     page.get_by_role("button", name="Save and continue").click()
+    page.wait_for_selector(f"text=Question 4 of {total}")
+    assert page.locator("legend").inner_text() == "Mobility" and fits_the_screen(page)
+    answer_the_rest(page, 4, total, {"eq5d5l_mo": 2, "eq5d5l_vas": 65, "bpi_sf_worst": 7})
 
     page.wait_for_selector("h1:text('Check your answers')")
     assert fits_the_screen(page)
@@ -108,22 +131,26 @@ def test_a_patient_answers_on_her_phone_from_the_e_mail_and_the_link_then_refuse
     assert (visit.status, visit.nrs, visit.satisfaction, visit.pgic) == (VisitStatus.COMPLETED, 3, 4, 2)
     assert visit.entered_by == EnteredBy.PATIENT
     assert visit.date_done == site_today(site_a.timezone)
+    held = {(a.instrument, a.item): a.value for a in PromAnswer.objects.filter(visit=visit)}
+    assert len(held) == 17 and held[("eq5d5l", "mo")] == 2 and held[("eq5d5l", "vas")] == 65
+    assert held[("bpi_sf", "worst")] == 7
 
     page.goto(url)
     assert page.locator("h1").inner_text() == "This link can no longer be used"
 
-    # The second patient's link: her own questionnaire (five questions), nothing of the first.
+    # The second patient's link: her own questionnaire (two more pain sites), nothing of the first.
     other = phone()
     other.goto(link_to(smtp_server, "second@example.org"))
-    assert other.locator(".progress").inner_text() == "Question 1 of 5"
+    total = len(epro.questions_for(second_visit))
+    assert total == 22 and other.locator(".progress").inner_text() == f"Question 1 of {total}"
     text = other.locator("body").inner_text()
     assert first.registry_id not in text and second.registry_id not in text
     other.get_by_label("7", exact=True).check()
     other.get_by_role("button", name="Save and continue").click()
-    other.wait_for_selector("text=Question 2 of 5")
+    other.wait_for_selector(f"text=Question 2 of {total}")
     assert "residual limb" in other.locator("legend").inner_text()
     # Nederlands, on the page itself.
     other.get_by_role("link", name="Nederlands").click()
     other.wait_for_selector("html[lang=nl]")
-    assert "Vraag 2 van 5" in other.locator(".progress").inner_text()
+    assert f"Vraag 2 van {total}" in other.locator(".progress").inner_text()
     assert Visit.objects.get(pk=second_visit.pk).status == VisitStatus.SCHEDULED

@@ -30,6 +30,13 @@ def open_m3(site, *, consent=True, email="patient@example.org", today=None, **pa
     return patient, visit
 
 
+def answers(visit, **given) -> dict:
+    """An answer to every question of `visit` (`given` ones, the rest the lowest value)."""
+    from registry.services.epro import questions_for
+
+    return {q.name: given.get(q.name, q.values[0]) for q in questions_for(visit)}
+
+
 @pytest.fixture
 def m3(site_a):
     return open_m3(site_a)

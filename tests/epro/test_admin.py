@@ -1,6 +1,7 @@
 """The clinic's side: the visit page's printable link and QR code, the patient page's list
 with resend and revoke, conflicts, scoping, and the count for the home page."""
 
+import datetime
 import re
 
 from django.urls import reverse
@@ -9,7 +10,7 @@ from registry.models import EproLink, Visit, VisitStatus
 from registry.services import epro
 from registry.services.audit import record_save
 from tests.conftest import PASSWORD
-from tests.epro.conftest import open_m3
+from tests.epro.conftest import answers, open_m3
 from tests.mailserver import smtp_server_fixture  # noqa: F401 (the smtp_server fixture)
 
 
@@ -75,7 +76,7 @@ def test_the_patient_page_lists_links_and_revokes_and_resends(client, nurse, m3,
 def test_a_conflict_is_shown_to_the_nurse(client, nurse, m3):
     patient, visit = m3
     link, _ = epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
-    epro.draft_save(link=link, data={"nrs": 2, "satisfaction": 4, "pgic": 2})
+    epro.draft_save(link=link, data=answers(visit, nrs=2, satisfaction=4, pgic=2))
     visit = Visit.objects.get(pk=visit.pk)
     visit.status, visit.date_done, visit.nrs = VisitStatus.COMPLETED, visit.window_start, 6
     record_save(visit, actor=nurse, reason="phone")
@@ -93,7 +94,7 @@ def test_the_home_page_count_is_scoped_to_her_sites(nurse, nurse_b, m3, site_b):
     assert epro.pending_invitations_for(nurse) == 1
     assert epro.pending_invitations_for(nurse_b) == 1
     link = EproLink.objects.get(visit=visit)
-    epro.answers_submit(link=link, data={"nrs": 1, "satisfaction": 5, "pgic": 1})
+    epro.answers_submit(link=link, data=answers(visit, nrs=1, satisfaction=5, pgic=1))
     assert epro.pending_invitations_for(nurse) == 0
 
 
@@ -103,7 +104,7 @@ def test_response_rates_per_site_and_timepoint_on_the_dashboard(client, nurse, s
     for visit in visits:
         epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
     link = EproLink.objects.get(visit=visits[0])
-    epro.answers_submit(link=link, data={"nrs": 3, "satisfaction": 4, "pgic": 2})
+    epro.answers_submit(link=link, data=answers(visits[0], nrs=3, satisfaction=4, pgic=2))
     rates = epro.response_rates(nurse)
     assert rates == [{"site": "AAA", "timepoint": "m3", "invited": 3, "answered": 1, "rate": 33.3,
                       "suppressed": False}]
@@ -113,3 +114,27 @@ def test_response_rates_per_site_and_timepoint_on_the_dashboard(client, nurse, s
     login(client, data_manager)
     page = client.get(reverse("admin:registry_outcomes")).content.decode()
     assert 'id="epro-response-rates"' in page and "33.3" in page
+
+
+def test_the_patient_page_shows_each_links_state(client, nurse, site_a, settings):
+    settings.REGISTRY_EPRO_GRACE_DAYS = 0
+    patient, visit = open_m3(site_a)
+    out, _ = epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
+    opened, _ = epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
+    epro.link_opened(opened)
+    submitted, _ = epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
+    other, late = open_m3(site_a)
+    epro.link_create(visit=late, channel=EproLink.Channel.PRINTED, actor=nurse)
+    closed = late.window_start - datetime.timedelta(days=1)  # the window ended yesterday
+    Visit.objects.filter(pk=late.pk).update(window_start=closed - datetime.timedelta(days=10),
+                                            window_end=closed)
+    login(client, nurse)
+    hub = reverse("admin:registry_patient_change", args=[patient.pk])
+    page = client.get(hub).content.decode()
+    for state in ("out", "opened"):
+        assert f'class="questionnaire-{state}"' in page, state
+    other_page = client.get(reverse("admin:registry_patient_change", args=[other.pk])).content.decode()
+    assert 'class="questionnaire-expired"' in other_page
+    epro.answers_submit(link=submitted, data=answers(visit))
+    page = client.get(hub).content.decode()
+    assert 'class="questionnaire-submitted"' in page and 'class="questionnaire-closed"' in page

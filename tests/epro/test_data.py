@@ -11,7 +11,7 @@ from registry.services.audit import system_user
 from registry.services.datasets import VISITS, typed_rows
 from registry.services.dates import site_today
 from registry.services.imports import bundle_import
-from tests.epro.conftest import open_m3
+from tests.epro.conftest import answers, open_m3
 from tests.factories import make_visit
 from tests.mailserver import smtp_server_fixture  # noqa: F401 (the smtp_server fixture)
 
@@ -36,6 +36,18 @@ def test_the_bundle_writes_and_reads_the_consent_to_links(site_a, tmp_path):
     assert Patient.objects.get(registry_id="AAA-0101").epro_consent_date is None
 
 
+def test_the_consent_to_links_is_recorded_with_history(site_a, nurse):
+    from registry.services.patients import patient_save
+
+    patient, _ = open_m3(site_a, consent=False)
+    patient.epro_consent_date, patient.epro_channel = site_today(site_a.timezone), "both"
+    patient_save(patient=patient, actor=nurse, reason="consented to questionnaire links in clinic")
+    last = Patient.objects.get(pk=patient.pk).history.first()
+    assert last.history_user == nurse and last.epro_consent_date == patient.epro_consent_date
+    assert last.epro_channel == "both"
+    assert last.history_change_reason == "consented to questionnaire links in clinic"
+
+
 def test_a_bad_consent_date_in_the_bundle_is_named(site_a, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -50,7 +62,7 @@ def test_every_visit_row_says_who_entered_it(site_a, nurse, client):
     patient, visit = open_m3(site_a)
     make_visit(patient, actor=nurse, date_done=patient.consent_date)  # the nurse's baseline
     link, _ = epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED)
-    epro.answers_submit(link=link, data={"nrs": 2, "satisfaction": 4, "pgic": 2})
+    epro.answers_submit(link=link, data=answers(visit, nrs=2, satisfaction=4, pgic=2))
     visits = Visit.objects.filter(patient=patient)
     rows = {r["timepoint"]: r["entered_by"] for r in typed_rows(VISITS, visits)}
     assert rows["baseline"] == EnteredBy.NURSE and rows["m3"] == EnteredBy.PATIENT
@@ -71,7 +83,7 @@ def test_the_digest_counts_the_links(site_a, nurse, smtp_server):
     epro.link_create(visit=visit, channel=EproLink.Channel.PRINTED, actor=nurse)
     _, answered = open_m3(site_a)
     link, _ = epro.link_create(visit=answered, channel=EproLink.Channel.PRINTED, actor=nurse)
-    epro.answers_submit(link=link, data={"nrs": 2, "satisfaction": 4, "pgic": 2})
+    epro.answers_submit(link=link, data=answers(answered, nrs=2, satisfaction=4, pgic=2))
     summary = epro.digest_summary(site=site_a, day=site_today(site_a.timezone))
     assert (summary["out"], summary["submitted"]) == (1, 1)
     reminders.site_digest_send(site=site_a, actor=system_user(),

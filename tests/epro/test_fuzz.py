@@ -15,7 +15,8 @@ NASTY = st.one_of(
     st.sampled_from(["\x00", "a\x00", "9" * 40, "-1", "0", "1", "10", "11", "summary", "nl", "en",
                      "submit", "next", "back", "'; --", "%", "😀" * 5, "1e3", " 3 ", "3.0"]),
 )
-FIELDS = ["step", "action", "nrs", "satisfaction", "pgic", "lang", "return", "nrs_residual_limb"]
+FIELDS = ["step", "action", "nrs", "satisfaction", "pgic", "lang", "return", "nrs_residual_limb",
+          "eq5d5l_mo", "eq5d5l_vas", "bpi_sf_worst"]
 
 
 def test_the_questionnaire_pages_give_no_server_error(client, site_a, settings):

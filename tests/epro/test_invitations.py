@@ -16,7 +16,7 @@ from registry.services.audit import record_save
 from registry.services.dates import site_today
 from registry.services.patients import patient_save
 from tests.conftest import needs_postgres
-from tests.epro.conftest import open_m3
+from tests.epro.conftest import answers, open_m3
 from tests.factories import make_site
 from tests.mailserver import (
     restore_reference_data,
@@ -84,7 +84,7 @@ def test_nothing_after_submission_or_the_nurses_entry(site_a, smtp_server, nurse
     assert len(smtp_server.messages) == 2
     link = epro.link_find(link_in(smtp_server.text(0)).rsplit("/", 2)[-2])
     answered_visit = link.visit
-    epro.answers_submit(link=link, data={"nrs": 1, "satisfaction": 5, "pgic": 1})
+    epro.answers_submit(link=link, data=answers(answered_visit, nrs=1, satisfaction=5, pgic=1))
     other = entered if answered_visit.pk == answered.pk else answered
     other = Visit.objects.get(pk=other.pk)
     other.status, other.date_done, other.nrs = VisitStatus.COMPLETED, other.window_start, 4
@@ -92,6 +92,17 @@ def test_nothing_after_submission_or_the_nurses_entry(site_a, smtp_server, nurse
     for day in range(1, 12):
         assert run(site_a, day).sent == []
     assert len(smtp_server.messages) == 2
+
+
+def test_no_reminder_once_the_window_has_closed(site_a, smtp_server, settings):
+    settings.REGISTRY_EPRO_REMINDER_DAYS = [3, 7]
+    _, visit = open_m3(site_a)
+    # The window closes the day after tomorrow: the reminders of days 3 and 7 never go.
+    Visit.objects.filter(pk=visit.pk).update(window_end=site_today(site_a.timezone)
+                                             + datetime.timedelta(days=2))
+    assert len(run(site_a).sent) == 1
+    assert [run(site_a, day).sent for day in range(1, 12)] == [[]] * 11
+    assert len(smtp_server.messages) == 1
 
 
 def test_withdrawal_stops_invitations_at_once(site_a, smtp_server, nurse):

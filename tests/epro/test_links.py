@@ -11,6 +11,7 @@ from django.utils import timezone
 from registry.models import ConsentStatus, EproLink, Patient
 from registry.services import epro
 from registry.services.audit import system_user
+from registry.services.dates import site_today
 from registry.services.patients import patient_save
 from tests.epro.conftest import open_m3
 
@@ -19,10 +20,14 @@ UTC = datetime.UTC
 
 def test_questions_come_from_one_function_with_the_export_names(m3, site_a):
     _, visit = m3
-    assert [q.name for q in epro.questions_for(visit)] == ["nrs", "satisfaction", "pgic"]
+    proms = ["eq5d5l_mo", "eq5d5l_sc", "eq5d5l_ua", "eq5d5l_pd", "eq5d5l_ad", "eq5d5l_vas",
+             "bpi_sf_worst", "bpi_sf_least", "bpi_sf_average", "bpi_sf_now", "bpi_sf_general_activity",
+             "bpi_sf_mood", "bpi_sf_walking", "bpi_sf_normal_work", "bpi_sf_relations", "bpi_sf_sleep",
+             "bpi_sf_enjoyment"]  # the default protocol at m3 for peripheral neuropathic pain
+    assert [q.name for q in epro.questions_for(visit)] == ["nrs", "satisfaction", "pgic", *proms]
     _, amputee = open_m3(site_a, etiology="postamputation", diagnosis="rlp_plp")
     assert [q.name for q in epro.questions_for(amputee)] == [
-        "nrs", "nrs_residual_limb", "nrs_phantom_limb", "satisfaction", "pgic"]
+        "nrs", "nrs_residual_limb", "nrs_phantom_limb", "satisfaction", "pgic", *proms]
 
 
 def test_a_link_is_a_256_bit_token_stored_hashed_and_its_creation_audited(m3, nurse):
@@ -61,7 +66,8 @@ def test_the_row_rule_and_the_query_rule_agree(site_a):
     withdrawn.consent_status, withdrawn.withdrawal_date = ConsentStatus.WITHDRAWN, timezone.now().date()
     patient_save(patient=withdrawn, actor=system_user(), reason="test")
     cases.append(withdrawn)
-    by_query = set(Patient.objects.filter(epro.may_contact()).values_list("pk", flat=True))
+    by_query = set(Patient.objects.filter(epro.may_contact(on=site_today(site_a.timezone)))
+                   .values_list("pk", flat=True))
     assert {p.pk for p in cases if epro.may_contact_row(Patient.objects.get(pk=p.pk))} == by_query
     assert len(by_query) == 1
 

@@ -5,8 +5,13 @@ window). `answers_submit` lands them: the visit becomes completed, dated the day
 of submission at the site, with `entered_by` = patient and the history reason
 "submitted by the patient through the link (link N)", recorded as the inactive,
 non-staff patient user (links.patient_user), never as a person of the clinic.
-When a nurse completed the visit in the meantime, nothing of hers is overwritten:
-the answers are kept on the link as a conflict, which her patient page shows.
+The PROM items land as PromAnswer rows through services.proms (the one write path,
+with the same validation as every channel), recorded the same way.
+Nothing the clinic entered is overwritten: when a nurse completed the visit in the
+meantime, all the answers are kept on the link as a conflict; when she had entered
+some answers of a still scheduled visit (an NRS, a PROM item) and the patient's
+differ, the visit lands with hers and the differing ones are kept as the conflict.
+Her patient page and digest show conflicts.
 """
 
 import datetime
@@ -19,6 +24,7 @@ from registry.models import EnteredBy, EproLink, PainScore, Recall, Visit, Visit
 
 from ..audit import attach_audit, record_save
 from ..dates import site_today
+from ..proms.answers import answers_by_visit, prom_answers_record
 from .links import link_problem, patient_user
 from .questions import answers_read, questions_for
 
@@ -57,7 +63,8 @@ def draft_save(*, link: EproLink, data) -> dict:
 
 def answers_submit(*, link: EproLink, data=None, now: datetime.datetime | None = None) -> str:
     """Land the answers (`data`, or the saved draft) in the visit: LANDED, or CONFLICT
-    when the visit was entered by a nurse meanwhile (kept on the link for her).
+    when the visit was entered by a nurse meanwhile or some answers differ from those
+    the clinic entered (those are kept on the link for her).
 
     Refuses: LinkDead for a link that does not work; ValidationError (by field) for a
     missing or impossible answer. Nothing is saved unless everything is.
@@ -83,17 +90,41 @@ def answers_submit(*, link: EproLink, data=None, now: datetime.datetime | None =
                                 f"{visit.get_status_display().lower()}")
             link.save()
             return CONFLICT
-        _land(visit, link, questions, values, now)
+        kept = _land(visit, link, questions, values, now)
         link.submitted_at = now
-        attach_audit(link, actor=patient_user(), reason=submitted_reason(link))
+        reason = submitted_reason(link)
+        if kept:
+            link.conflict = kept
+            reason += f"; not taken (the clinic had entered other answers): {', '.join(kept)}"
+        attach_audit(link, actor=patient_user(), reason=reason)
         link.save()
-    return LANDED
+    return CONFLICT if kept else LANDED
 
 
-def _land(visit: Visit, link: EproLink, questions, values: dict, now) -> None:
+def _land(visit: Visit, link: EproLink, questions, values: dict, now) -> dict:
+    """Write the answers; returns those not taken because the clinic's differ."""
     actor, reason = patient_user(), submitted_reason(link)
+    kept = {}
+    held_proms = answers_by_visit([visit.pk]).get(visit.pk, {})
+    by_instrument: dict[str, dict[str, int]] = {}
     for q in questions:
-        if not q.pain_site:
+        if not q.instrument:
+            continue
+        held = held_proms.get(q.instrument, {}).get(q.item)
+        if held is not None and held != values[q.name]:
+            kept[q.name] = values[q.name]
+        elif held is None:
+            by_instrument.setdefault(q.instrument, {})[q.item] = values[q.name]
+    for instrument, answers in by_instrument.items():
+        prom_answers_record(visit=visit, instrument=instrument, answers=answers, actor=actor,
+                            reason=reason)
+    for q in questions:
+        if q.pain_site or q.instrument:
+            continue
+        held = getattr(visit, q.name)
+        if held is not None and held != values[q.name]:
+            kept[q.name] = values[q.name]
+        else:
             setattr(visit, q.name, values[q.name])
     visit.status = VisitStatus.COMPLETED
     visit.date_done = site_today(visit.patient.site.timezone, now)
@@ -103,8 +134,12 @@ def _land(visit: Visit, link: EproLink, questions, values: dict, now) -> None:
         if q.pain_site:
             score = (PainScore.objects.filter(visit=visit, pain_site=q.pain_site, recall=Recall.AVG_7D)
                      .first() or PainScore(visit=visit, pain_site=q.pain_site, recall=Recall.AVG_7D))
+            if score.pk and score.score is not None and score.score != values[q.name]:
+                kept[q.name] = values[q.name]
+                continue
             score.score = values[q.name]
             record_save(score, actor=actor, reason=reason)
+    return kept
 
 
 def answers_summary(link: EproLink, draft: dict) -> list[tuple]:

@@ -15,23 +15,26 @@ from django.utils import timezone
 from registry.models import EnteredBy, EproLink, ReminderLog, Visit, VisitStatus, timepoint_sort_key
 
 from .. import access, deid
+from ..dates import site_days
 from .links import grace_days, link_status, may_contact
 
 
-def _live_link(now: datetime.datetime):
-    # Within the grace days of the window by the UTC calendar: a day's slack at the
-    # edges, which a count on a home page can bear (the page itself checks exactly).
-    today = now.date()
+def _live_link(today: datetime.date):
+    # Links still working on the site's day `today` (window end plus the grace days).
     return EproLink.objects.filter(visit_id=OuterRef("pk"), revoked_at__isnull=True,
                                    submitted_at__isnull=True,
                                    visit__window_end__gte=today - datetime.timedelta(days=grace_days()))
 
 
 def pending_invitations_for(user, *, now: datetime.datetime | None = None) -> int:
-    """Visits at `user`'s sites waiting for the patient's answers through a link."""
+    """Visits at `user`'s sites waiting for the patient's answers through a link, each
+    site by its own calendar day (one query per distinct day, usually one)."""
     now = now or timezone.now()
     visits = access.visible(Visit.objects.filter(status=VisitStatus.SCHEDULED), user)
-    return visits.filter(may_contact("patient__")).filter(Exists(_live_link(now))).count()
+    sites = access.sites_for(user).values_list("pk", "timezone")
+    return sum(visits.filter(patient__site_id__in=site_ids)
+               .filter(may_contact("patient__", on=today)).filter(Exists(_live_link(today))).count()
+               for today, site_ids in site_days(sites, now).items())
 
 
 def links_of_patient(patient, *, now: datetime.datetime | None = None) -> list[dict]:
@@ -46,9 +49,10 @@ def digest_summary(*, site, day: datetime.date) -> dict:
     """For the site's digest: links out and opened (still working), and what came in or
     closed since the day before (submitted, conflicts, expired)."""
     since = day - datetime.timedelta(days=1)
+    since_start = datetime.datetime.combine(since, datetime.time(0), tzinfo=site.tz)  # the site's day
     links = list(EproLink.objects.filter(visit__patient__site=site)
                  .filter(Q(submitted_at__isnull=True, revoked_at__isnull=True)
-                         | Q(submitted_at__date__gte=since))
+                         | Q(submitted_at__gte=since_start))
                  .select_related("visit__patient__site"))
     counts = {"out": 0, "opened": 0, "submitted": 0, "conflict": 0, "expired": 0}
     conflicts = []

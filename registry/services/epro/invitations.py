@@ -71,7 +71,7 @@ def invitable(site: Site, day: datetime.date):
     has_address = PatientIdentifiers.objects.filter(patient_id=OuterRef("patient_id")).exclude(email="")
     return (Visit.objects.filter(patient__site_id=site.pk, status=VisitStatus.SCHEDULED,
                                  window_start__lte=day, window_end__gte=day)
-            .filter(may_email("patient__")).filter(Exists(has_address)))
+            .filter(may_email("patient__", on=day)).filter(Exists(has_address)))
 
 
 def mails_due(*, site: Site, day: datetime.date) -> list[tuple[int, str, datetime.date, datetime.date]]:
@@ -217,8 +217,9 @@ def link_resend(*, visit: Visit, actor, now: datetime.datetime | None = None) ->
     from .links import contact_refusal, links_revoke_for, patient_email
 
     visit = Visit.objects.select_related("patient__site").get(pk=visit.pk)
-    if not contact_refusal(visit.patient) and not Visit.objects.filter(pk=visit.pk).filter(
-            may_email("patient__")).exists():
+    today = site_today(visit.patient.site.timezone, now or timezone.now())
+    if not contact_refusal(visit.patient, on=today) and not Visit.objects.filter(pk=visit.pk).filter(
+            may_email("patient__", on=today)).exists():
         raise ValidationError({"patient": f"{visit.patient.registry_id} chose links in clinic only, "
                                           "not by e-mail: print the link instead."})
     address = patient_email(visit.patient)

@@ -31,6 +31,7 @@ from registry.models import (
     VisitStatus,
     hash_link_token,
 )
+from registry.models.disposition import follow_up_ended_q
 
 from ..audit import attach_audit, system_user
 from ..dates import site_today
@@ -45,35 +46,53 @@ def grace_days() -> int:
     return settings.REGISTRY_EPRO_GRACE_DAYS
 
 
-def may_contact(prefix: str = "") -> Q:
-    """Patients who may be sent or handed a questionnaire link: consent to be
-    contacted given, follow-up not ended (withdrawal). The one rule for the job,
-    the link page, the command and the admin; a disposition that ends follow-up
-    belongs here too. `prefix` reaches the patient from another model ("patient__")."""
+def may_contact(prefix: str = "", *, on: datetime.date) -> Q:
+    """Patients who may be sent or handed a questionnaire link on the day `on`: consent
+    to be contacted given, follow-up not ended by then (a withdrawal, or a disposition
+    that ends follow-up: lost, deceased, completed, transferred out; the rule of
+    `Patient.objects.in_follow_up`). The one rule for the job, the link page, the
+    command and the admin. `prefix` reaches the patient from another model ("patient__")."""
     return (Q(**{f"{prefix}epro_consent_date__isnull": False})
-            & ~Q(**{f"{prefix}consent_status": ConsentStatus.WITHDRAWN}))
+            & ~Q(**{f"{prefix}consent_status": ConsentStatus.WITHDRAWN})
+            & ~follow_up_ended_q(on, patient=prefix.removesuffix("__")))
 
 
-def may_contact_row(patient: Patient) -> bool:
-    """`may_contact` for a loaded patient (no query). Keep the two in step: a test
-    checks they agree on every case."""
-    return patient.epro_consent_date is not None and patient.consent_status != ConsentStatus.WITHDRAWN
+def _follow_up_stop(patient: Patient, on: datetime.date | None):
+    from ..disposition import follow_up_stop_of
+
+    stop = follow_up_stop_of(patient)
+    if stop is None or (on is not None and stop.date > on):
+        return None
+    return stop
 
 
-def may_email(prefix: str = "") -> Q:
+def may_contact_row(patient: Patient, *, on: datetime.date | None = None) -> bool:
+    """`may_contact` for a loaded patient (`on`: default the site's today). Keep the
+    two in step: a test checks they agree on every case."""
+    if patient.epro_consent_date is None or patient.consent_status == ConsentStatus.WITHDRAWN:
+        return False
+    return _follow_up_stop(patient, on or site_today(patient.site.timezone)) is None
+
+
+def may_email(prefix: str = "", *, on: datetime.date) -> Q:
     """`may_contact`, and she chose e-mail."""
-    return may_contact(prefix) & Q(**{f"{prefix}epro_channel__in": [EproChannel.EMAIL,
-                                                                    EproChannel.BOTH]})
+    return may_contact(prefix, on=on) & Q(**{f"{prefix}epro_channel__in": [EproChannel.EMAIL,
+                                                                           EproChannel.BOTH]})
 
 
-def contact_refusal(patient: Patient) -> str | None:
+def contact_refusal(patient: Patient, *, on: datetime.date | None = None) -> str | None:
     """Why `patient` may not be given a link (None: she may), in the nurse's words."""
-    if may_contact_row(patient):
+    on = on or site_today(patient.site.timezone)
+    if may_contact_row(patient, on=on):
         return None
     if patient.consent_status == ConsentStatus.WITHDRAWN:
         return f"{patient.registry_id} has withdrawn: no questionnaire links."
-    return (f"{patient.registry_id} has not consented to questionnaire links "
-            "(no date of consent on the patient page).")
+    if patient.epro_consent_date is None:
+        return (f"{patient.registry_id} has not consented to questionnaire links "
+                "(no date of consent on the patient page).")
+    stop = _follow_up_stop(patient, on)
+    return f"{patient.registry_id}: follow-up ended ({stop.why if stop else 'disposition'}): " \
+           "no questionnaire links."
 
 
 def patient_email(patient: Patient) -> str:
@@ -111,12 +130,12 @@ def link_problem(link: EproLink, *, now: datetime.datetime | None = None,
     visit = link.visit
     if visit_status and visit.status != VisitStatus.SCHEDULED:
         return f"visit {visit.get_status_display().lower()}"
-    if not may_contact_row(visit.patient):
+    today = site_today(visit.patient.site.timezone, now or timezone.now())
+    if not may_contact_row(visit.patient, on=today):
         return "patient may not be contacted"
     days = valid_days(visit)
     if days is None:
         return "visit has no window"
-    today = site_today(visit.patient.site.timezone, now or timezone.now())
     if today > days[1]:
         return "expired"
     if today < days[0]:
@@ -125,7 +144,7 @@ def link_problem(link: EproLink, *, now: datetime.datetime | None = None,
 
 
 def _check_visit(visit: Visit, today: datetime.date) -> None:
-    refusal = contact_refusal(visit.patient)
+    refusal = contact_refusal(visit.patient, on=today)
     if refusal:
         raise ValidationError({"patient": refusal})
     if visit.status != VisitStatus.SCHEDULED:

@@ -3,9 +3,15 @@
 `questions_for(visit)` is the one place that says what a patient is asked at a
 visit: the page, the summary, the validation and the landing in the visit all
 read it. Each question's `name` is the export column it fills (`nrs`,
-`satisfaction`, `pgic`, `nrs_residual_limb`, ...), so form field names, draft keys
-and dataset columns are the same names. To add the PROM items of a timepoint,
-append their `Question`s here (with the landing in answers.py `_land`).
+`satisfaction`, `pgic`, `nrs_residual_limb`, `eq5d5l_mo`, `odi_s1`, ...), so form
+field names, draft keys and dataset columns are the same names.
+
+The PROM items are those the visit's protocol asks for at its timepoint
+(services.proms.instruments `expected_instruments`, the same rule as the admin),
+each an item of the instrument definition with its allowed values, so 0-5 means
+0-5 here as in every channel. Licensed instruments are asked with our short
+label and the scale only (their wording is not in the repository), unless the
+site has loaded its licensed text (`texts.py`): then that text is shown.
 
 Wording: the NRS (0-10), 5-point satisfaction and Guy's 7-point PGIC (Guy W.
 ECDEU Assessment Manual for Psychopharmacology, 1976; public domain) are asked
@@ -18,6 +24,9 @@ from django.utils.translation import gettext_lazy as _
 
 from registry.models import BASELINE, Diagnosis, PainSite, Visit, timepoint_months
 
+from ..proms.instruments import INSTRUMENTS, expected_instruments
+from .texts import ItemText, choice_text, item_label
+
 NRS_VALUES = tuple(range(0, 11))
 
 
@@ -26,11 +35,13 @@ class Question:
     name: str  # the export column (and form field, and draft key)
     label: object  # lazy text: the question as the patient reads it
     choices: tuple[tuple[int, object], ...]  # allowed values and their labels
-    widget: str  # "scale": a row of numbers (NRS); "choice": a list of labelled options
+    widget: str  # "scale": a row of numbers (NRS); "choice": labelled options; "number": a box
     help: object = ""
     low: object = ""  # the scale's ends, for "scale" questions
     high: object = ""
     pain_site: str = ""  # answers that land as a PainScore row (7-day average) of this site
+    instrument: str = ""  # a PROM item: the instrument and item code it lands as (PromAnswer)
+    item: str = ""
 
     @property
     def values(self) -> tuple[int, ...]:
@@ -86,7 +97,22 @@ def questions_for(visit: Visit) -> list[Question]:
             pain_site=PainSite.PHANTOM_LIMB))
     if timepoint_months(visit.timepoint):
         questions += [SATISFACTION, PGIC]
+    site_code = visit.patient.site.code
+    for code in expected_instruments(visit):
+        questions += [_prom_item(site_code, code, item) for item in INSTRUMENTS[code].items]
     return questions
+
+
+def _prom_item(site_code: str, instrument: str, item) -> Question:
+    definition = INSTRUMENTS[instrument]
+    values = tuple(item.allowed)
+    text = ItemText(site_code, instrument, item.code, item_label(instrument, item))
+    choices = tuple((v, choice_text(site_code, instrument, item.code, v)) for v in values)
+    return Question(
+        name=f"{instrument}_{item.code}", label=text, choices=choices,
+        widget="number" if len(values) > 11 else ("choice" if text.has_choices else "scale"),
+        help=text.help(definition.name, item.low, item.high),
+        low=str(item.low), high=str(item.high), instrument=instrument, item=item.code)
 
 
 def answers_read(questions: list[Question], data, *, complete: bool) -> tuple[dict, dict]:

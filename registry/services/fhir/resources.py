@@ -24,7 +24,7 @@ from registry.models import (
     choices,
 )
 from registry.models.base import today_anywhere
-from registry.models.choices import AeCategory, PainSite
+from registry.models.choices import AeCategory, EnteredBy, PainSite
 
 from .. import deid, missing
 from ..datasets import AGE_TOP
@@ -292,6 +292,13 @@ def _observation(visit: Visit, *, id_: str, code: dict, updated, value: dict,
         "subject": _patient_ref(visit.patient.registry_id),
         "effectiveDateTime": _day(visit, "date_done", shift),
     }
+    if visit.entered_by:
+        # Who entered the answers (the visits dataset's entered_by): patient through her
+        # link, nurse, import; a patient's own answers name her as the performer too.
+        resource["extension"].append({"url": f"{system_base()}:entered-by",
+                                      "valueCode": visit.entered_by})
+        if visit.entered_by == EnteredBy.PATIENT:
+            resource["performer"] = [_patient_ref(visit.patient.registry_id)]
     if visit.implant_id:
         resource["focus"] = [{"reference": f"Device/{visit.implant.ref}"}]
     resource.update(value)

@@ -383,15 +383,18 @@ class _Validator(RegistryLookups):
                     self.count(spec, "unchanged")
                     self.visits[key] = existing
                 continue
+            # Where the answers came from: the bundle's entered_by (a registry's own
+            # export), else the import itself.
+            source = "" if "entered_by" in row.bad else (raw.get("entered_by") or "").strip()
             if existing is not None:  # scheduled / missed: fill it in
                 visit = existing
                 for name, value in row.values.items():
                     setattr(visit, name, value)
                 visit.status = VisitStatus.COMPLETED
-                visit.entered_by = EnteredBy.IMPORT
+                visit.entered_by = source or EnteredBy.IMPORT
             else:
                 visit = Visit(patient=patient, implant=implant, status=VisitStatus.COMPLETED,
-                              entered_by=EnteredBy.IMPORT, **row.values)
+                              entered_by=source or EnteredBy.IMPORT, **row.values)
             if self.clean(table, row, visit, exclude=["patient", "implant"],
                           parents={"patient": patient, "implant": implant}) \
                     and patient is not None and key is not None:
