@@ -28,7 +28,8 @@ def status_grid_view(request, site, site_id: int):
         **site.each_context(request),
         "title": f"Record status grid: {found.code} - {found.name}",
         "grid": grid,
-        "legend": [(key, label, grid.totals[key]) for key, label in status_grid.LEGEND],
+        "legend": [(key, label, grid.totals[key], status_grid.SYMBOLS[key])
+                   for key, label in status_grid.LEGEND],
         "visit_url": visit_url.replace("/0/", "/{}/"),
         "patient_url": patient_url.replace("/0/", "/{}/"),
         "other_sites": others if len(others) > 1 else [],

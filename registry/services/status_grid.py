@@ -60,6 +60,9 @@ STATE_LABELS = {
     "": "No visit",
 }
 LEGEND = [(key, label) for key, label in STATE_LABELS.items() if key]
+# What a cell shows (its colour and title say the rest).
+SYMBOLS = {"done": "\u2713", "due": "\u25cb", "overdue": "!", "upcoming": "\u00b7",
+           "missed": "\u2717", "not_applicable": "n/a", "": ""}
 
 
 @dataclass
@@ -68,6 +71,10 @@ class Cell:
     visit_id: int | None = None
     reason: str = ""  # why missed / not applicable, in words
     count: int = 0  # unscheduled visits in the column
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOLS[self.state]
 
     @property
     def label(self) -> str:

@@ -64,6 +64,8 @@ class ImportReport:
     # Values possible but unusual (the models' unusual()): reported, not refused.
     warnings: list[BundleError] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # How the files were read, when not as documented (e.g. semicolons for commas).
+    notes: list[str] = field(default_factory=list)
     scheduled: int | None = None
     run: ImportRun | None = None
     checks: "data_checks.CheckRun | None" = None  # the data checks over the imported patients
@@ -125,7 +127,7 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
     tables = {}
     for spec in FILES:
         if spec.name in files:
-            tables[spec.name] = _table(spec, files[spec.name], errors)
+            tables[spec.name] = _table(spec, files[spec.name], errors, report.notes)
         elif spec.required:
             errors.append(BundleError(spec.name, None, "", "", "missing file (required)."))
     validator = _Validator(tables, errors, progress)
@@ -167,7 +169,7 @@ def _record(report: ImportReport, *, actor, reason: str) -> ImportRun:
         reason=reason[:255],
         succeeded=report.ok,
         counts={**report.counts, **({"scheduled": report.scheduled} if report.scheduled else {}),
-                "errors": len(report.errors)},
+                **({"notes": report.notes} if report.notes else {}), "errors": len(report.errors)},
         errors=[e.as_dict() for e in report.errors[:STORED_ERRORS]],
     )
 
