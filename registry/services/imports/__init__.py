@@ -104,7 +104,8 @@ def _may_import(actor) -> bool:
 
 
 def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
-                  progress: Callable[[str, int, int], None] | None = None) -> ImportReport:
+                  progress: Callable[[str, int, int], None] | None = None,
+                  source_name: str | None = None) -> ImportReport:
     """Validate a whole bundle and, when it is faultless and not a dry run, import it.
 
     `source`: a folder, a .zip path, or a binary file object holding a zip.
@@ -115,7 +116,8 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
     alone (a re-import is a no-op); an ImportRun records each call.
     Refuses (PermissionDenied) actors other than data managers and the system
     user, (ValueError) an empty reason, (ImportRefused) a source that is neither
-    a folder nor a zip.
+    a folder nor a zip. `source_name`: what the report and the run call the source
+    (the uploaded file's name, not the path it was staged at).
     """
     if not _may_import(actor):
         raise PermissionDenied("Only data managers may import bundles.")
@@ -123,6 +125,7 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
     if not reason:
         raise ValueError("reason: give the reason for the import (it goes into the audit trail).")
     name, files, errors = _read_source(source)
+    name = source_name or name
     report = ImportReport(source=name, dry_run=dry_run, errors=errors)
     tables = {}
     for spec in FILES:
