@@ -155,7 +155,8 @@ class ImportRunAdmin(DataManagerOnly, admin.ModelAdmin):
                    "title": f"Importing {state['source']}", "job": state,
                    "status_url": reverse("admin:registry_importrun_job_status", args=[job_id])}
         if state["state"] == jobs.DONE:
-            return redirect("admin:registry_importrun_result", run_id=state["run_id"])
+            # Shown at 100 % (the script goes on to the result; without it, the link).
+            context["result_url"] = reverse("admin:registry_importrun_result", args=[state["run_id"]])
         return TemplateResponse(request, "admin/registry/importrun/job.html", context)
 
     def job_status_view(self, request, job_id):

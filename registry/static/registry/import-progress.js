@@ -18,7 +18,11 @@
         set("import-written", s.written + (s.to_write ? " of " + s.to_write : ""));
         set("import-scheduled", s.scheduled + (s.to_schedule ? " of " + s.to_schedule : ""));
         box.setAttribute("data-state", s.state);
-        if (s.state === "done" && s.result_url) { window.location.assign(s.result_url); return; }
+        if (s.state === "done" && s.result_url) {
+          // A moment at 100 %, so the finished bar is seen, then the result page.
+          window.setTimeout(function () { window.location.assign(s.result_url); }, 600);
+          return;
+        }
         if (s.state === "failed") {
           var list = document.getElementById("import-job-errors");
           list.textContent = "";
