@@ -159,8 +159,8 @@ def patient_summary_pdf(*, patient: Patient, user) -> bytes:
     notes.append("No names, record numbers, contact details or device serial numbers.")
     story.append(Paragraph(" ".join(notes), small))
     sections = [
-        ("Implants", "implants", [18, 34, 16, 18, 30, 32, 16, 18]),
-        ("Visits", "visits", [22, 20, 22, 10, 16, 32, 36, 24]),
+        ("Implants", "implants", [22, 28, 16, 18, 30, 32, 18, 18]),
+        ("Visits", "visits", [20, 20, 20, 10, 18, 30, 34, 30]),
         ("Patient-reported outcomes", "proms", [22, 40, 120]),
         ("Adverse events", "events", [18, 34, 12, 16, 38, 20, 26, 18]),
     ]
