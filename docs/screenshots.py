@@ -52,7 +52,8 @@ def ids(env) -> dict:
         " timepoint='m6').annotate(e=Count('patient__adverse_events', distinct=True),"
         " p=Count('patient__visits__prom_answers', distinct=True))"
         ".order_by('-p', '-e', 'patient__registry_id').first())\n"
-        "print(json.dumps({'site': Site.objects.get(code='AMS').pk, 'visit': v.pk, 'patient': v.patient_id}))\n")
+        "print(json.dumps({'site': Site.objects.get(code='AMS').pk, 'visit': v.pk,"
+        " 'patient': v.patient_id}))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout
     import json
