@@ -24,6 +24,7 @@ from django.utils.functional import classproperty
 from registry.services import access, deid, worklist
 
 OUTCOMES_URL_NAME = "registry_outcomes"
+STATUS_GRID_URL_NAME = "registry_status_grid"
 
 
 class RegistryAdminSite(admin.AdminSite):
@@ -56,12 +57,17 @@ class RegistryAdminSite(admin.AdminSite):
                          "action": cat.action, "cells": cells,
                          "total": sum(c["count"] for c in cells),
                          "url": f"{base}?{urlencode(cat.list_params)}"})
+        grids = [(code, name, reverse(f"{self.name}:{STATUS_GRID_URL_NAME}", args=[pk],
+                                      current_app=self.name)) for pk, code, name, _tz in sites]
         return {"worklist": rows, "worklist_sites": [(code, name) for _pk, code, name, _tz in sites],
+                "worklist_grids": grids,
                 "title": "Today at your sites"}
 
     def get_urls(self):
         return [
             path("registry/outcomes/", self.admin_view(self.outcomes_view), name=OUTCOMES_URL_NAME),
+            path("registry/status-grid/<int:site_id>/", self.admin_view(self.status_grid_view),
+                 name=STATUS_GRID_URL_NAME),
         ] + super().get_urls()
 
     def outcomes_view(self, request):
@@ -69,6 +75,11 @@ class RegistryAdminSite(admin.AdminSite):
         from registry.admin.outcomes import outcomes_view
 
         return outcomes_view(request, site=self)
+
+    def status_grid_view(self, request, site_id: int):
+        from registry.admin.status_grid import status_grid_view
+
+        return status_grid_view(request, site=self, site_id=site_id)
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)

@@ -98,3 +98,13 @@ def send_safety_alert(self, event_id: int) -> str:
 def send_safety_alerts() -> dict:
     """Beat, every 10 minutes: alerts not sent yet (events from the API or imports, failures)."""
     return alerts.safety_alerts_sweep()
+
+
+@shared_task
+def import_bundle(job_id: str) -> dict:
+    """The admin's confirmed import (services.imports.jobs): no retry, a failed import
+    says why on its page and the data manager uploads again; a second delivery of the
+    task does nothing (the job is claimed)."""
+    from registry.services.imports import jobs
+
+    return jobs.import_job_run(job_id=job_id)

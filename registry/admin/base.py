@@ -33,6 +33,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from registry.models import Site
 from registry.services import access, checks, deid
@@ -411,6 +412,31 @@ class RegistryAdmin(HiddenFieldsMixin, SimpleHistoryAdmin):
 
     # --- history: who, when, what (simple-history's "Changes") and why -----------------
     history_list_display = []
+    object_history_list_template = "admin/registry/history_list.html"
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return ReadableHistory(self.model, historical_record)
+
+
+class ReadableHistory(HistoricalRecordContextHelper):
+    """The history's "Changes" in words: a choice's label, not its code (with the code,
+    as the exports use it), yes/no, "(empty)" for a blank value."""
+
+    def prepare_delta_change_value(self, change, value):
+        value = super().prepare_delta_change_value(change, value)
+        return readable_value(self.model._meta.get_field(change.field), value)
+
+
+def readable_value(field, value):
+    if value is None or value == "":
+        return "(empty)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if field.choices:
+        label = dict(field.flatchoices).get(value)
+        if label is not None and str(label) != str(value):
+            return f"{label} ({value})"
+    return value
 
 
 def clinical_inline(base):

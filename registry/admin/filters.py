@@ -26,6 +26,7 @@ OVERDUE = "overdue"
 MISSING_NRS = "missing_nrs"
 
 OPEN_NOW = "open_now"
+QUESTIONNAIRE_PENDING = "questionnaire_pending"
 OPENING_SOON = "opening_soon"
 
 FOLLOW_UP_CHOICES = [
@@ -34,10 +35,13 @@ FOLLOW_UP_CHOICES = [
     (OPENING_SOON, "Window opening in the next 14 days"),
     (DUE_WEEK, "Due this week (window open or opening within 7 days)"),
     (MISSING_NRS, "Completed without NRS"),
+    (QUESTIONNAIRE_PENDING, "Questionnaire link out, not answered"),
 ]
 # The worklist's categories (services/worklist.py) behind the home page's links.
-WORKLIST_KINDS = {OPEN_NOW: "open_now", OPENING_SOON: "opening_soon"}
-REAL_DAY_KINDS = {DUE_WEEK, OVERDUE, OPEN_NOW, OPENING_SOON}  # judged against today's real date
+WORKLIST_KINDS = {OPEN_NOW: "open_now", OPENING_SOON: "opening_soon",
+                  QUESTIONNAIRE_PENDING: "pending_questionnaires"}
+# Judged against today's real date:
+REAL_DAY_KINDS = {DUE_WEEK, OVERDUE, OPEN_NOW, OPENING_SOON, QUESTIONNAIRE_PENDING}
 NOT_FILTERED = "The list below is not filtered by it."
 
 

@@ -1,31 +1,47 @@
 """Bundle import in the admin, for data managers: upload a .zip, see the dry run
-(counts and every error), confirm, import.
+(counts and every error), confirm, import in the background with a progress bar,
+read the result in words and counts.
 
 Nothing is written before the confirmation: the upload is validated with a dry
 run (an ImportRun is recorded), kept next to it (services.imports.
 staged_bundle_path), and imported from there on confirm by the same service
-the command uses. The ImportRun list gets an "Import a bundle" button.
+the command uses, run by a Celery task (services.imports.jobs; eager under
+`make run`, a worker in production) while the page polls its progress. The
+upload page links the format and offers an empty template. The ImportRun list
+gets an "Import a bundle" button.
 """
 
+import io
+import zipfile
+
+from celery import current_app
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from registry.models import ImportRun
-from registry.services import access
+from registry.services import access, bundles
 from registry.services.imports import (
+    BundleError,
     ImportRefused,
     bundle_import,
+    jobs,
     staged_bundle_path,
     staged_bundle_ready,
     staged_bundles_prune,
 )
 
 from .operations import DataManagerOnly
+
+
+def enqueue_import(job_id: str) -> None:
+    # By name: channels do not import each other (the task lives in registry.tasks).
+    current_app.tasks[jobs.TASK].delay(job_id)
 
 
 class BundleUploadForm(forms.Form):
@@ -62,6 +78,12 @@ class ImportRunAdmin(DataManagerOnly, admin.ModelAdmin):
             path("upload/", view(self.upload_view), name="registry_importrun_upload"),
             path("<int:run_id>/confirm/", view(require_POST(self.confirm_view)),
                  name="registry_importrun_confirm"),
+            path("job/<str:job_id>/", view(self.job_view), name="registry_importrun_job"),
+            path("job/<str:job_id>/status/", view(self.job_status_view),
+                 name="registry_importrun_job_status"),
+            path("<int:run_id>/result/", view(self.result_view), name="registry_importrun_result"),
+            path("template.zip", view(self.template_view), name="registry_importrun_template"),
+            path("format/", view(self.format_view), name="registry_importrun_format"),
         ] + super().get_urls()
 
     def _check(self, request):
@@ -113,16 +135,89 @@ class ImportRunAdmin(DataManagerOnly, admin.ModelAdmin):
             messages.error(request, "This dry run was already imported or has expired; upload "
                                     "the bundle again.")
             return redirect("admin:registry_importrun_upload")
-        report = bundle_import(source=staged, actor=request.user, reason=dry_run.reason)
-        if not report.ok:  # the registry changed since the dry run
-            return self._render(request, report=report, run=report.run, status=409)
-        staged.unlink(missing_ok=True)
-        messages.success(request, f"Imported {dry_run.source}: {report.summary()}.")
-        return redirect(reverse("admin:registry_importrun_change", args=[report.run.pk]))
+        job_id = jobs.import_job_create(dry_run=dry_run, actor=request.user)
+        # The dry run and its staged file are committed already; the job is in the
+        # cache: nothing to wait for (eager under `make run`: it runs right here).
+        enqueue_import(job_id)
+        return redirect("admin:registry_importrun_job", job_id=job_id)
+
+    def _job(self, request, job_id):
+        self._check(request)
+        state = jobs.import_job_status(job_id, request.user)
+        if state is None:
+            raise Http404("No such import (it may have expired).")
+        return state
+
+    def job_view(self, request, job_id):
+        """The progress page: polls the status every second, shows the result when done."""
+        state = self._job(request, job_id)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": f"Importing {state['source']}", "job": state,
+                   "status_url": reverse("admin:registry_importrun_job_status", args=[job_id])}
+        if state["state"] == jobs.DONE:
+            # Shown at 100 % (the script goes on to the result; without it, the link).
+            context["result_url"] = reverse("admin:registry_importrun_result", args=[state["run_id"]])
+        return TemplateResponse(request, "admin/registry/importrun/job.html", context)
+
+    def job_status_view(self, request, job_id):
+        state = self._job(request, job_id)
+        result = (reverse("admin:registry_importrun_result", args=[state["run_id"]])
+                  if state["state"] == jobs.DONE else None)
+        return JsonResponse({
+            "state": state["state"], "stage": state["stage"], "percent": state["percent"],
+            "checked": state["rows_checked"], "to_check": state["rows_to_check"],
+            "written": state["written"][0], "to_write": state["written"][1],
+            "scheduled": state["scheduling"][0], "to_schedule": state["scheduling"][1],
+            "errors": state["errors"], "error_count": state["error_count"], "result_url": result})
+
+    def result_view(self, request, run_id):
+        """What an import did, in words and counts (the run's counts, no raw JSON)."""
+        self._check(request)
+        run = get_object_or_404(ImportRun, pk=run_id, dry_run=False)
+        counts = run.counts if isinstance(run.counts, dict) else {}
+        labels = dict(_LABELS)
+        rows = [(labels.get(name, name.replace("_", " ").capitalize()), c.get("new", 0),
+                 c.get("updated", 0), c.get("unchanged", 0))
+                for name, c in counts.items() if isinstance(c, dict)]
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": f"Import of {run.source}", "run": run, "rows": rows,
+                   "scheduled": counts.get("scheduled", 0), "notes": counts.get("notes", []),
+                   "error_count": counts.get("errors", len(run.errors)),
+                   "errors": [str(BundleError(**e)) for e in run.errors[:jobs.SHOWN_ERRORS]]}
+        return TemplateResponse(request, "admin/registry/importrun/result.html", context)
+
+    def template_view(self, request):
+        """An empty bundle: each file with its header row (services.bundles.FILES)."""
+        self._check(request)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for spec in bundles.FILES:
+                archive.writestr(f"bundle/{spec.name}", ",".join(spec.column_names) + "\r\n")
+        response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+        response["Content-Disposition"] = 'attachment; filename="registry-bundle-template.zip"'
+        return response
+
+    def format_view(self, request):
+        """The column reference of docs/import-format.md, from the same declaration."""
+        self._check(request)
+        files = [{"spec": spec, "columns": [
+            {"name": c.name, "required": c.required, "kind": bundles.KIND_HELP[c.kind].replace("`", ""),
+             "values": ", ".join(c.codes) if c.choices is not None and c.kind in (
+                 bundles.CODE, bundles.CODES, bundles.INT) else (
+                 f"{c.value_range[0]} to {c.value_range[1]}" if c.value_range else ""),
+             "help": (c.help + (" Must not be empty." if c.mandatory else "")).strip().replace("`", "")}
+            for c in spec.columns]} for spec in bundles.FILES]
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": "The bundle format", "files": files}
+        return TemplateResponse(request, "admin/registry/importrun/format.html", context)
+
+
+_LABELS = (("sites", "Sites"), ("patients", "Patients"), ("implants", "Implants"),
+           ("visits", "Visits"), ("pain_scores", "Pain scores"), ("adverse_events", "Adverse events"),
+           ("prom_answers", "Questionnaire answers"))
 
 
 def _count_rows(report):
-    labels = {"sites": "Sites", "patients": "Patients", "implants": "Implants",
-              "visits": "Visits", "pain_scores": "Pain scores", "adverse_events": "Adverse events"}
+    labels = dict(_LABELS)
     return [(labels.get(name, name), c.get("new", 0), c.get("updated", 0), c.get("unchanged", 0))
             for name, c in report.counts.items()]

@@ -10,8 +10,10 @@ import datetime
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
-from django.urls import reverse
+from django.http import Http404, HttpResponse
+from django.urls import path, reverse
 
 from registry.models import (
     AdverseEvent,
@@ -23,7 +25,7 @@ from registry.models import (
     VisitStatus,
     timepoint_sort_key,
 )
-from registry.services import access
+from registry.services import access, summary_pdf
 from registry.services.dates import site_today
 from registry.services.patients import patient_enrol, patient_save
 
@@ -187,6 +189,25 @@ class PatientAdmin(QueriesOnRecordMixin, PatientSearchMixin, RegistryAdmin):
             )
         patient_enrol(patient=obj, actor=request.user,
                       reason=self.reason_of(form, change, default="Enrolled in admin"))
+
+    def get_urls(self):
+        return [
+            path("<int:patient_id>/summary.pdf", self.admin_site.admin_view(self.summary_pdf_view),
+                 name="registry_patient_summary_pdf"),
+        ] + super().get_urls()
+
+    def summary_pdf_view(self, request, patient_id):
+        """The patient summary PDF (services/summary_pdf.py): another site's patient is a 404."""
+        patient = access.patients_for(request.user).select_related("site").filter(pk=patient_id).first()
+        if patient is None:
+            raise Http404("No such patient.")
+        try:
+            pdf = summary_pdf.patient_summary_pdf(patient=patient, user=request.user)
+        except PermissionDenied:
+            raise Http404("No such patient.") from None
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="summary-{patient.registry_id}.pdf"'
+        return response
 
     # The hub: everything about the patient at a glance, with links to enter data.
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):

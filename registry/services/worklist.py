@@ -12,11 +12,13 @@ site's own day (services/dates.py `site_today`).
 | opening_soon | scheduled, the window opens within REGISTRY_REMINDER_DAYS_AHEAD days (14) |
 | no_nrs | completed without the primary NRS |
 | open_events | adverse events not closed (ongoing or unknown outcome) |
+| open_queries | data queries waiting for the site (queries.open_queries_for, the digest's list) |
+| pending_questionnaires | questionnaire link out, unanswered, still working (epro.pending_invitations_for) |
 
 Withdrawn patients have no follow-up due: they are left out of "window open
 now" and "opening soon" (as the digest leaves them out of its reminders).
 
-How to add a category (open queries, pending patient questionnaires): append a
+How to add a category: append a
 `Category` to `CATEGORIES` with its model, the path to the site id, the rule for
 a day (a Q, see the ones below), the admin change list it links to and the
 query parameters that filter that list the same way. The home page, the digest
@@ -29,10 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from registry.models import AdverseEvent, ConsentStatus, Visit, VisitStatus
+from registry.models import AdverseEvent, ConsentStatus, DataQuery, EproLink, QueryStatus, Visit, VisitStatus
 from registry.models.events import CLOSED_OUTCOMES
 from registry.models.visits import overdue_on
 
@@ -64,6 +66,19 @@ def _open_now(day: datetime.date) -> Q:
 def _opening_soon(day: datetime.date) -> Q:
     return Q(status=VisitStatus.SCHEDULED, window_start__gt=day,
              window_start__lte=day + datetime.timedelta(days=opening_days()))
+
+
+def _pending_questionnaire(day: datetime.date) -> Q:
+    # The rule of epro.figures.pending_invitations_for, on the site's day: a link out,
+    # not revoked, not answered, the window not closed for longer than the grace days,
+    # and the patient still willing to be contacted.
+    from .epro.links import grace_days, may_contact  # epro reads reminders, which read this
+
+    live = EproLink.objects.filter(visit_id=OuterRef("pk"), revoked_at__isnull=True,
+                                   submitted_at__isnull=True)
+    return (Q(status=VisitStatus.SCHEDULED,
+              window_end__gte=day - datetime.timedelta(days=grace_days()))
+            & may_contact("patient__") & Q(Exists(live)))
 
 
 def window_state(start: datetime.date | None, end: datetime.date | None,
@@ -126,6 +141,15 @@ CATEGORIES: list[Category] = [
              "patient__site_id", lambda day: ~Q(outcome__in=CLOSED_OUTCOMES),
              "admin:registry_adverseevent_changelist", {"event_status": "open"}, None,
              "Update the event", real_day=False),
+    # The queries the digest lists (services/queries.py digest_queries): waiting for the site.
+    Category("open_queries", "Open data queries", "The data manager asks about a value.",
+             DataQuery, "patient__site_id", lambda day: Q(status=QueryStatus.OPEN),
+             "admin:registry_dataquery_changelist", {"status__exact": QueryStatus.OPEN}, None,
+             "Answer the query", real_day=False),
+    Category("pending_questionnaires", "Pending patient questionnaires",
+             "A questionnaire link is out, not answered yet.", Visit, "patient__site_id",
+             _pending_questionnaire, "admin:registry_visit_changelist",
+             {"follow_up": "questionnaire_pending"}, None, "Remind or enter visit"),
 ]
 
 

@@ -68,3 +68,39 @@ def test_the_bulk_delete_action_is_not_offered_for_clinical_records(dm_client, p
     page = dm_client.get(reverse("admin:registry_visit_changelist"))
     assert page.status_code == 200
     assert "delete_selected" not in page.content.decode()
+
+
+def test_the_history_reads_in_words_with_the_time_zone_and_old_and_new_values(
+        dm_client, data_manager, patient_a):
+    visit = make_visit(patient_a, nrs=8, opioid_mme=None)
+    change = reverse("admin:registry_visit_change", args=[visit.pk])
+    response = post_form(dm_client, change, nrs="7", opioid_mme="12.5",
+                         change_reason="Source data verification")
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    response = post_form(dm_client, reverse("admin:registry_patient_change", args=[patient_a.pk]),
+                         etiology="iatrogenic", change_reason="Chart says iatrogenic")
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    page = dm_client.get(reverse("admin:registry_visit_history", args=[visit.pk])).content.decode()
+    table = page.split('id="change-history"')[1].split("</table>")[0]
+    # Labels, not codes; the old value and the new one; the time with its zone.
+    assert "<strong>NRS pain (0-10):</strong>" in table
+    assert '<span class="history-old">8</span>' in table and '<span class="history-new">7</span>' in table
+    assert '<span class="history-old">(empty)</span>' in table
+    assert " UTC</td>" in table
+    assert "Source data verification" in table and "created" in table
+    page = dm_client.get(reverse("admin:registry_patient_history", args=[patient_a.pk])).content.decode()
+    table = page.split('id="change-history"')[1].split("</table>")[0]
+    from registry.models import Etiology
+
+    assert (f'<span class="history-old">{Etiology.TRAUMATIC.label} (traumatic)</span>' in table
+            and f'<span class="history-new">{Etiology.IATROGENIC.label} (iatrogenic)</span>' in table)
+
+
+def test_choice_values_read_as_their_labels():
+    from registry.admin.base import readable_value
+
+    field = Visit._meta.get_field("status")
+    assert readable_value(field, "missed") == "Missed (missed)"
+    assert readable_value(field, "") == "(empty)" and readable_value(field, None) == "(empty)"
+    assert readable_value(Visit._meta.get_field("would_choose_again"), True) == "yes"
+    assert readable_value(Visit._meta.get_field("nrs"), 5) == 5

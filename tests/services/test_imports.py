@@ -388,3 +388,28 @@ def test_the_format_document_is_generated_from_the_choices(db):
             assert f"`{column.name}`" in text
             for code in column.codes:
                 assert f"`{code}`" in text, (spec.name, column.name, code)
+
+
+def test_semicolon_and_tab_separated_files_are_read_and_said(db, actor, tmp_path):
+    # Dutch Excel saves "CSV" with semicolons (issue 19: 44 "unknown column" errors).
+    b = bundle_copy(tmp_path)
+    for name, separator in (("patients.csv", ";"), ("visits.csv", "\t")):
+        rows = read(b / name)
+        with open(b / name, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh, delimiter=separator, lineterminator="\r\n").writerows(rows)
+    report = bundle_import(source=b, actor=actor, reason="Excel NL", dry_run=True)
+    assert report.ok, report.errors[:3]
+    assert report.count("patients") == 15 and report.count("visits") == 30
+    assert report.notes == [
+        "patients.csv: columns separated by semicolons (;), not commas; read as such.",
+        "visits.csv: columns separated by tabs, not commas; read as such."]
+    assert ImportRun.objects.get().counts["notes"] == report.notes
+
+
+def test_the_separator_is_the_one_the_header_holds_most():
+    from registry.services.imports.reading import separator_of
+
+    assert separator_of("code,name,country") == ","
+    assert separator_of("code;name;country") == ";"
+    assert separator_of("code\tname\tcountry") == "\t"
+    assert separator_of("code") == ","

@@ -40,7 +40,8 @@ def a_site_with_work(site, actor, day=DAY):
     return patient
 
 
-EXPECTED = {"overdue": 1, "open_now": 2, "opening_soon": 2, "no_nrs": 1, "open_events": 1}
+EXPECTED = {"overdue": 1, "open_now": 2, "opening_soon": 2, "no_nrs": 1, "open_events": 1,
+            "open_queries": 0, "pending_questionnaires": 0}
 
 
 def test_each_category_counts_its_rows_on_the_sites_day(site_a, nurse):
@@ -113,3 +114,41 @@ def test_investigators_get_no_worklist(client, investigator, site_a, nurse):
     client.login(username=investigator.username, password=PASSWORD)
     page = client.get(reverse("admin:index"))
     assert page.status_code == 200 and "worklist" not in page.context
+
+
+def test_open_queries_and_pending_questionnaires_count_alike_on_the_page_and_in_the_digest(
+        client, site_a, site_b, nurse, data_manager):
+    from registry.models import EproLink
+    from registry.services import epro, queries
+    from tests.epro.conftest import open_m3
+
+    _, visit = open_m3(site_a)
+    _, answered = open_m3(site_a)
+    _, other = open_m3(site_b)  # another site's link: not hers
+    for v in (visit, answered, other):
+        epro.link_create(visit=v, channel=EproLink.Channel.PRINTED, actor=nurse)
+    EproLink.objects.filter(visit=answered).update(submitted_at=worklist.now())
+    queries.query_open(record=visit, field="nrs", text="Is this right?", actor=data_manager)
+    q = queries.query_open(record=answered, field="nrs", text="And this?", actor=data_manager)
+    queries.query_answer(query=q, text="Yes.", actor=nurse)  # waits for the data manager now
+
+    # The services the issue names and the shared categories agree.
+    assert queries.open_queries_for(nurse).open == 1
+    assert epro.pending_invitations_for(nurse) == 1
+    found = worklist.counts([(site_a.pk, site_a.timezone)])[site_a.pk]
+    assert found["open_queries"] == 1 and found["pending_questionnaires"] == 1
+
+    # The digest of the same day and the home page say the same figures.
+    from registry.services.dates import site_today
+    day = site_today(site_a.timezone)
+    result = site_digest_send(site=site_a, actor=system_user(), day=day, dry_run=True)
+    assert result.worklist == found
+    assert len(result.open_queries) == found["open_queries"]  # the digest's list of them
+    client.login(username=nurse.username, password=PASSWORD)
+    page = client.get(reverse("admin:index"))
+    rows = {row["key"]: row for row in page.context["worklist"]}
+    assert rows["open_queries"]["total"] == 1 and rows["pending_questionnaires"]["total"] == 1
+    # Each count links to a list holding exactly those rows.
+    for key in ("open_queries", "pending_questionnaires"):
+        listing = client.get(rows[key]["cells"][0]["url"])
+        assert listing.status_code == 200 and listing.context["cl"].result_count == 1, key

@@ -60,6 +60,8 @@ class Command(BaseCommand):
         finally:
             for bar in bars.values():
                 bar.close()
+        for note in report.notes:
+            self.stdout.write(note)
         if not report.ok:
             for error in report.errors:
                 self.stderr.write(str(error))

@@ -64,6 +64,8 @@ class ImportReport:
     # Values possible but unusual (the models' unusual()): reported, not refused.
     warnings: list[BundleError] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # How the files were read, when not as documented (e.g. semicolons for commas).
+    notes: list[str] = field(default_factory=list)
     scheduled: int | None = None
     run: ImportRun | None = None
     checks: "data_checks.CheckRun | None" = None  # the data checks over the imported patients
@@ -102,7 +104,8 @@ def _may_import(actor) -> bool:
 
 
 def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
-                  progress: Callable[[str, int, int], None] | None = None) -> ImportReport:
+                  progress: Callable[[str, int, int], None] | None = None,
+                  source_name: str | None = None) -> ImportReport:
     """Validate a whole bundle and, when it is faultless and not a dry run, import it.
 
     `source`: a folder, a .zip path, or a binary file object holding a zip.
@@ -113,7 +116,8 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
     alone (a re-import is a no-op); an ImportRun records each call.
     Refuses (PermissionDenied) actors other than data managers and the system
     user, (ValueError) an empty reason, (ImportRefused) a source that is neither
-    a folder nor a zip.
+    a folder nor a zip. `source_name`: what the report and the run call the source
+    (the uploaded file's name, not the path it was staged at).
     """
     if not _may_import(actor):
         raise PermissionDenied("Only data managers may import bundles.")
@@ -121,11 +125,12 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
     if not reason:
         raise ValueError("reason: give the reason for the import (it goes into the audit trail).")
     name, files, errors = _read_source(source)
+    name = source_name or name
     report = ImportReport(source=name, dry_run=dry_run, errors=errors)
     tables = {}
     for spec in FILES:
         if spec.name in files:
-            tables[spec.name] = _table(spec, files[spec.name], errors)
+            tables[spec.name] = _table(spec, files[spec.name], errors, report.notes)
         elif spec.required:
             errors.append(BundleError(spec.name, None, "", "", "missing file (required)."))
     validator = _Validator(tables, errors, progress)
@@ -167,7 +172,7 @@ def _record(report: ImportReport, *, actor, reason: str) -> ImportRun:
         reason=reason[:255],
         succeeded=report.ok,
         counts={**report.counts, **({"scheduled": report.scheduled} if report.scheduled else {}),
-                "errors": len(report.errors)},
+                **({"notes": report.notes} if report.notes else {}), "errors": len(report.errors)},
         errors=[e.as_dict() for e in report.errors[:STORED_ERRORS]],
     )
 

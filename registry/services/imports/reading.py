@@ -13,6 +13,7 @@ values stops the reading of that file with an error.
 
 import csv
 import io
+import itertools
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -190,20 +191,41 @@ def _lines(data, limit: int):
             raise _NotUtf8(number) from None
 
 
-def _table(spec: BundleFile, data, errors: list[BundleError]) -> _Table:
-    """The rows of one bundle file (a binary file object, closed here)."""
+def _table(spec: BundleFile, data, errors: list[BundleError],
+           notes: list[str] | None = None) -> _Table:
+    """The rows of one bundle file (a binary file object, closed here). A file
+    separated by semicolons or tabs is read as such and said in `notes`."""
     with data:
-        return _read_table(spec, data, errors)
+        return _read_table(spec, data, errors, notes if notes is not None else [])
 
 
-def _read_table(spec: BundleFile, data, errors: list[BundleError]) -> _Table:
+SEPARATORS = {",": "commas", ";": "semicolons (;)", "\t": "tabs"}
+
+
+def separator_of(header_line: str) -> str:
+    """The separator of a CSV file from its header line: the one of , ; tab it holds
+    most (column names have none of them); a comma when it holds none. Dutch or
+    German Excel saves 'CSV' with semicolons, some exports use tabs."""
+    counts = {sep: header_line.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: (counts[sep], sep == ","))
+    return best if counts[best] else ","
+
+
+def _read_table(spec: BundleFile, data, errors: list[BundleError], notes: list[str]) -> _Table:
     max_line = settings.REGISTRY_IMPORT_MAX_LINE_LENGTH
     max_columns = settings.REGISTRY_IMPORT_MAX_COLUMNS
-    reader = csv.reader(_lines(data, max_line))
+    lines = _lines(data, max_line)
+    reader = csv.reader([])  # until the header line is read (its line_num is 0)
     rows = []
     header: list[str] = []
     try:
         try:
+            first = next(lines)
+            separator = separator_of(first)
+            if separator != ",":
+                notes.append(f"{spec.name}: columns separated by {SEPARATORS[separator]}, "
+                             "not commas; read as such.")
+            reader = csv.reader(itertools.chain([first], lines), delimiter=separator)
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             errors.append(BundleError(spec.name, 1, "", "", "the file is empty; expected a header "
@@ -220,7 +242,7 @@ def _read_table(spec: BundleFile, data, errors: list[BundleError]) -> _Table:
             if not any(v.strip() for v in values):
                 continue  # blank lines
             if len(values) != len(header):
-                errors.append(BundleError(spec.name, line, "", ",".join(values)[:80],
+                errors.append(BundleError(spec.name, line, "", separator.join(values)[:80],
                                           f"expected {len(header)} values as in the header, "
                                           f"found {len(values)}."))
                 if len(values) > max_columns:
