@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from registry.interop import redcap as redcap_view
 from registry.models import Patient, Visit
-from registry.services import exports, redcap
+from registry.services import exports, missing, redcap
 from registry.services.access import visible
 from registry.services.audit import system_user
 from registry.services.export_log import RowCounter
@@ -41,6 +41,14 @@ def registry(cohort, site_a, nurse):
                    date_done=datetime.date(2020, 2, 20), nrs=7)
     make_visit(odd, implant, actor=nurse, timepoint="m3", date_done=datetime.date(2020, 6, 1), nrs=7,
                opioid_mme=30, satisfaction=2)
+    # Every missing-data reason, in each field that has one (REDCap writes its code in the field).
+    make_visit(odd, implant, actor=nurse, timepoint="m6", date_done=datetime.date(2020, 9, 1), nrs=None,
+               nrs_missing="declined", satisfaction_missing="not_asked", pgic_missing="unknown",
+               opioid_mme_missing="not_applicable")
+    make_visit(odd, implant, actor=nurse, timepoint="m12", status="missed", date_done=None, nrs=None,
+               visit_missing="lost_to_follow_up")
+    make_visit(odd, implant, actor=nurse, timepoint="m24", date_done=datetime.date(2022, 6, 1), nrs=None,
+               nrs_missing="lost_to_follow_up", pgic=3)
     return {"lonely": lonely, "odd": odd}
 
 
@@ -63,6 +71,8 @@ def _both(export_factory, record_type, fmt, label_headers=False):
 def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, record_type, fmt, labels):
     slow, fast, counter = _both(lambda: _export(data_manager, labels=labels), record_type, fmt)
     assert len(slow) > 10_000
+    for reason in missing.REASONS.values():  # every code is in the answer, as REDCap writes it
+        assert (reason.label if labels else reason.redcap).encode() in slow
     assert fast == slow
     lines = slow.count(b"\n") - 1 if fmt == "csv" else None
     if lines is not None:
