@@ -94,7 +94,8 @@ def main():
     if args.client:
         client(args.client, args.url, args.token)
         return
-    if "_h8" not in os.environ.get("DATABASE_URL", ""):
+    # bench/channels.py passes its own database (BENCH_WRITABLE_DB=1).
+    if "_h8" not in os.environ.get("DATABASE_URL", "") and not os.environ.get("BENCH_WRITABLE_DB"):
         sys.exit("Set DATABASE_URL to a writable copy such as registry_bench_h8 (see the docstring).")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "False",
            "ALLOWED_HOSTS": "127.0.0.1,localhost"}

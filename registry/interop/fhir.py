@@ -251,20 +251,8 @@ def bulk_export_file(request, user, resource_type: str):
                            channel="fhir")
 
     counter = RowCounter()
-
-    def lines():
-        buffer = []
-        for resource in found.resources():
-            buffer.append(json.dumps(resource, separators=(",", ":")))
-            counter.rows += 1
-            if len(buffer) >= 500:
-                yield ("\n".join(buffer) + "\n").encode()
-                buffer = []
-        if buffer:
-            yield ("\n".join(buffer) + "\n").encode()
-
     try:
-        body = begun(lines(), log=log, counter=counter)
+        body = begun(found.ndjson(counter), log=log, counter=counter)
     except ExportFailed as failed:
         return _outcome(str(failed), 503, code="transient")
     return StreamingHttpResponse(body, content_type=FHIR_NDJSON)

@@ -224,13 +224,10 @@ def _records(post, user, fmt: str):
 
 def record_stream(export, record_type: str, fmt: str, counter: RowCounter, *,
                   label_headers: bool = False, fast: bool | None = None) -> Iterator[bytes]:
-    """The record export's bytes. PostgreSQL (`fast` True): the rows are written
+    """The record export's bytes. PostgreSQL (default, or `fast` True): the rows are written
     by the database (`services.redcap.fast`); `fast=False`, and other databases: REDCap's
     rows built in Python (the reference; the same bytes, tests/interop/test_channel_outputs.py)."""
-    # The PostgreSQL path does not yet write the missing-data codes (issue 18) into the
-    # fields, so it is taken only when asked for (the guard tests); the Python path is the
-    # answer until it does.
-    if fast is True and redcap.fast_available():
+    if fast is not False and redcap.fast_available():
         return redcap.fast_record_stream(export, record_type, fmt, counter, label_headers=label_headers)
     if record_type == "eav":
         rows, columns, header = export.eav_rows(), redcap.EAV_COLUMNS, None

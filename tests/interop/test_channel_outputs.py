@@ -9,6 +9,7 @@ CSV and JSON metacharacters.
 """
 
 import datetime
+import json
 
 import pytest
 from django.db import connection
@@ -16,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from registry.interop import redcap as redcap_view
 from registry.models import Patient, Visit
-from registry.services import exports, redcap
+from registry.services import exports, missing, redcap
 from registry.services.access import visible
 from registry.services.audit import system_user
 from registry.services.export_log import RowCounter
@@ -41,6 +42,14 @@ def registry(cohort, site_a, nurse):
                    date_done=datetime.date(2020, 2, 20), nrs=7)
     make_visit(odd, implant, actor=nurse, timepoint="m3", date_done=datetime.date(2020, 6, 1), nrs=7,
                opioid_mme=30, satisfaction=2)
+    # Every missing-data reason, in each field that has one (REDCap writes its code in the field).
+    make_visit(odd, implant, actor=nurse, timepoint="m6", date_done=datetime.date(2020, 9, 1), nrs=None,
+               nrs_missing="declined", satisfaction_missing="not_asked", pgic_missing="unknown",
+               opioid_mme_missing="not_applicable")
+    make_visit(odd, implant, actor=nurse, timepoint="m12", status="missed", date_done=None, nrs=None,
+               visit_missing="lost_to_follow_up")
+    make_visit(odd, implant, actor=nurse, timepoint="m24", date_done=datetime.date(2022, 6, 1), nrs=None,
+               nrs_missing="lost_to_follow_up", pgic=3)
     return {"lonely": lonely, "odd": odd}
 
 
@@ -64,6 +73,8 @@ def _both(export_factory, record_type, fmt, label_headers=False):
 def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, record_type, fmt, labels):
     slow, fast, counter = _both(lambda: _export(data_manager, labels=labels), record_type, fmt)
     assert len(slow) > 10_000
+    for reason in missing.REASONS.values():  # every code is in the answer, as REDCap writes it
+        assert (reason.label if labels else reason.redcap).encode() in slow
     assert fast == slow
     lines = slow.count(b"\n") - 1 if fmt == "csv" else None
     if lines is not None:
@@ -179,5 +190,56 @@ def test_rest_json_export_runs_one_query(registry, data_manager, monkeypatch):
             pk__in=Visit.objects.order_by("pk").values("pk")[:limit])
         with CaptureQueriesContext(connection) as queries:
             b"".join(exports.export_json_stream("visits", queryset))
+        assert len(queries) <= 1  # the user's roles, once
+    assert len(copies) == 2
+
+
+def _observations(user, sql, **params):
+    from registry.services import fhir
+
+    found = fhir.fhir_search(user=user, resource_type="Observation", params=params)
+    counter = RowCounter()
+    body = b"".join(found.ndjson(counter, sql=sql))
+    return [json.loads(line) for line in body.splitlines()], counter
+
+
+@pytest.mark.parametrize("params", [{}, {"code": ["pgic"]}, {"code": ["http://loinc.org|72514-3"]},
+                                    {"date": ["ge2021-01-01"]}, {"code": ["nothing"]}],
+                         ids=lambda p: ",".join(f"{k}={v[0]}" for k, v in p.items()) or "all")
+def test_fhir_bulk_observations_are_the_python_paths_resources(registry, data_manager, params):
+    from fhir.resources.observation import Observation
+
+    slow, _ = _observations(data_manager, False, **params)
+    fast, counter = _observations(data_manager, None, **params)
+    assert fast == slow
+    assert counter.rows == len(fast)
+    if not params:
+        assert len(slow) > 500
+        kinds = {r["id"].rsplit("-", 1)[-1] if r["id"].startswith("visit") else "painscore" for r in fast}
+        assert kinds == {"nrs", "satisfaction", "pgic", "painscore"}
+        absent = {r["dataAbsentReason"]["coding"][0]["code"] for r in fast if "dataAbsentReason" in r}
+        assert {"asked-declined", "not-asked", "unknown", "not-performed"} <= absent
+        assert any("focus" in r for r in fast) and any("focus" not in r for r in fast)
+        assert any(r.get("focus", [{}])[0].get("reference", "").endswith('\\y\'ü\tz') for r in fast)
+    for resource in fast[:50] + fast[-50:]:
+        Observation.model_validate(resource)
+
+
+def test_fhir_bulk_observations_shifted_or_by_id_take_the_python_path(registry, investigator, data_manager,
+                                                                     monkeypatch):
+    copies = _copies(monkeypatch)
+    shifted, _ = _observations(investigator, None)
+    assert shifted and not copies  # per-patient shifts are computed in Python
+    by_id, _ = _observations(data_manager, None, _id=[shifted[0]["id"]])
+    assert len(by_id) == 1 and not copies
+
+
+def test_fhir_bulk_observations_run_one_query(registry, data_manager, monkeypatch):
+    copies = _copies(monkeypatch)
+    some = list(Patient.objects.order_by("registry_id").values_list("registry_id", flat=True))
+    for patients in (some[:1], some):
+        with CaptureQueriesContext(connection) as queries:
+            found, _ = _observations(data_manager, None, patient=[",".join(patients)])
+        assert found
         assert len(queries) <= 1  # the user's roles, once
     assert len(copies) == 2

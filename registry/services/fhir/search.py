@@ -26,7 +26,7 @@ from registry.models.instruments import INSTRUMENTS, SCORES
 
 from .. import deid
 from ..access import sites_for, visible
-from . import proms
+from . import bulk, proms
 from .resources import (
     GENDER,
     LOINC,
@@ -94,6 +94,13 @@ class Search:
         for resource in _build(self.resource_type, self.rows, self.kinds, self.shift, self):
             if self.ids is None or resource["id"] in self.ids:
                 yield resource
+
+    def ndjson(self, counter, *, sql: bool | None = None) -> Iterator[bytes]:
+        """The resources as bulk NDJSON bytes; Observations written by PostgreSQL where it can
+        (`bulk`; `sql=False` forces the Python builders, the reference)."""
+        if sql is not False and bulk.available(self):
+            return bulk.observation_ndjson(self, counter)
+        return bulk.python_ndjson(self.resources(), counter)
 
     def total(self) -> int:
         """How many resources `resources()` yields, counted in SQL where it can be."""

@@ -4,6 +4,7 @@ statistics (see the package docstring for every definition)."""
 from __future__ import annotations
 
 import datetime
+import io
 import math
 import warnings
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from registry.models import (
 )
 
 from .. import access, deid
+from ..datasets import pg
 from .query import LAST, OutcomeQuery, OutcomeQueryError, outcome_query_clean
 from .text import outcome_paragraph
 
@@ -119,9 +121,15 @@ def _frame(queryset: QuerySet, columns: dict[str, str]) -> pd.DataFrame:
     except EmptyResultSet:  # e.g. a user who may see no site
         rows = []
     else:
+        if pg.available(queryset.db):
+            return _copied_frame(pg.Sql(sql, list(params)), queryset.db, columns)
         with connections[queryset.db].cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
+    return _frame_of_rows(rows, columns)
+
+
+def _frame_of_rows(rows: list, columns: dict[str, str]) -> pd.DataFrame:
     table = np.array(rows, dtype=object) if rows else np.empty((0, len(columns)), dtype=object)
     frame = {}
     for i, (name, kind) in enumerate(columns.items()):
@@ -135,6 +143,47 @@ def _frame(queryset: QuerySet, columns: dict[str, str]) -> pd.DataFrame:
         else:
             frame[name] = pd.Series(values, dtype=object)
     return pd.DataFrame(frame)
+
+
+class _Chunks(io.RawIOBase):
+    """The chunks of a COPY as a file (pandas' CSV parser reads it piece by piece)."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._rest = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._rest:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._rest = memoryview(chunk)
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+
+def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
+    """`_frame` on PostgreSQL: the rows as COPY's CSV, parsed by pandas' C parser into
+    typed columns. No Python object per value: a million visits stay a few typed arrays
+    (issue 21: the worker under 300 MB), and parsing is faster than fetching tuples."""
+    kinds = {INT: "int64", FLOAT: "float64", DATE: object, TEXT: object}
+    reader = io.BufferedReader(_Chunks(pg.copy_stream(sql, db, lines=False)), buffer_size=1 << 16)
+    try:
+        frame = pd.read_csv(reader, header=None, names=list(columns), keep_default_na=False,
+                            na_values=[""], dtype={name: kinds[kind] for name, kind in columns.items()})
+    except pd.errors.EmptyDataError:
+        return _frame_of_rows([], columns)
+    for name, kind in columns.items():
+        if kind == DATE:
+            frame[name] = pd.to_datetime(frame[name], format="%Y-%m-%d")
+        elif kind == TEXT:  # NULL as None, as the cursor path gives it
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
 
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:

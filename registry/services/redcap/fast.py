@@ -24,7 +24,7 @@ from registry.models import AdverseEvent, Patient, Visit, VisitStatus, choices
 from registry.models.events import CLOSED_OUTCOMES
 from registry.models.visits import BASELINE
 
-from .. import datasets
+from .. import datasets, missing
 from ..access import visible
 from ..datasets import pg
 from ..datasets.pg import Sql
@@ -120,12 +120,24 @@ class _Plan:
             f") AS {prefix}")
 
     def _form_cells(self, form: str, prefix: str, when: Sql | None = None) -> dict[str, Sql]:
-        cells = {name: _value(f, f'{prefix}."{prefix}_{f.column}"', self.labels)
+        cells = {name: self._cell(f, prefix)
                  for name, f in self.fields.items() if f.form == form and name != "record_id"}
         if when is not None:
             cells = {name: Sql("(CASE WHEN ").extend(when).add(" THEN ").extend(value).add(" END)")
                      for name, value in cells.items()}
         return cells
+
+    def _cell(self, f: Field, prefix: str) -> Sql:
+        """A field's text; where the value is missing for a reason, REDCap's missing-data
+        code (its label when labels are asked for), as `RecordExport._value`."""
+        value = _value(f, f'{prefix}."{prefix}_{f.column}"', self.labels)
+        if not f.reason:
+            return value
+        sql = Sql(f'(CASE WHEN {prefix}."{prefix}_{f.column}" IS NULL '
+                  f'THEN (CASE {prefix}."{prefix}_{f.reason}"')
+        for reason in missing.REASONS.values():
+            sql.add(" WHEN %s THEN %s::text", reason.code, reason.label if self.labels else reason.redcap)
+        return sql.add(" END) ELSE ").extend(value).add(" END)")
 
     def patients_cte(self) -> Sql:
         """`p`: the enrolment values, `seq` = the record's place in registry-id order (the

@@ -1,0 +1,286 @@
+"""Every output channel against PostgreSQL's own COPY, in one run (issue 21).
+
+    .venv/bin/python bench/channels.py --patients 10000 [--db registry_bench] [--write-doc]
+        [--skip import pycap] [--import-patients 10000]
+
+1. Reuses the database --db if it holds --patients patients, else (re-)creates it with
+   `seed_synthetic --patients N --sites 20 --seed 1` and ANALYZE; migrates it either way and
+   adds a data manager of all sites (`bench-dm`).
+2. The reference: `psql -c "COPY (<the visits export's SELECT>) TO STDOUT WITH CSV"`.
+3. Each channel in its own fresh process (so its peak RSS is its own), reading the whole
+   answer as the view streams it (service functions, no HTTP): REST CSV and JSON of the
+   visits, REDCap records flat/eav x csv/json (raw), REDCap flat csv label, FHIR bulk
+   NDJSON per type, outcome summary and dashboard (report + 4 SVG plots).
+4. `bench/import_bundle.py --patients M` (its own database) and `bench/redcap_pycap.py
+   --formats csv` (PyCap's `export_records()` in one call through gunicorn, client and server
+   memory) unless skipped.
+5. Prints the table; with --write-doc replaces the `channels` section at the end of
+   docs/benchmarks.md (machine, date, load before/after each row).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = "postgres://postgres@127.0.0.1:5432"
+PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-X", "-q"]
+USER = "bench-dm"
+
+CHANNELS = [
+    ("rest_csv", "REST visits CSV (`export_csv_stream`, COPY)"),
+    ("rest_json", "REST visits JSON (`export_json_stream`, SQL)"),
+    ("redcap_flat_csv", "REDCap records flat csv raw"),
+    ("redcap_flat_json", "REDCap records flat json raw"),
+    ("redcap_eav_csv", "REDCap records eav csv raw"),
+    ("redcap_eav_json", "REDCap records eav json raw"),
+    ("redcap_flat_csv_label", "REDCap records flat csv label"),
+    ("fhir_Observation", "FHIR bulk NDJSON Observation"),
+    ("fhir_Patient", "FHIR bulk NDJSON Patient"),
+    ("fhir_AdverseEvent", "FHIR bulk NDJSON AdverseEvent"),
+    ("outcomes", "Outcome summary, whole registry"),
+    ("dashboard", "Outcome dashboard (report + 4 SVG plots)"),
+]
+
+
+def sh(args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+# --- child: one channel, in a fresh process ---------------------------------------------
+
+def child(channel: str) -> dict:
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from registry.interop import redcap as redcap_view
+    from registry.models import Visit
+    from registry.services import exports, outcomes, plots, redcap
+    from registry.services.access import visible
+    from registry.services.export_log import RowCounter
+
+    user = get_user_model().objects.get(username=USER)
+    visits = visible(Visit.objects.all(), user)
+    counter = RowCounter()
+
+    def drain(chunks):
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+        return size
+
+    start = time.perf_counter()
+    size, rows = 0, None
+    if channel == "statement":
+        return {"statement": exports.copy_statement("visits", visits), "visits": visits.count()}
+    if channel == "rest_csv":
+        size = drain(exports.export_csv_stream("visits", visits, counter=counter))
+        rows = counter.rows
+    elif channel == "rest_json":
+        size = drain(exports.export_json_stream("visits", visits, counter=counter))
+        rows = counter.rows
+    elif channel.startswith("redcap_"):
+        _, record_type, fmt, *label = channel.split("_")
+        export = redcap.RecordExport(user=user, labels=bool(label))
+        size = drain(redcap_view.record_stream(export, record_type, fmt, counter))
+        rows = counter.rows
+    elif channel.startswith("fhir_"):
+        from registry.services import fhir
+
+        found = fhir.fhir_search(user=user, resource_type=channel[5:], params=fhir.fhir_since_params(None))
+        rows = 0
+        for item in found.resources():
+            size += len(json.dumps(item, separators=(",", ":"))) + 1
+            rows += 1
+    elif channel == "outcomes":
+        summary = outcomes.outcome_summary(user=user)
+        rows = summary["n_patients"]
+    elif channel == "dashboard":
+        report = outcomes.outcome_report(user=user)
+        s = report["summary"]
+        plots.nrs_pairs_svg(report["pairs"], total=s["n_paired"])
+        plots.responder_rate_svg(report["by_therapy"])
+        plots.km_svg(report["km"]["years"], report["km"]["survival"], explants=s["explants"],
+                     n=s["n_patients"])
+        plots.ae_category_svg(s["ae_by_category"], n_patients=s["n_patients"])
+        rows = s["n_patients"]
+    else:
+        raise SystemExit(f"unknown channel {channel}")
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": rows, "bytes": size,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_child(env, channel: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", channel], cwd=ROOT, env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# --- parent ---------------------------------------------------------------------------------
+
+def ensure_db(db: str, patients: int, env: dict) -> float | None:
+    """Reuse or seed --db; returns the seeding time (None when reused)."""
+    exists = sh(PSQL + ["-d", "postgres", "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{db}'"])
+    count = None
+    if exists.strip():
+        try:
+            count = int(sh(PSQL + ["-d", db, "-Atc", "SELECT count(*) FROM registry_patient"]).strip())
+        except subprocess.CalledProcessError:
+            count = None
+    seeded = None
+    if count != patients:
+        print(f"seeding {db} with {patients} patients (found {count})", file=sys.stderr)
+        sh(PSQL + ["-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
+        sh(PSQL + ["-d", "postgres", "-c", f"CREATE DATABASE {db}"])
+        sh([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env)
+        start = time.perf_counter()
+        sh([sys.executable, "manage.py", "seed_synthetic", "--patients", str(patients), "--sites", "20",
+            "--seed", "1"], cwd=ROOT, env=env)
+        seeded = time.perf_counter() - start
+        sh(PSQL + ["-d", db, "-c", "ANALYZE"])
+    else:
+        sh([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env)
+    sh([sys.executable, "-c", "import django; django.setup(); "
+        "from registry.services.users import registry_user_save; "
+        f"registry_user_save(username={USER!r}, role='data_manager', site_codes=[], "
+        "all_sites=True, password=None, validate_pw=False)"], cwd=ROOT, env=env)
+    return seeded
+
+
+def time_copy(db: str, statement: str) -> tuple[float, int, int]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(PSQL + ["-d", db, "-c", statement], stdout=subprocess.PIPE)
+    lines, size = 0, 0
+    while chunk := proc.stdout.read(1 << 16):
+        lines += chunk.count(b"\n")
+        size += len(chunk)
+    proc.wait()
+    return time.perf_counter() - start, lines, size
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--db", default="registry_bench")
+    parser.add_argument("--import-patients", type=int, default=10_000)
+    parser.add_argument("--skip", nargs="*", default=[], help="channels (or import, pycap) to leave out")
+    parser.add_argument("--write-doc", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(ROOT))
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+        print(json.dumps(child(args.child), default=str))
+        return
+    if args.db in ("postgres", "registry", "registry_bench_h8"):
+        sys.exit("--db: a database of its own (it may be re-created).")
+    env = {**os.environ, "DATABASE_URL": f"{PG}/{args.db}", "DJANGO_SETTINGS_MODULE": "config.settings.local",
+           "DEBUG": "False", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    started = datetime.datetime.now(datetime.UTC)
+    uptime_before = sh(["uptime"]).strip()
+    seeded = ensure_db(args.db, args.patients, env)
+    info = run_child(env, "statement")
+    rows = []
+    copy_s, copy_rows, copy_bytes = time_copy(args.db, info["statement"])
+    copy_rows -= 0  # COPY ... WITH CSV writes no header
+    rows.append(("copy", "`psql` COPY of the visits export's SELECT (reference)", copy_s, copy_rows,
+                 copy_bytes, None, load()))
+    print(f"COPY {copy_s:.2f} s {copy_rows} rows", file=sys.stderr)
+    for channel, label in CHANNELS:
+        if channel in args.skip or channel.split("_")[0] in args.skip:
+            continue
+        before = load()
+        result = run_child(env, channel)
+        rows.append((channel, label, result["seconds"], result["rows"], result["bytes"], result["peak_mib"],
+                     f"{before}-{load()}"))
+        print(f"{label}: {result}", file=sys.stderr)
+    extra = []
+    if "import" not in args.skip:
+        before = load()
+        out = sh([sys.executable, "bench/import_bundle.py", "--patients", str(args.import_patients),
+                  "--db", f"{args.db}_import"], cwd=ROOT, env={**os.environ})
+        result = json.loads(out[out.index("{"):])
+        extra.append(("import", f"Bundle import of {result['patients']:,} patients / {result['visits']:,} "
+                      f"visits (`bench/import_bundle.py`; stages {result['stages_s']})",
+                      result["import_s"], result["visits"], None, None, f"{before}-{load()}"))
+        sh(PSQL + ["-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {args.db}_import WITH (FORCE)"])
+        print(f"import: {result}", file=sys.stderr)
+    if "pycap" not in args.skip:
+        before = load()
+        out = sh([sys.executable, "bench/redcap_pycap.py", "--formats", "csv"], cwd=ROOT,
+                 env={**env, "BENCH_WRITABLE_DB": "1"})
+        result = json.loads(out.strip().splitlines()[-1])
+        extra.append(("pycap", f"PyCap `export_records(format_type='csv')`, one call over HTTP "
+                      f"(gunicorn, 1 sync worker); client peak {result['client_peak_mib']} MiB",
+                      result["seconds"], result["rows"], result["bytes"], result["server_peak_mib"],
+                      f"{before}-{load()}"))
+        print(f"pycap: {result}", file=sys.stderr)
+    text = table(args, rows + extra, copy_s, copy_rows, started, uptime_before, seeded)
+    print(text)
+    if args.write_doc:
+        write_doc(text)
+
+
+def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded) -> str:
+    copy_rate = copy_rows / copy_s
+    lines = [
+        f"Command: `.venv/bin/python bench/channels.py --patients {args.patients} --db {args.db}"
+        f"{' --skip ' + ' '.join(args.skip) if args.skip else ''} --write-doc`",
+        "",
+        f"- Machine: {platform.platform()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"PostgreSQL on the same machine; **shared** with other helpers' test runs.",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC. Load at the start: `{uptime_before}`; per row below.",
+        f"- Data: `{args.db}`, {args.patients:,} patients, {copy_rows:,} visits"
+        + (f" (seeded in this run: {seeded / 60:.1f} min)." if seeded else " (reused)."),
+        "- Each channel ran in a fresh process reading the whole answer as the view streams it "
+        "(no HTTP, except PyCap); peak RSS = that process's maximum (Django and the libraries "
+        "included).",
+        "- vs COPY = COPY's seconds / the channel's seconds for the same registry (the visit rows: "
+        "REDCap adds enrolment and AE rows, eav one row per value, FHIR one resource per score).",
+        "",
+        "| channel | seconds | rows / resources | rows/s | MB | vs COPY | peak RSS | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for _key, label, seconds, count, size, peak, when in rows:
+        rate = f"{count / seconds:,.0f}" if count and seconds else ""
+        ratio = f"{copy_s / seconds:.2f}x" if seconds else ""
+        lines.append(f"| {label} | {seconds:.2f} | {count if count is not None else '':,} | {rate} | "
+                     f"{size / 1e6:.0f} | {ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} |"
+                     if size is not None else
+                     f"| {label} | {seconds:.2f} | {count if count is not None else ''} | {rate} | | "
+                     f"{ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} |")
+    lines.append(f"\nCOPY reference rate: {copy_rate:,.0f} rows/s.")
+    return "\n".join(lines)
+
+
+def write_doc(text: str) -> None:
+    doc = ROOT / "docs" / "benchmarks.md"
+    content = doc.read_text(encoding="utf-8")
+    start, end = "<!-- section: channels (issue 21) -->", "<!-- end: channels -->"
+    section = f"{start}\n## Every channel against COPY, one run (issue 21)\n\n{text}\n{end}"
+    if start in content:
+        head, rest = content.split(start, 1)
+        _, tail = rest.split(end, 1)
+        content = f"{head}{section}{tail}"
+    else:
+        content = content.rstrip("\n") + "\n\n" + section + "\n"
+    doc.write_text(content, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
