@@ -43,10 +43,10 @@ from registry.models.queries import LIVE_STATUSES
 from registry.models.visits import BASELINE, TIMEPOINT_RE, TRIAL_END, UNSCHEDULED, timepoint_sort_key
 
 from . import access, deid, queries
+from .missing import NO_REASON, NO_REASON_LABEL
 
-NO_REASON = "none"  # no value and no reason given
 REASONS = [*MissingReason.values, NO_REASON]
-REASON_LABELS = {**dict(MissingReason.choices), NO_REASON: "No value, no reason"}
+REASON_LABELS = {**dict(MissingReason.choices), NO_REASON: NO_REASON_LABEL}
 
 # The visit's own values: instrument code -> (label, value field, reason field, after the implant only).
 VALUES = {
