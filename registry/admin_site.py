@@ -5,7 +5,8 @@ sets `default_site`, as Django's "Overriding the default admin site" shows), so
 `admin.site` and `@admin.register` are this site and nothing patches it. It adds
 `/admin/registry/outcomes/` (URL name `admin:registry_outcomes`) and an
 "Outcomes dashboard" entry at the top of the Registry app list for users with a
-registry role; the dashboard itself is registry.admin.outcomes.
+registry role; the dashboard itself is registry.admin.outcomes. Likewise the
+completeness report (`/admin/registry/completeness/`, registry.admin.completeness).
 
 The class lives outside the registry.admin package on purpose: Django creates
 the default site on first use by importing this class, and importing
@@ -25,6 +26,7 @@ from registry.services import access, deid, worklist
 
 OUTCOMES_URL_NAME = "registry_outcomes"
 STATUS_GRID_URL_NAME = "registry_status_grid"
+COMPLETENESS_URL_NAME = "registry_completeness"
 
 
 class RegistryAdminSite(admin.AdminSite):
@@ -68,7 +70,14 @@ class RegistryAdminSite(admin.AdminSite):
             path("registry/outcomes/", self.admin_view(self.outcomes_view), name=OUTCOMES_URL_NAME),
             path("registry/status-grid/<int:site_id>/", self.admin_view(self.status_grid_view),
                  name=STATUS_GRID_URL_NAME),
+            path("registry/completeness/", self.admin_view(self.completeness_view),
+                 name=COMPLETENESS_URL_NAME),
         ] + super().get_urls()
+
+    def completeness_view(self, request):
+        from registry.admin.completeness import completeness_view
+
+        return completeness_view(request, site=self)
 
     def outcomes_view(self, request):
         # Imported on use: registry.admin cannot be imported before this class exists.
@@ -91,6 +100,14 @@ class RegistryAdminSite(admin.AdminSite):
                     "name": "Outcomes dashboard",
                     "object_name": "OutcomesDashboard",
                     "admin_url": reverse(f"{self.name}:{OUTCOMES_URL_NAME}", current_app=self.name),
+                    "add_url": None,
+                    "view_only": True,
+                    "perms": {"view": True},
+                })
+                app["models"].insert(1, {
+                    "name": "Completeness report",
+                    "object_name": "CompletenessReport",
+                    "admin_url": reverse(f"{self.name}:{COMPLETENESS_URL_NAME}", current_app=self.name),
                     "add_url": None,
                     "view_only": True,
                     "perms": {"view": True},

@@ -18,7 +18,8 @@ from .filters import site_filter
 
 # The admin page of each record type (PROM items add theirs with their record type).
 RECORD_ADMIN = {"patient": "registry_patient_change", "implant": "registry_implant_change",
-                "visit": "registry_visit_change", "adverse_event": "registry_adverseevent_change"}
+                "visit": "registry_visit_change", "adverse_event": "registry_adverseevent_change",
+                "prom_item": "registry_promanswer_change"}
 
 STEPS = {
     "_answer": (QueryAction.ANSWER, queries.query_answer, "Answer sent to the data manager."),

@@ -30,6 +30,16 @@ KmAtRiskSerializer = type("KmAtRiskSerializer", (serializers.Serializer,), {
     f"{years}y": serializers.IntegerField(allow_null=True) for years in outcomes.KM_YEARS})
 
 
+ReasonCountSerializer = type("ReasonCountSerializer", (serializers.Serializer,), {
+    code: serializers.IntegerField(help_text="none: no value and no reason" if code == "none" else code)
+    for code in outcomes.EXCLUSION_REASONS})
+
+
+class ExcludedByReasonSerializer(serializers.Serializer):
+    no_baseline = ReasonCountSerializer(help_text="excluded_no_baseline by reason.")
+    no_followup = ReasonCountSerializer(help_text="excluded_no_followup by reason.")
+
+
 def _float(help_text):
     return serializers.FloatField(allow_null=True, help_text=help_text)
 
@@ -50,6 +60,8 @@ class OutcomeSummarySerializer(serializers.Serializer):
     excluded_no_followup = _int("A baseline but no follow-up score.")
     excluded_zero_baseline = _int(
         help_text="Baseline 0: reduction undefined, left out of responders only.")
+    excluded_by_reason = ExcludedByReasonSerializer(allow_null=True, help_text=(
+        "The excluded patients by why the score is missing (null when suppressed)."))
     n_paired = _int("Patients with baseline and follow-up scores.")
     n_responder_evaluable = _int("n_paired minus zero baselines.")
     followup_years_median = _float("Years from implant to the follow-up visit used.")

@@ -56,7 +56,7 @@ class QueryFilter(filters.FilterSet):
     rule = CodeFilter(field_name="rule", what="rule", widget=CodeWidget,
                       help_text="Data check name(s), comma-separated (registry.services.checks)")
     record_type = CodeFilter(field_name="record_type", what="record_type", widget=CodeWidget,
-                             help_text="patient, implant, visit, adverse_event")
+                             help_text="patient, implant, visit, adverse_event, prom_item")
     manual = filters.BooleanFilter(method="filter_manual", help_text="Opened by a person (no rule).")
     opened_before_days = AgeFilter(field_name="opened_before_days", older=True,
                                    help_text="Opened at least this many days ago.")

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import epro, outcomes, queries, views
+from . import completeness, epro, outcomes, queries, views
 
 router = DefaultRouter()
 router.register("sites", views.SiteViewSet, basename="site")
@@ -23,6 +23,7 @@ v1_patterns = [
     path("outcomes/", outcomes.OutcomeSummaryView.as_view(), name="outcomes"),
     path("outcomes/proms/", outcomes.PromOutcomeView.as_view(), name="outcomes-proms"),
     path("outcomes/response-rates/", epro.ResponseRatesView.as_view(), name="outcomes-response-rates"),
+    path("completeness/", completeness.CompletenessView.as_view(), name="completeness"),
     path("exports/prom-answers/", views.PromAnswerExportView.as_view(), name="export-prom-answers"),
 ]
 

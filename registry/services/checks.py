@@ -13,8 +13,7 @@ queries that matter.
 Runs: after each save of a clinical record in the admin (`checks_after_save`, scoped
 to the record's patient), after an import (the imported patients), nightly (Celery
 beat, task `registry.tasks.run_data_checks`) and by `manage.py run_data_checks
-[--site CODE]`. More rules (PROMs with items missing beyond their scoring rule) plug
-in with `rule_register`.
+[--site CODE]`. More rules plug in with `rule_register`.
 """
 
 import dataclasses
@@ -23,7 +22,7 @@ from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet, Window
+from django.db.models import Count, F, Q, QuerySet, Window
 from django.db.models.functions import Lag
 
 from registry.models import (
@@ -31,6 +30,7 @@ from registry.models import (
     DataQuery,
     Implant,
     Patient,
+    PromAnswer,
     QueryStatus,
     Site,
     Visit,
@@ -39,6 +39,7 @@ from registry.models import (
 
 from . import queries
 from .audit import system_user
+from .proms import instruments
 
 NRS_JUMP = 6  # points between consecutive visits of one implant
 MME_CEILING = Decimal("500")  # MME/day
@@ -70,7 +71,7 @@ RULES: dict[str, CheckRule] = {}
 
 
 def rule_register(rule: CheckRule) -> CheckRule:
-    """The hook for more rules (the PROM rule: items missing beyond the scoring rule)."""
+    """The hook for more rules (a rule of another issue registers itself here)."""
     RULES[rule.name] = rule
     return rule
 
@@ -207,21 +208,76 @@ rule_register(CheckRule(
     _far_outside_window))
 
 
+def _prom_unscorable(scope):
+    # Only (visit, instrument) groups with fewer answers than items can miss a score: the
+    # count is SQL, the instrument's own rule (Score.min_answered) is Python on those few.
+    item_counts = Q()
+    for code, instrument in instruments.INSTRUMENTS.items():
+        item_counts |= Q(instrument=code, answered__lt=len(instrument.items))
+    partial = (_in_scope(PromAnswer.objects.all(), scope, "visit__patient")
+               .values("visit_id", "instrument").annotate(answered=Count("pk")).order_by()
+               .filter(item_counts).values_list("visit_id", "instrument"))
+    groups: dict[int, set[str]] = {}
+    for visit_id, code in partial.iterator(chunk_size=BATCH):
+        groups.setdefault(visit_id, set()).add(code)
+    for start in range(0, len(groups), BATCH):
+        ids = list(groups)[start:start + BATCH]
+        answers: dict[tuple[int, str], dict[str, int]] = {}
+        for visit_id, code, item, value in PromAnswer.objects.filter(visit_id__in=ids).values_list(
+                "visit_id", "instrument", "item", "value"):
+            if code in groups[visit_id]:
+                answers.setdefault((visit_id, code), {})[item] = value
+        visits = Visit.objects.select_related("patient", "implant").in_bulk(ids)
+        for (visit_id, code), given in sorted(answers.items()):
+            if instruments.is_scorable(code, given):
+                continue
+            definition = instruments.INSTRUMENTS[code]
+            missing = [i.code for i in definition.items if i.code not in given]
+            unscored = [s.label for s in definition.scores
+                        if s.compute(given, instruments.DEFAULT_VALUE_SET) is None]
+            yield Finding(visits[visit_id], prom_field(code), (
+                f"{definition.name}: {len(missing)} of {len(definition.items)} items are not "
+                f"answered ({', '.join(missing)}), more than its scoring rule allows, so "
+                f"{'; '.join(unscored)} cannot be scored. Enter the missing answers if the "
+                "patient gave them."))
+
+
+def prom_field(instrument: str) -> str:
+    """The query field of a whole instrument at a visit ("prom:odi")."""
+    return f"prom:{instrument}"
+
+
+rule_register(CheckRule(
+    "prom_items_missing",
+    "A PROM with more items missing than its scoring rule allows (e.g. ODI: at least 8 of 10 "
+    "sections; HADS: one missing item per subscale prorated) has no score, and the patient "
+    "drops out of that outcome; often the answers exist on paper but were not all entered.",
+    _prom_unscorable))
+
+
 # The models' own validation, as the import validator runs it (clean_fields, then clean):
 # rows saved before a rule existed, or written in bulk, are held to today's rules.
+# The site comes along: clean() judges "in the future" in the site's time zone.
 CLEANED = (
     (Patient, ("site",)),
-    (Implant, ("patient",)),
-    (Visit, ("patient", "implant")),
-    (AdverseEvent, ("patient", "implant")),
+    (Implant, ("patient__site",)),
+    (Visit, ("patient__site", "implant")),
+    (AdverseEvent, ("patient__site", "implant")),
 )
 
 
-def record_errors(obj) -> dict[str, list[str]]:
+def _foreign_keys(model) -> list[str]:
+    return [f.name for f in model._meta.concrete_fields if f.is_relation]
+
+
+def record_errors(obj, *, stored: bool = False) -> dict[str, list[str]]:
     """The validation messages of `obj` by field ("" for the record), as the import
-    validator and the admin form would give them."""
+    validator and the admin form would give them. `stored`: a row read from the
+    database, whose foreign keys the database's own constraints keep valid (so their
+    existence is not asked again, one query per key and row)."""
     found: dict = {}
-    for check in (obj.clean_fields, obj.clean):
+    exclude = _foreign_keys(type(obj)) if stored else None
+    for check in (lambda: obj.clean_fields(exclude=exclude), obj.clean):
         try:
             check()
         except ValidationError as exc:
@@ -235,7 +291,7 @@ def _invalid_records(scope):
         path = "pk" if model is Patient else "patient"
         qs = _in_scope(model.objects.select_related(*related), scope, path)
         for obj in qs.iterator(chunk_size=BATCH):
-            for field, messages in record_errors(obj).items():
+            for field, messages in record_errors(obj, stored=True).items():
                 yield Finding(obj, field, " ".join(messages))
 
 

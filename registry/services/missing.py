@@ -32,6 +32,9 @@ from registry.models import MissingReason
 from registry.models.choices import NUMBERING, code_number
 
 FHIR_DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+# In counts of missing values (completeness, outcome exclusions): no value and no reason.
+NO_REASON = "none"
+NO_REASON_LABEL = "No value, no reason"
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,35 @@ def prom_mic_svg(scores: list[dict], holistic: dict | None = None) -> str:
             ax.set_xlabel("Patients reaching the minimal important change (%), 95 % CI")
             ax.set_title("PROMs: minimal important change")
         return svg_of(fig, label="Share of patients reaching the minimal important change per PROM score")
+
+
+# Done, then the missing-data reasons (services.completeness.REASONS), then no reason.
+COMPLETENESS_COLOURS = ["#3b6fa0", "#9ecae1", "#fdd0a2", "#bdbdbd", "#d9d9d9", "#8c6bb1", "#c8702a"]
+
+
+def completeness_svg(totals: list[dict], reasons: list[tuple[str, str]]) -> str:
+    """Per instrument, the expected values as a 100 % bar: done, then missing by reason
+    (`totals` from services.completeness.completeness_totals; `reasons`: code, label)."""
+    with matplotlib.rc_context(RC):
+        fig = _figure(width=6.4, height=max(2.4, 0.42 * len(totals) + 1.4))
+        ax = fig.add_subplot()
+        rows = [t for t in totals if t["expected"]]
+        if not rows:
+            _empty(ax, "Nothing expected yet")
+        else:
+            labels = [f"{t['label']} (n={t['expected']})" for t in reversed(rows)]
+            left = [0.0] * len(rows)
+            parts = [("done", "Done")] + list(reasons)
+            for (code, label), colour in zip(parts, COMPLETENESS_COLOURS, strict=False):
+                share = [100 * (t["done"] if code == "done" else t["missing"][code]) / t["expected"]
+                         for t in reversed(rows)]
+                if not any(share):
+                    continue
+                ax.barh(labels, share, left=left, color=colour, label=label, height=0.6)
+                left = [a + b for a, b in zip(left, share, strict=True)]
+            ax.set_xlim(0, 100)
+            ax.set_xlabel("Expected values (%)")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False,
+                      fontsize=8)
+            ax.set_title("Completeness by instrument")
+        return svg_of(fig, label="Completeness by instrument: done and missing by reason")

@@ -27,12 +27,14 @@ from registry.models import (
     DataQuery,
     Implant,
     Patient,
+    PromAnswer,
     QueryAction,
     QueryMessage,
     QueryStatus,
     Role,
     Visit,
 )
+from registry.models.instruments import INSTRUMENTS
 from registry.models.queries import LIVE_STATUSES
 
 from . import access, inputs
@@ -82,8 +84,26 @@ record_type_register(RecordType("patient", Patient, lambda p: p.pk, lambda p: p.
                                 related=("site",)))
 record_type_register(RecordType("implant", Implant, lambda i: i.patient_id, lambda i: i.ref,
                                 related=("patient",)))
+def _visit_fields(visit: Visit) -> set[str]:
+    # The visit's own fields, and each PROM instrument as a whole ("prom:odi": the data
+    # check on items missing beyond the scoring rule asks about the instrument, not an item).
+    own = {f.name for f in Visit._meta.concrete_fields
+           if f.editable and not f.primary_key and f.name != "version"}
+    return own | {f"prom:{code}" for code in INSTRUMENTS}
+
+
+def _prom_item_key(answer: PromAnswer) -> str:
+    return f"{_visit_key(answer.visit)} {answer.instrument}.{answer.item}"
+
+
 record_type_register(RecordType("visit", Visit, lambda v: v.patient_id, _visit_key,
-                                timepoint=lambda v: v.timepoint, related=("patient", "implant")))
+                                timepoint=lambda v: v.timepoint, fields=_visit_fields,
+                                related=("patient", "implant")))
+# A PROM item answer: `field` is "value" (the answer).
+record_type_register(RecordType(
+    "prom_item", PromAnswer, lambda a: a.visit.patient_id, _prom_item_key,
+    timepoint=lambda a: a.visit.timepoint, fields=lambda a: {"value"},
+    related=("visit__patient", "visit__implant")))
 record_type_register(RecordType(
     "adverse_event", AdverseEvent, lambda e: e.patient_id,
     lambda e: f"{e.patient.registry_id} AE #{e.pk}", related=("patient",)))

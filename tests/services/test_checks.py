@@ -185,3 +185,46 @@ def test_every_rule_says_why(db):
     assert len(checks.RULES) >= 7
     for name, why in checks.rules_documented():
         assert len(why) > 60, name
+
+
+def answer_odi(visit, sections):
+    from registry.models import PromAnswer
+
+    for code in sections:
+        record_save(PromAnswer(visit=visit, instrument="odi", item=code, value=2),
+                    actor=system_user(), reason="test", validate=False)
+
+
+def test_prom_with_items_missing_beyond_its_scoring_rule(implant):
+    # ODI: scored with at least 8 of 10 sections (Fairbank & Pynsent 2000); 7 is too few.
+    def plant():
+        visit = follow_up(implant, "m3", nrs=4)
+        answer_odi(visit, [f"s{n}" for n in range(1, 8)])
+        return visit, "prom:odi"
+
+    query = cycle("prom_items_missing", plant, lambda v: answer_odi(v, ["s8"]))
+    assert "7 of 10" not in query.messages.first().text  # the missing count, not the answered
+    assert "3 of 10 items are not answered (s8, s9, s10)" in query.messages.first().text
+
+
+def test_a_prom_within_its_scoring_rule_is_no_finding(implant):
+    visit = follow_up(implant, "m3", nrs=4)
+    answer_odi(visit, [f"s{n}" for n in range(1, 9)])  # 8 of 10: scored
+    assert checks.checks_run(rules=["prom_items_missing"]).findings == 0
+
+
+def test_a_query_on_a_prom_item_reaches_the_sites_nurse(implant, data_manager, nurse, nurse_b):
+    from registry.models import PromAnswer
+
+    visit = follow_up(implant, "m3", nrs=4)
+    answer_odi(visit, ["s1"])
+    answer = PromAnswer.objects.get(visit=visit, item="s1")
+    query = queries.query_open(record=answer, field="value", text="Is s1 really 2?",
+                               actor=data_manager)
+    assert (query.record_type, query.record_key) == ("prom_item", f"{implant.ref} m3 odi.s1")
+    assert list(queries.queries_for(nurse)) == [query]
+    assert not queries.queries_for(nurse_b).exists()
+    queries.query_answer(query=query, text="Checked the paper form: 2.", actor=nurse)
+    assert queries.record_load(record_type="prom_item", record_id=answer.pk, user=nurse) == answer
+    with pytest.raises(Exception, match="not a field"):
+        queries.query_open(record=answer, field="nrs", text="?", actor=data_manager)

@@ -19,7 +19,10 @@ Definitions (docs: /work/shared/design.md, "Outcome definitions"):
 - Score: the primary NRS (`Visit.nrs`), or with `pain_site` the PainScore of
   that pain site and recall (default 7-day average) at those visits.
 - Exclusions (disjoint, reported, never silent): `excluded_no_baseline` (no
-  baseline score), `excluded_no_followup` (a baseline but no follow-up score).
+  baseline score), `excluded_no_followup` (a baseline but no follow-up score),
+  each counted by why the score is missing in `excluded_by_reason` (`no_baseline`,
+  `no_followup`: not_asked, declined, unknown, not_applicable, lost_to_follow_up,
+  none = no value and no reason), from the NRS's own reason or the visit's.
   The others form the paired set (`n_paired`): NRS means, SDs, reduction of
   means and the Wilcoxon test. `excluded_zero_baseline` (baseline 0, reduction
   undefined) are left out of the per-patient reductions and responder counts
@@ -47,6 +50,7 @@ Modules: `query` (parameters, validated), `analysis` (loading and statistics),
 """
 
 from .analysis import (
+    EXCLUSION_REASONS,
     KM_YEARS,
     SUMMARY_KEYS,
     km_curve,
@@ -59,7 +63,7 @@ from .query import GROUP_BY_CHOICES, LAST, PARAMS, OutcomeQuery, OutcomeQueryErr
 from .text import TABLE_ROWS, outcome_paragraph, outcome_table, prom_paragraph, prom_table
 
 __all__ = [
-    "GROUP_BY_CHOICES", "KM_YEARS", "LAST", "PARAMS", "SUMMARY_KEYS", "TABLE_ROWS",
+    "EXCLUSION_REASONS", "GROUP_BY_CHOICES", "KM_YEARS", "LAST", "PARAMS", "SUMMARY_KEYS", "TABLE_ROWS",
     "OutcomeQuery", "OutcomeQueryError",
     "km_curve", "outcome_paragraph", "outcome_query_clean", "outcome_report", "outcome_summary",
     "outcome_table", "prom_paragraph", "prom_table", "wilcoxon_p", "wilson_interval",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Case, IntegerField, Max, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
 from scipy import stats
 
 from registry.models import (
@@ -22,6 +22,7 @@ from registry.models import (
     UNSCHEDULED,
     AdverseEvent,
     Implant,
+    MissingReason,
     PainScore,
     Patient,
     Site,
@@ -31,6 +32,7 @@ from registry.models import (
 
 from .. import access, deid
 from ..datasets import pg
+from ..missing import NO_REASON
 from .query import LAST, OutcomeQuery, OutcomeQueryError, outcome_query_clean
 from .text import outcome_paragraph
 
@@ -42,7 +44,7 @@ SATISFIED_MIN = 4
 SUMMARY_KEYS = (
     "n_patients", "male", "withdrawn", "age_mean", "age_sd",
     "excluded_no_baseline", "excluded_no_followup", "excluded_zero_baseline",
-    "n_paired", "n_responder_evaluable",
+    "excluded_by_reason", "n_paired", "n_responder_evaluable",
     "followup_years_median", "followup_years_min", "followup_years_max",
     "nrs_baseline_mean", "nrs_baseline_sd", "nrs_followup_mean", "nrs_followup_sd",
     "nrs_reduction_pct_mean", "nrs_reduction_of_means_pct",
@@ -278,6 +280,8 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     patients["followup_date"] = last["date_done"]
     patients["satisfaction"] = last["satisfaction"]
 
+    _missing_reasons(patients, query, scope)
+
     events = _frame(
         AdverseEvent.objects.filter(**_of_patients(scope))
         .values_list("patient_id", "implant_id", "category").order_by(),
@@ -286,6 +290,52 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     events = events.merge(patients[["implant_id"]].reset_index(), on="patient_id")
     events = events[events["event_implant_id"].isna() | (events["event_implant_id"] == events["implant_id"])]
     return Cohort(patients=patients, events=events[["patient_id", "category"]])
+
+
+EXCLUSION_REASONS = [*MissingReason.values, NO_REASON]
+
+
+def _missing_reasons(patients: pd.DataFrame, query: OutcomeQuery, scope: QuerySet) -> None:
+    """`baseline_reason` and `followup_reason` of each patient: why the score is missing,
+    from the visits that carry a reason (services.missing): the NRS's own reason on a
+    completed visit (primary NRS only: a pain-site score has none of its own), else the
+    reason the visit was not done. The follow-up's is that of the timepoint asked for,
+    or, for 'last', of the latest follow-up of the index implant with a reason. Without
+    one: NO_REASON. One query, over the few visits that carry a reason."""
+    with_reason = Q(visit_missing__gt="")
+    if query.pain_site is None:
+        with_reason |= Q(nrs_missing__gt="", status=VisitStatus.COMPLETED)
+    rows = _frame(
+        Visit.objects.filter(with_reason, **_of_patients(scope))
+        .exclude(timepoint__in=[TRIAL_END, UNSCHEDULED])
+        .values_list("patient_id", "implant_id", "timepoint", "target_date", "nrs_missing",
+                     "visit_missing").order_by(),
+        {"patient_id": INT, "visit_implant_id": FLOAT, "timepoint": TEXT, "target_date": DATE,
+         "nrs_missing": TEXT, "visit_missing": TEXT},
+    )
+    if query.pain_site is None:
+        rows["reason"] = rows["nrs_missing"].where(rows["nrs_missing"].fillna("") != "",
+                                                   rows["visit_missing"])
+    else:
+        rows["reason"] = rows["visit_missing"]
+    base = rows[rows["timepoint"] == BASELINE].drop_duplicates("patient_id")
+    patients["baseline_reason"] = (base.set_index("patient_id")["reason"].reindex(patients.index)
+                                   .fillna(NO_REASON))
+    follow = rows[rows["timepoint"] != BASELINE].merge(
+        patients[["implant_id"]].reset_index(), on="patient_id")
+    linked = follow["visit_implant_id"] == follow["implant_id"]
+    if query.timepoint == LAST:
+        follow = follow[linked | follow["visit_implant_id"].isna()]
+    else:
+        follow = follow[linked & (follow["timepoint"] == query.timepoint)]
+    follow = follow.sort_values(["patient_id", "target_date"]).drop_duplicates("patient_id", keep="last")
+    patients["followup_reason"] = (follow.set_index("patient_id")["reason"].reindex(patients.index)
+                                   .fillna(NO_REASON))
+
+
+def _by_reason(reasons: pd.Series) -> dict[str, int]:
+    counts = reasons.value_counts()
+    return {code: int(counts.get(code, 0)) for code in EXCLUSION_REASONS}
 
 
 # --- statistics ---------------------------------------------------------------
@@ -392,6 +442,10 @@ def _summarise(cohort: Cohort, threshold: float) -> dict:
         "excluded_no_baseline": int((~has_base).sum()),
         "excluded_no_followup": int((has_base & ~has_follow).sum()),
         "excluded_zero_baseline": int((~evaluable).sum()),
+        # The excluded above, by why their score is missing (services.missing).
+        "excluded_by_reason": {"no_baseline": _by_reason(p.loc[~has_base, "baseline_reason"]),
+                               "no_followup": _by_reason(p.loc[has_base & ~has_follow,
+                                                               "followup_reason"])},
         "n_paired": len(paired),
         "n_responder_evaluable": n_evaluable,
         "followup_years_median": float(np.median(years)) if len(years) else None,

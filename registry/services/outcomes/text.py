@@ -41,6 +41,19 @@ def _number(n: int) -> str:
     return words[n] if 0 <= n < len(words) else str(n)
 
 
+REASON_WORDS = {"not_asked": "not asked", "declined": "declined", "unknown": "unknown",
+                "not_applicable": "not applicable", "lost_to_follow_up": "lost to follow-up",
+                "none": "no reason recorded"}
+
+
+def reasons_text(counts: dict | None) -> str:
+    """": 2 lost to follow-up, 1 no reason recorded" (empty without counts)."""
+    if not counts:
+        return ""
+    shown = [f"{n} {REASON_WORDS.get(code, code)}" for code, n in counts.items() if n]
+    return f": {', '.join(shown)}" if shown else ""
+
+
 def outcome_paragraph(summary: dict, *, timepoint: str = LAST, threshold: float = 50) -> str:
     """A results paragraph in the style of the first seed paper, from a summary."""
     s = summary
@@ -57,10 +70,13 @@ def outcome_paragraph(summary: dict, *, timepoint: str = LAST, threshold: float 
     parts.append(f"{n} patient{'s' if n != 1 else ''} (M = {s['male']}{age}) "
                  f"{'were' if n != 1 else 'was'} included.")
     excluded = []
+    why = s.get("excluded_by_reason") or {}
     if s["excluded_no_baseline"]:
-        excluded.append(f"{s['excluded_no_baseline']} without a baseline NRS")
+        excluded.append(f"{s['excluded_no_baseline']} without a baseline NRS"
+                        f"{reasons_text(why.get('no_baseline'))}")
     if s["excluded_no_followup"]:
-        excluded.append(f"{s['excluded_no_followup']} without a follow-up NRS")
+        excluded.append(f"{s['excluded_no_followup']} without a follow-up NRS"
+                        f"{reasons_text(why.get('no_followup'))}")
     if excluded:
         parts.append(f"{n - s['n_paired']} were excluded from the NRS analysis ({', '.join(excluded)}).")
     if s["excluded_zero_baseline"]:
@@ -148,9 +164,14 @@ def outcome_table(summary: dict) -> list[tuple[str, str]]:
         return [("Suppressed", suppressed_text())]
     rows = []
     labels = dict(AeCategory.choices)
+    why = summary.get("excluded_by_reason") or {}
     for key, label, fmt in TABLE_ROWS:
         value = summary[key]
         rows.append((label, "-" if value is None else fmt.format(value)))
+        group = {"excluded_no_baseline": "no_baseline", "excluded_no_followup": "no_followup"}.get(key)
+        for code, n in (why.get(group) or {}).items() if group else ():
+            if n:
+                rows.append((f"{label}, {REASON_WORDS.get(code, code)}", f"{n:d}"))
         if key == "responder_rate" and summary["responder_rate_ci95"]:
             low, high = summary["responder_rate_ci95"]
             rows.append(("Responder rate, 95 % CI (Wilson)", f"{low:.1%} - {high:.1%}"))
