@@ -43,7 +43,9 @@ Queries: a fixed handful of `values_list()` queries whatever the cohort size
 (no per-patient queries); the arithmetic is done with pandas/NumPy.
 
 Modules: `query` (parameters, validated), `analysis` (loading and statistics),
-`text` (the paragraph and the table); every public name is here.
+`text` (the paragraph and the table), `survival` (cumulative incidence of explant
+per cause with death competing, IPG longevity per model; its docstring says how each
+is censored); every public name is here.
 """
 
 from .analysis import (
@@ -56,11 +58,13 @@ from .analysis import (
     wilson_interval,
 )
 from .query import GROUP_BY_CHOICES, LAST, PARAMS, OutcomeQuery, OutcomeQueryError, outcome_query_clean
+from .survival import explant_incidence, ipg_longevity
 from .text import TABLE_ROWS, outcome_paragraph, outcome_table
 
 __all__ = [
     "GROUP_BY_CHOICES", "KM_YEARS", "LAST", "PARAMS", "SUMMARY_KEYS", "TABLE_ROWS",
     "OutcomeQuery", "OutcomeQueryError",
-    "km_curve", "outcome_paragraph", "outcome_query_clean", "outcome_report", "outcome_summary",
+    "explant_incidence", "ipg_longevity", "km_curve", "outcome_paragraph", "outcome_query_clean",
+    "outcome_report", "outcome_summary",
     "outcome_table", "wilcoxon_p", "wilson_interval",
 ]
