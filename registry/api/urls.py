@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import outcomes, queries, views
+from . import outcomes, queries, survival, views
 
 router = DefaultRouter()
 router.register("sites", views.SiteViewSet, basename="site")
@@ -21,6 +21,10 @@ v1_patterns = [
     path("exports/adverse-events/", views.AdverseEventExportView.as_view(),
          name="export-adverse-events"),
     path("outcomes/", outcomes.OutcomeSummaryView.as_view(), name="outcomes"),
+    path("outcomes/explant-incidence/", survival.ExplantIncidenceView.as_view(),
+         name="outcomes-explant-incidence"),
+    path("outcomes/ipg-longevity/", survival.IpgLongevityView.as_view(), name="outcomes-ipg-longevity"),
+    path("outcomes/attrition/", survival.AttritionView.as_view(), name="outcomes-attrition"),
     path("exports/prom-answers/", views.PromAnswerExportView.as_view(), name="export-prom-answers"),
 ]
 
