@@ -53,7 +53,7 @@ class AdverseEventAdmin(QueriesOnRecordMixin, PatientSearchMixin, BackToPatientM
             "procedure_relatedness", "anticipated", "iso_class_explained"]}),
         ("Action and outcome", {"fields": ["action", "outcome", "resolved_on"]}),
         ("Reporting (MDR Art. 87) and IMDRF codes", {"fields": [
-            "public_health_threat", "reportability_explained", "imdrf_device_problem",
+            "public_health_threat", "reportability_explained", "reported_on", "imdrf_device_problem",
             "imdrf_clinical_signs", "imdrf_health_impact"]}),
         ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
     ]

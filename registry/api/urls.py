@@ -26,6 +26,10 @@ v1_patterns = [
     path("outcomes/ipg-longevity/", survival.IpgLongevityView.as_view(), name="outcomes-ipg-longevity"),
     path("outcomes/attrition/", survival.AttritionView.as_view(), name="outcomes-attrition"),
     path("exports/prom-answers/", views.PromAnswerExportView.as_view(), name="export-prom-answers"),
+    path("exports/implants/", views.ImplantExportView.as_view(), name="export-implants"),
+    path("exports/implants/codebook/", views.ImplantCodebookView.as_view(), name="codebook-implants"),
+    path("exports/safety/", views.SafetyTabulationExportView.as_view(), name="export-safety"),
+    path("exports/safety/codebook/", views.SafetyCodebookView.as_view(), name="codebook-safety"),
 ]
 
 urlpatterns = [
