@@ -6,11 +6,13 @@ from functools import partial
 from celery import current_app
 from django.contrib import admin
 from django.db import transaction
+from django.http import StreamingHttpResponse
 from django.utils.html import format_html
 
 from registry.models import AdverseEvent, Iso14155Class, Relatedness, SafetyFollowUp, iso14155_class
 from registry.models.choices import RELATED
 from registry.services.safety import event_reportability
+from registry.services.safety.tabulation import safety_tabulation_file
 
 from .base import BackToPatientMixin, PatientSearchMixin, RegistryAdmin, badge, clinical_inline
 from .filters import EventStatusFilter, IsoClassFilter, site_filter, therapy_filter
@@ -53,7 +55,7 @@ class AdverseEventAdmin(QueriesOnRecordMixin, PatientSearchMixin, BackToPatientM
             "procedure_relatedness", "anticipated", "iso_class_explained"]}),
         ("Action and outcome", {"fields": ["action", "outcome", "resolved_on"]}),
         ("Reporting (MDR Art. 87) and IMDRF codes", {"fields": [
-            "public_health_threat", "reportability_explained", "imdrf_device_problem",
+            "public_health_threat", "reportability_explained", "reported_on", "imdrf_device_problem",
             "imdrf_clinical_signs", "imdrf_health_impact"]}),
         ("Reason for change", {"fields": ["change_reason", "edit_version"]}),
     ]
@@ -71,6 +73,25 @@ class AdverseEventAdmin(QueriesOnRecordMixin, PatientSearchMixin, BackToPatientM
 
     class Media:
         js = ["registry/iso-class.js"]
+
+    actions = ["safety_tabulation_csv", "safety_tabulation_xlsx"]
+
+    def _tabulation(self, request, queryset, fmt):
+        # The selected rows of the list (already scoped to the user's sites); the
+        # tabulation keeps the serious and related ones (services.safety.tabulation).
+        chunks, name, content_type = safety_tabulation_file(user=request.user, events=queryset, fmt=fmt)
+        response = StreamingHttpResponse(chunks, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Safety tabulation of the selected events (CSV)")
+    def safety_tabulation_csv(self, request, queryset):
+        return self._tabulation(request, queryset, "csv")
+
+    @admin.action(description="Safety tabulation of the selected events (Excel)")
+    def safety_tabulation_xlsx(self, request, queryset):
+        return self._tabulation(request, queryset, "xlsx")
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

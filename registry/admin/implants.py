@@ -6,7 +6,14 @@ schedule in step); device serials are identifiers (IdentifierAdmin).
 
 from django.contrib import admin
 
-from registry.models import DeviceComponent, DeviceIdentifier, Implant, Revision, RevisionComponent
+from registry.models import (
+    DeviceComponent,
+    DeviceIdentifier,
+    Implant,
+    ProgrammingSession,
+    Revision,
+    RevisionComponent,
+)
 from registry.services import access
 from registry.services.components import revision_components_sync
 from registry.services.implants import implant_save
@@ -23,6 +30,15 @@ class DeviceComponentInline(clinical_inline(admin.TabularInline)):
     extra = 0
     verbose_name_plural = "device components (IPG, leads, extensions; serials and UDI-PI under " \
                           "device identifiers)"
+
+
+class ProgrammingSessionInline(clinical_inline(admin.TabularInline)):
+    model = ProgrammingSession
+    fields = ["date", "paradigm", "frequency_hz", "pulse_width_us", "amplitude_min_ma",
+              "amplitude_max_ma", "contacts", "closed_loop_target_uv", "recharge_interval_days"]
+    extra = 0
+    verbose_name_plural = "programming sessions (the latest is the current settings; the " \
+                          "electrode configuration is free text, kept at the site)"
 
 
 class RevisionComponentInline(clinical_inline(admin.TabularInline)):
@@ -48,7 +64,7 @@ class ImplantAdmin(QueriesOnRecordMixin, BackToPatientMixin, RegistryAdmin):
     readonly_fields = ["ref"]
     autocomplete_fields = ["patient"]
     ordering = ["-pk"]
-    inlines = [DeviceComponentInline]
+    inlines = [DeviceComponentInline, ProgrammingSessionInline]
     fieldsets = [
         ("Implant", {"fields": ["patient", "ref", "therapy"]}),
         ("Trial", {"fields": ["trial_start", "trial_end", "trial_success", "trial_criterion"]}),
@@ -78,6 +94,19 @@ class DeviceComponentAdmin(RegistryAdmin):
                     "removal_reason"]
     list_filter = [site_filter("implant__patient__site_id"), "kind", "removal_reason"]
     search_fields = ["implant__ref", "model", "udi_di"]
+    list_select_related = ["implant__patient"]
+    raw_id_fields = ["implant"]
+    ordering = ["-pk"]
+
+
+@admin.register(ProgrammingSession)
+class ProgrammingSessionAdmin(RegistryAdmin):
+    """Sessions are entered on their implant's page; this list finds them across implants."""
+
+    list_display = ["implant", "date", "paradigm", "frequency_hz", "pulse_width_us",
+                    "amplitude_max_ma"]
+    list_filter = [site_filter("implant__patient__site_id"), "paradigm"]
+    search_fields = ["implant__ref"]
     list_select_related = ["implant__patient"]
     raw_id_fields = ["implant"]
     ordering = ["-pk"]

@@ -120,4 +120,17 @@ def outcomes_view(request, site):
             ],
             api_query=request.GET.urlencode(),
         )
+        # Explant per cause, IPG longevity and attrition (services.outcomes survival,
+        # attrition): same cohort, their censoring said under the plots.
+        incidence = outcomes.explant_incidence(user=request.user, query=query)
+        longevity = outcomes.ipg_longevity(user=request.user, query=query)
+        waterfall = outcomes.attrition(user=request.user, query=query)
+        context.update(
+            incidence=incidence, longevity=longevity, attrition=waterfall,
+            survival_plots=[
+                mark_safe(plots.explant_incidence_svg(incidence)),  # noqa: S308
+                mark_safe(plots.ipg_longevity_svg(longevity)),  # noqa: S308
+                mark_safe(plots.attrition_svg(waterfall)),  # noqa: S308
+            ],
+        )
     return TemplateResponse(request, "admin/registry/outcomes/dashboard.html", context)

@@ -21,7 +21,7 @@ class DeviceDeficiencyAdmin(PatientSearchMixin, BackToPatientMixin, RegistryAdmi
     ordering = ["-pk"]
     fields = ["patient", "implant", "component", "adverse_event", "observed_on", "awareness_date",
               "kind", "might_have_led_to_serious", "imdrf_device_problem", "description",
-              "reportability_explained", "change_reason", "edit_version"]
+              "reportability_explained", "reported_on", "change_reason", "edit_version"]
 
     def save_model(self, request, obj, form, change):
         self.check_site(request, obj)

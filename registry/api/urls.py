@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import completeness, epro, outcomes, queries, views
+from . import completeness, epro, outcomes, queries, survival, views
 
 router = DefaultRouter()
 router.register("sites", views.SiteViewSet, basename="site")
@@ -24,7 +24,15 @@ v1_patterns = [
     path("outcomes/proms/", outcomes.PromOutcomeView.as_view(), name="outcomes-proms"),
     path("outcomes/response-rates/", epro.ResponseRatesView.as_view(), name="outcomes-response-rates"),
     path("completeness/", completeness.CompletenessView.as_view(), name="completeness"),
+    path("outcomes/explant-incidence/", survival.ExplantIncidenceView.as_view(),
+         name="outcomes-explant-incidence"),
+    path("outcomes/ipg-longevity/", survival.IpgLongevityView.as_view(), name="outcomes-ipg-longevity"),
+    path("outcomes/attrition/", survival.AttritionView.as_view(), name="outcomes-attrition"),
     path("exports/prom-answers/", views.PromAnswerExportView.as_view(), name="export-prom-answers"),
+    path("exports/implants/", views.ImplantExportView.as_view(), name="export-implants"),
+    path("exports/implants/codebook/", views.ImplantCodebookView.as_view(), name="codebook-implants"),
+    path("exports/safety/", views.SafetyTabulationExportView.as_view(), name="export-safety"),
+    path("exports/safety/codebook/", views.SafetyCodebookView.as_view(), name="codebook-safety"),
 ]
 
 urlpatterns = [

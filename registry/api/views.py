@@ -251,6 +251,10 @@ class ExportView(APIView):
     model = None
     filterset_class = None
 
+    def rows(self):
+        """The dataset's rows before scoping and filters (all of the model's)."""
+        return self.model.objects.all()
+
     def get(self, request):
         params = request.query_params
         fmt = params.get("format", "csv")
@@ -265,7 +269,7 @@ class ExportView(APIView):
             raise exceptions.PermissionDenied(
                 {"dates": ["Only data managers may export real dates (dates=iso)."]})
         value_set = requested_value_set(request)
-        filterset = self.filterset_class(params, queryset=visible(self.model.objects.all(), request.user),
+        filterset = self.filterset_class(params, queryset=visible(self.rows(), request.user),
                                          request=request)
         queryset = filters.checked_queryset(filterset, request.user)
         log = export_log.export_log_start(user=request.user, dataset=self.dataset, fmt=fmt,
@@ -331,6 +335,31 @@ class PromAnswerExportView(ExportView):
     filterset_class = filters.PromAnswerFilter
 
 
+@export_schema("implants", filters.ImplantFilter)
+class ImplantExportView(ExportView):
+    """Implants dataset: one row per implant with its device and its latest programming
+    session (the current settings); no serials, UDI-PI or free text."""
+
+    dataset = "implants"
+    model = Implant
+    filterset_class = filters.ImplantFilter
+
+
+@export_schema("safety", filters.AdverseEventFilter)
+class SafetyTabulationExportView(ExportView):
+    """The safety tabulation (MDCG 2020-10/2 style): one row per serious or device- or
+    procedure-related adverse event with its IMDRF codes, ISO 14155 class, reporting rule
+    (MDR Art. 87/88), deadline from awareness and whether it was reported on time; dates
+    relative for investigators. Filters as the adverse-events export."""
+
+    dataset = "safety"
+    model = AdverseEvent
+    filterset_class = filters.AdverseEventFilter
+
+    def rows(self):
+        return datasets.safety_tabulated(AdverseEvent.objects.all())
+
+
 class CodebookView(APIView):
     """The dataset's codebook: every variable with its label, type, codes and their labels,
     the frozen numbers Stata and REDCap use, and its REDCap instrument and field.
@@ -375,3 +404,13 @@ class VisitCodebookView(CodebookView):
 @codebook_schema("adverse-events")
 class AdverseEventCodebookView(CodebookView):
     dataset = "adverse-events"
+
+
+@codebook_schema("implants")
+class ImplantCodebookView(CodebookView):
+    dataset = "implants"
+
+
+@codebook_schema("safety")
+class SafetyCodebookView(CodebookView):
+    dataset = "safety"

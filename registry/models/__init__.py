@@ -7,6 +7,7 @@ from .events import AdverseEvent, iso14155_class
 from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_implant_value
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
 from .patients import Patient, PatientIdentifiers
+from .programming import ProgrammingSession
 from .proms import PromAnswer, PromSchedule  # noqa: E402  (after visits and protocol)
 from .protocol import FollowUpProtocol, ProtocolTimepoint
 from .queries import DataQuery, QueryAction, QueryMessage, QueryStatus
@@ -44,6 +45,7 @@ __all__ = [
     "ImportRun",
     "Implant",
     "PainScore",
+    "ProgrammingSession",
     "Patient",
     "PatientIdentifiers",
     "PromAnswer",

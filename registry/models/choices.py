@@ -89,6 +89,7 @@ class Paradigm(models.TextChoices):
     HF10 = "hf10k", "High frequency 10 kHz"
     CLOSED_LOOP = "ecap", "Closed-loop (ECAP)"
     OTHER = "other", "Other"
+    DTM = "dtm", "Differential target multiplexed (DTM)"
 
 
 class VisitStatus(models.TextChoices):
@@ -382,6 +383,17 @@ class MissingReason(models.TextChoices):
     LOST_TO_FOLLOW_UP = "lost_to_follow_up", "Lost to follow-up"
 
 
+class ReportingRule(models.TextChoices):
+    # services/safety/reportability.py derives it (MDR Art. 87 / 88); coded for the
+    # safety tabulation.
+    PUBLIC_HEALTH_THREAT = "public_health_threat", "MDR Art. 87(4): serious public health threat"
+    DEATH_OR_DETERIORATION = "death_or_deterioration", ("MDR Art. 87(5): death or unanticipated "
+                                                        "serious deterioration in health")
+    SERIOUS_INCIDENT = "serious_incident", "MDR Art. 87(3): serious incident"
+    TREND = "trend", "MDR Art. 88: non-serious device effect, for trend reporting"
+    NOT_REPORTABLE = "not_reportable", "Not a device incident under MDR Art. 87"
+
+
 CODE_LISTS: dict[str, type[models.Choices]] = {
     "sex": Sex,
     "consent_status": ConsentStatus,
@@ -425,6 +437,7 @@ CODE_LISTS: dict[str, type[models.Choices]] = {
     "epro_channel": EproChannel,
     "patient_language": PatientLanguage,
     "entered_by": EnteredBy,
+    "reporting_rule": ReportingRule,
 }
 
 NUMBERING: dict[str, tuple[str, ...]] = {
@@ -439,7 +452,7 @@ NUMBERING: dict[str, tuple[str, ...]] = {
     "therapy": ("SCS", "DRG", "PNS", "CES"),
     "lead_type": ("percutaneous", "paddle"),
     "ipg_location": ("buttock", "flank", "abdomen", "chest", "limb", "external", "other"),
-    "paradigm": ("tonic", "burst", "hf10k", "ecap", "other"),
+    "paradigm": ("tonic", "burst", "hf10k", "ecap", "other", "dtm"),
     "visit_status": ("scheduled", "completed", "missed", "not_applicable"),
     "stimulation_use": ("daily", "intermittent", "stopped"),
     "pain_site": ("primary", "residual_limb", "phantom_limb", "back", "other"),
@@ -478,6 +491,8 @@ NUMBERING: dict[str, tuple[str, ...]] = {
     "epro_channel": ("email", "in_clinic", "both"),
     "patient_language": ("en", "nl"),
     "entered_by": ("nurse", "patient", "import"),
+    "reporting_rule": ("public_health_threat", "death_or_deterioration", "serious_incident", "trend",
+                       "not_reportable"),
 }
 
 

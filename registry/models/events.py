@@ -67,6 +67,10 @@ class AdverseEvent(ClinicalModel):
     awareness_date = models.DateField(
         null=True, blank=True,
         help_text="The day the site learned of the event; deadlines run from it. Empty = the onset.")
+    reported_on = models.DateField(
+        "reported to the authority on", null=True, blank=True,
+        help_text="The day the report (MDR Art. 87 / ISO 14155) went out; the safety tabulation "
+                  "says whether that was by the deadline.")
     public_health_threat = models.BooleanField(
         default=False, help_text="A serious public health threat (MDR Art. 2(66)): report within "
                                  "2 days.")
@@ -156,6 +160,11 @@ class AdverseEvent(ClinicalModel):
         if self.awareness_date and self.onset_date and self.awareness_date < self.onset_date:
             errors["awareness_date"] = (f"Awareness date {self.awareness_date} is before the onset "
                                         f"{self.onset_date}.")
+        if self.reported_on and self.reported_on > today_anywhere():
+            errors["reported_on"] = f"Report date {self.reported_on} is in the future."
+        elif self.reported_on and self.awareness_date and self.reported_on < self.awareness_date:
+            errors["reported_on"] = (f"Report date {self.reported_on} is before the awareness "
+                                     f"{self.awareness_date}.")
         if self.resolved_on and self.onset_date and self.resolved_on < self.onset_date:
             errors["resolved_on"] = (
                 f"Resolution date {self.resolved_on} is before the onset {self.onset_date}."

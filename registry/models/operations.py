@@ -70,15 +70,19 @@ class ReminderLog(models.Model):
     class Kind(models.TextChoices):
         DUE_SOON = "due_soon", "Window opens soon"
         OVERDUE = "overdue", "Window closed, visit not done"
-        # One per serious adverse event (services/safety/alerts.py): its window is
-        # awareness .. reporting deadline.
-        SAFETY_ALERT = "safety_alert", "Safety alert (SAE, SADE, USADE)"
+        # One per serious adverse event and ISO 14155 class (services/safety/alerts.py):
+        # an upgrade (SAE -> SADE -> USADE) is alerted again. Its window is
+        # awareness .. reporting deadline. "safety_alert" is the SAE's (the older rows'
+        # kind, relabelled per class by migration 0022).
+        SAFETY_ALERT = "safety_alert", "Safety alert (SAE)"
         # E-mails to the patient with her questionnaire link (services/epro), claimed
         # the same exactly-once way: the invitation when the window opens, then reminders.
         EPRO_INVITATION = "epro_inv", "Questionnaire invitation to the patient"
         EPRO_REMINDER_1 = "epro_rem1", "Questionnaire reminder 1 to the patient"
         EPRO_REMINDER_2 = "epro_rem2", "Questionnaire reminder 2 to the patient"
         EPRO_REMINDER_3 = "epro_rem3", "Questionnaire reminder 3 to the patient"
+        SAFETY_ALERT_SADE = "safety_sade", "Safety alert (SADE)"
+        SAFETY_ALERT_USADE = "safety_usade", "Safety alert (USADE)"
 
     class Status(models.TextChoices):
         CLAIMED = "claimed", "Claimed (being sent)"

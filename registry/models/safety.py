@@ -29,6 +29,8 @@ class DeviceDeficiency(ClinicalModel):
     awareness_date = models.DateField(null=True, blank=True,
                                       help_text="Empty = the day it was observed.")
     kind = models.CharField(max_length=12, choices=DeficiencyKind.choices)
+    reported_on = models.DateField("reported to the authority on", null=True, blank=True,
+                                   help_text="The day the report went out (safety tabulation).")
     might_have_led_to_serious = models.BooleanField(
         "might have led to a serious adverse device effect", default=False,
         help_text="Had circumstances been less fortunate, or without intervention (MDCG 2020-10/1).")
@@ -51,7 +53,10 @@ class DeviceDeficiency(ClinicalModel):
         if self.imdrf_device_problem and not imdrf.valid("A", self.imdrf_device_problem):
             errors["imdrf_device_problem"] = (f"'{self.imdrf_device_problem}' is not an IMDRF "
                                               f"Annex A code (such as A040101).")
-        for name in ("observed_on", "awareness_date"):
+        if self.reported_on and self.awareness_date and self.reported_on < self.awareness_date:
+            errors["reported_on"] = (f"Report date {self.reported_on} is before the awareness "
+                                     f"{self.awareness_date}.")
+        for name in ("observed_on", "awareness_date", "reported_on"):
             value = getattr(self, name)
             if value and value > today_anywhere():
                 errors[name] = f"{value} is in the future."

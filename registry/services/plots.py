@@ -195,3 +195,90 @@ def completeness_svg(totals: list[dict], reasons: list[tuple[str, str]]) -> str:
                       fontsize=8)
             ax.set_title("Completeness by instrument")
         return svg_of(fig, label="Completeness by instrument: done and missing by reason")
+
+
+def _palette(n: int) -> list[str]:
+    colours = [BLUE, ORANGE, "#4f9a58", "#9b59b6", "#b8860b", "#2f8f9d", "#c0392b", "#7f8c8d"]
+    return [colours[i % len(colours)] for i in range(n)]
+
+
+def explant_incidence_svg(incidence: dict) -> str:
+    """Cumulative incidence of explant per cause (Aalen-Johansen), death dashed (competing)."""
+    causes = incidence.get("causes") or []
+    with matplotlib.rc_context(RC):
+        fig = _figure()
+        ax = fig.add_subplot()
+        if not causes:
+            _empty(ax, "No explant or death in this cohort")
+        else:
+            longest = 0.0
+            for colour, cause in zip(_palette(len(causes)), causes, strict=True):
+                curve = cause["curve"]
+                longest = max(longest, max(curve["years"]))
+                ax.step(curve["years"], [v * 100 for v in curve["values"]], where="post",
+                        color=GREY if cause["competing"] else colour, linewidth=1.6,
+                        linestyle="--" if cause["competing"] else "-",
+                        label=f"{cause['label']} ({cause['events']})")
+            ax.set_xlim(0, longest * 1.02 or 1)
+            ax.set_ylim(0, None)
+            ax.set_xlabel("Years since implant")
+            ax.set_ylabel("Cumulative incidence (%)")
+            ax.set_title(f"Explant by cause (Aalen-Johansen; death competing; n = "
+                         f"{incidence.get('n_patients')})")
+            ax.legend(fontsize=7, frameon=False)
+        return svg_of(fig, label="Cumulative incidence of explant per cause, death a competing event")
+
+
+def ipg_longevity_svg(longevity: dict) -> str:
+    """Kaplan-Meier IPG longevity per model (suppressed models left out)."""
+    models = [m for m in longevity.get("models") or [] if m.get("curve")]
+    with matplotlib.rc_context(RC):
+        fig = _figure()
+        ax = fig.add_subplot()
+        if not models:
+            _empty(ax, "No IPG recorded in this cohort")
+        else:
+            longest = 0.0
+            for colour, model in zip(_palette(len(models)), models, strict=True):
+                curve = model["curve"]
+                longest = max(longest, max(curve["years"]))
+                ax.step(curve["years"], [v * 100 for v in curve["values"]], where="post",
+                        color=colour, linewidth=1.6,
+                        label=f"{model['model']} ({model['depletions']}/{model['n_ipgs']})")
+            ax.set_xlim(0, longest * 1.02 or 1)
+            ax.set_ylim(0, 102)
+            ax.set_xlabel("Years since IPG implant")
+            ax.set_ylabel("Battery not depleted (%)")
+            ax.set_title("IPG longevity per model (Kaplan-Meier)")
+            ax.legend(fontsize=7, frameon=False)
+        return svg_of(fig, label="Kaplan-Meier IPG longevity per model")
+
+
+def attrition_svg(attrition: dict) -> str:
+    """Stacked bars per timepoint: done, missed, open, ended by disposition status."""
+    rows = [r for r in attrition.get("timepoints") or [] if r.get("due")]
+    with matplotlib.rc_context(RC):
+        fig = _figure(width=6.4)
+        ax = fig.add_subplot()
+        if not rows:
+            _empty(ax, "No timepoint due in this cohort")
+        else:
+            xs = list(range(len(rows)))
+            parts = [("Visit done", lambda r: r["done"], "#4f9a58"),
+                     ("Missed", lambda r: r["missed_total"], ORANGE),
+                     ("Open / not applicable", lambda r: (r["open"] or 0) + (r["not_applicable"] or 0),
+                      "#d5d5d5")]
+            statuses = attrition.get("statuses") or {}
+            greys = ["#555555", "#777777", "#999999", "#b0b0b0", "#c8c8c8"]
+            for (status, label), grey in zip(statuses.items(), greys, strict=False):
+                parts.append((label, lambda r, s=status: r["ended"].get(s), grey))
+            bottom = [0.0] * len(rows)
+            for label, value, colour in parts:
+                heights = [float(value(r) or 0) for r in rows]  # a withheld cell draws as 0
+                ax.bar(xs, heights, bottom=bottom, color=colour, width=0.7, label=label)
+                bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+            ax.set_xticks(xs, [r["timepoint"] for r in rows])
+            ax.set_ylabel("Patients due")
+            ax.set_title(f"Attrition per timepoint (enrolled {attrition.get('enrolled')})")
+            ax.legend(fontsize=7, frameon=False, ncols=2)
+        return svg_of(fig, label="Attrition waterfall per follow-up timepoint")

@@ -129,7 +129,39 @@ def test_the_alert_of_a_sade_is_sent_once_under_repeated_runs(patient_a, implant
     assert event_reportability(event).deadline.isoformat() in text
     log = ReminderLog.objects.get()
     assert (log.kind, log.status, log.adverse_event_id, log.visit_id) == (
-        "safety_alert", "sent", event.pk, None)
+        "safety_sade", "sent", event.pk, None)
+
+
+def test_an_upgrade_is_alerted_once_more_per_class_under_repeated_runs(patient_a, implant_a,
+                                                                        smtp_server):
+    event = make_event(patient_a, implant_a, device_relatedness="not_related",
+                       procedure_relatedness="not_related", onset_date=TODAY,
+                       outcome="ongoing", resolved_on=None)  # AE: no alert
+    assert (safety_alert_send(event=event), safety_alerts_sweep()) == ("not serious", {})
+    event.serious, event.serious_criterion = True, "hospitalisation"
+    record_save(event, actor=None, reason="hospitalised")  # AE -> SAE
+    assert event.iso_class == "SAE"
+    for _ in range(3):
+        safety_alerts_sweep()
+        safety_alert_send(event=event)
+    event.device_relatedness = "probable"
+    record_save(event, actor=None, reason="related after all")  # SAE -> SADE
+    assert event.iso_class == "SADE"
+    assert safety_alerts_sweep() == {"sent": 1}
+    assert safety_alert_send(event=event) == "already claimed"
+    assert safety_alerts_sweep() == {}
+    event.anticipated = False
+    record_save(event, actor=None, reason="not in the risk analysis")  # SADE -> USADE
+    assert safety_alert_send(event=event) == "sent"
+    assert safety_alerts_sweep() == {}
+    event.anticipated = True
+    record_save(event, actor=None, reason="it was anticipated")  # back to SADE: covered
+    assert safety_alerts_sweep() == {}
+    assert safety_alert_send(event=event) == "already claimed"
+    subjects = [message["Subject"].split()[1] for _, message in smtp_server.messages]
+    assert subjects == ["SAE", "SADE", "USADE"]
+    assert sorted(ReminderLog.objects.filter(adverse_event=event).values_list("kind", "status")) == [
+        ("safety_alert", "sent"), ("safety_sade", "sent"), ("safety_usade", "sent")]
 
 
 def test_a_refused_alert_is_sent_by_the_next_sweep(patient_a, implant_a, smtp_server):
@@ -161,7 +193,7 @@ def test_a_digest_does_not_take_over_a_failed_alert(patient_a, implant_a, site_a
     safety_alerts_sweep()
     smtp_server.refuse = None
     reminders.site_digest_send(site=site_a, actor=system_user(), day=TODAY)
-    assert ReminderLog.objects.get(kind="safety_alert").status == "failed"
+    assert ReminderLog.objects.get(kind="safety_sade").status == "failed"
 
 
 @needs_postgres()

@@ -16,24 +16,58 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db.models import Case, CharField, F, FilteredRelation, FloatField, Q, QuerySet, Value, When
+from django.conf import settings
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    FilteredRelation,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, Coalesce, Round
+from django.db.models.lookups import IsNull
 
 from registry.models import (
     BASELINE,
+    RELATED,
     AdverseEvent,
+    AeOutcome,
+    DeviceDeficiency,
+    Implant,
     PainSite,
     Patient,
+    ProgrammingSession,
     PromAnswer,
     Recall,
+    ReportingRule,
+    SeriousCriterion,
     Visit,
     VisitStatus,
     first_implant_value,
 )
 from registry.models.instruments import check_value_set
+from registry.models.programming import latest_session_value
 
 from .columns import Column, Redcap
-from .sql import DaysBetween, age_at, blank_is_null, iso_class, neutralised, row_implant, yes_no
+from .sql import (
+    AddDays,
+    DaysBetween,
+    GreaterThan,
+    age_at,
+    blank_is_null,
+    iso_class,
+    neutralised,
+    row_implant,
+    yes_no,
+)
 
 RESPONDER_THRESHOLD_PCT = 50
 DATES_MODES = ("relative", "iso")
@@ -321,7 +355,178 @@ PROM_ANSWERS = Dataset(
     order_by=lambda: ("visit__patient__registry_id", "visit__date_done", "visit_id", "instrument", "item"),
 )
 
+# --- Implants, with the latest programming session (issue 20) -------------------------------
+
+def _latest(field: str):
+    return latest_session_value(field)
+
+
+def _implant_date():
+    return F("implant_date")
+
+
+IMPLANTS = Dataset(
+    name="implants",
+    model=Implant,
+    columns=[
+        Column("registry_id", "Registry id (pseudonym)", "str", "patient__registry_id"),
+        Column("site", "Site code", "str", "patient__site__code"),
+        Column("sex", "Sex", "code", "patient__sex", codes="sex"),
+        Column("age_at_implant", "Age at implant (years; 90 = 90 or older)", "age",
+               lambda: age_at(F("implant_date"), "patient__birth_year")),
+        Column("implant_ref", "Implant ref", "str", "ref"),
+        Column("therapy", "Therapy", "code", "therapy", codes="therapy"),
+        Column("trial_days", "Trial length (days)", "int",
+               lambda: DaysBetween(F("trial_end"), F("trial_start"))),
+        Column("trial_success", "Trial successful", "bool",
+               lambda: yes_no(Q(trial_success=True), Q(trial_success=False))),
+        Column("manufacturer", "Manufacturer", "str", "manufacturer"),
+        Column("model", "Model", "str", "model"),
+        Column("lead_type", "Lead type", "code", lambda: blank_is_null("lead_type"), codes="lead_type"),
+        Column("lead_count", "Number of leads", "int", "lead_count"),
+        Column("ipg_rechargeable", "IPG rechargeable", "bool",
+               lambda: yes_no(Q(ipg_rechargeable=True), Q(ipg_rechargeable=False))),
+        Column("ipg_location", "IPG location", "code", lambda: blank_is_null("ipg_location"),
+               codes="ipg_location"),
+        Column("paradigm", "Paradigm at implant", "code", lambda: blank_is_null("paradigm"),
+               codes="paradigm"),
+        Column("explanted", "Explanted", "bool",
+               lambda: yes_no(Q(explant_date__isnull=False), Q(explant_date__isnull=True))),
+        Column("days_to_explant", "Days from implant to explant", "int",
+               lambda: DaysBetween(F("explant_date"), F("implant_date"))),
+        Column("explant_reason", "Explant reason (coded)", "code",
+               lambda: blank_is_null("explant_reason_code"), codes="removal_reason"),
+        Column("programming_sessions", "Programming sessions recorded", "int",
+               lambda: Coalesce(Subquery(ProgrammingSession.objects.filter(implant_id=OuterRef("pk"))
+                                         .order_by().values("implant_id")
+                                         .annotate(n=Count("pk")).values("n")[:1]), Value(0))),
+        Column("prog_days_from_implant", "Latest programming: day relative to the implant (days)",
+               "int", lambda: DaysBetween(_latest("date"), F("implant_date"))),
+        Column("prog_paradigm", "Latest programming: paradigm", "code",
+               lambda: _latest("paradigm"), codes="paradigm"),
+        Column("prog_frequency_hz", "Latest programming: frequency (Hz)", "float",
+               lambda: Cast(_latest("frequency_hz"), FloatField())),
+        Column("prog_pulse_width_us", "Latest programming: pulse width (µs)", "int",
+               lambda: _latest("pulse_width_us")),
+        Column("prog_amplitude_min_ma", "Latest programming: amplitude from (mA)", "float",
+               lambda: Cast(_latest("amplitude_min_ma"), FloatField())),
+        Column("prog_amplitude_max_ma", "Latest programming: amplitude up to (mA)", "float",
+               lambda: Cast(_latest("amplitude_max_ma"), FloatField())),
+        Column("prog_closed_loop_target_uv", "Latest programming: closed-loop target (µV)", "int",
+               lambda: _latest("closed_loop_target_uv")),
+        Column("prog_recharge_interval_days", "Latest programming: recharge interval (days)", "int",
+               lambda: _latest("recharge_interval_days")),
+        Column("implant_date", "Implant date", "date", "implant_date", dates_only=True),
+        Column("explant_date", "Explant date", "date", "explant_date", dates_only=True),
+        Column("prog_date", "Latest programming: date", "date", lambda: _latest("date"),
+               dates_only=True),
+    ],
+    order_by=lambda: ("patient__registry_id", "ref"),
+)
+
+
+# --- The safety tabulation (MDCG 2020-10/2 style): serious or device-related events -----------
+
+def _related() -> Q:
+    return Q(device_relatedness__in=RELATED) | Q(procedure_relatedness__in=RELATED)
+
+
+def reporting_rule():
+    """SQL for services.safety.reportability.event_rule (the same rule, from the same fields)."""
+    serious_related = Q(serious=True) & _related()
+    return Case(
+        When(serious_related & Q(public_health_threat=True),
+             then=Value(ReportingRule.PUBLIC_HEALTH_THREAT.value)),
+        When(serious_related & (Q(outcome=AeOutcome.FATAL) | Q(serious_criterion=SeriousCriterion.DEATH)
+                                | Q(anticipated=False)),
+             then=Value(ReportingRule.DEATH_OR_DETERIORATION.value)),
+        When(serious_related, then=Value(ReportingRule.SERIOUS_INCIDENT.value)),
+        When(_related(), then=Value(ReportingRule.TREND.value)),
+        default=Value(ReportingRule.NOT_REPORTABLE.value), output_field=CharField())
+
+
+def deadline_days():
+    """Days from awareness to the reporting deadline (the settings in force), NULL when the
+    rule sets none."""
+    serious_related = Q(serious=True) & _related()
+    return Case(
+        When(serious_related & Q(public_health_threat=True),
+             then=Value(settings.REGISTRY_SAFETY_DAYS_PUBLIC_HEALTH_THREAT)),
+        When(serious_related & (Q(outcome=AeOutcome.FATAL) | Q(serious_criterion=SeriousCriterion.DEATH)
+                                | Q(anticipated=False)),
+             then=Value(settings.REGISTRY_SAFETY_DAYS_DEATH_OR_DETERIORATION)),
+        When(serious_related, then=Value(settings.REGISTRY_SAFETY_DAYS_SERIOUS_INCIDENT)),
+        default=Value(None), output_field=IntegerField())
+
+
+def safety_tabulated(events: QuerySet) -> QuerySet:
+    """The events the safety tabulation lists: serious, or related to the device or the
+    procedure (SAE, ADE, SADE, USADE)."""
+    return events.filter(Q(serious=True) | _related())
+
+
+def _awareness():
+    return Coalesce(F("awareness_date"), F("onset_date"))
+
+
+def _reported_on_time():
+    late = GreaterThan(DaysBetween(F("reported_on"), _awareness()), deadline_days())
+    return Case(When(Q(reported_on__isnull=True), then=Value(None)),
+                When(IsNull(deadline_days(), True), then=Value(None)),
+                When(late, then=Value("no")), default=Value("yes"), output_field=CharField())
+
+
+SAFETY = Dataset(
+    name="safety",
+    model=AdverseEvent,
+    columns=[
+        Column("event_id", "Event id", "int", "pk"),
+        *_patient_columns(_event_implant_date)[:2],
+        Column("implant_ref", "Implant ref", "str", lambda: row_implant("ref", CharField())),
+        Column("days_from_implant", "Onset day relative to the implant (days)", "int",
+               lambda: DaysBetween(F("onset_date"), _event_implant_date())),
+        Column("awareness_days_after_onset", "Awareness: days after the onset", "int",
+               lambda: DaysBetween(_awareness(), F("onset_date"))),
+        Column("category", "Event category", "code", "category", codes="ae_category"),
+        Column("iso_class", "ISO 14155 class", "code", iso_class, codes="iso_class"),
+        Column("serious", "Serious (ISO 14155)", "bool", lambda: yes_no(Q(serious=True), Q(serious=False))),
+        Column("serious_criterion", "Seriousness criterion", "code",
+               lambda: blank_is_null("serious_criterion"), codes="serious_criterion"),
+        Column("device_relatedness", "Relatedness to the device", "code", "device_relatedness",
+               codes="relatedness"),
+        Column("procedure_relatedness", "Relatedness to the procedure", "code", "procedure_relatedness",
+               codes="relatedness"),
+        Column("anticipated", "Anticipated", "bool",
+               lambda: yes_no(Q(anticipated=True), Q(anticipated=False))),
+        Column("imdrf_device_problem", "IMDRF device problem (Annex A)", "str",
+               lambda: blank_is_null("imdrf_device_problem")),
+        Column("imdrf_clinical_signs", "IMDRF clinical signs (Annex E)", "str",
+               lambda: blank_is_null("imdrf_clinical_signs")),
+        Column("imdrf_health_impact", "IMDRF health impact (Annex F)", "str",
+               lambda: blank_is_null("imdrf_health_impact")),
+        Column("device_deficiencies", "Device deficiencies recorded with the event", "int",
+               lambda: Coalesce(Subquery(DeviceDeficiency.objects.filter(adverse_event_id=OuterRef("pk"))
+                                         .order_by().values("adverse_event_id")
+                                         .annotate(n=Count("pk")).values("n")[:1]), Value(0))),
+        Column("reporting_rule", "Reporting rule (MDR Art. 87/88)", "code", reporting_rule,
+               codes="reporting_rule"),
+        Column("deadline_days", "Days from awareness to the reporting deadline", "int", deadline_days),
+        Column("reported_days_after_awareness", "Reported: days after awareness", "int",
+               lambda: DaysBetween(F("reported_on"), _awareness())),
+        Column("reported_on_time", "Reported by the deadline", "bool", _reported_on_time),
+        Column("outcome", "Outcome", "code", "outcome", codes="ae_outcome"),
+        Column("onset_date", "Onset date", "date", "onset_date", dates_only=True),
+        Column("awareness_date", "Awareness date", "date", _awareness, dates_only=True),
+        Column("deadline", "Reporting deadline", "date",
+               lambda: AddDays(_awareness(), deadline_days()), dates_only=True),
+        Column("reported_on", "Reported on", "date", "reported_on", dates_only=True),
+    ],
+    order_by=lambda: ("patient__registry_id", "onset_date", "pk"),
+)
+
+
 # The datasets the export endpoints offer, by their URL name.
-EXPORTED: dict[str, Dataset] = {VISITS.name: VISITS, EVENTS.name: EVENTS, PROM_ANSWERS.name: PROM_ANSWERS}
+EXPORTED: dict[str, Dataset] = {VISITS.name: VISITS, EVENTS.name: EVENTS, PROM_ANSWERS.name: PROM_ANSWERS,
+                                 IMPLANTS.name: IMPLANTS, SAFETY.name: SAFETY}
 ALL: dict[str, Dataset] = {**EXPORTED, PATIENTS.name: PATIENTS}
 

@@ -1,6 +1,6 @@
 """SQL building blocks of the dataset columns (portable between PostgreSQL and SQLite)."""
 
-from django.db.models import BooleanField, Case, CharField, F, Func, IntegerField, Q, Value, When
+from django.db.models import BooleanField, Case, CharField, DateField, F, Func, IntegerField, Q, Value, When
 from django.db.models.functions import Cast, Concat, ExtractYear
 
 from registry.models import RELATED, Iso14155Class, first_implant_value
@@ -24,6 +24,20 @@ class DaysBetween(Func):
             compiler, connection,
             template="CAST(julianday(%(expressions)s) AS INTEGER)",
             arg_joiner=") - julianday(", **extra)
+
+
+class AddDays(Func):
+    """date + whole days (NULL if either is NULL)."""
+
+    output_field = DateField()
+    arity = 2
+
+    def as_sql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" + ", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="date(%(expressions)s || ' days')",
+                              arg_joiner=", '+' || ", **extra)
 
 
 class GreaterThan(Func):

@@ -46,7 +46,10 @@ Queries: a fixed handful of `values_list()` queries whatever the cohort size
 (no per-patient queries); the arithmetic is done with pandas/NumPy.
 
 Modules: `query` (parameters, validated), `analysis` (loading and statistics),
-`text` (the paragraph and the table); every public name is here.
+`text` (the paragraph and the table), `attrition` (the waterfall per timepoint),
+`survival` (cumulative incidence of explant
+per cause with death competing, IPG longevity per model; its docstring says how each
+is censored); every public name is here.
 """
 
 from .analysis import (
@@ -59,12 +62,15 @@ from .analysis import (
     wilcoxon_p,
     wilson_interval,
 )
+from .attrition import attrition
 from .query import GROUP_BY_CHOICES, LAST, PARAMS, OutcomeQuery, OutcomeQueryError, outcome_query_clean
+from .survival import explant_incidence, ipg_longevity
 from .text import TABLE_ROWS, outcome_paragraph, outcome_table, prom_paragraph, prom_table
 
 __all__ = [
     "EXCLUSION_REASONS", "GROUP_BY_CHOICES", "KM_YEARS", "LAST", "PARAMS", "SUMMARY_KEYS", "TABLE_ROWS",
     "OutcomeQuery", "OutcomeQueryError",
-    "km_curve", "outcome_paragraph", "outcome_query_clean", "outcome_report", "outcome_summary",
-    "outcome_table", "prom_paragraph", "prom_table", "wilcoxon_p", "wilson_interval",
+    "attrition", "explant_incidence", "ipg_longevity", "km_curve", "outcome_paragraph", "outcome_query_clean",
+    "outcome_report", "outcome_summary", "outcome_table", "prom_paragraph", "prom_table", "wilcoxon_p",
+    "wilson_interval",
 ]
