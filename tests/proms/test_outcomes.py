@@ -115,6 +115,14 @@ def test_small_cells_are_suppressed_for_investigators(cohort, investigator, data
     assert not prom_outcomes(user=data_manager)["overall"]["suppressed"]
 
 
+def test_chunks_give_the_same_figures(cohort, data_manager, monkeypatch):
+    from registry.services.proms import outcomes as module
+
+    whole = prom_outcomes(user=data_manager)
+    monkeypatch.setattr(module, "CHUNK", 1)
+    assert prom_outcomes(user=data_manager) == whole
+
+
 def test_pain_site_restricts_to_patients_with_that_pain_site(cohort, data_manager):
     from registry.models import PainScore, Visit
 
