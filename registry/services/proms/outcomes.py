@@ -63,7 +63,7 @@ SCORE_KEYS = (
 # --- loading ------------------------------------------------------------------------
 
 
-CHUNK = 5000  # patients per query of visit scores: memory bounded by the chunk, not the registry
+CHUNK = 10000  # patients per query of visit scores: memory bounded by the chunk, not the registry
 
 
 def _cohort(query: OutcomeQuery, scope: QuerySet) -> pd.DataFrame:
