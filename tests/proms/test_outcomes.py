@@ -194,3 +194,13 @@ def test_the_paragraph_states_figures_and_value_set(cohort, data_manager):
     assert "33 % (1/3) reached the minimal important change (10 points)" in text
     assert "50 % (1/2) of patients with at least one domain impaired" in text
     assert text.endswith("EQ-5D-5L index by the value set NL.")
+
+
+def test_the_dashboard_leaves_the_proms_out_of_a_cohort_without_them(site_a, nurse, data_manager, client):
+    patient = make_patient(site_a, actor=nurse)
+    make_implant(patient, actor=nurse)
+    make_visit(patient, actor=nurse)
+    client.force_login(data_manager)
+    page = client.get("/admin/registry/outcomes/").content.decode()
+    assert 'id="outcome-summary"' in page and 'id="prom-outcomes"' not in page
+    assert "PROMs: minimal important change" not in page
