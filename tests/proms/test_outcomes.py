@@ -204,3 +204,17 @@ def test_the_dashboard_leaves_the_proms_out_of_a_cohort_without_them(site_a, nur
     page = client.get("/admin/registry/outcomes/").content.decode()
     assert 'id="outcome-summary"' in page and 'id="prom-outcomes"' not in page
     assert "PROMs: minimal important change" not in page
+
+
+def test_the_outcomes_command_prints_the_prom_outcomes(cohort, capsys):
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    call_command("outcomes", "--proms")
+    out = capsys.readouterr().out
+    assert "value set NL" in out and "ODI (%): n=3" in out and "holistic responders" in out
+    call_command("outcomes", "--proms", "--json", "--value-set", "DE")
+    assert json.loads(capsys.readouterr().out)["value_set"] == "DE"
+    with pytest.raises(CommandError, match="--value-set 'XX'"):
+        call_command("outcomes", "--proms", "--value-set", "XX")
