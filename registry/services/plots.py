@@ -138,8 +138,11 @@ def ae_category_svg(by_category: dict, *, n_patients: int = 0) -> str:
         return svg_of(fig, label="Adverse events by category")
 
 
-# Done, then the missing-data reasons (services.completeness.REASONS), then no reason.
-COMPLETENESS_COLOURS = ["#3b6fa0", "#9ecae1", "#fdd0a2", "#bdbdbd", "#d9d9d9", "#8c6bb1", "#c8702a"]
+def _completeness_colours(n: int) -> list:
+    # Done in the outcome blue; the reasons in a qualitative palette; "no reason" orange,
+    # the one to chase.
+    palette = matplotlib.colormaps["Pastel1"].colors + matplotlib.colormaps["Pastel2"].colors
+    return [BLUE, *palette[:n - 2], ORANGE]
 
 
 def completeness_svg(totals: list[dict], reasons: list[tuple[str, str]]) -> str:
@@ -155,7 +158,7 @@ def completeness_svg(totals: list[dict], reasons: list[tuple[str, str]]) -> str:
             labels = [f"{t['label']} (n={t['expected']})" for t in reversed(rows)]
             left = [0.0] * len(rows)
             parts = [("done", "Done")] + list(reasons)
-            for (code, label), colour in zip(parts, COMPLETENESS_COLOURS, strict=False):
+            for (code, label), colour in zip(parts, _completeness_colours(len(parts)), strict=True):
                 share = [100 * (t["done"] if code == "done" else t["missing"][code]) / t["expected"]
                          for t in reversed(rows)]
                 if not any(share):
