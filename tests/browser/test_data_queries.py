@@ -41,7 +41,8 @@ def visit(site_a, nurse):
 
 
 def test_a_query_from_the_data_manager_to_the_sites_nurse_and_back(
-        page_as, live_server, visit, site_a, site_b, nurse, nurse_b, data_manager, smtp_server):
+        page_as, live_server, visit, site_a, site_b, nurse, nurse_b, data_manager,  # noqa: F811
+        smtp_server):
     # The data manager opens it from the visit's page.
     dm = page_as(data_manager.username)
     dm.goto(f"{live_server.url}/admin/registry/visit/{visit.pk}/change/")
