@@ -141,7 +141,7 @@ class VisitPromsMixin:
 class PromAnswerAdmin(RegistryAdmin):
     """Registered for lookups and the audit trail; answers are entered on the visit."""
 
-    list_display = ["visit", "instrument", "item", "value"]
+    list_display = ["visit", "instrument", "item", "value", "value_missing"]
     list_select_related = ["visit__patient"]
     raw_id_fields = ["visit"]
 

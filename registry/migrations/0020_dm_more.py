@@ -53,4 +53,29 @@ class Migration(migrations.Migration):
             name='visit_missing',
             field=models.CharField(blank=True, choices=[('not_asked', 'Not asked'), ('declined', 'Asked but declined'), ('unknown', 'Unknown'), ('not_applicable', 'Not applicable'), ('lost_to_follow_up', 'Lost to follow-up'), ('unreachable', 'Patient could not be reached'), ('too_ill', 'Too ill to attend'), ('logistics', 'Travel or scheduling problem'), ('site', 'Not planned by the site'), ('disposition', 'Follow-up had ended (withdrawn, deceased, transferred)'), ('other', 'Other')], help_text='For a missed or not applicable visit: why it was not done.', max_length=20, verbose_name='visit not done because'),
         ),
+        # PROM items: a reason beside the value (issue 18).
+        migrations.AddField(
+            model_name='historicalpromanswer',
+            name='value_missing',
+            field=models.CharField(blank=True, choices=[('not_asked', 'Not asked'), ('declined', 'Asked but declined'), ('unknown', 'Unknown'), ('not_applicable', 'Not applicable'), ('lost_to_follow_up', 'Lost to follow-up')], max_length=20, verbose_name='answer missing because'),
+        ),
+        migrations.AddField(
+            model_name='promanswer',
+            name='value_missing',
+            field=models.CharField(blank=True, choices=[('not_asked', 'Not asked'), ('declined', 'Asked but declined'), ('unknown', 'Unknown'), ('not_applicable', 'Not applicable'), ('lost_to_follow_up', 'Lost to follow-up')], max_length=20, verbose_name='answer missing because'),
+        ),
+        migrations.AlterField(
+            model_name='historicalpromanswer',
+            name='value',
+            field=models.PositiveSmallIntegerField(blank=True, null=True),
+        ),
+        migrations.AlterField(
+            model_name='promanswer',
+            name='value',
+            field=models.PositiveSmallIntegerField(blank=True, null=True),
+        ),
+        migrations.AddConstraint(
+            model_name='promanswer',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('value__isnull', False), ('value_missing', '')), models.Q(('value__isnull', True), models.Q(('value_missing', ''), _negated=True)), _connector='OR'), name='prom_answer_value_or_reason', violation_error_message='Give the answer or the reason it is missing, not both.'),
+        ),
     ]

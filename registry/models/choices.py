@@ -387,7 +387,10 @@ class MissingReason(models.TextChoices):
 # The reasons a single value (NRS, satisfaction, PGIC, MME, a PROM item) can have; the
 # others are about a whole visit.
 VALUE_MISSING_REASONS = ("not_asked", "declined", "unknown", "not_applicable", "lost_to_follow_up")
-VALUE_MISSING_CHOICES = [(c, label) for c, label in MissingReason.choices if c in VALUE_MISSING_REASONS]
+# The same codes and labels as a choices class of their own (the bundle's columns, forms).
+ValueMissingReason = models.TextChoices("ValueMissingReason", [
+    (m.name, (m.value, m.label)) for m in MissingReason if m.value in VALUE_MISSING_REASONS])
+VALUE_MISSING_CHOICES = ValueMissingReason.choices
 
 
 CODE_LISTS: dict[str, type[models.Choices]] = {
