@@ -167,7 +167,7 @@ def completeness_svg(totals: list[dict], reasons: list[tuple[str, str]]) -> str:
                 left = [a + b for a, b in zip(left, share, strict=True)]
             ax.set_xlim(0, 100)
             ax.set_xlabel("Expected values (%)")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False,
-                      fontsize=8)
+            # Outside the axes, below, inside the figure (constrained layout makes room).
+            fig.legend(loc="outside lower center", ncol=3, frameon=False, fontsize=8)
             ax.set_title("Completeness by instrument")
         return svg_of(fig, label="Completeness by instrument: done and missing by reason")
