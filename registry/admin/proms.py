@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from registry.models import PromAnswer, Visit
 from registry.models.choices import VALUE_MISSING_CHOICES
+from registry.services import checks
 from registry.services.proms.answers import (
     answers_by_visit,
     prom_answers_record,
@@ -114,6 +115,8 @@ class VisitPromsMixin:
                     name = key.split(".", 1)[-1]
                     form.add_error(name if name in form.fields else None, errors)
             else:
+                # As after every admin save: the PROM check's query opens or closes now.
+                checks.checks_after_save(visit)
                 status = next((s for s in visit_prom_status(visit, self.value_set(visit))
                                if s.code == instrument), None)  # None: nothing answered, not due
                 scores = ", ".join(f"{k} {score_text(v)}" for k, v in status.scores.items()) \

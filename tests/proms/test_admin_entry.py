@@ -88,3 +88,16 @@ def test_a_nurse_gives_the_reason_an_item_is_not_answered(client, nurse, baselin
                                                         "change_reason": "x"})
     assert response.status_code == 400 and "s9_missing" in response.context["form"].errors
     assert PromAnswer.objects.get(visit=baseline, item="s9").value is None
+
+
+def test_the_entry_runs_the_prom_check_at_once(client, nurse, baseline):
+    from registry.models import DataQuery, QueryStatus
+
+    client.force_login(nurse)
+    client.post(entry_url(baseline, "odi"), {f"s{n}": "2" for n in range(1, 6)})  # 5 of 10
+    query = DataQuery.objects.get(rule="prom_items_missing")
+    assert (query.record_id, query.field, query.status) == (baseline.pk, "prom:odi", QueryStatus.OPEN)
+    client.post(entry_url(baseline, "odi"), {**{f"s{n}": "2" for n in range(1, 9)},
+                                             "change_reason": "rest of the paper form"})
+    query.refresh_from_db()
+    assert query.status == QueryStatus.CLOSED and query.closed_by_check
