@@ -10,13 +10,21 @@ history. Item labels are our short labels, never the licensed wording.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from registry.models import PromAnswer, Visit
-from registry.services.proms.answers import answers_by_visit, prom_answers_record, visit_prom_status
+from registry.models.choices import VALUE_MISSING_CHOICES
+from registry.services import checks
+from registry.services.proms.answers import (
+    answers_by_visit,
+    prom_answers_record,
+    prom_item_missing_record,
+    visit_prom_status,
+)
 from registry.services.proms.instruments import INSTRUMENTS, answer_problem
 
 from . import dates
@@ -33,14 +41,20 @@ class PromEntryForm(forms.Form):
     """The items of one instrument, each an integer; the allowed values are checked by
     the instrument definition (answer_problem), so the message is the same everywhere."""
 
-    def __init__(self, *args, instrument: str, held: dict[str, int], **kwargs):
+    def __init__(self, *args, instrument: str, held: dict[str, int], reasons: dict[str, str] | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.instrument = INSTRUMENTS[instrument]
+        reasons = reasons or {}
         for item in self.instrument.items:
             self.fields[item.code] = forms.IntegerField(
                 label=f"{item.code}: {item.label}", required=False, initial=held.get(item.code),
                 help_text=f"{item.low}-{item.high}; leave empty if not answered.",
                 widget=forms.NumberInput(attrs={"min": item.low, "max": item.high, "style": "width:5em"}))
+            # Why it is not answered, beside it (issue 18): kept instead of the answer.
+            self.fields[f"{item.code}_missing"] = forms.ChoiceField(
+                label=f"{item.code} not answered because", required=False,
+                choices=[("", "---------"), *VALUE_MISSING_CHOICES], initial=reasons.get(item.code, ""))
         self.fields["change_reason"] = forms.CharField(
             label="Reason for change", required=False, max_length=500,
             help_text="Needed when answers of a completed visit are changed.")
@@ -51,10 +65,19 @@ class PromEntryForm(forms.Form):
             value = cleaned.get(item.code)
             if value is not None and (problem := answer_problem(self.instrument.code, item.code, value)):
                 self.add_error(item.code, problem)
+            elif value is not None and cleaned.get(f"{item.code}_missing"):
+                self.add_error(f"{item.code}_missing", "Give the answer or the reason it is missing, "
+                                                       "not both.")
         return cleaned
 
     def answers(self) -> dict[str, int | None]:
-        return {item.code: self.cleaned_data.get(item.code) for item in self.instrument.items}
+        """Item -> value (None: no answer); items given a reason instead are left out."""
+        return {item.code: self.cleaned_data.get(item.code) for item in self.instrument.items
+                if not self.cleaned_data.get(f"{item.code}_missing")}
+
+    def reasons(self) -> dict[str, str]:
+        return {item.code: why for item in self.instrument.items
+                if (why := self.cleaned_data.get(f"{item.code}_missing"))}
 
 
 class VisitPromsMixin:
@@ -74,16 +97,26 @@ class VisitPromsMixin:
         if dates.shifts_dates(request) or not self.has_change_permission(request, visit):
             raise PermissionDenied("Only nurses and data managers of the visit's site enter answers.")
         held = answers_by_visit([visit.pk]).get(visit.pk, {}).get(instrument, {})
-        form = PromEntryForm(request.POST or None, instrument=instrument, held=held)
+        reasons = dict(PromAnswer.objects.filter(visit=visit, instrument=instrument, value__isnull=True)
+                       .values_list("item", "value_missing"))
+        form = PromEntryForm(request.POST or None, instrument=instrument, held=held, reasons=reasons)
         if request.method == "POST" and form.is_valid():
             try:
-                prom_answers_record(visit=visit, instrument=instrument, answers=form.answers(),
-                                    actor=request.user, reason=form.cleaned_data["change_reason"])
+                with transaction.atomic():
+                    prom_answers_record(visit=visit, instrument=instrument, answers=form.answers(),
+                                        actor=request.user, reason=form.cleaned_data["change_reason"])
+                    for item, why in form.reasons().items():
+                        if reasons.get(item) != why:
+                            prom_item_missing_record(visit=visit, instrument=instrument, item=item,
+                                                     why=why, actor=request.user,
+                                                     reason=form.cleaned_data["change_reason"])
             except ValidationError as exc:
                 for key, errors in exc.message_dict.items():
                     name = key.split(".", 1)[-1]
                     form.add_error(name if name in form.fields else None, errors)
             else:
+                # As after every admin save: the PROM check's query opens or closes now.
+                checks.checks_after_save(visit)
                 status = next((s for s in visit_prom_status(visit, self.value_set(visit))
                                if s.code == instrument), None)  # None: nothing answered, not due
                 scores = ", ".join(f"{k} {score_text(v)}" for k, v in status.scores.items()) \
@@ -141,7 +174,7 @@ class VisitPromsMixin:
 class PromAnswerAdmin(RegistryAdmin):
     """Registered for lookups and the audit trail; answers are entered on the visit."""
 
-    list_display = ["visit", "instrument", "item", "value"]
+    list_display = ["visit", "instrument", "item", "value", "value_missing"]
     list_select_related = ["visit__patient"]
     raw_id_fields = ["visit"]
 

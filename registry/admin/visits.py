@@ -246,8 +246,7 @@ class VisitAdmin(QueriesOnRecordMixin, QuestionnaireLinksMixin, VisitPromsMixin,
 
     fieldsets = [
         ("Follow-up call", {"fields": ["patient", "implant", "timepoint", "schedule",
-                                       ("status", "visit_missing"), "date_done", "window_check",
-                                       "missed_reason"]}),
+                                       ("status", "visit_missing"), "date_done", "window_check"]}),
         # Each value with the reason it is missing beside it (never in it).
         ("Scores", {"fields": [("nrs", "nrs_missing"), ("satisfaction", "satisfaction_missing"),
                                ("pgic", "pgic_missing"), "would_choose_again",

@@ -36,7 +36,7 @@ def alerts_back(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0017_reminderlog_kinds'),
+        ('registry', '0020_dm_more'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -288,14 +288,8 @@ class ContactOutcome(models.TextChoices):
     DECLINED = "declined", "Reached, declined the visit"
 
 
-class MissedReason(models.TextChoices):
-    UNREACHABLE = "unreachable", "Patient could not be reached"
-    DECLINED = "declined", "Patient declined"
-    TOO_ILL = "too_ill", "Too ill to attend"
-    LOGISTICS = "logistics", "Travel or scheduling problem"
-    SITE = "site", "Not planned by the site"
-    DISPOSITION = "disposition", "Follow-up had ended (withdrawn, deceased, transferred)"
-    OTHER = "other", "Other"
+# Why a follow-up visit was missed (issue 20) is one concept with why a visit was not
+# done (issue 18): one field, Visit.visit_missing, with the one list MissingReason.
 
 
 # --- Device components (issue 20) ----------------------------------------------------------
@@ -381,6 +375,23 @@ class MissingReason(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
     NOT_APPLICABLE = "not_applicable", "Not applicable"
     LOST_TO_FOLLOW_UP = "lost_to_follow_up", "Lost to follow-up"
+    # Why a whole visit was not done (Visit.visit_missing only; the contact attempts
+    # made are its ContactAttempt rows, issue 20).
+    UNREACHABLE = "unreachable", "Patient could not be reached"
+    TOO_ILL = "too_ill", "Too ill to attend"
+    LOGISTICS = "logistics", "Travel or scheduling problem"
+    SITE = "site", "Not planned by the site"
+    DISPOSITION = "disposition", "Follow-up had ended (withdrawn, deceased, transferred)"
+    OTHER = "other", "Other"
+
+
+# The reasons a single value (NRS, satisfaction, PGIC, MME, a PROM item) can have; the
+# others are about a whole visit.
+VALUE_MISSING_REASONS = ("not_asked", "declined", "unknown", "not_applicable", "lost_to_follow_up")
+# The same codes and labels as a choices class of their own (the bundle's columns, forms).
+ValueMissingReason = models.TextChoices("ValueMissingReason", [
+    (m.name, (m.value, m.label)) for m in MissingReason if m.value in VALUE_MISSING_REASONS])
+VALUE_MISSING_CHOICES = ValueMissingReason.choices
 
 
 class ReportingRule(models.TextChoices):
@@ -429,7 +440,6 @@ CODE_LISTS: dict[str, type[models.Choices]] = {
     "death_cause": DeathCause,
     "contact_method": ContactMethod,
     "contact_outcome": ContactOutcome,
-    "missed_reason": MissedReason,
     "component_kind": ComponentKind,
     "removal_reason": RemovalReason,
     "revision_action": RevisionAction,
@@ -470,7 +480,8 @@ NUMBERING: dict[str, tuple[str, ...]] = {
     "role": ("nurse", "investigator", "data_manager"),
     "prom_instrument": ("eq5d5l", "odi", "bpi_sf", "hads", "pcs", "pseq"),
     "eq5d_value_set": ("NL", "ENG", "US", "DE", "BE"),
-    "missing_reason": ("not_asked", "declined", "unknown", "not_applicable", "lost_to_follow_up"),
+    "missing_reason": ("not_asked", "declined", "unknown", "not_applicable", "lost_to_follow_up",
+                       "unreachable", "too_ill", "logistics", "site", "disposition", "other"),
     "disposition_status": ("active", "withdrawn", "lost_to_follow_up", "transferred", "deceased",
                            "completed"),
     "withdrawal_level": ("no_contact", "no_data"),
@@ -480,8 +491,6 @@ NUMBERING: dict[str, tuple[str, ...]] = {
                     "suicide", "accident", "overdose", "other", "unknown"),
     "contact_method": ("phone", "email", "letter", "gp", "relative", "other"),
     "contact_outcome": ("reached", "no_answer", "message_left", "wrong_details", "declined"),
-    "missed_reason": ("unreachable", "declined", "too_ill", "logistics", "site", "disposition",
-                      "other"),
     "component_kind": ("ipg", "lead", "extension", "receiver", "other"),
     "removal_reason": ("battery_depletion", "infection", "lead_migration", "lead_fracture",
                        "loss_of_efficacy", "pain_resolved", "mri", "other", "ipg_pocket_pain",

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from . import instruments
 from .base import ClinicalModel, history
-from .choices import Diagnosis
+from .choices import VALUE_MISSING_CHOICES, Diagnosis
 from .protocol import FollowUpProtocol
 from .visits import BASELINE, TIMEPOINT_RE, TRIAL_END, Visit, timepoint_months
 
@@ -36,13 +36,19 @@ class PromAnswer(ClinicalModel):
     `instrument_version` is the instrument version the answer was given on
     (instruments.INSTRUMENTS), set from the definition when left empty (`version` is the
     row's own optimistic-locking counter, as on every clinical model).
+
+    An item asked but not answered may be kept with the reason instead of the value
+    (`value_missing`, issue 18: beside the value, never in it); a row holds one of the two.
+    Scores count the values only, so a reason never scores.
     """
 
     visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="prom_answers")
     instrument = models.CharField(max_length=16, choices=INSTRUMENT_CHOICES)
     instrument_version = models.CharField(max_length=40, blank=True)
     item = models.CharField(max_length=24)
-    value = models.PositiveSmallIntegerField()
+    value = models.PositiveSmallIntegerField(null=True, blank=True)
+    value_missing = models.CharField("answer missing because", max_length=20,
+                                     choices=VALUE_MISSING_CHOICES, blank=True)
     history = history()
 
     class Meta:
@@ -54,10 +60,16 @@ class PromAnswer(ClinicalModel):
                                         "instead of adding another.",
             ),
             models.CheckConstraint(condition=_answer_ranges(), name="prom_answer_on_scale"),
+            models.CheckConstraint(
+                condition=Q(value__isnull=False, value_missing="")
+                | Q(value__isnull=True) & ~Q(value_missing=""),
+                name="prom_answer_value_or_reason",
+                violation_error_message="Give the answer or the reason it is missing, not both."),
         ]
 
     def __str__(self):
-        return f"{self.instrument}.{self.item} = {self.value}"
+        shown = self.value if self.value is not None else f"missing ({self.value_missing})"
+        return f"{self.instrument}.{self.item} = {shown}"
 
     def clean(self):
         errors = {}
@@ -72,8 +84,17 @@ class PromAnswer(ClinicalModel):
                 errors["instrument_version"] = (
                     f"{definition.name} is held in version '{definition.version}', "
                     f"not '{self.instrument_version}'.")
-            problem = instruments.answer_problem(self.instrument, self.item, self.value)
-            if problem:
+            if self.value is None and not self.value_missing:
+                errors["value"] = ("Give the answer, or the reason it is missing "
+                                   "(value_missing).")
+            elif self.value is not None and self.value_missing:
+                errors["value_missing"] = (
+                    f"A reason for a missing answer ('{self.value_missing}') is given, but the "
+                    f"item has the answer {self.value}; clear one of them.")
+            # An unknown item is named either way; a reason needs no value on the scale.
+            problem = (instruments.answer_problem(self.instrument, self.item, self.value)
+                       if self.value is not None or definition.item(self.item) is None else None)
+            if problem and "value" not in errors:
                 errors["item" if definition.item(self.item) is None else "value"] = problem
         if errors:
             raise ValidationError(errors)

@@ -8,9 +8,9 @@ from django.db.models import F, Q
 
 from .base import ClinicalModel, history
 from .choices import (
+    VALUE_MISSING_CHOICES,
     Enrolment,
     EnteredBy,
-    MissedReason,
     MissingReason,
     PainSite,
     Pgic,
@@ -189,18 +189,19 @@ class Visit(ClinicalModel):
     notes = models.TextField(blank=True, help_text="Free text; never exported.")
     # Why a value is blank: beside the value, never in it (MISSING_FIELDS).
     nrs_missing = models.CharField("NRS missing because", max_length=20,
-                                   choices=MissingReason.choices, blank=True)
+                                   choices=VALUE_MISSING_CHOICES, blank=True)
     satisfaction_missing = models.CharField("satisfaction missing because", max_length=20,
-                                            choices=MissingReason.choices, blank=True)
+                                            choices=VALUE_MISSING_CHOICES, blank=True)
     pgic_missing = models.CharField("PGIC missing because", max_length=20,
-                                    choices=MissingReason.choices, blank=True)
+                                    choices=VALUE_MISSING_CHOICES, blank=True)
     opioid_mme_missing = models.CharField("opioid use missing because", max_length=20,
-                                          choices=MissingReason.choices, blank=True)
+                                          choices=VALUE_MISSING_CHOICES, blank=True)
+    # Why a visit was missed or not done: one field for the data-management reason
+    # (issue 18) and the missed-visit reason (issue 20); the attempts made to reach the
+    # patient are its ContactAttempt rows.
     visit_missing = models.CharField(
         "visit not done because", max_length=20, choices=MissingReason.choices, blank=True,
         help_text="For a missed or not applicable visit: why it was not done.")
-    # Why a missed visit was missed; the attempts made are its ContactAttempt rows.
-    missed_reason = models.CharField(max_length=12, choices=MissedReason.choices, blank=True)
     # Where the answers came from; set by the services (the questionnaire link, the
     # import), never typed.
     entered_by = models.CharField(max_length=8, choices=EnteredBy.choices,
@@ -378,9 +379,6 @@ class Visit(ClinicalModel):
                     f"{label} {value} at {when}: {label} is asked after the implant (at its "
                     "follow-up visits), not before it."
                 )
-        if self.missed_reason and self.status != VisitStatus.MISSED:
-            errors["missed_reason"] = (f"A reason for missing is given but the visit is "
-                                       f"'{self.get_status_display()}'; set it to missed.")
         if errors:
             raise ValidationError(errors)
 

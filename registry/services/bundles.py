@@ -40,7 +40,6 @@ from registry.models import (
     Implant,
     IpgLocation,
     LeadType,
-    MissingReason,
     PainScore,
     PainSite,
     Paradigm,
@@ -60,6 +59,7 @@ from registry.models import (
     Site,
     StimulationUse,
     Therapy,
+    ValueMissingReason,
     Visit,
     VisitStatus,
     timepoint_sort_key,
@@ -220,7 +220,7 @@ VISITS = BundleFile(
         Column("opioid_mme", DECIMAL, required=False, help="Opioid use, MME/day, >= 0."),
         Column("stimulation_use", CODE, required=False, choices=StimulationUse),
         # Why a value is blank (issue 18), beside it: only with the value's cell empty.
-        *[Column(f"{name}_missing", CODE, required=False, choices=MissingReason,
+        *[Column(f"{name}_missing", CODE, required=False, choices=ValueMissingReason,
                  help=f"Why {label} is empty (only with {label} empty).")
           for name, label in (("nrs", "nrs"), ("satisfaction", "satisfaction"), ("pgic", "pgic"),
                               ("opioid_mme", "opioid_mme"))],
@@ -281,9 +281,12 @@ PROM_ANSWERS = BundleFile(
         Column("instrument", CODE, choices=PromInstrument, mandatory=True),
         Column("item", TEXT, mandatory=True,
                help="Item code of the instrument (e.g. `mo`, `s1`, `q14`; docs/proms.md)."),
-        Column("value", INT, mandatory=True,
+        Column("value", INT,
                help="The item's answer on its own scale (EQ-5D-5L 1-5, VAS 0-100, ODI 0-5, BPI 0-10, "
-                    "HADS 0-3, PCS 0-4, PSEQ 0-6)."),
+                    "HADS 0-3, PCS 0-4, PSEQ 0-6); empty with `value_missing`."),
+        # Why an item asked is not answered (issue 18), beside the value.
+        Column("value_missing", CODE, required=False, choices=ValueMissingReason,
+               help="Why the item is not answered (only with value empty)."),
     ),
     key_help="the visit (`registry_id`, `implant_ref`, `timepoint`, `visit_date`, as in "
              "visits.csv) + `instrument` + `item`",

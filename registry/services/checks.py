@@ -209,7 +209,8 @@ rule_register(CheckRule(
 
 
 def _prom_unscorable(scope):
-    # Only (visit, instrument) groups with fewer answers than items can miss a score: the
+    # Only (visit, instrument) groups with fewer rows (answers or reasons) than items can
+    # miss a score without a reason for it: the
     # count is SQL, the instrument's own rule (Score.min_answered) is Python on those few.
     item_counts = Q()
     for code, instrument in instruments.INSTRUMENTS.items():
@@ -222,17 +223,19 @@ def _prom_unscorable(scope):
         groups.setdefault(visit_id, set()).add(code)
     for start in range(0, len(groups), BATCH):
         ids = list(groups)[start:start + BATCH]
-        answers: dict[tuple[int, str], dict[str, int]] = {}
+        answers: dict[tuple[int, str], dict[str, int | None]] = {}
         for visit_id, code, item, value in PromAnswer.objects.filter(visit_id__in=ids).values_list(
                 "visit_id", "instrument", "item", "value"):
             if code in groups[visit_id]:
-                answers.setdefault((visit_id, code), {})[item] = value
+                answers.setdefault((visit_id, code), {})[item] = value  # None: a reason given
         visits = Visit.objects.select_related("patient", "implant").in_bulk(ids)
-        for (visit_id, code), given in sorted(answers.items()):
-            if instruments.is_scorable(code, given):
-                continue
+        for (visit_id, code), rows in sorted(answers.items()):
+            given = {item: value for item, value in rows.items() if value is not None}
             definition = instruments.INSTRUMENTS[code]
-            missing = [i.code for i in definition.items if i.code not in given]
+            missing = [i.code for i in definition.items if i.code not in rows]
+            # Every unanswered item has its reason (declined, ...): known, nothing to ask.
+            if instruments.is_scorable(code, given) or not missing:
+                continue
             unscored = [s.label for s in definition.scores
                         if s.compute(given, instruments.DEFAULT_VALUE_SET) is None]
             yield Finding(visits[visit_id], prom_field(code), (

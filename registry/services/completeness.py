@@ -9,9 +9,10 @@ What counts:
   the site's protocol schedules it for the patient's diagnosis (PromSchedule.due_at).
 - **Done**: the value is there (a PROM: at least one item answered at the visit; one too
   incomplete to score is an open query of the check `prom_items_missing`).
-- **Missing, by reason**: the value's own reason (`nrs_missing`, ...) for a completed
-  visit, the visit's reason (`visit_missing`) for a visit not done, else `none` ("no
-  value, no reason": the gap the data manager has to chase). expected = done + missing.
+- **Missing, by reason**: the value's own reason (`nrs_missing`, ...; a PROM's: its items'
+  `value_missing` when no item is answered) for a completed visit, the visit's reason
+  (`visit_missing`) for a visit not done, else `none` ("no value, no reason": the gap the
+  data manager has to chase). expected = done + missing.
 - **Open queries**: the live queries on that value at those visits (on the visit's
   field or its reason, on the PROM instrument or one of its items).
 
@@ -27,7 +28,19 @@ them whatever the number of patients, sites or timepoints.
 import dataclasses
 
 from django.core.exceptions import ValidationError
-from django.db.models import Case, CharField, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from registry.models import (
@@ -192,13 +205,22 @@ def _prom_counts(rows: dict, visits: QuerySet) -> None:
     if not groups:
         return
     schedules = _schedules_by_site({g[0]: g[1] for g in groups})
+    completed_visits = visits.filter(status=VisitStatus.COMPLETED)
+    group = ("visit__patient__site_id", "visit__timepoint", "visit__patient__diagnosis", "instrument")
     answered = {}
     for site_id, timepoint, diagnosis, code, n in (
-            PromAnswer.objects.filter(visit__in=visits.filter(status=VisitStatus.COMPLETED))
-            .values_list("visit__patient__site_id", "visit__timepoint", "visit__patient__diagnosis",
-                         "instrument")
-            .annotate(n=Count("visit_id", distinct=True)).order_by()):
+            PromAnswer.objects.filter(visit__in=completed_visits, value__isnull=False)
+            .values_list(*group).annotate(n=Count("visit_id", distinct=True)).order_by()):
         answered[(site_id, timepoint, diagnosis, code)] = n
+    # Instruments with item reasons only (no answer at all): missing for that reason (the
+    # first item's, alphabetically, if the items give several).
+    explained: dict[tuple, dict[str, int]] = {}
+    for *key, why in (PromAnswer.objects.filter(visit__in=completed_visits)
+                      .values("visit_id", *group).annotate(values=Count("value"),
+                                                           why=Min("value_missing"))
+                      .filter(values=0).values_list(*group, "why").order_by()):
+        counts = explained.setdefault(tuple(key), {})
+        counts[why] = counts.get(why, 0) + 1
     completed = {}
     for site_id, site_code, timepoint, diagnosis, status, reason, n in groups:
         for schedule in schedules.get(site_id, []):
@@ -216,7 +238,13 @@ def _prom_counts(rows: dict, visits: QuerySet) -> None:
     for key, (row, n) in completed.items():
         done = min(answered.get(key, 0), n)
         row.done += done
-        row.missing[NO_REASON] += n - done  # no item-level reason here (the items' own report)
+        left = n - done
+        for why, count in explained.get(key, {}).items():
+            if why in row.missing:
+                taken = min(count, left)
+                row.missing[why] += taken
+                left -= taken
+        row.missing[NO_REASON] += left
 
 
 VALUE_OF_FIELD = {**{v[1]: code for code, v in VALUES.items()},

@@ -318,8 +318,9 @@ def _stat_frame(columns: list[Column], rows: Iterable[dict], counter: RowCounter
             value_labels[c.name] = {v: lab for v, lab in c.labels}
         if c.name in with_reason:
             value_labels[c.name] = {**value_labels.get(c.name, {}), **{
-                (r.stata if stata else r.spss): r.label for r in missing.REASONS.values()}}
-    declared = {name: ([r.stata for r in missing.REASONS.values()] if stata else [missing.SPSS_RANGE])
+                (r.stata if stata else r.spss): r.label for r in missing.VALUE_REASONS.values()}}
+    declared = {name: ([r.stata for r in missing.VALUE_REASONS.values()] if stata
+                       else [missing.SPSS_RANGE])
                 for name in with_reason}
     return frame, value_labels, declared
 

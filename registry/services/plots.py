@@ -165,8 +165,11 @@ def prom_mic_svg(scores: list[dict], holistic: dict | None = None) -> str:
         return svg_of(fig, label="Share of patients reaching the minimal important change per PROM score")
 
 
-# Done, then the missing-data reasons (services.completeness.REASONS), then no reason.
-COMPLETENESS_COLOURS = ["#3b6fa0", "#9ecae1", "#fdd0a2", "#bdbdbd", "#d9d9d9", "#8c6bb1", "#c8702a"]
+def _completeness_colours(n: int) -> list:
+    # Done in the outcome blue; the reasons in a qualitative palette; "no reason" orange,
+    # the one to chase.
+    palette = matplotlib.colormaps["Pastel1"].colors + matplotlib.colormaps["Pastel2"].colors
+    return [BLUE, *palette[:n - 2], ORANGE]
 
 
 def completeness_svg(totals: list[dict], reasons: list[tuple[str, str]]) -> str:
@@ -182,7 +185,7 @@ def completeness_svg(totals: list[dict], reasons: list[tuple[str, str]]) -> str:
             labels = [f"{t['label']} (n={t['expected']})" for t in reversed(rows)]
             left = [0.0] * len(rows)
             parts = [("done", "Done")] + list(reasons)
-            for (code, label), colour in zip(parts, COMPLETENESS_COLOURS, strict=False):
+            for (code, label), colour in zip(parts, _completeness_colours(len(parts)), strict=True):
                 share = [100 * (t["done"] if code == "done" else t["missing"][code]) / t["expected"]
                          for t in reversed(rows)]
                 if not any(share):
@@ -191,8 +194,8 @@ def completeness_svg(totals: list[dict], reasons: list[tuple[str, str]]) -> str:
                 left = [a + b for a, b in zip(left, share, strict=True)]
             ax.set_xlim(0, 100)
             ax.set_xlabel("Expected values (%)")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False,
-                      fontsize=8)
+            # Outside the axes, below, inside the figure (constrained layout makes room).
+            fig.legend(loc="outside lower center", ncol=3, frameon=False, fontsize=8)
             ax.set_title("Completeness by instrument")
         return svg_of(fig, label="Completeness by instrument: done and missing by reason")
 

@@ -99,10 +99,10 @@ def _prom_item_key(answer: PromAnswer) -> str:
 record_type_register(RecordType("visit", Visit, lambda v: v.patient_id, _visit_key,
                                 timepoint=lambda v: v.timepoint, fields=_visit_fields,
                                 related=("patient", "implant")))
-# A PROM item answer: `field` is "value" (the answer).
+# A PROM item answer: `field` is "value" (the answer) or "value_missing" (its reason).
 record_type_register(RecordType(
     "prom_item", PromAnswer, lambda a: a.visit.patient_id, _prom_item_key,
-    timepoint=lambda a: a.visit.timepoint, fields=lambda a: {"value"},
+    timepoint=lambda a: a.visit.timepoint, fields=lambda a: {"value", "value_missing"},
     related=("visit__patient", "visit__implant")))
 record_type_register(RecordType(
     "adverse_event", AdverseEvent, lambda e: e.patient_id,

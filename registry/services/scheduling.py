@@ -191,13 +191,13 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
             change.stopped += 1
         elif visit.status == VisitStatus.NOT_APPLICABLE and not stopped \
                 and visit.pk in stopped_earlier:
-            visit.status = VisitStatus.SCHEDULED
+            visit.status, visit.visit_missing = VisitStatus.SCHEDULED, ""
             attach_audit(visit, actor=actor, reason=f"{RESUME_REASON}: implant date "
                                                     f"{implant.implant_date.isoformat()}{suffix}")
             change.resumed += 1
         elif moved:
             if visit.status == VisitStatus.MISSED:
-                visit.status, visit.missed_reason = VisitStatus.SCHEDULED, ""
+                visit.status, visit.visit_missing = VisitStatus.SCHEDULED, ""
             # A stopped visit keeps the stop reason first, so a later resume finds it.
             lead = f"{STOP_REASON}: {stop_why}; " if visit.pk in stopped_earlier else ""
             attach_audit(visit, actor=actor, reason=f"{lead}{SCHEDULE_REASON}: implant date moved to "
@@ -215,7 +215,7 @@ def _sync(*, implant: Implant, patient: Patient, timepoints: list[ProtocolTimepo
     if to_update:
         # Each visit carries its own reason (attach_audit above).
         record_bulk_update(to_update, Visit, ["target_date", "window_start", "window_end", "status",
-                                              "missed_reason"],
+                                              "visit_missing"],
                            actor=actor, batch_size=BATCH)
     return change
 

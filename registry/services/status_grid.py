@@ -33,7 +33,6 @@ from django.core.paginator import Paginator
 
 from registry.models import (
     ConsentStatus,
-    MissedReason,
     MissingReason,
     Patient,
     Site,
@@ -101,8 +100,6 @@ class Grid:
 
 
 def _reason(visit: dict) -> str:
-    if visit["missed_reason"]:
-        return MissedReason(visit["missed_reason"]).label
     if visit["visit_missing"]:
         return MissingReason(visit["visit_missing"]).label
     return ""
@@ -142,7 +139,7 @@ def record_status_grid(*, site: Site, user, page: int | str = 1, per_page: int =
     loaded = list(page_obj.object_list)
     visits = list(Visit.objects.filter(patient_id__in=[pk for pk, _r, _c in loaded]).order_by()
                   .values("pk", "patient_id", "timepoint", "status", "window_start", "window_end",
-                          "missed_reason", "visit_missing", "date_done"))
+                          "visit_missing", "date_done"))
     codes = _columns(site, {v["timepoint"] for v in visits})
     index = {code: i for i, code in enumerate(codes)}
     rows = {pk: Row(pk, registry_id, status == ConsentStatus.WITHDRAWN, [Cell() for _ in codes])

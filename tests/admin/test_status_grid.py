@@ -23,7 +23,7 @@ def a_followed_patient(site, actor):
     make_visit(patient, None, actor=actor)  # baseline, done
     make_visit(patient, implant, actor=actor, timepoint="m1", date_done=datetime.date(2020, 4, 2), nrs=5)
     make_visit(patient, implant, actor=actor, timepoint="m3", status=VisitStatus.MISSED,
-               date_done=None, nrs=None, missed_reason="declined")
+               date_done=None, nrs=None, visit_missing="declined")
     return patient
 
 

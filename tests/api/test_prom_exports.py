@@ -98,11 +98,13 @@ def test_the_long_export_has_one_row_per_item_scoped_and_logged(client_for, prom
     response = client_for(nurse).get("/api/v1/exports/prom-answers/")
     assert response.status_code == 200
     rows = csv_rows(response)
-    assert list(rows[0]) == ["registry_id", "site", "timepoint", "instrument", "version", "item", "value"]
+    assert list(rows[0]) == ["registry_id", "site", "timepoint", "instrument", "version", "item", "value",
+                             "value_missing"]
     assert {r["site"] for r in rows} == {"AAA"} and len(rows) == 6 + 9 + 13
     mo = next(r for r in rows if r["instrument"] == "eq5d5l" and r["item"] == "mo")
     assert mo == {"registry_id": proms["a1"].registry_id, "site": "AAA", "timepoint": "baseline",
-                  "instrument": "eq5d5l", "version": "EQ-5D-5L (EuroQol, 2011)", "item": "mo", "value": "2"}
+                  "instrument": "eq5d5l", "version": "EQ-5D-5L (EuroQol, 2011)", "item": "mo", "value": "2",
+                  "value_missing": ""}
     assert len(csv_rows(client_for(nurse_b).get("/api/v1/exports/prom-answers/"))) == 5
     only = csv_rows(client_for(nurse).get("/api/v1/exports/prom-answers/?instrument=odi"))
     assert {r["instrument"] for r in only} == {"odi"}

@@ -229,11 +229,11 @@ def test_a_missed_visit_carries_its_reason_and_attempts(site_a, nurse):
     attempt(patient, D(2020, 1, 5), nurse, visit=m1)
     attempt(patient, D(2020, 1, 7), nurse, visit=m1)
     m1 = make_visit(patient, implant, actor=nurse, timepoint="m1", status="missed",
-                    date_done=None, nrs=None, missed_reason="unreachable")
-    assert (m1.missed_reason, m1.contact_attempts.count()) == ("unreachable", 2)
-    with pytest.raises(ValidationError, match="set it to missed"):
+                    date_done=None, nrs=None, visit_missing="unreachable")
+    assert (m1.visit_missing, m1.contact_attempts.count()) == ("unreachable", 2)
+    with pytest.raises(ValidationError, match="is for missed or not applicable visits"):
         make_visit(patient, implant, actor=nurse, timepoint="m3", status="scheduled",
-                   date_done=None, nrs=None, missed_reason="declined")
+                   date_done=None, nrs=None, visit_missing="declined")
 
 
 def test_the_in_follow_up_filter_is_one_query(site_a, nurse, django_assert_num_queries):

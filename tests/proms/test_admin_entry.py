@@ -70,3 +70,34 @@ def test_other_sites_get_a_404_and_investigators_may_not_enter(client, nurse_b, 
     assert not PromAnswer.objects.exists()
     client.force_login(nurse_b)
     assert client.get(entry_url(baseline, "sf36")).status_code == 404
+
+
+def test_a_nurse_gives_the_reason_an_item_is_not_answered(client, nurse, baseline):
+    client.force_login(nurse)
+    answers = {f"s{n}": "2" for n in range(1, 9)}
+    response = client.post(entry_url(baseline, "odi"), {**answers, "s9_missing": "declined",
+                                                        "s10_missing": "not_asked"})
+    assert response.status_code == 302
+    held = {a.item: (a.value, a.value_missing) for a in PromAnswer.objects.filter(visit=baseline)}
+    assert held["s9"] == (None, "declined") and held["s10"] == (None, "not_asked")
+    assert held["s1"] == (2, "")
+    form = client.get(entry_url(baseline, "odi")).context["form"]
+    assert form["s9_missing"].initial == "declined"
+    # Both an answer and a reason: refused beside the reason, nothing changed.
+    response = client.post(entry_url(baseline, "odi"), {**answers, "s9": "1", "s9_missing": "declined",
+                                                        "change_reason": "x"})
+    assert response.status_code == 400 and "s9_missing" in response.context["form"].errors
+    assert PromAnswer.objects.get(visit=baseline, item="s9").value is None
+
+
+def test_the_entry_runs_the_prom_check_at_once(client, nurse, baseline):
+    from registry.models import DataQuery, QueryStatus
+
+    client.force_login(nurse)
+    client.post(entry_url(baseline, "odi"), {f"s{n}": "2" for n in range(1, 6)})  # 5 of 10
+    query = DataQuery.objects.get(rule="prom_items_missing")
+    assert (query.record_id, query.field, query.status) == (baseline.pk, "prom:odi", QueryStatus.OPEN)
+    client.post(entry_url(baseline, "odi"), {**{f"s{n}": "2" for n in range(1, 9)},
+                                             "change_reason": "rest of the paper form"})
+    query.refresh_from_db()
+    assert query.status == QueryStatus.CLOSED and query.closed_by_check

@@ -46,7 +46,7 @@ def waterfall(site_a, site_b):
              death_device_relatedness="not_related", death_procedure_relatedness="not_related")
     # Withdrawn in April: m1 missed (declined), m3 done, ended at m6.
     p, i = implanted(site_a)
-    visit_set(i, "m1", VisitStatus.MISSED, missed_reason="declined")
+    visit_set(i, "m1", VisitStatus.MISSED, visit_missing="declined")
     visit_set(i, "m3", VisitStatus.COMPLETED, date_done=D(2020, 3, 2), nrs=5)
     disposed(p, DispositionStatus.WITHDRAWN, D(2020, 4, 1), withdrawal_level="no_contact")
     # Lost in May after three attempts: m1 and m3 missed (unreachable), ended at m6.
@@ -55,8 +55,8 @@ def waterfall(site_a, site_b):
         contact_attempt_record(attempt=ContactAttempt(patient=p, date=D(2020, 4, 20 + k),
                                                       method="phone", outcome="no_answer"),
                                actor=system_user())
-    visit_set(i, "m1", VisitStatus.MISSED, missed_reason="unreachable")
-    visit_set(i, "m3", VisitStatus.MISSED, missed_reason="unreachable")
+    visit_set(i, "m1", VisitStatus.MISSED, visit_missing="unreachable")
+    visit_set(i, "m3", VisitStatus.MISSED, visit_missing="unreachable")
     disposed(p, DispositionStatus.LOST, D(2020, 5, 1))
     # Transferred to another site of the registry in February: still active everywhere.
     p, i = implanted(site_a)

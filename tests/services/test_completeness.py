@@ -124,3 +124,16 @@ def test_the_query_count_does_not_grow_with_the_cohort(cohort, nurse, site_a, da
         queries.query_open(record=Visit.objects.get(implant=implant, timepoint="m1"), field="nrs",
                            text="?", actor=data_manager)
     assert count() == few <= 12
+
+
+def test_a_prom_declined_item_by_item_is_missing_for_that_reason(cohort, nurse):
+    from registry.services.proms.answers import prom_item_missing_record
+
+    code = next(r.instrument for r in completeness.completeness_report(nurse, timepoint="m1").rows
+                if r.instrument not in completeness.VALUES)
+    visit = Visit.objects.get(implant=cohort, timepoint="m1")
+    for item in completeness.INSTRUMENTS[code].items:
+        prom_item_missing_record(visit=visit, instrument=code, item=item.code, why="declined",
+                                 actor=nurse)
+    row = rows(completeness.completeness_report(nurse, timepoint="m1"))["AAA", "m1", code]
+    assert (row.expected, row.done, row.missing["declined"], row.missing["none"]) == (1, 0, 1, 0)

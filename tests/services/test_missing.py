@@ -106,8 +106,14 @@ def test_stata_holds_extended_missing_values_with_labels(visits):
 
 
 def test_the_reason_table_is_complete_and_the_redcap_setting_lists_it(db):
-    assert list(missing.REASONS) == ["not_asked", "declined", "unknown", "not_applicable",
-                                     "lost_to_follow_up"]
+    assert list(missing.VALUE_REASONS) == ["not_asked", "declined", "unknown", "not_applicable",
+                                           "lost_to_follow_up"]
+    # A whole visit has the missed-visit reasons too (one list, issue 20's merged in).
+    assert list(missing.REASONS)[5:] == ["unreachable", "too_ill", "logistics", "site",
+                                         "disposition", "other"]
+    assert [r.stata for r in missing.REASONS.values()] == list("abcdefghijk")
+    assert missing.redcap_missing_data_codes().endswith("ENDED, Follow-up had ended (withdrawn, "
+                                                        "deceased, transferred) | OTH, Other")
     assert missing.redcap_missing_data_codes().startswith("NASK, Not asked | ASKU, Asked but declined")
     assert missing.fhir_data_absent_reason("declined")["coding"][0]["code"] == "asked-declined"
     assert missing.fhir_data_absent_reason("") is None

@@ -11,8 +11,7 @@ from registry.services import outcomes
 from registry.services.audit import record_save, system_user
 from tests.factories import make_implant, make_patient, make_visit
 
-NONE = {"not_asked": 0, "declined": 0, "unknown": 0, "not_applicable": 0, "lost_to_follow_up": 0,
-        "none": 0}
+NONE = dict.fromkeys(outcomes.EXCLUSION_REASONS, 0)
 
 
 def m12(implant, **values):

@@ -39,7 +39,7 @@ def a_typical_patient(site):
                         answers={"mo": 2, "sc": 1, "ua": 2, "pd": 3, "ad": 1, "vas": 70},
                         actor=system_user(), reason="test")
     make_visit(patient, implant, timepoint="m48", status=VisitStatus.MISSED, date_done=None, nrs=None,
-               missed_reason="declined")
+               visit_missing="declined")
     make_event(patient, implant)
     make_event(patient, implant, category="lead_migration", onset_date=D(2021, 5, 1),
                resolved_on=D(2021, 6, 1), action="reprogramming", procedure_relatedness="not_related",

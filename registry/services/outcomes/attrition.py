@@ -10,7 +10,7 @@ summary (same filters and scoping):
   out of the registry, follow-up completed; a withdrawn consent without a disposition
   counts as withdrawn). A transfer to another site of this registry does not end it;
 - `active` = due - ended; of the active: `done` (the visit completed), `missed` per
-  recorded reason (`Visit.missed_reason`, "" = none given), `not_applicable`, `open`
+  recorded reason (`Visit.visit_missing`, "" = none given), `not_applicable`, `open`
   (scheduled, or no visit row: not yet recorded).
 For a user who does not see real dates (services.deid) a count from 1 to
 `min_cell - 1` is shown as None (a small cell), and the whole waterfall of a cohort
@@ -93,7 +93,7 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     visits = {}
     for implant_id, timepoint, status, reason in (
             Visit.objects.filter(implant_id__in=list(implant_of.values()))
-            .values_list("implant_id", "timepoint", "status", "missed_reason").order_by()):
+            .values_list("implant_id", "timepoint", "status", "visit_missing").order_by()):
         visits[(implant_id, timepoint)] = (status, reason)
     protocols = _protocols(set(info.values()))
     table: dict[int, dict] = {}

@@ -64,9 +64,22 @@ def prom_answers_record(*, visit: Visit, instrument: str, answers: Mapping[str, 
                 held[item] = record_save(PromAnswer(visit=visit, instrument=instrument, item=item,
                                                     value=value), actor=actor, reason=reason)
             elif row.value != value:
-                row.value = value
+                row.value, row.value_missing = value, ""  # an answer replaces its reason
                 record_save(row, actor=actor, reason=reason)
     return {item: row.value for item, row in held.items()}
+
+
+def prom_item_missing_record(*, visit: Visit, instrument: str, item: str, why: str, actor,
+                             reason: str = "") -> PromAnswer:
+    """Keep why an item asked at `visit` is not answered (`why`: a value reason of
+    services.missing, e.g. `declined`), in place of its answer; the model refuses an
+    unknown item or reason (ValidationError naming the field)."""
+    with transaction.atomic():
+        row = (PromAnswer.objects.select_for_update()
+               .filter(visit=visit, instrument=instrument, item=item).first()
+               or PromAnswer(visit=visit, instrument=instrument, item=item))
+        row.value, row.value_missing = None, why
+        return record_save(row, actor=actor, reason=reason)
 
 
 def answers_by_visit(visit_ids: Iterable[int]) -> dict[int, dict[str, dict[str, int]]]:
