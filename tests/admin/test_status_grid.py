@@ -40,7 +40,7 @@ def test_each_cell_says_the_visits_state_on_the_sites_day(site_a, nurse):
     codes = [code for code, _label in grid.columns]
     assert codes[:5] == ["baseline", "trial_end", "m1", "m3", "m6"] and codes[-1] == "unscheduled"
     assert cells["baseline"].state == "done" and cells["m1"].state == "done"
-    assert cells["m3"].state == "missed" and cells["m3"].label == "Missed: Patient declined"
+    assert cells["m3"].state == "missed" and cells["m3"].label == "Missed: Asked but declined"
     assert cells["m6"].state == "due" and cells["m12"].state == "upcoming"
     assert cells["m24"].state == "not_applicable"
     assert cells["trial_end"].state == "" and cells["trial_end"].visit_id is None
