@@ -119,8 +119,9 @@ def test_the_implants_export_carries_the_latest_settings(client_for, programmed,
     (row,) = list(csv.DictReader(io.StringIO(body(response).decode())))
     assert (row["implant_ref"], row["programming_sessions"], row["prog_paradigm"]) == (
         programmed.ref, "2", "hf10k")
-    assert (row["prog_frequency_hz"], row["prog_pulse_width_us"], row["prog_amplitude_max_ma"],
-            row["prog_recharge_interval_days"]) == ("10000.0", "30", "3.5", "7")
+    assert (float(row["prog_frequency_hz"]), row["prog_pulse_width_us"],
+            float(row["prog_amplitude_max_ma"]), row["prog_recharge_interval_days"]) == (
+        10000.0, "30", 3.5, "7")
     assert row["prog_days_from_implant"] == str((D(2020, 9, 1) - programmed.implant_date).days)
     assert "prog_date" not in row and "+3 -4" not in body(response).decode()
     data = json.loads(body(client_for(investigator).get("/api/v1/exports/implants/?format=json")))

@@ -19,6 +19,7 @@ from registry.models import (
     Implant,
     PainScore,
     Patient,
+    ProgrammingSession,
     PromAnswer,
     Site,
     Visit,
@@ -35,6 +36,7 @@ from ..bundles import (
     KEY,
     PAIN_SCORES,
     PATIENTS,
+    PROGRAMMING_SESSIONS,
     PROM_ANSWERS,
     SITES,
     TEXT,
@@ -83,6 +85,7 @@ class _Validator(RegistryLookups):
         self.existing_scores: dict[tuple, PainScore] = {}
         self.existing_prom_answers: dict[tuple, PromAnswer] = {}
         self.existing_events: dict[tuple, AdverseEvent] = {}
+        self.existing_programming: dict[tuple, ProgrammingSession] = {}
 
     # -- helpers
 
@@ -225,7 +228,8 @@ class _Validator(RegistryLookups):
                              (IMPLANTS, self.check_implants), (VISITS, self.check_visits),
                              (PAIN_SCORES, self.check_scores),
                              (ADVERSE_EVENTS, self.check_events),
-                             (PROM_ANSWERS, self.check_prom_answers)):
+                             (PROM_ANSWERS, self.check_prom_answers),
+                             (PROGRAMMING_SESSIONS, self.check_programming)):
             table = self.tables.get(spec.name)
             if table is not None:
                 self.counts.setdefault(spec.name.removesuffix(".csv"),
@@ -492,6 +496,29 @@ class _Validator(RegistryLookups):
             answer = PromAnswer(visit=visit, **row.values)
             if self.clean(table, row, answer, exclude=["visit"], parents={"visit": visit}):
                 self.new["prom_answers"].append(answer)
+                self.count(spec, "new")
+
+    def check_programming(self, table):
+        spec, keys = table.spec, {}
+        total = len(table.rows)
+        for done, (line, raw) in enumerate(table.rows, 1):
+            self.tick(spec, done, total)
+            row = self.parse_row(table, line, raw)
+            implant = self.implant_of(table, row, raw)
+            if implant is None or row.bad & {"date", "paradigm"}:
+                continue
+            key = (raw.get("implant_ref", ""), raw.get("date", ""), raw.get("paradigm", ""))
+            if self.duplicate(spec, keys, key, line, "date", raw.get("date", ""),
+                              "a second session with this implant_ref, date and paradigm"):
+                continue
+            existing = self.existing_programming.get(key)
+            if existing is not None:
+                if self.compare(table, row, existing, "this programming session"):
+                    self.count(spec, "unchanged")
+                continue
+            session = ProgrammingSession(implant=implant, **row.values)
+            if self.clean(table, row, session, exclude=["implant"], parents={"implant": implant}):
+                self.new["programming_sessions"].append(session)
                 self.count(spec, "new")
 
     def check_events(self, table):

@@ -8,6 +8,7 @@ from registry.models import (
     Implant,
     PainScore,
     Patient,
+    ProgrammingSession,
     PromAnswer,
     Site,
     Visit,
@@ -18,6 +19,7 @@ from ..bundles import (
     IMPLANTS,
     PAIN_SCORES,
     PATIENTS,
+    PROGRAMMING_SESSIONS,
     PROM_ANSWERS,
     VISITS,
     cell,
@@ -36,7 +38,7 @@ class RegistryLookups:
         ids: set[str] = set()
         refs: set[str] = set()
         for name in (PATIENTS.name, IMPLANTS.name, VISITS.name, PAIN_SCORES.name,
-                     ADVERSE_EVENTS.name, PROM_ANSWERS.name):
+                     ADVERSE_EVENTS.name, PROM_ANSWERS.name, PROGRAMMING_SESSIONS.name):
             table = self.tables.get(name)
             if table is None:
                 continue
@@ -67,6 +69,11 @@ class RegistryLookups:
             implant.patient = owner
             self.implants[implant.ref] = implant
         implants_by_pk = {i.pk: i for i in self.implants.values()}
+        for chunk in _chunks([pk for pk in implants_by_pk if pk and pk > 0]):
+            for session in ProgrammingSession.objects.filter(implant_id__in=chunk):
+                session.implant = implants_by_pk[session.implant_id]
+                key = (session.implant.ref, cell(session.date), session.paradigm)
+                self.existing_programming[key] = session
         patient_pks = list(by_pk)
         visits_by_pk = {}
         for chunk in _chunks(patient_pks):

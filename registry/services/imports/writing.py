@@ -12,6 +12,7 @@ from registry.models import (
     Implant,
     PainScore,
     Patient,
+    ProgrammingSession,
     PromAnswer,
     Site,
     Visit,
@@ -64,7 +65,8 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
     """Everything the validator collected, in one transaction, with history."""
     _lock_visits_to_fill_in(v)
     steps = [("sites", Site), ("patients", Patient), ("implants", Implant), ("visits", Visit),
-             ("pain_scores", PainScore), ("adverse_events", AdverseEvent), ("prom_answers", PromAnswer)]
+             ("pain_scores", PainScore), ("adverse_events", AdverseEvent), ("prom_answers", PromAnswer),
+             ("programming_sessions", ProgrammingSession)]
     total = sum(len(v.new[name]) for name, _ in steps) + len(v.visit_updates)
     done = 0
     for name, model in steps:
