@@ -150,3 +150,18 @@ def test_the_implants_export_reads_back_as_xlsx_and_stata(client_for, programmed
     path.write_bytes(body(client_for(nurse).get("/api/v1/exports/implants/?format=dta")))
     frame, meta = pyreadstat.read_dta(str(path))
     assert meta.variable_value_labels["prog_paradigm"][frame["prog_paradigm"][0]] == "High frequency 10 kHz"
+
+
+@pytest.mark.django_db
+def test_the_rest_implant_lists_its_sessions_with_dates_shifted_for_investigators(
+        client_for, programmed, nurse, investigator, django_assert_max_num_queries):  # noqa: F811
+    mine = client_for(nurse).get(f"/api/v1/implants/{programmed.ref}/").json()
+    assert [s["date"] for s in mine["programming_sessions"]] == ["2020-03-05", "2020-09-01"]
+    assert mine["programming_sessions"][-1]["paradigm"] == "hf10k"
+    assert "contacts" not in mine["programming_sessions"][0]
+    theirs = client_for(investigator).get(f"/api/v1/implants/{programmed.ref}/").json()
+    days = deid.date_shift_days(programmed.patient.registry_id)
+    assert theirs["programming_sessions"][0]["date"] == deid.shifted(D(2020, 3, 5), days).isoformat()
+    client = client_for(nurse)
+    with django_assert_max_num_queries(12):
+        assert client.get("/api/v1/implants/").status_code == 200

@@ -394,7 +394,7 @@ IMPLANTS = Dataset(
                lambda: yes_no(Q(explant_date__isnull=False), Q(explant_date__isnull=True))),
         Column("days_to_explant", "Days from implant to explant", "int",
                lambda: DaysBetween(F("explant_date"), F("implant_date"))),
-        Column("explant_reason", "Explant reason (coded)", "code",
+        Column("explant_cause", "Explant reason (coded)", "code",
                lambda: blank_is_null("explant_reason_code"), codes="removal_reason"),
         Column("programming_sessions", "Programming sessions recorded", "int",
                lambda: Coalesce(Subquery(ProgrammingSession.objects.filter(implant_id=OuterRef("pk"))
