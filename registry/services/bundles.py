@@ -23,8 +23,8 @@ from itertools import groupby
 from pathlib import Path
 
 from django.db import connection
-from django.db.models import F
-from django.db.models.functions import Collate
+from django.db.models import F, Window
+from django.db.models.functions import Collate, RowNumber
 from django.utils import timezone
 
 from registry.models import (
@@ -32,7 +32,9 @@ from registry.models import (
     AeAction,
     AeCategory,
     AeOutcome,
+    ComponentKind,
     ConsentStatus,
+    DeviceComponent,
     Diagnosis,
     Enrolment,
     Etiology,
@@ -296,6 +298,30 @@ PROM_ANSWERS = BundleFile(
     notes=("Patient-reported outcome answers, one row per item; scores are computed from them, "
            "never imported. The visit must be in visits.csv or in the registry.",),
 )
+COMPONENTS = BundleFile(
+    "components.csv", DeviceComponent,
+    (
+        Column("implant_ref", KEY, field="implant", help="In implants.csv or in the registry."),
+        Column("kind", CODE, choices=ComponentKind, mandatory=True),
+        Column("position", INT, mandatory=True, value_range=(1, 99),
+               help="1, 2, ... per implant and kind, in the order entered (lead 1, lead 2)."),
+        Column("manufacturer", TEXT, required=False),
+        Column("model", TEXT, required=False),
+        Column("udi_di", TEXT, required=False, help="UDI device identifier (the model's); never "
+                                                    "the UDI-PI or serial."),
+        Column("rechargeable", BOOL, required=False, help="IPGs."),
+        Column("implanted_on", DATE, required=False, help="Empty = the implant date."),
+        Column("removed_on", DATE, required=False),
+        Column("removal_reason", CODE, required=False, choices=RemovalReason,
+               help="Needed with removed_on."),
+        Column("removal_detail", TEXT, required=False,
+               help="Free text, needed with `other`; the export writes `(detail kept at the site)`."),
+    ),
+    key_help="`implant_ref` + `kind` + `position`",
+    notes=("Device components of an implant (IPG, leads, extensions). Serial numbers and UDI-PIs "
+           "are identifiers and never in a bundle.",),
+)
+REMOVAL_DETAIL_KEPT = "(detail kept at the site)"
 PROGRAMMING_SESSIONS = BundleFile(
     "programming_sessions.csv", ProgrammingSession,
     (
@@ -317,7 +343,7 @@ PROGRAMMING_SESSIONS = BundleFile(
            "The export leaves `contacts` empty (free text stays at the site).",),
 )
 FILES: tuple[BundleFile, ...] = (SITES, PATIENTS, IMPLANTS, VISITS, PAIN_SCORES, ADVERSE_EVENTS,
-                                 PROM_ANSWERS, PROGRAMMING_SESSIONS)
+                                 PROM_ANSWERS, COMPONENTS, PROGRAMMING_SESSIONS)
 FILE_NAMES = [f.name for f in FILES]
 
 
@@ -461,6 +487,13 @@ def bundle_export(*, target: str | Path, site: Site | None = None, actor=None,
     emit(PROM_ANSWERS, _sorted_per_patient(answer_rows, lambda r: (
         r[3], timepoint_sort_key(r[2]), r[1] or "", r[4], r[5])))
 
+    components = DeviceComponent.objects.filter(implant__patient__in=patients).annotate(
+        position=Window(RowNumber(), partition_by=[F("implant_id"), F("kind")], order_by=F("pk").asc()))
+    component_rows = sorted(_rows(COMPONENTS, components, {"implant_ref": "implant__ref"}),
+                            key=lambda r: (r[0].encode(), r[1].encode(), r[2]))
+    # The free-text detail stays at the site; `other` needs one, so a fixed text stands in.
+    emit(COMPONENTS, (row[:-1] + (REMOVAL_DETAIL_KEPT if row[-1] else None,) for row in component_rows))
+
     sessions = ProgrammingSession.objects.filter(implant__patient__in=patients).order_by(
         _bytewise("implant__ref"), "date", _bytewise("paradigm"))
     # No free text leaves: the electrode configuration is written empty.
@@ -524,7 +557,8 @@ def code_labels_markdown() -> str:
 
 
 __all__ = [
-    "ADVERSE_EVENTS", "FILES", "FILE_NAMES", "IMPLANTS", "PAIN_SCORES", "PATIENTS", "PROGRAMMING_SESSIONS",
+    "ADVERSE_EVENTS", "COMPONENTS", "FILES", "FILE_NAMES", "IMPLANTS", "PAIN_SCORES", "PATIENTS",
+    "PROGRAMMING_SESSIONS",
     "PROM_ANSWERS", "SITES",
     "VISITS", "BundleFile", "Column", "bundle_export", "cell", "code_labels_markdown",
     "format_reference_markdown", "visit_key",

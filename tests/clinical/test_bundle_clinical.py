@@ -92,3 +92,36 @@ def test_bad_sessions_are_reported_by_line_and_column_and_nothing_is_written(pro
     assert "below the amplitude from" in said[(5, "amplitude_max_ma")]
     assert "second session" in said[(7, "date")]
     assert ProgrammingSession.objects.count() == held
+
+
+def test_components_round_trip_without_serials_or_free_text(programmed, nurse, data_manager,
+                                                            tmp_path):
+    from registry.models import DeviceComponent, DeviceIdentifier
+    from registry.services.audit import record_save
+    from registry.services.components import component_save
+
+    ipg = component_save(component=DeviceComponent(
+        implant=programmed, kind="ipg", manufacturer="Acme", model="X1", udi_di="00643169123456",
+        rechargeable=True, removed_on=D(2021, 1, 5), removal_reason="other",
+        removal_detail="patient asked for a smaller one"), actor=nurse)
+    for _ in range(2):
+        component_save(component=DeviceComponent(implant=programmed, kind="lead",
+                                                 manufacturer="Acme", model="L8"), actor=nurse)
+    record_save(DeviceIdentifier(implant=programmed, component="IPG", device_component=ipg,
+                                 serial_number="NKV123456", udi_pi="(21)NKV123456"), actor=nurse)
+    bundle_export(target=tmp_path / "first", actor=data_manager)
+    text = (tmp_path / "first" / "components.csv").read_text()
+    assert "NKV123456" not in text and "smaller" not in text
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [(r["kind"], r["position"]) for r in rows] == [("ipg", "1"), ("lead", "1"), ("lead", "2")]
+    assert rows[0]["udi_di"] == "00643169123456"
+    same = bundle_import(source=tmp_path / "first", actor=data_manager, reason="same registry")
+    assert same.ok, same.errors  # the withheld detail is not a difference
+    assert same.count("components", "unchanged") == 3
+    empty_the_registry()
+    report = bundle_import(source=tmp_path / "first", actor=data_manager, reason="round trip")
+    assert report.ok, report.errors
+    assert sorted(DeviceComponent.objects.values_list("kind", "model", "removal_reason")) == [
+        ("ipg", "X1", "other"), ("lead", "L8", ""), ("lead", "L8", "")]
+    bundle_export(target=tmp_path / "second", actor=data_manager)
+    assert files(tmp_path / "second") == files(tmp_path / "first")

@@ -5,6 +5,7 @@
 
 from registry.models import (
     AdverseEvent,
+    DeviceComponent,
     Implant,
     PainScore,
     Patient,
@@ -16,6 +17,7 @@ from registry.models import (
 
 from ..bundles import (
     ADVERSE_EVENTS,
+    COMPONENTS,
     IMPLANTS,
     PAIN_SCORES,
     PATIENTS,
@@ -38,7 +40,8 @@ class RegistryLookups:
         ids: set[str] = set()
         refs: set[str] = set()
         for name in (PATIENTS.name, IMPLANTS.name, VISITS.name, PAIN_SCORES.name,
-                     ADVERSE_EVENTS.name, PROM_ANSWERS.name, PROGRAMMING_SESSIONS.name):
+                     ADVERSE_EVENTS.name, PROM_ANSWERS.name, PROGRAMMING_SESSIONS.name,
+                     COMPONENTS.name):
             table = self.tables.get(name)
             if table is None:
                 continue
@@ -74,6 +77,12 @@ class RegistryLookups:
                 session.implant = implants_by_pk[session.implant_id]
                 key = (session.implant.ref, cell(session.date), session.paradigm)
                 self.existing_programming[key] = session
+            positions: dict[tuple, int] = {}
+            for component in DeviceComponent.objects.filter(implant_id__in=chunk).order_by("pk"):
+                component.implant = implants_by_pk[component.implant_id]
+                slot = (component.implant.ref, component.kind)
+                positions[slot] = positions.get(slot, 0) + 1
+                self.existing_components[(*slot, positions[slot])] = component
         patient_pks = list(by_pk)
         visits_by_pk = {}
         for chunk in _chunks(patient_pks):
