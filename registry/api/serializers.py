@@ -22,6 +22,7 @@ from registry.models import (
     PainScore,
     Paradigm,
     Patient,
+    ProgrammingSession,
     Relatedness,
     SeriousCriterion,
     Side,
@@ -123,19 +124,33 @@ class PatientSerializer(ShiftedDates, serializers.ModelSerializer):
         return min(patient.consent_date.year - patient.birth_year, AGE_TOP)
 
 
+class ProgrammingSessionSerializer(ShiftedDates, serializers.ModelSerializer):
+    """A programming session; no electrode configuration or note (free text)."""
+
+    class Meta:
+        model = ProgrammingSession
+        fields = ["date", "paradigm", "frequency_hz", "pulse_width_us", "amplitude_min_ma",
+                  "amplitude_max_ma", "closed_loop_target_uv", "recharge_interval_days"]
+        read_only_fields = fields
+
+
 class ImplantSerializer(ShiftedDates, serializers.ModelSerializer):
     registry_id = serializers.CharField(source="patient.registry_id", read_only=True)
     site = serializers.CharField(source="patient.site.code", read_only=True)
     lead_type = OptionalCode(LeadType)
     ipg_location = OptionalCode(IpgLocation)
     paradigm = OptionalCode(Paradigm)
+    programming_sessions = ProgrammingSessionSerializer(
+        many=True, read_only=True,
+        help_text="Programming sessions by date; the last is the current settings.")
 
     class Meta:
         model = Implant
         fields = [
             "ref", "registry_id", "site", "therapy", "trial_start", "trial_end", "trial_success",
             "implant_date", "manufacturer", "model", "lead_type", "lead_count",
-            "ipg_rechargeable", "ipg_location", "paradigm", "explant_date", "updated_at",
+            "ipg_rechargeable", "ipg_location", "paradigm", "explant_date", "programming_sessions",
+            "updated_at",
         ]
         read_only_fields = fields
 

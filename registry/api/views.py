@@ -12,7 +12,16 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry.models import AdverseEvent, Implant, PainScore, Patient, PromAnswer, Site, Visit
+from registry.models import (
+    AdverseEvent,
+    Implant,
+    PainScore,
+    Patient,
+    ProgrammingSession,
+    PromAnswer,
+    Site,
+    Visit,
+)
 from registry.services import datasets, deid, export_log, exports, summary_pdf
 from registry.services.access import role_name, sites_for, visible
 from registry.services.proms.instruments import VALUE_SETS, check_value_set, default_value_set
@@ -145,7 +154,9 @@ class PatientViewSet(RegistryViewSet):
 class ImplantViewSet(RegistryViewSet):
     """Therapy episodes: trial, implant, device (no serial numbers or UDI), explant (no reason: free text)."""
 
-    base_queryset = Implant.objects.select_related("patient__site")
+    base_queryset = Implant.objects.select_related("patient__site").prefetch_related(
+        Prefetch("programming_sessions", queryset=ProgrammingSession.objects.select_related(
+            "implant__patient").order_by("date", "pk")))
     serializer_class = serializers.ImplantSerializer
     filterset_class = filters.ImplantFilter
     lookup_field = "ref"

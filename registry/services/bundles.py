@@ -2,8 +2,9 @@
 
 A bundle is a folder (or a .zip of one) holding `sites.csv`, `patients.csv`,
 `implants.csv`, `visits.csv`, `adverse_events.csv` and optionally
-`pain_scores.csv` and `prom_answers.csv`. `FILES` below is the one definition of every file and
-column; the importer (services.imports), the writer and the reference in
+`pain_scores.csv`, `prom_answers.csv` and `programming_sessions.csv`. `FILES` below
+is the one definition of every file and column; the importer (services.imports), the
+writer and the reference in
 docs/import-format.md (`format_reference_markdown`) all read it, so they
 cannot drift apart. Codes are those of registry.models.choices.
 
@@ -22,8 +23,8 @@ from itertools import groupby
 from pathlib import Path
 
 from django.db import connection
-from django.db.models import F
-from django.db.models.functions import Collate
+from django.db.models import F, Window
+from django.db.models.functions import Collate, RowNumber
 from django.utils import timezone
 
 from registry.models import (
@@ -31,7 +32,9 @@ from registry.models import (
     AeAction,
     AeCategory,
     AeOutcome,
+    ComponentKind,
     ConsentStatus,
+    DeviceComponent,
     Diagnosis,
     Enrolment,
     EnteredBy,
@@ -46,6 +49,7 @@ from registry.models import (
     Patient,
     Pgic,
     PriorTreatment,
+    ProgrammingSession,
     PromAnswer,
     PromInstrument,
     Recall,
@@ -267,6 +271,15 @@ ADVERSE_EVENTS = BundleFile(
         Column("serious_criterion", CODE, required=False, choices=SeriousCriterion),
         Column("anticipated", BOOL, required=False,
                help="Listed in the risk analysis; `no` on a serious related event = USADE."),
+        # The safety workflow (issue 20), optional columns.
+        Column("awareness_date", DATE, required=False,
+               help="The day the site learned of it; empty = the onset date."),
+        Column("public_health_threat", BOOL, required=False, help="Empty = no."),
+        Column("reported_on", DATE, required=False, help="Reported to the authority on."),
+        Column("imdrf_device_problem", TEXT, required=False,
+               help="IMDRF Annex A code; empty = proposed from the category."),
+        Column("imdrf_clinical_signs", TEXT, required=False, help="IMDRF Annex E code."),
+        Column("imdrf_health_impact", TEXT, required=False, help="IMDRF Annex F code."),
     ),
     key_help="`registry_id` + `implant_ref` + `onset_date` + `category`",
     notes=("The ISO 14155 class (AE, SAE, ADE, SADE, USADE) is derived, not imported.",),
@@ -293,8 +306,52 @@ PROM_ANSWERS = BundleFile(
     notes=("Patient-reported outcome answers, one row per item; scores are computed from them, "
            "never imported. The visit must be in visits.csv or in the registry.",),
 )
+COMPONENTS = BundleFile(
+    "components.csv", DeviceComponent,
+    (
+        Column("implant_ref", KEY, field="implant", help="In implants.csv or in the registry."),
+        Column("kind", CODE, choices=ComponentKind, mandatory=True),
+        Column("position", INT, mandatory=True, value_range=(1, 99),
+               help="1, 2, ... per implant and kind, in the order entered (lead 1, lead 2)."),
+        Column("manufacturer", TEXT, required=False),
+        Column("model", TEXT, required=False),
+        Column("udi_di", TEXT, required=False, help="UDI device identifier (the model's); never "
+                                                    "the UDI-PI or serial."),
+        Column("rechargeable", BOOL, required=False, help="IPGs."),
+        Column("implanted_on", DATE, required=False, help="Empty = the implant date."),
+        Column("removed_on", DATE, required=False),
+        Column("removal_reason", CODE, required=False, choices=RemovalReason,
+               help="Needed with removed_on."),
+        Column("removal_detail", TEXT, required=False,
+               help="Free text, needed with `other`; the export writes `(detail kept at the site)`."),
+    ),
+    key_help="`implant_ref` + `kind` + `position`",
+    notes=("Device components of an implant (IPG, leads, extensions). Serial numbers and UDI-PIs "
+           "are identifiers and never in a bundle.",),
+)
+REMOVAL_DETAIL_KEPT = "(detail kept at the site)"
+PROGRAMMING_SESSIONS = BundleFile(
+    "programming_sessions.csv", ProgrammingSession,
+    (
+        Column("implant_ref", KEY, field="implant", help="In implants.csv or in the registry."),
+        Column("date", DATE, mandatory=True, help="Within the implant's life (from the trial)."),
+        Column("paradigm", CODE, choices=Paradigm, mandatory=True),
+        Column("frequency_hz", DECIMAL, required=False, help="Hz, 1-10000 (burst: the burst rate)."),
+        Column("pulse_width_us", INT, required=False, value_range=(10, 1000), help="µs."),
+        Column("amplitude_min_ma", DECIMAL, required=False, help="mA, 0-25.5."),
+        Column("amplitude_max_ma", DECIMAL, required=False, help="mA, 0-25.5, at least the minimum."),
+        Column("closed_loop_target_uv", INT, required=False, value_range=(1, 2000),
+               help="µV; closed-loop (ecap) sessions only."),
+        Column("recharge_interval_days", INT, required=False, value_range=(1, 365)),
+        Column("contacts", TEXT, required=False,
+               help="Electrode configuration (free text; not written by the export)."),
+    ),
+    key_help="`implant_ref` + `date` + `paradigm`",
+    notes=("Stimulation settings chosen on a day; the latest is the implant's current setting. "
+           "The export leaves `contacts` empty (free text stays at the site).",),
+)
 FILES: tuple[BundleFile, ...] = (SITES, PATIENTS, IMPLANTS, VISITS, PAIN_SCORES, ADVERSE_EVENTS,
-                                 PROM_ANSWERS)
+                                 PROM_ANSWERS, COMPONENTS, PROGRAMMING_SESSIONS)
 FILE_NAMES = [f.name for f in FILES]
 
 
@@ -438,6 +495,19 @@ def bundle_export(*, target: str | Path, site: Site | None = None, actor=None,
     emit(PROM_ANSWERS, _sorted_per_patient(answer_rows, lambda r: (
         r[3], timepoint_sort_key(r[2]), r[1] or "", r[4], r[5])))
 
+    components = DeviceComponent.objects.filter(implant__patient__in=patients).annotate(
+        position=Window(RowNumber(), partition_by=[F("implant_id"), F("kind")], order_by=F("pk").asc()))
+    component_rows = sorted(_rows(COMPONENTS, components, {"implant_ref": "implant__ref"}),
+                            key=lambda r: (r[0].encode(), r[1].encode(), r[2]))
+    # The free-text detail stays at the site; `other` needs one, so a fixed text stands in.
+    emit(COMPONENTS, (row[:-1] + (REMOVAL_DETAIL_KEPT if row[-1] else None,) for row in component_rows))
+
+    sessions = ProgrammingSession.objects.filter(implant__patient__in=patients).order_by(
+        _bytewise("implant__ref"), "date", _bytewise("paradigm"))
+    # No free text leaves: the electrode configuration is written empty.
+    emit(PROGRAMMING_SESSIONS, (row[:-1] + (None,) for row in _rows(
+        PROGRAMMING_SESSIONS, sessions, {"implant_ref": "implant__ref"})))
+
     log.rows = sum(counts.values())
     log.finished_at = timezone.now()
     log.save(update_fields=["rows", "finished_at"])
@@ -495,7 +565,9 @@ def code_labels_markdown() -> str:
 
 
 __all__ = [
-    "ADVERSE_EVENTS", "FILES", "FILE_NAMES", "IMPLANTS", "PAIN_SCORES", "PATIENTS", "PROM_ANSWERS", "SITES",
+    "ADVERSE_EVENTS", "COMPONENTS", "FILES", "FILE_NAMES", "IMPLANTS", "PAIN_SCORES", "PATIENTS",
+    "PROGRAMMING_SESSIONS",
+    "PROM_ANSWERS", "SITES",
     "VISITS", "BundleFile", "Column", "bundle_export", "cell", "code_labels_markdown",
     "format_reference_markdown", "visit_key",
 ]

@@ -329,6 +329,9 @@ def _chunk(rng, size, site_objs, sequence, timepoints, today, actor, reason, cou
             scores.append(PainScore(visit=visit, pain_site=pain_site, recall=Recall.AVG_7D,
                                     score=max(0, min(10, nrs + rng.choice([-2, -1, 0, 1])))))
     bulk_create_audited(scores, PainScore, actor=actor, reason=reason, batch_size=2000)
+    for event in events:  # as AdverseEvent.clean() completes a saved event
+        event.awareness_date = event.onset_date
+        event.propose_imdrf()
     bulk_create_audited(events, AdverseEvent, actor=actor, reason=reason, batch_size=1000)
     counts["patients"] += len(patients)
     counts["implants"] += len(implants)

@@ -49,3 +49,37 @@ def test_withdrawn_patients_get_their_disposition():
 def reference_data():
     yield
     restore_reference_data()  # the flush after a transactional test takes it away
+
+
+def test_the_one_alert_of_an_event_becomes_the_alert_of_its_class():
+    before, after = [("registry", "0017_reminderlog_kinds")], [("registry", "0022_clinical_more")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    Site, Patient = old.get_model("registry", "Site"), old.get_model("registry", "Patient")
+    Event, Log = old.get_model("registry", "AdverseEvent"), old.get_model("registry", "ReminderLog")
+    site = Site.objects.create(code="MIH", name="Migration", country="NL")
+    patient = Patient.objects.create(registry_id="MIH-0001", site=site, sex="F", birth_year=1970,
+                                     consent_date=datetime.date(2020, 1, 1), etiology="traumatic",
+                                     diagnosis="pn")
+    day = datetime.date(2021, 1, 1)
+    kinds = {}
+    for name, related, anticipated in (("sae", "not_related", True), ("sade", "probable", True),
+                                       ("usade", "probable", False)):
+        event = Event.objects.create(patient=patient, onset_date=day, awareness_date=day,
+                                     category="infection_deep", serious=True,
+                                     serious_criterion="hospitalisation", severity="severe",
+                                     device_relatedness=related, procedure_relatedness="not_related",
+                                     anticipated=anticipated)
+        Log.objects.create(adverse_event=event, site=site, kind="safety_alert", window_start=day,
+                           window_end=day, status="sent", digest_date=day)
+        kinds[event.pk] = name
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    got = dict(new.get_model("registry", "ReminderLog").objects.values_list("adverse_event_id", "kind"))
+    assert {kinds[pk]: kind for pk, kind in got.items()} == {
+        "sae": "safety_alert", "sade": "safety_sade", "usade": "safety_usade"}
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

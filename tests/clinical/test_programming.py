@@ -119,8 +119,9 @@ def test_the_implants_export_carries_the_latest_settings(client_for, programmed,
     (row,) = list(csv.DictReader(io.StringIO(body(response).decode())))
     assert (row["implant_ref"], row["programming_sessions"], row["prog_paradigm"]) == (
         programmed.ref, "2", "hf10k")
-    assert (row["prog_frequency_hz"], row["prog_pulse_width_us"], row["prog_amplitude_max_ma"],
-            row["prog_recharge_interval_days"]) == ("10000.0", "30", "3.5", "7")
+    assert (float(row["prog_frequency_hz"]), row["prog_pulse_width_us"],
+            float(row["prog_amplitude_max_ma"]), row["prog_recharge_interval_days"]) == (
+        10000.0, "30", 3.5, "7")
     assert row["prog_days_from_implant"] == str((D(2020, 9, 1) - programmed.implant_date).days)
     assert "prog_date" not in row and "+3 -4" not in body(response).decode()
     data = json.loads(body(client_for(investigator).get("/api/v1/exports/implants/?format=json")))
@@ -149,3 +150,18 @@ def test_the_implants_export_reads_back_as_xlsx_and_stata(client_for, programmed
     path.write_bytes(body(client_for(nurse).get("/api/v1/exports/implants/?format=dta")))
     frame, meta = pyreadstat.read_dta(str(path))
     assert meta.variable_value_labels["prog_paradigm"][frame["prog_paradigm"][0]] == "High frequency 10 kHz"
+
+
+@pytest.mark.django_db
+def test_the_rest_implant_lists_its_sessions_with_dates_shifted_for_investigators(
+        client_for, programmed, nurse, investigator, django_assert_max_num_queries):  # noqa: F811
+    mine = client_for(nurse).get(f"/api/v1/implants/{programmed.ref}/").json()
+    assert [s["date"] for s in mine["programming_sessions"]] == ["2020-03-05", "2020-09-01"]
+    assert mine["programming_sessions"][-1]["paradigm"] == "hf10k"
+    assert "contacts" not in mine["programming_sessions"][0]
+    theirs = client_for(investigator).get(f"/api/v1/implants/{programmed.ref}/").json()
+    days = deid.date_shift_days(programmed.patient.registry_id)
+    assert theirs["programming_sessions"][0]["date"] == deid.shifted(D(2020, 3, 5), days).isoformat()
+    client = client_for(nurse)
+    with django_assert_max_num_queries(12):
+        assert client.get("/api/v1/implants/").status_code == 200

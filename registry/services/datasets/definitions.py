@@ -41,6 +41,7 @@ from registry.models import (
     AdverseEvent,
     AeOutcome,
     DeviceDeficiency,
+    Disposition,
     Implant,
     PainSite,
     Patient,
@@ -121,6 +122,11 @@ def _date_of(model, name):
 
 # --- Patients (internal: the REDCap enrolment form) -----------------------------------
 
+def _latest_disposition(field: str):
+    return Subquery(Disposition.objects.filter(patient_id=OuterRef("pk")).order_by("-date", "-pk")
+                    .values(field)[:1])
+
+
 PATIENTS = Dataset(
     name="patients",
     model=Patient,
@@ -136,6 +142,14 @@ PATIENTS = Dataset(
         Column("etiology", "Etiology", "code", "etiology", codes="etiology",
                redcap=Redcap("enrolment")),
         Column("diagnosis", "Pain diagnosis", "code", "diagnosis", codes="diagnosis",
+               redcap=Redcap("enrolment")),
+        # The disposition in effect (the latest recorded; issue 20), and when, relative.
+        Column("disposition", "Disposition (latest recorded; empty = active)", "code",
+               lambda: _latest_disposition("status"), codes="disposition_status",
+               redcap=Redcap("enrolment")),
+        Column("disposition_days_from_implant", "Disposition: day relative to the first implant (days)",
+               "int", lambda: DaysBetween(_latest_disposition("date"),
+                                          first_implant_value("implant_date", "pk")),
                redcap=Redcap("enrolment")),
     ],
     order_by=lambda: ("registry_id",),
@@ -329,9 +343,30 @@ EVENTS = Dataset(
         Column("days_to_resolution", "Days from onset to resolution", "int",
                lambda: DaysBetween(F("resolved_on"), F("onset_date")),
                redcap=Redcap("adverse_event", name="ae_days_to_resolution")),
+        # The safety workflow (issue 20): as in the safety tabulation.
+        Column("awareness_days_after_onset", "Awareness: days after the onset", "int",
+               lambda: DaysBetween(Coalesce(F("awareness_date"), F("onset_date")), F("onset_date")),
+               redcap=Redcap("adverse_event", name="ae_awareness_days")),
+        Column("imdrf_device_problem", "IMDRF device problem (Annex A)", "str",
+               lambda: blank_is_null("imdrf_device_problem"),
+               redcap=Redcap("adverse_event", name="ae_imdrf_a")),
+        Column("imdrf_clinical_signs", "IMDRF clinical signs (Annex E)", "str",
+               lambda: blank_is_null("imdrf_clinical_signs"),
+               redcap=Redcap("adverse_event", name="ae_imdrf_e")),
+        Column("imdrf_health_impact", "IMDRF health impact (Annex F)", "str",
+               lambda: blank_is_null("imdrf_health_impact"),
+               redcap=Redcap("adverse_event", name="ae_imdrf_f")),
+        Column("reporting_rule", "Reporting rule (MDR Art. 87/88)", "code", lambda: reporting_rule(),
+               codes="reporting_rule",
+               redcap=Redcap("adverse_event", name="ae_reporting_rule", annotation="@READONLY")),
+        Column("reported_on_time", "Reported by the deadline", "bool", lambda: _reported_on_time(),
+               redcap=Redcap("adverse_event", name="ae_reported_on_time", annotation="@READONLY")),
         Column("onset_date", "Onset date", "date", "onset_date", dates_only=True),
         Column("resolved_on", "Resolution date", "date", "resolved_on", dates_only=True),
         Column("implant_date", "Implant date", "date", _event_implant_date, dates_only=True),
+        Column("awareness_date", "Awareness date", "date",
+               lambda: Coalesce(F("awareness_date"), F("onset_date")), dates_only=True),
+        Column("reported_on", "Reported on", "date", "reported_on", dates_only=True),
     ],
     order_by=lambda: ("patient__registry_id", "onset_date", "pk"),
 )
@@ -397,7 +432,7 @@ IMPLANTS = Dataset(
                lambda: yes_no(Q(explant_date__isnull=False), Q(explant_date__isnull=True))),
         Column("days_to_explant", "Days from implant to explant", "int",
                lambda: DaysBetween(F("explant_date"), F("implant_date"))),
-        Column("explant_reason", "Explant reason (coded)", "code",
+        Column("explant_cause", "Explant reason (coded)", "code",
                lambda: blank_is_null("explant_reason_code"), codes="removal_reason"),
         Column("programming_sessions", "Programming sessions recorded", "int",
                lambda: Coalesce(Subquery(ProgrammingSession.objects.filter(implant_id=OuterRef("pk"))

@@ -178,6 +178,11 @@ def patient_resource(patient: Patient, *, shift: bool = False) -> dict:
     birth_year = birth_year_shown(patient, shift=shift)
     if birth_year:
         resource["birthDate"] = birth_year
+    # Deceased only for users who see real dates: a death is dated, and even the flag
+    # tells an investigator who in a small cohort died (the search annotates death_date).
+    death = getattr(patient, "death_date", None)
+    if death and not shift:
+        resource["deceasedDateTime"] = death.isoformat() if hasattr(death, "isoformat") else str(death)
     return resource
 
 
@@ -218,11 +223,15 @@ def device_resource(implant: Implant, *, shift: bool = False) -> dict:
         "resourceType": "Device",
         "id": implant.ref,
         "meta": _meta(implant, shift),
-        # No serialNumber / udiCarrier: device serials are identifiers (HIPAA).
+        # No serialNumber, no UDI-PI: device serials are identifiers (HIPAA). The UDI-DI of
+        # each component (it names a model, not a device) goes in udiCarrier.
         "status": "inactive" if implant.explant_date else "active",
         "type": registry_concept("therapy", therapy.value, text=f"{therapy.label} system"),
         "patient": _patient_ref(implant.patient.registry_id),
     }
+    udi_dis = sorted({c.udi_di for c in implant.components.all() if c.udi_di}) if implant.pk else []
+    if udi_dis:
+        resource["udiCarrier"] = [{"deviceIdentifier": di} for di in udi_dis]
     if implant.manufacturer:
         resource["manufacturer"] = implant.manufacturer
     if implant.model:
@@ -387,11 +396,19 @@ def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
         "resourceType": "AdverseEvent",
         "id": f"ae-{event.pk}",
         "meta": _meta(event, shift),
-        "extension": [{"url": f"{system_base()}:iso14155-class", "valueCode": event.iso_class}],
+        "extension": [{"url": f"{system_base()}:iso14155-class", "valueCode": event.iso_class},
+                      # IMDRF terminologies (Annex A device problem, E clinical signs, F health impact).
+                      *[{"url": f"{system_base()}:imdrf-annex-{annex}", "valueCode": code}
+                        for annex, code in (("a", event.imdrf_device_problem),
+                                            ("e", event.imdrf_clinical_signs),
+                                            ("f", event.imdrf_health_impact)) if code]],
         "actuality": "actual",
         "event": registry_concept("ae_category", category.value),
         "subject": _patient_ref(event.patient.registry_id),
         "date": _day(event, "onset_date", days),
+        # The day the site learned of it (reporting deadlines run from it), shifted like the onset.
+        "detected": _day(event, "awareness_date", days) if event.awareness_date
+        else _day(event, "onset_date", days),
         "seriousness": _concept(AE_SERIOUSNESS, *(("serious", "Serious") if event.serious
                                                   else ("non-serious", "Non-serious"))),
         "severity": _concept(AE_SEVERITY, event.severity, event.get_severity_display()),

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from registry.models import (
     AdverseEvent,
     ConsentStatus,
+    Disposition,
+    DispositionStatus,
     Implant,
     PainScore,
     Patient,
@@ -265,6 +267,11 @@ def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
         return search
     if resource_type in ("Patient", "ResearchSubject"):
         rows = visible(Patient.objects.all(), user).order_by("registry_id")
+        if resource_type == "Patient":
+            # The death date in effect (services.disposition), for Patient.deceased.
+            rows = rows.annotate(death_date=Subquery(
+                Disposition.objects.filter(patient=OuterRef("pk"), status=DispositionStatus.DECEASED)
+                .order_by("-date", "-pk").values("date")[:1]))
         search = Search(resource_type, rows)
         if ids:
             search.rows = search.rows.filter(registry_id__in=ids)
@@ -299,6 +306,8 @@ def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
         updated_path = "updated_at"
     elif resource_type in ("Device", "Procedure"):
         rows = visible(Implant.objects.select_related("patient"), user).order_by("ref")
+        if resource_type == "Device":
+            rows = rows.prefetch_related("components")  # the UDI-DIs, per chunk
         if resource_type == "Procedure":
             rows = rows.filter(implant_date__isnull=False)
         search = Search(resource_type, rows)

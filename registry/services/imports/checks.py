@@ -15,10 +15,12 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from registry.models import (
     AdverseEvent,
+    DeviceComponent,
     EnteredBy,
     Implant,
     PainScore,
     Patient,
+    ProgrammingSession,
     PromAnswer,
     Site,
     Visit,
@@ -29,13 +31,16 @@ from registry.models.sites import parse_emails
 
 from ..bundles import (
     ADVERSE_EVENTS,
+    COMPONENTS,
     DECIMAL,
     IMPLANTS,
     INT,
     KEY,
     PAIN_SCORES,
     PATIENTS,
+    PROGRAMMING_SESSIONS,
     PROM_ANSWERS,
+    REMOVAL_DETAIL_KEPT,
     SITES,
     TEXT,
     VISITS,
@@ -83,6 +88,8 @@ class _Validator(RegistryLookups):
         self.existing_scores: dict[tuple, PainScore] = {}
         self.existing_prom_answers: dict[tuple, PromAnswer] = {}
         self.existing_events: dict[tuple, AdverseEvent] = {}
+        self.existing_programming: dict[tuple, ProgrammingSession] = {}
+        self.existing_components: dict[tuple, DeviceComponent] = {}
 
     # -- helpers
 
@@ -225,7 +232,9 @@ class _Validator(RegistryLookups):
                              (IMPLANTS, self.check_implants), (VISITS, self.check_visits),
                              (PAIN_SCORES, self.check_scores),
                              (ADVERSE_EVENTS, self.check_events),
-                             (PROM_ANSWERS, self.check_prom_answers)):
+                             (PROM_ANSWERS, self.check_prom_answers),
+                             (COMPONENTS, self.check_components),
+                             (PROGRAMMING_SESSIONS, self.check_programming)):
             table = self.tables.get(spec.name)
             if table is not None:
                 self.counts.setdefault(spec.name.removesuffix(".csv"),
@@ -495,6 +504,60 @@ class _Validator(RegistryLookups):
             answer = PromAnswer(visit=visit, **row.values)
             if self.clean(table, row, answer, exclude=["visit"], parents={"visit": visit}):
                 self.new["prom_answers"].append(answer)
+                self.count(spec, "new")
+
+    def check_components(self, table):
+        spec, keys = table.spec, {}
+        # Positions follow the order entered: new rows of a (ref, kind) in position order.
+        rows = sorted(table.rows, key=lambda item: (item[1].get("implant_ref", ""),
+                                                     item[1].get("kind", ""),
+                                                     int(item[1].get("position") or 0)
+                                                     if (item[1].get("position") or "").isdigit() else 0))
+        for done, (line, raw) in enumerate(rows, 1):
+            self.tick(spec, done, len(rows))
+            row = self.parse_row(table, line, raw)
+            implant = self.implant_of(table, row, raw)
+            if implant is None or row.bad & {"kind", "position"}:
+                continue
+            key = (raw.get("implant_ref", ""), raw.get("kind", ""), int(raw.get("position")))
+            if self.duplicate(spec, keys, key, line, "position", raw.get("position", ""),
+                              "a second component with this implant_ref, kind and position"):
+                continue
+            existing = self.existing_components.get(key)
+            if existing is not None:
+                if raw.get("removal_detail") in ("", REMOVAL_DETAIL_KEPT):
+                    row.bad.add("removal_detail")  # the export withholds it: not a difference
+                if self.compare(table, row, existing, "this component"):
+                    self.count(spec, "unchanged")
+                continue
+            component = DeviceComponent(implant=implant, **row.values)
+            if self.clean(table, row, component, exclude=["implant"], parents={"implant": implant}):
+                self.new["components"].append(component)
+                self.count(spec, "new")
+
+    def check_programming(self, table):
+        spec, keys = table.spec, {}
+        total = len(table.rows)
+        for done, (line, raw) in enumerate(table.rows, 1):
+            self.tick(spec, done, total)
+            row = self.parse_row(table, line, raw)
+            implant = self.implant_of(table, row, raw)
+            if implant is None or row.bad & {"date", "paradigm"}:
+                continue
+            key = (raw.get("implant_ref", ""), raw.get("date", ""), raw.get("paradigm", ""))
+            if self.duplicate(spec, keys, key, line, "date", raw.get("date", ""),
+                              "a second session with this implant_ref, date and paradigm"):
+                continue
+            existing = self.existing_programming.get(key)
+            if existing is not None:
+                if not raw.get("contacts"):
+                    row.bad.add("contacts")  # the export withholds it: not a difference
+                if self.compare(table, row, existing, "this programming session"):
+                    self.count(spec, "unchanged")
+                continue
+            session = ProgrammingSession(implant=implant, **row.values)
+            if self.clean(table, row, session, exclude=["implant"], parents={"implant": implant}):
+                self.new["programming_sessions"].append(session)
                 self.count(spec, "new")
 
     def check_events(self, table):

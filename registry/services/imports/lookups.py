@@ -5,9 +5,11 @@
 
 from registry.models import (
     AdverseEvent,
+    DeviceComponent,
     Implant,
     PainScore,
     Patient,
+    ProgrammingSession,
     PromAnswer,
     Site,
     Visit,
@@ -15,9 +17,11 @@ from registry.models import (
 
 from ..bundles import (
     ADVERSE_EVENTS,
+    COMPONENTS,
     IMPLANTS,
     PAIN_SCORES,
     PATIENTS,
+    PROGRAMMING_SESSIONS,
     PROM_ANSWERS,
     VISITS,
     cell,
@@ -36,7 +40,8 @@ class RegistryLookups:
         ids: set[str] = set()
         refs: set[str] = set()
         for name in (PATIENTS.name, IMPLANTS.name, VISITS.name, PAIN_SCORES.name,
-                     ADVERSE_EVENTS.name, PROM_ANSWERS.name):
+                     ADVERSE_EVENTS.name, PROM_ANSWERS.name, PROGRAMMING_SESSIONS.name,
+                     COMPONENTS.name):
             table = self.tables.get(name)
             if table is None:
                 continue
@@ -67,6 +72,17 @@ class RegistryLookups:
             implant.patient = owner
             self.implants[implant.ref] = implant
         implants_by_pk = {i.pk: i for i in self.implants.values()}
+        for chunk in _chunks([pk for pk in implants_by_pk if pk and pk > 0]):
+            for session in ProgrammingSession.objects.filter(implant_id__in=chunk):
+                session.implant = implants_by_pk[session.implant_id]
+                key = (session.implant.ref, cell(session.date), session.paradigm)
+                self.existing_programming[key] = session
+            positions: dict[tuple, int] = {}
+            for component in DeviceComponent.objects.filter(implant_id__in=chunk).order_by("pk"):
+                component.implant = implants_by_pk[component.implant_id]
+                slot = (component.implant.ref, component.kind)
+                positions[slot] = positions.get(slot, 0) + 1
+                self.existing_components[(*slot, positions[slot])] = component
         patient_pks = list(by_pk)
         visits_by_pk = {}
         for chunk in _chunks(patient_pks):

@@ -9,9 +9,11 @@ from django.db.models.functions import Greatest
 
 from registry.models import (
     AdverseEvent,
+    DeviceComponent,
     Implant,
     PainScore,
     Patient,
+    ProgrammingSession,
     PromAnswer,
     Site,
     Visit,
@@ -64,7 +66,8 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
     """Everything the validator collected, in one transaction, with history."""
     _lock_visits_to_fill_in(v)
     steps = [("sites", Site), ("patients", Patient), ("implants", Implant), ("visits", Visit),
-             ("pain_scores", PainScore), ("adverse_events", AdverseEvent), ("prom_answers", PromAnswer)]
+             ("pain_scores", PainScore), ("adverse_events", AdverseEvent), ("prom_answers", PromAnswer),
+             ("components", DeviceComponent), ("programming_sessions", ProgrammingSession)]
     total = sum(len(v.new[name]) for name, _ in steps) + len(v.visit_updates)
     done = 0
     for name, model in steps:
