@@ -78,7 +78,7 @@ def _pending_questionnaire(day: datetime.date) -> Q:
                                    submitted_at__isnull=True)
     return (Q(status=VisitStatus.SCHEDULED,
               window_end__gte=day - datetime.timedelta(days=grace_days()))
-            & may_contact("patient__") & Q(Exists(live)))
+            & may_contact("patient__", on=day) & Q(Exists(live)))
 
 
 def window_state(start: datetime.date | None, end: datetime.date | None,
