@@ -117,6 +117,8 @@ def main():
                 save(page.screenshot(), "status-grid.png")
                 page.goto(f"{base}/admin/registry/visit/{found['visit']}/change/")
                 page.wait_for_selector("#id_nrs")
+                # From the timepoint down to the scores: what she fills in.
+                page.evaluate("document.querySelector('#id_timepoint').scrollIntoView()")
                 save(page.screenshot(), "visit-form.png")
                 pdf = page.request.get(f"{base}/admin/registry/patient/{found['patient']}/summary.pdf")
                 assert pdf.ok and pdf.body().startswith(b"%PDF"), pdf.status

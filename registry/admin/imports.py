@@ -22,6 +22,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from registry.models import ImportRun
@@ -64,13 +65,20 @@ class ImportRunAdmin(DataManagerOnly, admin.ModelAdmin):
     """The import log (read-only, data managers), with the upload and confirm pages."""
 
     change_list_template = "admin/registry/importrun/change_list.html"
-    list_display = ["created_at", "user", "source", "dry_run", "succeeded", "error_count"]
+    list_display = ["created_at", "user", "source", "dry_run", "succeeded", "error_count", "result_link"]
     list_filter = ["dry_run", "succeeded"]
     list_select_related = ["user"]
 
     @admin.display(description="errors")
     def error_count(self, run):
         return run.counts.get("errors", len(run.errors)) if isinstance(run.counts, dict) else ""
+
+    @admin.display(description="result")
+    def result_link(self, run):
+        if run.dry_run:
+            return ""
+        return format_html('<a href="{}">In words and counts</a>',
+                           reverse("admin:registry_importrun_result", args=[run.pk]))
 
     def get_urls(self):
         view = self.admin_site.admin_view

@@ -94,8 +94,12 @@ def outcomes_view(request, site):
         summary = report["summary"]
         value_set = form.cleaned_data.get("value_set") if form.is_bound else None
         proms = prom_outcomes(user=request.user, query=query, value_set=value_set or None)
-        context.update(proms=proms, prom_table=outcomes.prom_table(proms),
-                       prom_paragraph=outcomes.prom_paragraph(proms))
+        # The PROM table, plot and sentences only where the cohort has PROM pairs.
+        if not any(s.get("n_paired") or s.get("suppressed") for s in proms["overall"]["scores"]):
+            proms = None
+        else:
+            context.update(proms=proms, prom_table=outcomes.prom_table(proms),
+                           prom_paragraph=outcomes.prom_paragraph(proms))
         if summary["suppressed"]:
             # A cohort too small to show (services.deid.min_cell): the text says so, no plots.
             context.update(report=report, summary=summary, table=outcomes.outcome_table(summary),
@@ -115,8 +119,8 @@ def outcomes_view(request, site):
                                        explants=summary["explants"], n=summary["n_patients"])),
                 mark_safe(plots.ae_category_svg(summary["ae_by_category"],  # noqa: S308
                                                 n_patients=summary["n_patients"])),
-                mark_safe(plots.prom_mic_svg(proms["overall"]["scores"],  # noqa: S308
-                                             proms["overall"]["holistic"])),
+                *([mark_safe(plots.prom_mic_svg(proms["overall"]["scores"],  # noqa: S308
+                                                proms["overall"]["holistic"]))] if proms else []),
             ],
             api_query=request.GET.urlencode(),
         )

@@ -1,18 +1,19 @@
 """Read-only resources and the analysis-dataset exports (thin: services do the work)."""
 
 from django.db.models import Prefetch
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, permissions, viewsets
+from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.models import AdverseEvent, Implant, PainScore, Patient, PromAnswer, Site, Visit
-from registry.services import datasets, deid, export_log, exports
+from registry.services import datasets, deid, export_log, exports, summary_pdf
 from registry.services.access import role_name, sites_for, visible
 from registry.services.proms.instruments import VALUE_SETS, check_value_set, default_value_set
 
@@ -123,6 +124,21 @@ class PatientViewSet(RegistryViewSet):
     filterset_class = filters.PatientFilter
     lookup_field = "registry_id"
     lookup_value_regex = "[A-Z][A-Z0-9]{1,7}-[0-9]+"
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, 404: ERROR, **AUTH_ERRORS},
+                   description="The patient summary as PDF (services.summary_pdf): no identifiers, "
+                               "dates shifted for investigators, as on the admin's patient page.")
+    @action(detail=True, methods=["get"], url_path="summary", url_name="summary")
+    def summary(self, request, registry_id=None):
+        patient = self.get_object()  # the access rule: another site's patient is a 404
+        pdf = summary_pdf.patient_summary_pdf(patient=patient, user=request.user)
+        # One patient's record leaving the registry: logged like a list page.
+        export_log.export_log_record(
+            user=request.user, dataset=request.path, fmt="pdf", filters={},
+            dates="iso" if deid.sees_real_dates(request.user) else "shifted", rows=1)
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="summary-{patient.registry_id}.pdf"'
+        return response
 
 
 @_documented(serializers.ImplantSerializer)

@@ -5,6 +5,7 @@ Holds: the patient's registry id (the registry's pseudonym), site, sex, birth ye
 diagnosis, consent; each implant (therapy, trial, device, explant); the visits with
 NRS (and its reduction from baseline), satisfaction, PGIC and opioid use; the PROM
 scores of each visit; the adverse events with their ISO 14155 class.
+For those users the birth year becomes the age at consent (top-coded, as in the API).
 Never: the patient's identifiers (name, record number, contact details, device
 serials and UDIs: PatientIdentifiers and DeviceIdentifier are not read) nor any free
 text (notes, descriptions, reason details). Dates are shifted by the patient's shift
@@ -32,6 +33,7 @@ from registry.models import AdverseEvent, Implant, Patient, Visit, VisitStatus, 
 from registry.models.visits import BASELINE
 
 from . import access, deid
+from .datasets import AGE_TOP, AGE_TOP_LABEL
 from .proms.answers import answers_by_visit
 from .proms.instruments import INSTRUMENTS, check_value_set, default_value_set, score
 
@@ -65,6 +67,15 @@ def reduction(baseline: int | None, value: int | None) -> str:
     return f"{round(100 * (baseline - value) / baseline)} %"
 
 
+def _born(patient: Patient, *, real: bool) -> tuple[str, str]:
+    # Investigators get the age at consent, top-coded, as in the API and the datasets
+    # (the birth year is not theirs to see).
+    if real:
+        return "Birth year", str(patient.birth_year)
+    age = patient.consent_date.year - patient.birth_year
+    return "Age at consent", AGE_TOP_LABEL if age >= AGE_TOP else str(age)
+
+
 def summary_content(*, patient: Patient, user) -> dict:
     """The summary's rows as text (what the PDF prints; tests read it too)."""
     if not access.can_see_patient(user, patient):
@@ -83,7 +94,7 @@ def summary_content(*, patient: Patient, user) -> dict:
 
     header = [
         ("Registry id", patient.registry_id), ("Site", patient.site.code),
-        ("Sex", patient.get_sex_display()), ("Birth year", str(patient.birth_year)),
+        ("Sex", patient.get_sex_display()), _born(patient, real=days is None),
         ("Etiology", patient.get_etiology_display()), ("Diagnosis", patient.get_diagnosis_display()),
         ("Consent", f"{patient.get_consent_status_display()}, "
                     f"{_d(deid.shown(patient, 'consent_date', days))}"),

@@ -60,6 +60,8 @@ def test_the_confirm_runs_the_job_and_the_page_shows_the_result_in_words_and_cou
     assert "follow-up visits scheduled" in html
     assert "{" not in html.split('id="import-result"')[1].split("</div>")[0]  # no raw JSON
     assert "/staged" not in html and "/tmp" not in html  # no server paths
+    listing = dm_client.get(reverse("admin:registry_importrun_changelist")).content.decode()
+    assert status["result_url"] in listing  # the import log links the result
 
 
 def test_a_job_is_only_shown_to_who_started_it(dm_client, client, data_manager, site_a, site_b):

@@ -59,7 +59,8 @@ def test_the_api_conforms_to_its_schema(token_header, keep_test_connection):
     # This operations (other endpoints have their own schema tests).
     operations = [op for op in (result.ok() for result in schema.get_all_operations())
                   if any(op.path.startswith(prefix) for prefix in ENDPOINTS)]
-    assert len(operations) == len(ENDPOINTS) + 5  # lists, exports, codebooks, five detail routes
+    # lists, exports, codebooks, five detail routes, the patient summary PDF
+    assert len(operations) == len(ENDPOINTS) + 6
     for operation in operations:
 
         @given(case=operation.as_strategy())

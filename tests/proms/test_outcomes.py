@@ -115,6 +115,14 @@ def test_small_cells_are_suppressed_for_investigators(cohort, investigator, data
     assert not prom_outcomes(user=data_manager)["overall"]["suppressed"]
 
 
+def test_chunks_give_the_same_figures(cohort, data_manager, monkeypatch):
+    from registry.services.proms import outcomes as module
+
+    whole = prom_outcomes(user=data_manager)
+    monkeypatch.setattr(module, "CHUNK", 1)
+    assert prom_outcomes(user=data_manager) == whole
+
+
 def test_pain_site_restricts_to_patients_with_that_pain_site(cohort, data_manager):
     from registry.models import PainScore, Visit
 
@@ -186,3 +194,27 @@ def test_the_paragraph_states_figures_and_value_set(cohort, data_manager):
     assert "33 % (1/3) reached the minimal important change (10 points)" in text
     assert "50 % (1/2) of patients with at least one domain impaired" in text
     assert text.endswith("EQ-5D-5L index by the value set NL.")
+
+
+def test_the_dashboard_leaves_the_proms_out_of_a_cohort_without_them(site_a, nurse, data_manager, client):
+    patient = make_patient(site_a, actor=nurse)
+    make_implant(patient, actor=nurse)
+    make_visit(patient, actor=nurse)
+    client.force_login(data_manager)
+    page = client.get("/admin/registry/outcomes/").content.decode()
+    assert 'id="outcome-summary"' in page and 'id="prom-outcomes"' not in page
+    assert "PROMs: minimal important change" not in page
+
+
+def test_the_outcomes_command_prints_the_prom_outcomes(cohort, capsys):
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    call_command("outcomes", "--proms")
+    out = capsys.readouterr().out
+    assert "value set NL" in out and "ODI (%): n=3" in out and "holistic responders" in out
+    call_command("outcomes", "--proms", "--json", "--value-set", "DE")
+    assert json.loads(capsys.readouterr().out)["value_set"] == "DE"
+    with pytest.raises(CommandError, match="--value-set 'XX'"):
+        call_command("outcomes", "--proms", "--value-set", "XX")

@@ -73,6 +73,9 @@ def test_an_investigator_gets_every_date_shifted(site_a, investigator):
     assert IMPLANT.isoformat() not in text and "2020-04-02" not in text
     assert (IMPLANT - datetime.timedelta(days=days)).isoformat() in text
     assert "Dates are shifted" in text and "Printed" not in text
+    # No birth year for investigators: the age at consent, as the API gives it.
+    assert "Birth year" not in text and str(patient.birth_year) not in text
+    assert f"Age at consent: {patient.consent_date.year - patient.birth_year}" in text
     assert NAME not in text and RECORD not in text
 
 
@@ -94,3 +97,21 @@ def test_the_admin_serves_it_to_the_sites_users_only(client, site_a, nurse, nurs
                                                         (8, None, "")])
 def test_the_reduction_is_undefined_without_a_baseline(baseline, value, expected):
     assert summary_pdf.reduction(baseline, value) == expected
+
+
+def test_the_api_gives_the_same_summary_scoped_and_logged(client, site_a, site_b, investigator,
+                                                          nurse_b):
+    from registry.models import ExportLog
+    from registry.services.tokens import api_token_create
+
+    patient = a_typical_patient(site_a)
+    url = f"/api/v1/patients/{patient.registry_id}/summary/"
+    key = api_token_create(user=investigator, label="pdf")
+    response = client.get(url, HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    pages, text = text_of(response.content)
+    assert 1 <= pages <= 2 and NAME not in text and RECORD not in text
+    assert IMPLANT.isoformat() not in text and "Dates are shifted" in text
+    assert ExportLog.objects.filter(user=investigator, format="pdf", dates="shifted", rows=1).exists()
+    other = api_token_create(user=nurse_b, label="pdf")
+    assert client.get(url, HTTP_AUTHORIZATION=f"Token {other}").status_code == 404

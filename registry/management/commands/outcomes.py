@@ -35,6 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--group-by", dest="group_by", help="therapy, etiology or site.")
         parser.add_argument("--user", help="Analyse only what this user may see (access rule).")
         parser.add_argument("--json", action="store_true", help="Print JSON instead of text.")
+        parser.add_argument("--proms", action="store_true",
+                            help="PROM outcomes instead (change from baseline, MIC, holistic responder).")
+        parser.add_argument("--value-set", dest="value_set",
+                            help="EQ-5D-5L value set for --proms (NL, ENG, US, DE, BE; default: the "
+                                 "sites' country).")
 
     def handle(self, *args, **options):
         params = {key: options[key] for key in outcomes.PARAMS if options.get(key) not in (None, "")}
@@ -48,6 +53,8 @@ class Command(BaseCommand):
             if user is None:
                 raise CommandError(f"--user {options['user']!r}: no such user.")
             scope = {"user": user}
+        if options.get("proms"):
+            return self._proms(query, scope, options)
         try:
             result = outcomes.outcome_summary(query=query, **scope)
         except outcomes.OutcomeQueryError as error:
@@ -66,3 +73,26 @@ class Command(BaseCommand):
             self.stdout.write(_table(group))
             self.stdout.write(outcomes.outcome_paragraph(group, timepoint=query.timepoint,
                                                          threshold=query.threshold))
+
+    def _proms(self, query, scope, options):
+        from registry.services.proms.outcomes import prom_outcomes
+
+        try:
+            result = prom_outcomes(query=query, value_set=options.get("value_set"), **scope)
+        except outcomes.OutcomeQueryError as error:
+            raise CommandError(f"--{error.param.replace('_', '-')} {error.value!r}: {error}") from None
+        except ValueError as error:  # the value set (the query is already cleaned)
+            raise CommandError(f"--value-set {options.get('value_set')!r}: {error}") from None
+        if options["json"]:
+            self.stdout.write(json.dumps(result, indent=2))
+            return
+        self.stdout.write(result["value_set_note"])
+        for row in outcomes.prom_table(result):
+            if row["suppressed"]:
+                self.stdout.write(f"{row['label']}: suppressed")
+                continue
+            self.stdout.write(f"{row['label']}: n={row['n']} baseline {row['baseline']} follow-up "
+                              f"{row['followup']} change {row['change']} (Wilcoxon p {row['wilcoxon_p']}, "
+                              f"paired t p {row['ttest_p']}); MIC {row['mic']}")
+        self.stdout.write("")
+        self.stdout.write(outcomes.prom_paragraph(result))

@@ -45,8 +45,11 @@ def _json(value) -> str:
 
 
 def available(search) -> bool:
+    # PROM score Observations are scored in Python (services.proms), not written here yet.
+    from .search import PROM
+
     return (search.resource_type == "Observation" and not search.shift and search.ids is None
-            and search.rows is not None and pg.available(search.rows.db))
+            and PROM not in search.kinds and search.rows is not None and pg.available(search.rows.db))
 
 
 def _instant(ref: str) -> str:

@@ -5,8 +5,9 @@ The cohort, index implant, baseline and follow-up follow services.outcomes (same
 parameters, same access rule, same small-cell suppression); only the score differs:
 
 - Scores: every PROM score (SCORES) of the baseline visit and of the follow-up visit,
-  computed on read by the SQL of services.proms.sql (one query over the visits holding
-  answers, one value per visit and score: memory bounded by visits, not answers).
+  computed on read by the SQL of services.proms.sql (one query per chunk of CHUNK patients
+  over their visits holding answers, one value per visit and score), each chunk reduced at
+  once to one row per patient: memory follows the patients and the chunk, not the answers.
 - Follow-up, per score: `last` = the latest completed visit after the index implant's date
   (linked to it or to no implant, not baseline or end of trial) where the score is
   computable; `m<N>` = the completed m<N> visit of the index implant.
@@ -62,10 +63,11 @@ SCORE_KEYS = (
 # --- loading ------------------------------------------------------------------------
 
 
-def _load(query: OutcomeQuery, scope_base: QuerySet, value_set: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(patients indexed by patient_id with therapy, site, implant; visit scores: one row per
-    visit holding answers, with patient, implant, date, kind and every score)."""
-    scope = base._patient_scope(scope_base, query)
+CHUNK = 10000  # patients per query of visit scores: memory bounded by the chunk, not the registry
+
+
+def _cohort(query: OutcomeQuery, scope: QuerySet) -> pd.DataFrame:
+    """The cohort patients (index patient_id) with site, etiology and their index implant."""
     patients = base._frame(
         scope.values_list("id", "site__code", "etiology").order_by(),
         {"patient_id": base.INT, "site": base.TEXT, "etiology": base.TEXT},
@@ -77,30 +79,52 @@ def _load(query: OutcomeQuery, scope_base: QuerySet, value_set: str) -> tuple[pd
     )
     implants = implants.sort_values(["patient_id", "implant_date", "implant_id"])
     index = implants.drop_duplicates("patient_id", keep="first").set_index("patient_id")
-    patients = patients.join(index, how="inner")
+    return patients.join(index, how="inner").sort_index()
 
-    visits = Visit.objects.filter(status=VisitStatus.COMPLETED, **base._of_patients(scope)) \
+
+def _visit_scores(query: OutcomeQuery, scope: QuerySet, value_set: str, low: int, high: int) -> pd.DataFrame:
+    """One row per completed visit holding answers of the patients with ids in [low, high]:
+    patient, implant, date, kind and every score (computed by PostgreSQL)."""
+    visits = Visit.objects.filter(status=VisitStatus.COMPLETED, patient_id__gte=low, patient_id__lte=high,
+                                  **base._of_patients(scope)) \
         .exclude(timepoint=TRIAL_END) \
         .filter(Exists(PromAnswer.objects.filter(visit=OuterRef("pk"))))
     if query.timepoint != LAST:
         visits = visits.filter(timepoint__in=[BASELINE, query.timepoint])
-    if query.pain_site is not None:
-        with_site = PainScore.objects.filter(visit__timepoint=BASELINE, visit__status=VisitStatus.COMPLETED,
-                                             pain_site=query.pain_site).values("visit__patient_id")
-        visits = visits.filter(patient_id__in=with_site)
-        patients = patients[patients.index.isin(set(with_site.values_list("visit__patient_id", flat=True)))]
     kind = Case(When(timepoint=BASELINE, then=Value(0)), When(timepoint=UNSCHEDULED, then=Value(2)),
                 default=Value(1), output_field=IntegerField())
     codes = list(SCORES)
     annotated = visits.annotate(kind=kind, **{f"s_{c}": score_expression(c, value_set) for c in codes})
-    frame = base._frame(
+    return base._frame(
         annotated.values_list("id", "patient_id", "implant_id", "date_done", "kind",
                               *[f"s_{c}" for c in codes]).order_by(),
         {"visit_id": base.INT, "patient_id": base.INT, "visit_implant_id": base.FLOAT,
          "date_done": base.DATE, "kind": base.INT, **{c: base.FLOAT for c in codes}},
     )
-    frame = frame[frame["patient_id"].isin(patients.index)]
-    return patients, frame
+
+
+def _load_pairs(query: OutcomeQuery, scope_base: QuerySet, value_set: str,
+                chunk: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cohort, pairs): the visit scores are read per chunk of `chunk` cohort patients and
+    reduced at once to one row per patient, so memory follows the patients, not the visits."""
+    chunk = chunk or CHUNK
+    scope = base._patient_scope(scope_base, query)
+    cohort = _cohort(query, scope)
+    if query.pain_site is not None:
+        with_site = PainScore.objects.filter(
+            visit__timepoint=BASELINE, visit__status=VisitStatus.COMPLETED, pain_site=query.pain_site,
+            **base._of_patients(scope, "visit__patient"))
+        cohort = cohort[cohort.index.isin(set(with_site.values_list("visit__patient_id", flat=True)))]
+    ids = cohort.index.to_numpy()
+    parts = []
+    for start in range(0, len(ids), chunk):
+        part = cohort.iloc[start:start + chunk]
+        low, high = int(ids[start]), int(ids[min(start + chunk, len(ids)) - 1])
+        visits = _visit_scores(query, scope, value_set, low, high)
+        parts.append(_pairs(part, visits[visits["patient_id"].isin(part.index)], query.timepoint))
+    pairs = pd.concat(parts) if parts else _pairs(cohort, _visit_scores(query, scope, value_set, 0, -1),
+                                                  query.timepoint)
+    return cohort, pairs
 
 
 def _pairs(patients: pd.DataFrame, visits: pd.DataFrame, timepoint: str) -> pd.DataFrame:
@@ -260,8 +284,7 @@ def prom_outcomes(*, user=None, patients: QuerySet | None = None, query: Outcome
     if value_set in (None, ""):
         value_set = _default_value_set(query, scope_base, user)
     value_set = check_value_set(value_set)
-    cohort, visits = _load(query, scope_base, value_set)
-    pairs = _pairs(cohort, visits, query.timepoint)
+    cohort, pairs = _load_pairs(query, scope_base, value_set)
     out = {"query": query.as_dict(), "value_set": value_set, "value_set_note": value_set_note(value_set),
            "timepoint": query.timepoint, "overall": _cell(pairs, min_cell)}
     out["by_therapy"] = _groups(pairs, cohort["therapy"], min_cell)

@@ -250,7 +250,7 @@ def _eav(plan: _Plan, flat: Sql) -> tuple[Sql, list[str]]:
 def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
     """The statement of an export (CSV: text columns; JSON: one object per row) and its
     column names (the CSV header)."""
-    if export.proms:
+    if export.wants_proms:
         # The PROM forms (answers and scores on read) are written by the Python path only.
         raise RedcapRequestError("The SQL record export does not write the PROM instruments; "
                                  "export with proms=False or take the Python path.")

@@ -74,6 +74,12 @@ class RecordExport:
     # The PROM forms (services.redcap.proms); the SQL path (redcap.fast) does not write them.
     proms: bool = True
 
+    @property
+    def wants_proms(self) -> bool:
+        """Whether the answer holds a PROM form (written by the Python path only)."""
+        return any(f.form in PROM_FORM_NAMES for f in self.selected) or \
+            any(form in PROM_FORM_NAMES for form in self.completes)
+
     def __post_init__(self):
         self.event_list = redcap_event_list()
         _check_names(fields=self.fields, forms=self.forms, events=self.events,
@@ -164,8 +170,7 @@ class RecordExport:
         want_visits = bool(self.wanted_events - {AE_EVENT})
         want_events = AE_EVENT in self.wanted_events
         columns = self.columns()
-        want_proms = any(f.form in PROM_FORM_NAMES for f in self.selected) or \
-            any(form in PROM_FORM_NAMES for form in self.completes)
+        want_proms = self.wants_proms
         self.value_set = self.prom_value_set() if want_proms else None
         last = None
         while True:
