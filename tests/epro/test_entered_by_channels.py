@@ -79,6 +79,7 @@ def test_spss_and_stata_with_value_labels(answered, data_manager, tmp_path, suff
 def test_redcap_records(answered, client, nurse):
     token = api_token_create(user=nurse, label="redcap")
     response = client.post("/redcap/api/", {"token": token, "content": "record", "format": "json"})
+    assert response.status_code == 200, body(response)[:500]
     rows = [r for r in json.loads(body(response)) if r.get("entered_by")]
     events = {r["redcap_event_name"]: r["entered_by"] for r in rows}
     field = redcap.FIELD_BY_NAME["entered_by"]

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterator
 
 from registry.models import PainScore, PainSite, Recall, choices
+from registry.models.choices import EnteredBy
 
 from .. import missing
 from ..datasets import pg
@@ -64,13 +65,20 @@ def _head(sql: Sql, id_sql: str, updated: str, code: Sql) -> Sql:
     sql.add("%s::text || " + id_sql, '{"resourceType":"Observation","id":')
     sql.add(f" || %s::text || (CASE WHEN {updated} IS NULL THEN %s::text "
             f"ELSE '{{\"lastUpdated\":\"' || {_instant(updated)} || '\"}}' END)", ',"meta":', pseudonymized)
-    sql.add(" || %s::text || to_json(v.timepoint)::text || %s::text || ",
-            ',"extension":[{"url":' + _json(f"{system_base()}:timepoint") + ',"valueCode":',
-            '}],"status":"final","category":' + _json([_concept(OBSERVATION_CATEGORY, "survey", "Survey")])
+    sql.add(" || %s::text || to_json(v.timepoint)::text || %s::text",
+            ',"extension":[{"url":' + _json(f"{system_base()}:timepoint") + ',"valueCode":', "}")
+    # Who entered the answers (resources._observation): an extension, and the patient as
+    # performer of her own answers.
+    sql.add(" || (CASE WHEN COALESCE(v.entered_by, '') = '' THEN '' ELSE %s::text"
+            " || to_json(v.entered_by)::text || '}' END) || %s::text || ",
+            ',{"url":' + _json(f"{system_base()}:entered-by") + ',"valueCode":',
+            '],"status":"final","category":' + _json([_concept(OBSERVATION_CATEGORY, "survey", "Survey")])
             + ',"code":')
     sql.extend(code)
     sql.add(" || %s::text || to_json('Patient/' || v.rid)::text || %s::text || v.day::text || %s::text",
             ',"subject":{"reference":', '},"effectiveDateTime":"', '"')
+    sql.add(" || (CASE WHEN v.entered_by = %s THEN %s::text || to_json('Patient/' || v.rid)::text"
+            " || %s::text ELSE '' END)", EnteredBy.PATIENT.value, ',"performer":[{"reference":', "}]")
     sql.add(" || (CASE WHEN v.implant_id IS NULL THEN '' ELSE %s::text || to_json('Device/' || v.ref)::text"
             " || %s::text END)", ',"focus":[{"reference":', "}]")
     return sql
@@ -129,9 +137,9 @@ def _pain_codes() -> tuple[Sql, Sql]:
 def observation_sql(search) -> Sql:
     rows = search.rows.values_list(
         "pk", "timepoint", "date_done", "updated_at", "patient__registry_id", "implant_id", "implant__ref",
-        "nrs", "nrs_missing", "satisfaction", "satisfaction_missing", "pgic", "pgic_missing")
+        "nrs", "nrs_missing", "satisfaction", "satisfaction_missing", "pgic", "pgic_missing", "entered_by")
     names = ("pk, timepoint, day, updated_at, rid, implant_id, ref, nrs, nrs_missing, satisfaction, "
-             "satisfaction_missing, pgic, pgic_missing")
+             "satisfaction_missing, pgic, pgic_missing, entered_by")
     sql = Sql("WITH v AS MATERIALIZED (SELECT row_number() OVER () AS seq, v0.* FROM (")
     sql.extend(pg.subquery(rows)).add(f") AS v0({names})) SELECT o.line FROM (")
     branches = []
