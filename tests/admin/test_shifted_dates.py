@@ -327,7 +327,7 @@ def test_a_nurse_still_filters_overdue_and_by_date(login, nurse, record):
     url = reverse("admin:registry_visit_changelist")
     follow_up = next(f for f in client.get(url).context["cl"].filter_specs if f.title == "follow-up")
     assert [kind for kind, _ in follow_up.lookup_choices] == [
-        "overdue", "open_now", "opening_soon", "due_week", "missing_nrs"]
+        "overdue", "open_now", "opening_soon", "due_week", "missing_nrs", "questionnaire_pending"]
     overdue = client.get(url, {"follow_up": "overdue"})
     assert list(overdue.context["cl"].result_list) == [record["due"]]
     dated = client.get(url, {"date_done__gte": "2016-01-01"})
