@@ -101,10 +101,8 @@ def child(channel: str) -> dict:
         from registry.services import fhir
 
         found = fhir.fhir_search(user=user, resource_type=channel[5:], params=fhir.fhir_since_params(None))
-        rows = 0
-        for item in found.resources():
-            size += len(json.dumps(item, separators=(",", ":"))) + 1
-            rows += 1
+        size = drain(found.ndjson(counter))  # as the bulk file view streams it
+        rows = counter.rows
     elif channel == "outcomes":
         summary = outcomes.outcome_summary(user=user)
         rows = summary["n_patients"]

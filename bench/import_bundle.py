@@ -103,11 +103,13 @@ def generate(folder: Path, patients: int, seed: int) -> dict[str, int]:
                     days=rng.randint(-7, 7))
                 day, implant_ref = max(day, implant), ref
             after = timepoint not in ("baseline",)
+            # Satisfaction, PGIC and "choose again" are asked after the implant (plausibility rules).
+            asked = timepoint not in ("baseline", "trial_end")
             nrs = max(0, min(10, round(baseline * rng.choice([0.3, 0.5, 0.8]) + rng.gauss(0, 1))))
             out["visits"].writerow([
                 registry_id, implant_ref, timepoint, day.isoformat(),
-                nrs if after else baseline, rng.randint(1, 5) if after else "",
-                rng.randint(1, 7) if after else "", rng.choice(["yes", "no", ""]) if after else "",
+                nrs if after else baseline, rng.randint(1, 5) if asked else "",
+                rng.randint(1, 7) if asked else "", rng.choice(["yes", "no", ""]) if asked else "",
                 f"{rng.choice([0, 0, 15, 30, 60.5]):.1f}"])
             counts["visits"] += 1
         if rng.random() < 0.15:

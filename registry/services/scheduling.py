@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from registry.models import (
@@ -254,6 +255,24 @@ def patient_schedule_sync(*, patient: Patient, actor, reason: str = "") -> Sched
     return change
 
 
+def _visit_factory():
+    """New scheduled visits copied from one built by Django (its defaults), without a model
+    __init__ per visit: an import schedules ~15 visits per implant, and __init__ was most of
+    the scheduling time (issue 21). No Visit field has a callable default, so sharing the
+    template's values is sharing constants; values are given by attname (patient_id, ...)."""
+    template = Visit(status=VisitStatus.SCHEDULED).__dict__
+    template = {k: v for k, v in template.items() if k != "_state"}
+
+    def new_visit(**values) -> Visit:
+        visit = Visit.__new__(Visit)
+        visit.__dict__.update(template)
+        visit.__dict__.update(values)
+        visit._state = ModelState()
+        return visit
+
+    return new_visit
+
+
 def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
                            today: datetime.date | None = None) -> ScheduleChange:
     """Create the missing follow-up visits of many implants at once (imports).
@@ -273,6 +292,7 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
     """
     implant_ids = [i.pk for i in implants]
     change = ScheduleChange()
+    new_visit = _visit_factory()
     protocols: dict[int | None, list[ProtocolTimepoint]] = {}
     now = timezone.now()
     for offset in range(0, len(implant_ids), BATCH):
@@ -299,9 +319,9 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
                 slot = timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
                 if after_stop(slot, stop):
                     continue
-                visit = Visit(patient=patient, implant=implant, timepoint=slot.code,
-                              target_date=slot.target, window_start=slot.start,
-                              window_end=slot.end, status=VisitStatus.SCHEDULED)
+                visit = new_visit(patient_id=patient.pk, implant_id=implant.pk, timepoint=slot.code,
+                                  target_date=slot.target, window_start=slot.start,
+                                  window_end=slot.end)
                 if slot.end < local_today:
                     visit.status = VisitStatus.NOT_APPLICABLE
                     visit._change_reason = f"{IMPORT_PAST_REASON} ({reason})" if reason \

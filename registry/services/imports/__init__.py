@@ -145,6 +145,8 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
             report.scheduled = _write(validator, actor=actor, reason=reason, progress=progress)
             report.run = _record(report, actor=actor, reason=reason)
         # The data checks over what came in (a finding opens a query for the site).
+        if progress:
+            progress("data checks", 0, 1)
         report.checks = data_checks.checks_run(patients=_imported_patients(validator))
     except _RegistryChanged as exc:
         report.errors.extend(exc.errors)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, Max, Q, QuerySet, Value, When
 from scipy import stats
 
 from registry.models import (
@@ -147,39 +147,37 @@ def _frame_of_rows(rows: list, columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
-class _Chunks(io.RawIOBase):
-    """The chunks of a COPY as a file (pandas' CSV parser reads it piece by piece)."""
+# Rows per text block of `_copied_frame`: few enough blocks that fetching them costs
+# nothing, small enough that one block is a couple of MB.
+BLOCK_ROWS = 50_000
 
-    def __init__(self, chunks):
-        self._chunks = iter(chunks)
-        self._rest = memoryview(b"")
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._rest:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._rest = memoryview(chunk)
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
+def _csv_cell(kind: str, ref: str) -> str:
+    if kind == TEXT:
+        return f"""COALESCE('"' || replace({ref}::text, '"', '""') || '"', '')"""
+    return f"COALESCE({ref}::text, '')"  # numbers; dates as ISO text (DateStyle ISO)
 
 
 def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
-    """`_frame` on PostgreSQL: the rows as COPY's CSV, parsed by pandas' C parser into
-    typed columns. No Python object per value: a million visits stay a few typed arrays
-    (issue 21: the worker under 300 MB), and parsing is faster than fetching tuples."""
-    kinds = {INT: "int64", FLOAT: "float64", DATE: object, TEXT: object}
-    reader = io.BufferedReader(_Chunks(pg.copy_stream(sql, db, lines=False)), buffer_size=1 << 16)
-    try:
-        frame = pd.read_csv(reader, header=None, names=list(columns), keep_default_na=False,
-                            na_values=[""], dtype={name: kinds[kind] for name, kind in columns.items()})
-    except pd.errors.EmptyDataError:
+    """`_frame` on PostgreSQL: the rows written by the database as CSV text in blocks of
+    `BLOCK_ROWS` lines, parsed by pandas' C parser into typed columns. No Python object per
+    row or value (a million visits were 738 MB as tuples, issue 21) and a handful of values
+    to fetch instead of a million rows."""
+    names = [f"c{i}" for i in range(len(columns))]
+    line = " || ',' || ".join(_csv_cell(kind, f"t.{n}") for kind, n in zip(columns.values(), names,
+                                                                        strict=True))
+    blocks = pg.Sql(f"SELECT string_agg(u.line, E'\\n') FROM (SELECT {line} AS line, "
+                    f"(row_number() OVER ()) / {BLOCK_ROWS} AS block FROM (").extend(sql)
+    blocks.add(f") AS t({', '.join(names)})) AS u GROUP BY u.block")
+    with connections[db].cursor() as cursor:
+        cursor.execute(blocks.text, blocks.params)
+        text = "\n".join(block for (block,) in cursor.fetchall())
+    if not text:
         return _frame_of_rows([], columns)
+    kinds = {INT: "int64", FLOAT: "float64", DATE: object, TEXT: object}
+    frame = pd.read_csv(io.StringIO(text), header=None, names=list(columns), keep_default_na=False,
+                        na_values=[""], dtype={name: kinds[kind] for name, kind in columns.items()})
+    del text
     for name, kind in columns.items():
         if kind == DATE:
             frame[name] = pd.to_datetime(frame[name], format="%Y-%m-%d")
@@ -190,6 +188,22 @@ def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
     return (pd.to_datetime(later) - pd.to_datetime(earlier)).dt.days.astype(float)
+
+
+def _candidates(loaded: QuerySet, kind) -> QuerySet:
+    """The scored visits `_load` can pick, one per patient, implant and baseline-or-not: the
+    first baseline entered; the latest follow-up by day, a scheduled timepoint before an
+    unscheduled visit, then the one entered last. `_load` keeps, per patient, the latest
+    follow-up after the index implant's date among those of that implant (or of none); the
+    date rule only drops earlier visits, so a group's latest is its pick whenever it has one."""
+    base = Case(When(timepoint=BASELINE, then=Value(1)), default=Value(0), output_field=IntegerField())
+    return (loaded.filter(nrs__isnull=False).annotate(kind=kind, base=base)
+            .order_by("patient_id", "implant_id", "base",
+                      Case(When(timepoint=BASELINE, then=F("id"))).asc(),
+                      F("date_done").desc(),
+                      Case(When(timepoint=UNSCHEDULED, then=Value(0)), default=Value(1)).desc(),
+                      F("id").desc())
+            .distinct("patient_id", "implant_id", "base"))
 
 
 @dataclass
@@ -232,13 +246,24 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     # a million short strings cost more to fetch and compare than integers.
     kind = Case(When(timepoint=BASELINE, then=Value(0)), When(timepoint=UNSCHEDULED, then=Value(2)),
                 default=Value(1), output_field=IntegerField())
-    visits = _frame(
-        loaded.annotate(kind=kind).values_list(
-            "id", "patient_id", "implant_id", "date_done", "nrs", "satisfaction", "kind").order_by(),
-        {"visit_id": INT, "patient_id": INT, "visit_implant_id": FLOAT, "date_done": DATE,
-         "score": FLOAT, "satisfaction": FLOAT, "kind": INT},
-    )
-    if query.timepoint == LAST:
+    visit_columns = {"visit_id": INT, "patient_id": INT, "visit_implant_id": FLOAT, "date_done": DATE,
+                     "score": FLOAT, "satisfaction": FLOAT, "kind": INT}
+    fields = ("id", "patient_id", "implant_id", "date_done", "nrs", "satisfaction", "kind")
+    # PostgreSQL, last follow-up on NRS (the whole-registry summary: a million visits):
+    # only the candidates are loaded, and the last contact is counted by the database.
+    reduced = query.timepoint == LAST and query.pain_site is None and pg.available(loaded.db)
+    if reduced:
+        visits = _frame(_candidates(loaded, kind).values_list(*fields, "base"),
+                        {**visit_columns, "base": INT}).drop(columns="base")
+        contacts = _frame(
+            loaded.values("patient_id").annotate(last=Max("date_done")).values_list("patient_id", "last")
+            .order_by(), {"patient_id": INT, "date_done": DATE},
+        ).set_index("patient_id")["date_done"]
+    else:
+        visits = _frame(loaded.annotate(kind=kind).values_list(*fields).order_by(), visit_columns)
+    if reduced:
+        pass
+    elif query.timepoint == LAST:
         contacts = visits.groupby("patient_id")["date_done"].max()
     else:
         contacts = pd.Series(dict(
@@ -258,7 +283,8 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     visits = visits[visits["score"].notna()]
 
     is_baseline = visits["kind"] == 0
-    baseline = visits[is_baseline].drop_duplicates("patient_id")
+    # The first baseline entered (visit id order) when a patient has several.
+    baseline = visits[is_baseline].sort_values("visit_id").drop_duplicates("patient_id")
     patients["baseline"] = baseline.set_index("patient_id")["score"].reindex(patients.index)
 
     follow = visits[~is_baseline].merge(
