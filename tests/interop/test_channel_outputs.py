@@ -76,8 +76,7 @@ def registry(cohort, site_a, nurse):
 
 
 def _export(user, **options):
-    # The SQL path does not write the PROM forms (Python only: tests/interop/test_redcap_proms.py).
-    return redcap.RecordExport(user=user, proms=False, **options)
+    return redcap.RecordExport(user=user, **options)
 
 
 def _both(export_factory, record_type, fmt, label_headers=False):
@@ -92,9 +91,15 @@ def _both(export_factory, record_type, fmt, label_headers=False):
 @pytest.mark.parametrize("record_type", ["flat", "eav"])
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 @pytest.mark.parametrize("labels", [False, True])
-def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, record_type, fmt, labels):
+def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, record_type, fmt, labels,
+                                                   monkeypatch):
+    copies = _copies(monkeypatch)
     slow, fast, counter = _both(lambda: _export(data_manager, labels=labels), record_type, fmt)
-    assert len(slow) > 10_000
+    assert len(slow) > 10_000 and len(copies) == 1
+    # The PROM forms: items, scores (a decimal one, a whole one), the value set, completeness.
+    for text in (b"eq5d5l_mo", b"odi_score", b"hads_anxiety", b"pseq_total", b"eq5d5l_value_set",
+                 b"bpi_sf_complete"):
+        assert text in slow
     for reason in missing.REASONS.values():  # every code is in the answer, as REDCap writes it
         assert (reason.label if labels else reason.redcap).encode() in slow
     assert fast == slow
@@ -153,7 +158,7 @@ def test_redcap_http_record_export_is_the_python_paths_bytes(registry, client, d
     assert response.status_code == 200
     # Read the answer first: its COPY started before the status line and holds the connection.
     body = b"".join(response.streaming_content)
-    # The default answer holds the PROM forms: the Python path writes it (record_stream).
+    # The default answer holds the PROM forms, written by PostgreSQL too: the Python path's bytes.
     slow = b"".join(redcap_view.record_stream(redcap.RecordExport(user=data_manager, labels=True), "flat",
                                               "csv", RowCounter(), fast=False))
     assert body == slow and b"eq5d5l" in body
