@@ -117,6 +117,8 @@ def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, recor
     {"events": ["m3_arm_1", "adverse_events_arm_1"]},
     {"events": ["baseline_arm_1"], "fields": ["record_id", "visit_complete", "enrolment_complete"]},
     {"events": ["unscheduled_arm_1"], "labels": True},
+    {"forms": ["eq5d5l", "bpi_sf"]},  # PROM forms only
+    {"fields": ["record_id", "odi_score", "eq5d5l_value_set", "hads_complete"], "labels": True},
 ], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("record_type", ["flat", "eav"])
 def test_redcap_record_options_are_the_python_paths_bytes(registry, data_manager, options, record_type):
