@@ -227,8 +227,7 @@ def record_stream(export, record_type: str, fmt: str, counter: RowCounter, *,
     """The record export's bytes. PostgreSQL (default, or `fast` True): the rows are written
     by the database (`services.redcap.fast`); `fast=False`, and other databases: REDCap's
     rows built in Python (the reference; the same bytes, tests/interop/test_channel_outputs.py)."""
-    # The PROM forms are scored in Python (services.proms): an export holding one takes that path.
-    if fast is not False and redcap.fast_available() and not export.wants_proms:
+    if fast is not False and redcap.fast_available():
         return redcap.fast_record_stream(export, record_type, fmt, counter, label_headers=label_headers)
     if record_type == "eav":
         rows, columns, header = export.eav_rows(), redcap.EAV_COLUMNS, None

@@ -164,7 +164,9 @@ class ValueSet:
         for dim, level in zip(EQ5D_DIMENSIONS, levels, strict=True):
             if level > 1:
                 value -= self.decrements[dim][level - 2]
-        return round(value, 3)  # the value sets publish three decimals
+        # The value sets publish three decimals; + 0.0 turns a -0.0 (NL 32354) into 0.0, as
+        # the SQL scores (services.proms.sql) write it.
+        return round(value, 3) + 0.0
 
     @property
     def worst(self) -> float:

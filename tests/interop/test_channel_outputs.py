@@ -10,6 +10,7 @@ CSV and JSON metacharacters.
 
 import datetime
 import json
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -17,10 +18,14 @@ from django.test.utils import CaptureQueriesContext
 
 from registry.interop import redcap as redcap_view
 from registry.models import Patient, Visit
+from registry.models.instruments import SCORES, VALUE_SETS
 from registry.services import exports, missing, redcap
 from registry.services.access import visible
 from registry.services.audit import system_user
 from registry.services.export_log import RowCounter
+from registry.services.fhir.proms import fhir_id
+from registry.services.fhir.resources import code_system
+from registry.services.proms.answers import prom_answers_record
 from registry.services.synthetic import synthetic_registry
 from tests.conftest import needs_postgres
 from tests.factories import make_implant, make_patient, make_visit
@@ -40,22 +45,38 @@ def registry(cohort, site_a, nurse):
     for unscheduled in (None, implant):  # two instances of one repeating event
         make_visit(odd, unscheduled, actor=nurse, timepoint="unscheduled",
                    date_done=datetime.date(2020, 2, 20), nrs=7)
-    make_visit(odd, implant, actor=nurse, timepoint="m3", date_done=datetime.date(2020, 6, 1), nrs=7,
-               opioid_mme=30, satisfaction=2)
+    m3 = make_visit(odd, implant, actor=nurse, timepoint="m3", date_done=datetime.date(2020, 6, 1), nrs=7,
+                    opioid_mme=30, satisfaction=2)
     # Every missing-data reason, in each field that has one (REDCap writes its code in the field).
-    make_visit(odd, implant, actor=nurse, timepoint="m6", date_done=datetime.date(2020, 9, 1), nrs=None,
-               nrs_missing="declined", satisfaction_missing="not_asked", pgic_missing="unknown",
-               opioid_mme_missing="not_applicable")
+    m6 = make_visit(odd, implant, actor=nurse, timepoint="m6", date_done=datetime.date(2020, 9, 1), nrs=None,
+                    nrs_missing="declined", satisfaction_missing="not_asked", pgic_missing="unknown",
+                    opioid_mme_missing="not_applicable")
     make_visit(odd, implant, actor=nurse, timepoint="m12", status="missed", date_done=None, nrs=None,
                visit_missing="lost_to_follow_up")
-    make_visit(odd, implant, actor=nurse, timepoint="m24", date_done=datetime.date(2022, 6, 1), nrs=None,
-               nrs_missing="lost_to_follow_up", pgic=3)
+    m24 = make_visit(odd, implant, actor=nurse, timepoint="m24", date_done=datetime.date(2022, 6, 1),
+                     nrs=None, nrs_missing="lost_to_follow_up", pgic=3)
+    # PROMs at the edges of their missing-item rules: scored with items missing (ODI 8 of 10,
+    # BPI interference 4 of 7, HADS 6 of 7 each), not scored (BPI severity 3 of 4, PCS 12 of
+    # 13, an EQ-5D-5L state without one dimension), and an index that is 0 or below.
+    record = partial(prom_answers_record, actor=nurse)
+    record(visit=m3, instrument="eq5d5l", answers={"mo": 2, "sc": 5, "ua": 1, "pd": 4, "ad": 3, "vas": 55})
+    record(visit=m3, instrument="odi", answers={f"s{n}": n % 6 for n in range(1, 9)})
+    record(visit=m3, instrument="bpi_sf", answers={"worst": 8, "least": 2, "average": 5,
+                                                   "general_activity": 7, "mood": 3, "walking": 6,
+                                                   "sleep": 9})
+    record(visit=m3, instrument="hads", answers={f"q{n}": n % 4 for n in range(1, 13)})
+    record(visit=m3, instrument="pcs", answers={f"q{n}": n % 5 for n in range(1, 13)})
+    record(visit=m3, instrument="pseq", answers={f"q{n}": 6 - n % 7 for n in range(1, 11)})
+    record(visit=m6, instrument="eq5d5l", answers={"mo": 3, "sc": 2, "ua": 3, "pd": 5, "ad": 4})
+    record(visit=m24, instrument="eq5d5l", answers={"mo": 5, "sc": 5, "ua": 5, "pd": 5, "vas": 0})
+    record(visit=m24, instrument="pcs", answers={f"q{n}": 4 for n in range(1, 14)})
+    # Answers the patient entered herself (the performer of her Observations).
+    Visit.objects.filter(pk=m24.pk).update(entered_by="patient")
     return {"lonely": lonely, "odd": odd}
 
 
 def _export(user, **options):
-    # The SQL path does not write the PROM forms (Python only: tests/interop/test_redcap_proms.py).
-    return redcap.RecordExport(user=user, proms=False, **options)
+    return redcap.RecordExport(user=user, **options)
 
 
 def _both(export_factory, record_type, fmt, label_headers=False):
@@ -70,9 +91,15 @@ def _both(export_factory, record_type, fmt, label_headers=False):
 @pytest.mark.parametrize("record_type", ["flat", "eav"])
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 @pytest.mark.parametrize("labels", [False, True])
-def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, record_type, fmt, labels):
+def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, record_type, fmt, labels,
+                                                   monkeypatch):
+    copies = _copies(monkeypatch)
     slow, fast, counter = _both(lambda: _export(data_manager, labels=labels), record_type, fmt)
-    assert len(slow) > 10_000
+    assert len(slow) > 10_000 and len(copies) == 1
+    # The PROM forms: items, scores (a decimal one, a whole one), the value set, completeness.
+    for text in (b"eq5d5l_mo", b"odi_score", b"hads_anxiety", b"pseq_total", b"eq5d5l_value_set",
+                 b"bpi_sf_complete"):
+        assert text in slow
     for reason in missing.REASONS.values():  # every code is in the answer, as REDCap writes it
         assert (reason.label if labels else reason.redcap).encode() in slow
     assert fast == slow
@@ -90,6 +117,8 @@ def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, recor
     {"events": ["m3_arm_1", "adverse_events_arm_1"]},
     {"events": ["baseline_arm_1"], "fields": ["record_id", "visit_complete", "enrolment_complete"]},
     {"events": ["unscheduled_arm_1"], "labels": True},
+    {"forms": ["eq5d5l", "bpi_sf"]},  # PROM forms only
+    {"fields": ["record_id", "odi_score", "eq5d5l_value_set", "hads_complete"], "labels": True},
 ], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("record_type", ["flat", "eav"])
 def test_redcap_record_options_are_the_python_paths_bytes(registry, data_manager, options, record_type):
@@ -131,7 +160,7 @@ def test_redcap_http_record_export_is_the_python_paths_bytes(registry, client, d
     assert response.status_code == 200
     # Read the answer first: its COPY started before the status line and holds the connection.
     body = b"".join(response.streaming_content)
-    # The HTTP answer has the PROM forms, which only the Python path writes.
+    # The default answer holds the PROM forms, written by PostgreSQL too: the Python path's bytes.
     slow = b"".join(redcap_view.record_stream(redcap.RecordExport(user=data_manager, labels=True), "flat",
                                               "csv", RowCounter(), fast=False))
     assert body == slow and b"eq5d5l_mo" in body
@@ -208,23 +237,63 @@ def _observations(user, sql, **params):
 @pytest.mark.parametrize("params", [{}, {"code": ["pgic"]}, {"code": ["http://loinc.org|72514-3"]},
                                     {"date": ["ge2021-01-01"]}, {"code": ["nothing"]}],
                          ids=lambda p: ",".join(f"{k}={v[0]}" for k, v in p.items()) or "all")
-def test_fhir_bulk_observations_are_the_python_paths_resources(registry, data_manager, params):
+def test_fhir_bulk_observations_are_the_python_paths_resources(registry, data_manager, params, monkeypatch):
     from fhir.resources.observation import Observation
 
+    copies = _copies(monkeypatch)
     slow, _ = _observations(data_manager, False, **params)
     fast, counter = _observations(data_manager, None, **params)
-    assert fast == slow
-    assert counter.rows == len(fast)
+    assert _texts(fast) == _texts(slow)
+    assert counter.rows == len(fast) and len(copies) == 1
     if not params:
         assert len(slow) > 500
-        kinds = {r["id"].rsplit("-", 1)[-1] if r["id"].startswith("visit") else "painscore" for r in fast}
-        assert kinds == {"nrs", "satisfaction", "pgic", "painscore"}
+        kinds = {r["id"].split("-", 2)[-1] if r["id"].startswith("visit") else "painscore" for r in fast}
+        assert kinds == {"nrs", "satisfaction", "pgic", "painscore", *(fhir_id(c) for c in SCORES)}
+        assert any("performer" in r for r in fast) and any("performer" not in r for r in fast)
         absent = {r["dataAbsentReason"]["coding"][0]["code"] for r in fast if "dataAbsentReason" in r}
         assert {"asked-declined", "not-asked", "unknown", "not-performed"} <= absent
         assert any("focus" in r for r in fast) and any("focus" not in r for r in fast)
         assert any(r.get("focus", [{}])[0].get("reference", "").endswith('\\y\'ü\tz') for r in fast)
     for resource in fast[:50] + fast[-50:]:
         Observation.model_validate(resource)
+
+
+def _texts(resources):
+    """Each resource as JSON text: tells 20 from 20.0 and 0.0 from -0.0 (== does not)."""
+    return [json.dumps(r, sort_keys=False) for r in resources]
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_fhir_bulk_prom_scores_are_the_python_paths_resources(registry, data_manager, value_set, monkeypatch):
+    from registry.services import fhir
+
+    copies = _copies(monkeypatch)
+    odd = registry["odd"].registry_id
+
+    def run(sql, **params):
+        found = fhir.fhir_search(user=data_manager, resource_type="Observation", params=params)
+        found.value_set = value_set  # as for a user of that country's sites
+        counter = RowCounter()
+        body = b"".join(found.ndjson(counter, sql=sql))
+        return [json.loads(line) for line in body.splitlines()], counter
+
+    prom = code_system("prom-score")
+    for params in ({"patient": [odd]}, {"code": ["eq5d5l_index,odi_score"]},
+                   {"code": [f"{prom}|hads_anxiety", "pgic"]},
+                   {"code": [f"{prom}|pcs_total"], "patient": [odd]}, {}):
+        slow, _ = run(False, **params)
+        fast, counter = run(None, **params)
+        assert _texts(fast) == _texts(slow) and counter.rows == len(fast), params
+    assert len(copies) == 5
+    scored = {r["id"].split("-", 2)[-1]: r for r in fast if r["subject"]["reference"] == f"Patient/{odd}"
+              and r["id"].split("-", 2)[-1] in {fhir_id(c) for c in SCORES}}
+    # Scored with items missing; not scored below the rule (BPI severity, the m3 PCS).
+    assert {"odi-score", "bpi-interference", "hads-anxiety", "hads-depression", "pseq-total"} <= set(scored)
+    assert "bpi-severity" not in scored
+    indexes = [r for r in fast if r["id"].endswith("-eq5d5l-index")]
+    assert len({r["method"]["text"] for r in indexes}) == 1
+    assert f"value set {value_set} " in indexes[0]["method"]["text"]
+    assert len(slow) > 500
 
 
 def test_fhir_bulk_observations_shifted_or_by_id_take_the_python_path(registry, investigator, data_manager,
@@ -243,5 +312,6 @@ def test_fhir_bulk_observations_run_one_query(registry, data_manager, monkeypatc
         with CaptureQueriesContext(connection) as queries:
             found, _ = _observations(data_manager, None, patient=[",".join(patients)])
         assert found
-        assert len(queries) <= 1  # the user's roles, once
+        # The user's roles, once; her sites' countries (the EQ-5D-5L value set of the PROM scores).
+        assert len(queries) <= 2
     assert len(copies) == 2

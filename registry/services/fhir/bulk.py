@@ -19,12 +19,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from registry.models import PainScore, PainSite, Recall, choices
+from django.db.models import Max, OuterRef, Subquery
+
+from registry.models import PainScore, PainSite, PromAnswer, Recall, choices
 from registry.models.choices import EnteredBy
+from registry.models.instruments import ALGORITHM_VERSION, SCORES
 
 from .. import missing
 from ..datasets import pg
 from ..datasets.pg import Sql
+from ..proms.instruments import value_set_note
+from ..proms.sql import is_integer, score_expression
+from .proms import fhir_id, response_id
 from .resources import (
     LOINC,
     NRS_DISPLAY,
@@ -45,11 +51,8 @@ def _json(value) -> str:
 
 
 def available(search) -> bool:
-    # PROM score Observations are scored in Python (services.proms), not written here yet.
-    from .search import PROM
-
     return (search.resource_type == "Observation" and not search.shift and search.ids is None
-            and PROM not in search.kinds and search.rows is not None and pg.available(search.rows.db))
+            and search.rows is not None and pg.available(search.rows.db))
 
 
 def _instant(ref: str) -> str:
@@ -67,8 +70,7 @@ def _head(sql: Sql, id_sql: str, updated: str, code: Sql) -> Sql:
             f"ELSE '{{\"lastUpdated\":\"' || {_instant(updated)} || '\"}}' END)", ',"meta":', pseudonymized)
     sql.add(" || %s::text || to_json(v.timepoint)::text || %s::text",
             ',"extension":[{"url":' + _json(f"{system_base()}:timepoint") + ',"valueCode":', "}")
-    # Who entered the answers (resources._observation): an extension, and the patient as
-    # performer of her own answers.
+    # Who entered the answers; a patient's own answers name her as the performer too.
     sql.add(" || (CASE WHEN COALESCE(v.entered_by, '') = '' THEN '' ELSE %s::text"
             " || to_json(v.entered_by)::text || '}' END) || %s::text || ",
             ',{"url":' + _json(f"{system_base()}:entered-by") + ',"valueCode":',
@@ -78,7 +80,7 @@ def _head(sql: Sql, id_sql: str, updated: str, code: Sql) -> Sql:
     sql.add(" || %s::text || to_json('Patient/' || v.rid)::text || %s::text || v.day::text || %s::text",
             ',"subject":{"reference":', '},"effectiveDateTime":"', '"')
     sql.add(" || (CASE WHEN v.entered_by = %s THEN %s::text || to_json('Patient/' || v.rid)::text"
-            " || %s::text ELSE '' END)", EnteredBy.PATIENT.value, ',"performer":[{"reference":', "}]")
+            " || %s::text ELSE '' END)", str(EnteredBy.PATIENT), ',"performer":[{"reference":', "}]")
     sql.add(" || (CASE WHEN v.implant_id IS NULL THEN '' ELSE %s::text || to_json('Device/' || v.ref)::text"
             " || %s::text END)", ',"focus":[{"reference":', "}]")
     return sql
@@ -134,12 +136,79 @@ def _pain_codes() -> tuple[Sql, Sql]:
     return _case("(ps.pain_site || '-' || ps.recall)", codes), _case("ps.pain_site", sites)
 
 
+def _prom_scores(search) -> list[tuple[str, int, str, str]]:
+    """(instrument, place, score code, column) of the PROM scores asked for, in the order
+    `proms.score_observations` yields them within an instrument."""
+    from .search import PROM
+
+    if PROM not in search.kinds:
+        return []
+    out = []
+    for code, (instrument, _) in SCORES.items():
+        if search.prom_codes is None or code in search.prom_codes:
+            out.append((instrument.code, instrument.score_codes.index(code), code, f"s_{len(out)}"))
+    return out
+
+
+def _score_text(ref: str, integer: bool) -> str:
+    """A score as `json.dumps` writes it: integers plain, floats with their shortest repr
+    and '.0' when whole (PostgreSQL's float8 text is the same shortest form, without '.0')."""
+    if integer:
+        return f"(({ref})::bigint::text)"
+    text = f"(({ref})::float8::text)"
+    return f"(CASE WHEN {text} ~ '^-?[0-9]+$' THEN {text} || '.0' ELSE {text} END)"
+
+
+def _prom_branch(scores, value_set: str) -> Sql:
+    """The PROM score Observations (`proms.score_observations`): one per computable score
+    of an answered instrument, after the visit's own Observations, instruments in the
+    answers' order (models.PromAnswer.Meta.ordering), scores in the instrument's order."""
+    rows = Sql()
+    for i, (instrument, place, code, column) in enumerate(scores):
+        _, definition = SCORES[code]
+        method = f"{definition.rule} Computed on read by {ALGORITHM_VERSION}."
+        if definition.method == "index":
+            method = f"{value_set_note(value_set)}. {method}"
+        code_json = _json(_concept(code_system("prom-score"), code, definition.label, text=definition.label))
+        tail = (',"method":' + _json({"text": method}) + ',"derivedFrom":[{"reference":')
+        rows.add(", " if i else "")
+        # `response_id` of the visit: its prefix and instrument part around the visit's pk.
+        before_pk, after_pk = response_id(0, instrument).split("-0-", 1)
+        rows.add(f"(%s::text, %s::text, %s::text, %s::text, %s::text, %s::text, "
+                 f"{_score_text('v.' + column, is_integer(definition))}, v.\"u_{instrument}\")",
+                 instrument, f"{place:02d}", fhir_id(code), code_json,
+                 tail + _json(f"QuestionnaireResponse/{before_pk}-")[:-1], f"-{after_pk}")
+    branch = Sql("SELECT v.seq, 4, sc.instrument, sc.place, ")
+    _head(branch, "to_json('visit-' || v.pk || '-' || sc.fid)::text", "sc.updated", Sql("sc.code"))
+    score = _json(_score(0))[1:-1]
+    before, after = score.split(":0,", 1)
+    branch.add(" || %s::text || sc.value || %s::text || sc.tail || v.pk::text || sc.qr || %s::text",
+               "," + before + ":", "," + after, '"}]}')
+    branch.add(" FROM v CROSS JOIN LATERAL (VALUES ").extend(rows)
+    branch.add(") AS sc(instrument, place, fid, code, tail, qr, value, updated) WHERE sc.value IS NOT NULL")
+    return branch
+
+
 def observation_sql(search) -> Sql:
-    rows = search.rows.values_list(
+    scores = _prom_scores(search)
+    rows = search.rows
+    extra = []
+    if scores:
+        # Scores from the same declarations as the visits dataset (proms.sql), in the user's
+        # sites' value set; an instrument's record time is its latest answer's.
+        rows = rows.annotate(**{column: score_expression(code, search.value_set)
+                                for _, _, code, column in scores})
+        instruments = list(dict.fromkeys(instrument for instrument, *_ in scores))
+        rows = rows.annotate(**{f"u_{code}": Subquery(
+            PromAnswer.objects.filter(visit=OuterRef("pk"), instrument=code).order_by().values("visit")
+            .annotate(latest=Max("updated_at")).values("latest")[:1]) for code in instruments})
+        extra = [column for *_, column in scores] + [f"u_{code}" for code in instruments]
+    rows = rows.values_list(
         "pk", "timepoint", "date_done", "updated_at", "patient__registry_id", "implant_id", "implant__ref",
-        "nrs", "nrs_missing", "satisfaction", "satisfaction_missing", "pgic", "pgic_missing", "entered_by")
+        "nrs", "nrs_missing", "satisfaction", "satisfaction_missing", "pgic", "pgic_missing", "entered_by",
+        *extra)
     names = ("pk, timepoint, day, updated_at, rid, implant_id, ref, nrs, nrs_missing, satisfaction, "
-             "satisfaction_missing, pgic, pgic_missing, entered_by")
+             "satisfaction_missing, pgic, pgic_missing, entered_by" + "".join(f', "{n}"' for n in extra))
     sql = Sql("WITH v AS MATERIALIZED (SELECT row_number() OVER () AS seq, v0.* FROM (")
     sql.extend(pg.subquery(rows)).add(f") AS v0({names})) SELECT o.line FROM (")
     branches = []
@@ -161,6 +230,8 @@ def observation_sql(search) -> Sql:
         branch.add(" || %s::text || ps.score::text || %s::text || ", "," + before + ":", "," + after)
         branch.extend(site).add(f" || '}}' FROM v JOIN {table} AS ps ON ps.visit_id = v.pk")
         branches.append(branch)
+    if scores:
+        branches.append(_prom_branch(scores, search.value_set))
     if not branches:
         branches.append(Sql("SELECT 0::bigint, 0, NULL::text, NULL::text, NULL::text WHERE false"))
     for i, branch in enumerate(branches):

@@ -20,8 +20,11 @@ import csv
 import io
 from collections.abc import Iterator
 
-from registry.models import AdverseEvent, Patient, Visit, VisitStatus, choices
+from django.db.models import F
+
+from registry.models import AdverseEvent, Patient, PromAnswer, Visit, VisitStatus, choices
 from registry.models.events import CLOSED_OUTCOMES
+from registry.models.instruments import INSTRUMENTS
 from registry.models.visits import BASELINE
 
 from .. import datasets, missing
@@ -36,8 +39,8 @@ from .project import (
     FORM_NAMES,
     INCOMPLETE,
     Field,
-    RedcapRequestError,
 )
+from .proms import PROM_FORM_NAMES, VALUE_SET_FIELD
 
 COMPLETE_LABELS = {"2": "Complete", "1": "Unverified", "0": "Incomplete"}
 KEYS = ("record_id", "redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance")
@@ -90,6 +93,9 @@ class _Plan:
             patient__in=export.patients())
         self.fields = {f.name: f for f in export.selected}
         self.event_order = {e.code: i for i, e in enumerate(export.event_list)}
+        # The PROM forms: answers and scores on read, in the value set of the user's sites.
+        self.proms = export.wants_proms
+        self.value_set = export.prom_value_set() if self.proms else None
 
     # text of the fixed columns
     def event_text(self, event) -> str:
@@ -110,9 +116,12 @@ class _Plan:
             sql.extend(cells.get(name) or Sql("NULL::text"))
         return sql
 
-    def _dataset(self, dataset, queryset, prefix: str, columns, numbered: bool) -> Sql:
-        names = ", ".join(pg.aliases(f"{prefix}_", columns))
-        inner = Sql("(").extend(pg.subquery(dataset.select(queryset)))
+    def _dataset(self, dataset, queryset, prefix: str, columns, numbered: bool, *, pk: bool = False) -> Sql:
+        names = ", ".join(pg.aliases(f"{prefix}_", columns) + ([f'"{prefix}_pk"'] if pk else []))
+        select = dataset.select(queryset, value_set=self.value_set)
+        if pk:  # appended after the dataset's columns (the answers are joined on it)
+            select = select.annotate(row_pk=F("pk"))
+        inner = Sql("(").extend(pg.subquery(select))
         if not numbered:
             return inner.add(f") AS {prefix}({names})")
         inner.add(f") AS {prefix}0({names})")
@@ -125,6 +134,46 @@ class _Plan:
         if when is not None:
             cells = {name: Sql("(CASE WHEN ").extend(when).add(" THEN ").extend(value).add(" END)")
                      for name, value in cells.items()}
+        return cells
+
+    def _prom_answers(self) -> Sql:
+        """`pa`: a visit's PROM answers, one column per item (`a<i>`), whether it has any
+        EQ-5D-5L answer (the value set is stated then) and per form whether every item is
+        answered (`services.redcap.proms.form_complete`)."""
+        table = pg.quoted(PromAnswer._meta.db_table)
+        sql = Sql("LEFT JOIN LATERAL (SELECT ")
+        self.item_refs = {}
+        first = True
+        for code, instrument in INSTRUMENTS.items():
+            for item in instrument.items:
+                ref = f"pa.a{len(self.item_refs)}"
+                sql.add("" if first else ", ")
+                sql.add(f"MAX(a.value) FILTER (WHERE a.instrument = %s AND a.item = %s) AS {ref[3:]}",
+                        code, item.code)
+                self.item_refs[f"prom:{code}:{item.code}"] = ref
+                first = False
+        sql.add(", COUNT(*) FILTER (WHERE a.instrument = %s) > 0 AS has_eq5d", "eq5d5l")
+        for i, code in enumerate(PROM_FORM_NAMES):
+            codes = list(INSTRUMENTS[code].item_codes)
+            sql.add(f", COUNT(DISTINCT a.item) FILTER (WHERE a.instrument = %s AND a.item IN "
+                    f"({', '.join(['%s'] * len(codes))})) = %s AS c{i}", code, *codes, len(codes))
+        return sql.add(f' FROM {table} AS a WHERE a.visit_id = v."v_pk") AS pa ON true')
+
+    def _prom_cells(self) -> dict[str, Sql]:
+        """The PROM forms' cells of a visit row, as `RecordExport._prom_cells`."""
+        cells = {}
+        for name, f in self.fields.items():
+            if f.form not in PROM_FORM_NAMES:
+                continue
+            if f.column in self.item_refs:
+                ref = self.item_refs[f.column]
+            elif f.column == f"score:{VALUE_SET_FIELD}":
+                ref = f'(CASE WHEN pa.has_eq5d THEN v."v_{VALUE_SET_FIELD}" END)'
+            else:
+                ref = f'v."v_{f.column.removeprefix("score:")}"'
+            cells[name] = _value(f, ref, self.labels)
+        for i, code in enumerate(PROM_FORM_NAMES):
+            cells[f"{code}_complete"] = self._complete_case(f"pa.c{i}")
         return cells
 
     def _cell(self, f: Field, prefix: str) -> Sql:
@@ -158,12 +207,17 @@ class _Plan:
                                           [BASELINE, self.complete(COMPLETE)])
         cells.update(self._form_cells("visit", "v"))
         cells["visit_complete"] = self._complete_case('v."v_status" = %s', str(VisitStatus.COMPLETED))
+        answers = self._prom_answers() if self.proms else None
+        if self.proms:
+            cells.update(self._prom_cells())
         sql = Sql("SELECT p.seq, ev.ord, v.seq, ev.repeating, ").extend(self._select(cells))
         sql.add(" FROM ")
-        sql.extend(self._dataset(datasets.VISITS, self.visits, "v", self.visit_cols, True))
+        sql.extend(self._dataset(datasets.VISITS, self.visits, "v", self.visit_cols, True, pk=self.proms))
         sql.add(" JOIN (VALUES ").extend(values)
         sql.add(') AS ev(code, ord, txt, repeating) ON ev.code = v."v_timepoint"')
         sql.add(' JOIN p ON p."p_registry_id" = v."v_registry_id"')
+        if answers is not None:
+            sql.add(" ").extend(answers)
         return sql
 
     def enrolment_branch(self, baseline) -> Sql:
@@ -250,10 +304,6 @@ def _eav(plan: _Plan, flat: Sql) -> tuple[Sql, list[str]]:
 def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
     """The statement of an export (CSV: text columns; JSON: one object per row) and its
     column names (the CSV header)."""
-    if export.wants_proms:
-        # The PROM forms (answers and scores on read) are written by the Python path only.
-        raise RedcapRequestError("The SQL record export does not write the PROM instruments; "
-                                 "export with proms=False or take the Python path.")
     plan = _Plan(export)
     flat = plan.flat()
     if record_type == "eav":

@@ -71,12 +71,12 @@ class RecordExport:
     labels: bool = False
     date_begin: datetime.datetime | None = None
     date_end: datetime.datetime | None = None
-    # The PROM forms (services.redcap.proms); the SQL path (redcap.fast) does not write them.
+    # The PROM forms (services.redcap.proms).
     proms: bool = True
 
     @property
     def wants_proms(self) -> bool:
-        """Whether the answer holds a PROM form (written by the Python path only)."""
+        """Whether the answer holds a PROM form (its answers and scores are read then)."""
         return any(f.form in PROM_FORM_NAMES for f in self.selected) or \
             any(form in PROM_FORM_NAMES for form in self.completes)
 
