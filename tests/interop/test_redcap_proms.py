@@ -10,6 +10,7 @@ from registry.models.instruments import VALUE_SETS
 from registry.services import redcap
 from registry.services.proms.answers import prom_answers_record
 from registry.services.proms.instruments import INSTRUMENTS
+from tests.conftest import needs_postgres
 
 from .test_redcap_api import body, post, records
 
@@ -84,6 +85,15 @@ def test_labels_eav_and_form_selection(client, answered, token_a):
     assert {(e["field_name"], e["value"]) for e in eav} == {("odi_s1", "2"), ("odi_score", "40")}
 
 
-def test_the_sql_path_refuses_the_prom_forms(answered, nurse):
-    with pytest.raises(redcap.RedcapRequestError, match="PROM"):
-        redcap.record_sql(redcap.RecordExport(user=nurse), "flat", "csv")
+@needs_postgres()
+@pytest.mark.parametrize("who", ["nurse", "nurse_b", "data_manager"])  # NL, US, ENG value sets
+def test_the_sql_path_writes_the_prom_forms_as_the_python_path(answered, who, request):
+    from registry.interop import redcap as redcap_view
+    from registry.services.export_log import RowCounter
+
+    user = request.getfixturevalue(who)
+    for record_type, fmt, labels in (("flat", "csv", False), ("eav", "json", True)):
+        slow, fast = (b"".join(redcap_view.record_stream(redcap.RecordExport(user=user, labels=labels),
+                                                         record_type, fmt, RowCounter(), fast=f))
+                      for f in (False, True))
+        assert fast == slow and b"eq5d5l_index" in fast

@@ -134,17 +134,28 @@ def copy_stream(sql: Sql, db: str, *, lines: bool) -> Iterator[bytes]:
     `lines`: one text column written verbatim per line (JSON); else CSV with NULL as an
     empty field (the caller makes every empty value NULL, as Python's csv module writes
     "" unquoted)."""
+    from psycopg import pq
+
     options = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'" if lines else "FORMAT csv"
     statement = f"COPY ({bound(sql, db)}) TO STDOUT WITH ({options})"
     buffer = bytearray()
     # wrap_database_errors: psycopg errors come out as Django's DatabaseError (export_log.begun).
-    with connections[db].wrap_database_errors, connections[db].cursor() as cursor, \
-            cursor.cursor.copy(statement) as copy:
-        for data in copy:
-            buffer += data
-            if len(buffer) >= CHUNK_BYTES:
-                yield bytes(buffer)
-                buffer.clear()
+    with connections[db].wrap_database_errors, connections[db].cursor() as cursor:
+        # No JIT: the planner's cost of a whole-registry statement with correlated subqueries
+        # (PROM scores) turns on JIT with optimisation, which compiled for 9 s to run 2 s
+        # (docs/benchmarks.md, "PROMs in the SQL paths"). Back to the default afterwards.
+        cursor.cursor.execute("SET jit = off")
+        try:
+            with cursor.cursor.copy(statement) as copy:
+                for data in copy:
+                    buffer += data
+                    if len(buffer) >= CHUNK_BYTES:
+                        yield bytes(buffer)
+                        buffer.clear()
+        finally:
+            # In a failed transaction the SET is rolled back with it (and RESET would fail).
+            if cursor.cursor.connection.info.transaction_status != pq.TransactionStatus.INERROR:
+                cursor.cursor.execute("RESET jit")
     if buffer:
         yield bytes(buffer)
 

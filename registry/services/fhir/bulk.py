@@ -5,7 +5,9 @@ Here one statement writes the same resources, key for key, as JSON text: the con
 (category, codes, displays, code-system URIs, dataAbsentReason concepts) are made by the
 Python builders themselves and bound as parameters, the per-row parts (ids, meta time,
 timepoint, subject, day, device, value) come from the search's own queryset (same user scope,
-same filters, same order), and pain scores are joined in their model's order. COPY streams
+same filters, same order), pain scores are joined in their model's order, and the PROM
+score Observations are the visits dataset's own SQL scores (services.proms.sql) in the
+search's value set, one per computable score, after the visit's other Observations. COPY streams
 the lines, so memory does not grow with the registry and the query count is fixed.
 
 Taken only for users who see real dates (no per-patient date shift: that is an HMAC of the
