@@ -53,6 +53,11 @@ def registry(cohort, site_a, nurse):
                     opioid_mme_missing="not_applicable")
     make_visit(odd, implant, actor=nurse, timepoint="m12", status="missed", date_done=None, nrs=None,
                visit_missing="lost_to_follow_up")
+    # The reasons only a whole visit has (unreachable, too ill, ...): one missed m12 each.
+    for reason in set(missing.REASONS) - set(missing.VALUE_REASONS):
+        other = make_patient(site_a, actor=nurse)
+        make_visit(other, make_implant(other, actor=nurse), actor=nurse, timepoint="m12", status="missed",
+                   date_done=None, nrs=None, visit_missing=reason)
     m24 = make_visit(odd, implant, actor=nurse, timepoint="m24", date_done=datetime.date(2022, 6, 1),
                      nrs=None, nrs_missing="lost_to_follow_up", pgic=3)
     # PROMs at the edges of their missing-item rules: scored with items missing (ODI 8 of 10,
