@@ -111,6 +111,8 @@ def import_job_run(*, job_id: str) -> dict:
         elif stage == "writing":
             state["written"] = [done, total]
             state["stage"] = "writing"
+        elif stage == "data checks":
+            state["stage"] = "running the data checks"
         else:
             state["scheduling"] = [done, total]
             state["stage"] = "scheduling follow-up visits"
