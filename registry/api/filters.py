@@ -6,6 +6,8 @@ Clinical-date ranges (`*_after` / `*_before`) are refused for users who see
 shifted dates (services.deid): bisecting them would reveal the real date.
 """
 
+import copy
+
 import django_filters as filters
 from django import forms
 from django.core.exceptions import ValidationError
@@ -248,6 +250,29 @@ class AdverseEventFilter(filters.FilterSet):
         if self.form.cleaned_data.get("iso_class"):
             queryset = queryset.alias(iso_class_code=iso_class_expression())
         return super().filter_queryset(queryset)
+
+
+# The adverse-event filters that read the event's own fields: a deficiency without an
+# event has none, so the safety tabulation lists no deficiency rows under them.
+EVENT_ONLY_FILTERS = ("category", "severity", "serious", "iso_class")
+# The same filter on a deficiency's own field.
+DEFICIENCY_FIELDS = {"onset_date": "observed_on"}
+
+
+def deficiency_rows(filterset, deficiencies):
+    """`deficiencies` under the filters of a validated AdverseEventFilter that apply to them
+    (the site, therapy, etiology and diagnosis paths are the same; onset = observed_on)."""
+    for name, one in filterset.filters.items():
+        value = filterset.form.cleaned_data.get(name)
+        if value in (None, "", [], ()):
+            continue
+        if name in EVENT_ONLY_FILTERS:
+            return deficiencies.none()
+        if name in DEFICIENCY_FIELDS:
+            one = copy.copy(one)
+            one.field_name = DEFICIENCY_FIELDS[name]
+        deficiencies = one.filter(deficiencies, value)
+    return deficiencies
 
 
 def filter_errors(filterset) -> dict[str, list[str]]:

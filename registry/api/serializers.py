@@ -32,6 +32,8 @@ from registry.models import (
 )
 from registry.services import deid
 from registry.services.datasets import AGE_TOP
+from registry.services.safety import event_reportability
+from registry.services.safety.reportability import RULES
 
 DAYS_FROM_IMPLANT = ("Visit date minus the implant date of the visit's implant or, for a visit "
                      "without one (baseline), of the patient's first implant, in days; negative "
@@ -195,12 +197,37 @@ class AdverseEventSerializer(ShiftedDates, serializers.ModelSerializer):
     serious_criterion = OptionalCode(SeriousCriterion)
     device_relatedness = RelatednessField()
     procedure_relatedness = RelatednessField()
+    # Derived like the safety tabulation (services.safety.reportability), never stored.
+    reporting_rule = serializers.SerializerMethodField(
+        help_text="Derived (MDR Art. 87/88): " + ", ".join(RULES))
+    deadline_days = serializers.SerializerMethodField(
+        help_text="Days from awareness to the reporting deadline; null when the rule sets none.")
+    reporting_deadline = serializers.SerializerMethodField(
+        help_text="Awareness (or onset) + deadline_days. " + deid.SHIFTED_NOTE)
 
     class Meta:
         model = AdverseEvent
         fields = [
-            "id", "registry_id", "site", "implant_ref", "onset_date", "category", "serious",
-            "serious_criterion", "severity", "device_relatedness", "procedure_relatedness",
-            "anticipated", "iso_class", "action", "outcome", "resolved_on", "updated_at",
+            "id", "registry_id", "site", "implant_ref", "onset_date", "awareness_date", "category",
+            "serious", "serious_criterion", "severity", "device_relatedness", "procedure_relatedness",
+            "anticipated", "iso_class", "imdrf_device_problem", "imdrf_clinical_signs",
+            "imdrf_health_impact", "reporting_rule", "deadline_days", "reporting_deadline",
+            "reported_on", "action", "outcome", "resolved_on", "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "string"})
+    def get_reporting_rule(self, obj) -> str:
+        return event_reportability(obj).rule
+
+    @extend_schema_field({"type": "integer", "nullable": True})
+    def get_deadline_days(self, obj):
+        return event_reportability(obj).days
+
+    @extend_schema_field({"type": "string", "format": "date", "nullable": True})
+    def get_reporting_deadline(self, obj):
+        deadline = event_reportability(obj).deadline
+        if deadline is not None and self.context.get("shift_dates"):
+            # Shifted like the awareness date it is counted from (the days are the same).
+            deadline = deid.shifted(deadline, deid.date_shift_days(deid.registry_id_of(obj)))
+        return deadline.isoformat() if deadline else None

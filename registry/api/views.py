@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from registry.models import (
     AdverseEvent,
+    DeviceDeficiency,
     Implant,
     PainScore,
     Patient,
@@ -282,6 +283,10 @@ class ExportView(APIView):
         """The dataset's rows before scoping and filters (all of the model's)."""
         return self.model.objects.all()
 
+    def with_extra_rows(self, queryset, filterset):
+        """The queryset with the rows of another model the dataset appends (none here)."""
+        return queryset
+
     def get(self, request):
         params = request.query_params
         fmt = params.get("format", "csv")
@@ -298,7 +303,7 @@ class ExportView(APIView):
         value_set = requested_value_set(request)
         filterset = self.filterset_class(params, queryset=visible(self.rows(), request.user),
                                          request=request)
-        queryset = filters.checked_queryset(filterset, request.user)
+        queryset = self.with_extra_rows(filters.checked_queryset(filterset, request.user), filterset)
         log = export_log.export_log_start(user=request.user, dataset=self.dataset, fmt=fmt,
                                        filters=logged_filters(params, ("format", "dates")), dates=dates)
         counter = export_log.RowCounter()
@@ -385,6 +390,14 @@ class SafetyTabulationExportView(ExportView):
 
     def rows(self):
         return datasets.safety_tabulated(AdverseEvent.objects.all())
+
+    def with_extra_rows(self, queryset, filterset):
+        # Device deficiencies without an event, scoped like the events and under the same
+        # filters where they apply (site, therapy, etiology, diagnosis, onset = observed_on);
+        # a filter on the event's own fields (category, severity, ...) leaves them out.
+        deficiencies = visible(datasets.safety_deficiencies(DeviceDeficiency.objects.all()),
+                               self.request.user)
+        return datasets.with_extra_rows(queryset, filters.deficiency_rows(filterset, deficiencies))
 
 
 class CodebookView(APIView):

@@ -8,7 +8,7 @@ from django.db import models
 
 from registry.models import AdverseEvent, Implant, Patient, Visit
 from registry.services import deid
-from tests.factories import make_implant, make_patient
+from tests.factories import make_event, make_implant, make_patient
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ DATES = {
     "patients": {"consent_date", "withdrawal_date"},
     "implants": {"trial_start", "trial_end", "implant_date", "explant_date"},
     "visits": {"target_date", "window_start", "window_end", "date_done"},
-    "adverse-events": {"onset_date", "resolved_on"},
+    "adverse-events": {"onset_date", "resolved_on", "awareness_date", "reported_on"},
 }
 
 
@@ -30,6 +30,9 @@ def dated(cohort, site_a, nurse):
     make_implant(withdrawn, actor=nurse, trial_start=datetime.date(2019, 8, 1),
                  trial_end=datetime.date(2019, 8, 10), implant_date=datetime.date(2019, 9, 1),
                  explant_date=datetime.date(2020, 11, 30), explant_reason="infection")
+    # The safety workflow's dates (awareness, report to the authority) filled on one event.
+    make_event(withdrawn, onset_date=datetime.date(2020, 10, 1), awareness_date=datetime.date(2020, 10, 3),
+               reported_on=datetime.date(2020, 10, 9), resolved_on=datetime.date(2020, 10, 20))
     return cohort
 
 

@@ -6,6 +6,9 @@ import csv
 import datetime
 import io
 import itertools
+import json
+import pathlib
+import tempfile
 
 import pytest
 
@@ -125,3 +128,77 @@ def test_the_admin_action_downloads_the_tabulation_with_dates_per_role(
     log = ExportLog.objects.filter(dataset="safety").order_by("pk")
     assert [(e.channel, e.format, e.dates) for e in log] == [
         ("admin", "csv", "iso"), ("admin", "xlsx", "relative")]
+
+
+def deficiency(patient, implant, actor, **kwargs):
+    from registry.models.safety import DeviceDeficiency
+    from registry.services.safety import device_deficiency_record
+
+    fields = {"observed_on": D(2021, 5, 1), "awareness_date": D(2021, 5, 3), "kind": "malfunction",
+              "might_have_led_to_serious": True, "imdrf_device_problem": "A0705", **kwargs}
+    return device_deficiency_record(deficiency=DeviceDeficiency(patient=patient, implant=implant, **fields),
+                                    actor=actor)
+
+
+@pytest.mark.django_db
+def test_a_deficiency_without_an_event_has_its_own_row_in_every_format(
+        client_for, patient_a, implant_a, patient_b, nurse, nurse_b, investigator, data_manager):  # noqa: F811
+    from openpyxl import load_workbook
+
+    from tests.factories import make_implant
+
+    event = serious(patient_a, implant_a)
+    deficiency(patient_a, implant_a, nurse, adverse_event=event)  # counted on the event's row
+    alone = deficiency(patient_a, implant_a, nurse, reported_on=D(2021, 5, 30))  # 27 days: late
+    harmless = deficiency(patient_a, implant_a, nurse, might_have_led_to_serious=False,
+                          kind="labelling", imdrf_device_problem="")
+    other_site = deficiency(patient_b, make_implant(patient_b, actor=nurse_b), nurse_b)
+
+    rows = rows_of(client_for(nurse).get("/api/v1/exports/safety/"))
+    assert [(r["event_id"], r["deficiency_id"]) for r in rows] == [
+        (str(event.pk), ""), ("", str(alone.pk)), ("", str(harmless.pk))]
+    mine = {r["deficiency_id"]: r for r in rows}
+    row = mine[str(alone.pk)]
+    assert row["device_deficiencies"] == "" and rows[0]["device_deficiencies"] == "1"
+    assert (row["registry_id"], row["site"], row["implant_ref"]) == (
+        patient_a.registry_id, patient_a.site.code, implant_a.ref)
+    assert (row["category"], row["iso_class"], row["serious"], row["outcome"]) == ("", "", "", "")
+    assert (row["days_from_implant"], row["awareness_days_after_onset"]) == ("426", "2")
+    assert (row["imdrf_device_problem"], row["reporting_rule"], row["deadline_days"],
+            row["reported_days_after_awareness"], row["reported_on_time"]) == (
+        "A0705", "serious_incident", "15", "27", "no")
+    iso = {r["deficiency_id"]: r for r in rows_of(client_for(data_manager).get(
+        "/api/v1/exports/safety/?dates=iso"))}[str(alone.pk)]
+    assert (iso["onset_date"], iso["awareness_date"], iso["deadline"], iso["reported_on"]) == (
+        "2021-05-01", "2021-05-03", "2021-05-18", "2021-05-30")
+    assert (mine[str(harmless.pk)]["reporting_rule"], mine[str(harmless.pk)]["deadline_days"]) == (
+        "not_reportable", "")
+
+    # Investigators: their site only, no dates; the same rows as JSON.
+    rows = rows_of(client_for(investigator).get("/api/v1/exports/safety/"))
+    assert {r["deficiency_id"] for r in rows} == {"", str(alone.pk), str(harmless.pk)}
+    assert "onset_date" not in rows[0] and "2021-" not in str(rows)
+    listed = json.loads(body(client_for(investigator).get("/api/v1/exports/safety/?format=json")))
+    assert [r["deficiency_id"] for r in listed] == [None, alone.pk, harmless.pk]
+    everyone = rows_of(client_for(data_manager).get("/api/v1/exports/safety/"))
+    assert str(other_site.pk) in {r["deficiency_id"] for r in everyone}
+    # A filter on the event's own fields leaves the deficiencies out; a site filter keeps them.
+    only = rows_of(client_for(data_manager).get("/api/v1/exports/safety/?category=infection_deep"))
+    assert [r["event_id"] for r in only] == [str(event.pk)]
+    site_b_rows = rows_of(client_for(data_manager).get(f"/api/v1/exports/safety/?site={patient_b.site.code}"))
+    assert [r["deficiency_id"] for r in site_b_rows] == [str(other_site.pk)]
+
+    # xlsx, and the admin action (the selected events' patients).
+    path = pathlib.Path(tempfile.mkdtemp()) / "s.xlsx"
+    path.write_bytes(body(client_for(nurse).get("/api/v1/exports/safety/?format=xlsx")))
+    sheet = load_workbook(path).worksheets[0]
+    header = [c.value for c in sheet[1]]
+    xlsx = [dict(zip(header, [c.value for c in r], strict=True)) for r in sheet.iter_rows(min_row=2)]
+    assert [r["deficiency_id"] for r in xlsx] == [None, alone.pk, harmless.pk]
+    from django.test import Client
+
+    admin = Client()
+    admin.force_login(nurse)
+    response = admin.post("/admin/registry/adverseevent/",
+                          {"action": "safety_tabulation_csv", "_selected_action": [str(event.pk)]})
+    assert [r["deficiency_id"] for r in rows_of(response)] == ["", str(alone.pk), str(harmless.pk)]

@@ -25,8 +25,10 @@ from .definitions import (
     VISITS,
     Dataset,
     check_dates,
+    safety_deficiencies,
     safety_tabulated,
     visit_days_from_implant,
+    with_extra_rows,
 )
 from .rows import CHUNK_BYTES, copy_chunks, copy_sql, fetched_rows, typed_rows
 from .sql import iso_class
@@ -44,6 +46,6 @@ __all__ = [
     "AGE_TOP", "AGE_TOP_LABEL", "ALL", "CHUNK_BYTES", "CODEBOOK_COLUMNS", "Column", "DATES_MODES",
     "Dataset", "EVENTS", "EXPORTED", "PATIENTS", "RESPONDER_THRESHOLD_PCT", "Redcap", "VISITS",
     "check_dates", "codebook", "codebook_of", "copy_chunks", "copy_sql", "fetched_rows", "get", "iso_class",
-    "safety_tabulated",
-    "typed_rows", "visit_days_from_implant",
+    "safety_deficiencies", "safety_tabulated",
+    "typed_rows", "visit_days_from_implant", "with_extra_rows",
 ]

@@ -21,6 +21,7 @@ from django.db.models import (
     Case,
     CharField,
     Count,
+    DateField,
     F,
     FilteredRelation,
     FloatField,
@@ -87,6 +88,11 @@ class Dataset:
     columns: list[Column]
     order_by: Callable[[], tuple]
     prepare: Callable[[QuerySet], QuerySet] = field(default=lambda qs: qs)
+    # Rows of another model appended to the dataset (the safety tabulation's device
+    # deficiencies without an event): its column SQL by name (absent = empty) and the
+    # column names the combined rows are ordered by.
+    extra_sql: dict[str, Callable[[], object]] | None = None
+    extra_order: tuple[str, ...] = ()
 
     def columns_for(self, *, dates: str = "relative") -> list[Column]:
         check_dates(dates)
@@ -99,6 +105,7 @@ class Dataset:
         as `cells.to_cell` writes them (for CSV, which PostgreSQL's COPY writes itself).
         `value_set`: the EQ-5D-5L value set of the PROM score columns (default ENG)."""
         columns = self.columns_for(dates=dates)
+        extra = getattr(queryset, EXTRA_ROWS, None)  # read before any clone drops it
         if queryset.query.distinct:
             # DISTINCT would pull the ORDER BY columns into the SELECT (and into COPY's output).
             queryset = queryset.model.objects.filter(pk__in=queryset.values("pk"))
@@ -108,7 +115,38 @@ class Dataset:
             text = [c for c in columns if c.kind in ("str", "code")]
             qs = qs.annotate(**{f"s_{c.name}": neutralised(f"c_{c.name}") for c in text})
             names = [f"s_{c.name}" if c in text else f"c_{c.name}" for c in columns]
+        if extra is not None and self.extra_sql is not None:
+            return self._with_extra(qs, extra, columns, names, spreadsheet)
         return qs.values_list(*names).order_by(*self.order_by())
+
+    def _with_extra(self, qs, extra, columns, names, spreadsheet):
+        """The rows of `qs` and of `extra` (scoped like `qs` by the caller), one UNION ALL:
+        a column the extra model lacks is empty there."""
+        extra = extra.annotate(**{f"c_{c.name}": self.extra_sql[c.name]() if c.name in self.extra_sql
+                                  else Value(None, output_field=_OUTPUT[c.kind]()) for c in columns})
+        if spreadsheet:
+            extra = extra.annotate(**{n: neutralised(f"c_{c.name}")
+                                      for c, n in zip(columns, names, strict=True)
+                                      if n.startswith("s_")})
+        by_name = dict(zip((c.name for c in columns), names, strict=True))
+        combined = qs.values_list(*names).order_by().union(extra.values_list(*names).order_by(), all=True)
+        return combined.order_by(*(by_name[n] for n in self.extra_order))
+
+
+# The attribute of a queryset carrying the extra rows `Dataset.select` appends (with_extra_rows).
+EXTRA_ROWS = "dataset_extra_rows"
+
+
+def with_extra_rows(queryset: QuerySet, extra: QuerySet) -> QuerySet:
+    """`queryset` carrying `extra` (already access-scoped and filtered) for a dataset that
+    appends another model's rows (`Dataset.extra_sql`); pass the result to the export as is."""
+    setattr(queryset, EXTRA_ROWS, extra)
+    return queryset
+
+
+# The SQL type of an empty column, per kind (yes/no columns are "yes"/"no" text).
+_OUTPUT = {"str": CharField, "code": CharField, "int": IntegerField, "float": FloatField,
+           "bool": CharField, "date": DateField, "age": CharField, "scale": IntegerField}
 
 
 def check_dates(dates: str) -> None:
@@ -514,11 +552,60 @@ def _reported_on_time():
                 When(late, then=Value("no")), default=Value("yes"), output_field=CharField())
 
 
+def _deficiency_rule():
+    """services.safety.deficiency_reportability for a deficiency without an event."""
+    return Case(When(might_have_led_to_serious=True, then=Value(ReportingRule.SERIOUS_INCIDENT.value)),
+                default=Value(ReportingRule.NOT_REPORTABLE.value), output_field=CharField())
+
+
+def _deficiency_deadline_days():
+    return Case(When(might_have_led_to_serious=True,
+                     then=Value(settings.REGISTRY_SAFETY_DAYS_SERIOUS_INCIDENT)),
+                default=Value(None), output_field=IntegerField())
+
+
+def _deficiency_reported_on_time():
+    late = GreaterThan(DaysBetween(F("reported_on"), F("awareness_date")), _deficiency_deadline_days())
+    return Case(When(Q(reported_on__isnull=True) | Q(awareness_date__isnull=True), then=Value(None)),
+                When(might_have_led_to_serious=False, then=Value(None)),
+                When(late, then=Value("no")), default=Value("yes"), output_field=CharField())
+
+
+# The safety columns a device deficiency recorded without an adverse event fills (one row
+# each; the event's columns stay empty). Its awareness is its own awareness date, as in
+# services.safety.deficiency_reportability; its "onset" is the day it was observed.
+DEFICIENCY_SQL = {
+    "deficiency_id": lambda: F("pk"),
+    "registry_id": lambda: F("patient__registry_id"),
+    "site": lambda: F("patient__site__code"),
+    "implant_ref": lambda: F("implant__ref"),
+    "days_from_implant": lambda: DaysBetween(F("observed_on"), F("implant__implant_date")),
+    "awareness_days_after_onset": lambda: DaysBetween(F("awareness_date"), F("observed_on")),
+    "imdrf_device_problem": lambda: blank_is_null("imdrf_device_problem"),
+    "reporting_rule": _deficiency_rule,
+    "deadline_days": _deficiency_deadline_days,
+    "reported_days_after_awareness": lambda: DaysBetween(F("reported_on"), F("awareness_date")),
+    "reported_on_time": _deficiency_reported_on_time,
+    "onset_date": lambda: F("observed_on"),
+    "awareness_date": lambda: F("awareness_date"),
+    "deadline": lambda: AddDays(F("awareness_date"), _deficiency_deadline_days()),
+    "reported_on": lambda: F("reported_on"),
+}
+
+
+def safety_deficiencies(deficiencies: QuerySet) -> QuerySet:
+    """The device deficiencies the tabulation lists on their own rows: those without an event
+    (a deficiency with its event is counted on the event's row)."""
+    return deficiencies.filter(adverse_event__isnull=True)
+
+
 SAFETY = Dataset(
     name="safety",
     model=AdverseEvent,
     columns=[
         Column("event_id", "Event id", "int", "pk"),
+        Column("deficiency_id", "Device deficiency id (a deficiency without an event)", "int",
+               lambda: Value(None, output_field=IntegerField())),
         *_patient_columns(_event_implant_date)[:2],
         Column("implant_ref", "Implant ref", "str", lambda: row_implant("ref", CharField())),
         Column("days_from_implant", "Onset day relative to the implant (days)", "int",
@@ -560,6 +647,8 @@ SAFETY = Dataset(
         Column("reported_on", "Reported on", "date", "reported_on", dates_only=True),
     ],
     order_by=lambda: ("patient__registry_id", "onset_date", "pk"),
+    extra_sql=DEFICIENCY_SQL,
+    extra_order=("registry_id", "days_from_implant", "event_id", "deficiency_id"),
 )
 
 

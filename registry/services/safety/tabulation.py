@@ -4,12 +4,16 @@ services/datasets (the same columns as /api/v1/exports/safety/), logged in the e
 
 Dates follow the role: users who see real dates get them (`dates=iso`: onset, awareness,
 deadline, report), investigators only the days relative to the implant and to awareness.
+The selected events' patients' device deficiencies recorded without an event are listed
+too, one row each (the event's columns empty).
 """
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .. import datasets, deid, export_log, exports
+from registry.models import DeviceDeficiency
+
+from .. import access, datasets, deid, export_log, exports
 
 DATASET = "safety"
 
@@ -20,7 +24,10 @@ def safety_tabulation_file(*, user, events: QuerySet, fmt: str, channel: str = "
     if fmt not in ("csv", "xlsx"):
         raise ValueError(f"Unknown format '{fmt}'; expected csv or xlsx.")
     dates = "iso" if deid.sees_real_dates(user) else "relative"
-    rows = datasets.safety_tabulated(events)
+    # The patients' device deficiencies without an event get their own rows.
+    deficiencies = access.visible(datasets.safety_deficiencies(
+        DeviceDeficiency.objects.filter(patient__in=events.values("patient"))), user)
+    rows = datasets.with_extra_rows(datasets.safety_tabulated(events), deficiencies)
     log = export_log.export_log_start(user=user, dataset=DATASET, fmt=fmt, filters={}, dates=dates,
                                       channel=channel)
     counter = export_log.RowCounter()
