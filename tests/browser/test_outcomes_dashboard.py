@@ -58,8 +58,9 @@ def test_an_investigator_opens_the_dashboard_from_the_index_and_sees_table_and_p
     assert table_value(page, "Patients") == str(expected["n_patients"])
     assert table_value(page, "Responders") == str(expected["responders"])
     plots = page.locator("svg.outcome-plot")
-    assert plots.count() == 4
-    for i in range(4):
+    # NRS, responders, Kaplan-Meier, AEs; PROM MIC; explant incidence and IPG longevity (issue 20).
+    assert plots.count() == 7
+    for i in range(7):
         box = plots.nth(i).bounding_box()
         assert box and box["width"] > 200 and box["height"] > 100, f"plot {i} is not visible: {box}"
         assert plots.nth(i).is_visible()
@@ -80,7 +81,7 @@ def test_the_cohort_form_narrows_the_cohort_and_reports_a_bad_timepoint(
     expected = outcomes.outcome_summary(user=investigator, therapy="SCS", timepoint="m12")
     assert table_value(page, "Patients") == str(expected["n_patients"])
     assert table_value(page, "Paired baseline/follow-up") == str(expected["n_paired"])
-    assert page.locator("svg.outcome-plot").count() == 4
+    assert page.locator("svg.outcome-plot").count() == 7
 
     page.fill("input[name=timepoint]", "m12x")
     page.click("input[type=submit][value='Show outcomes']")
