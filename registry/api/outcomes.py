@@ -150,6 +150,24 @@ PARAMETERS = [
 ]
 
 
+def cohort_query(request, *, ignore=frozenset()) -> outcomes.OutcomeQuery:
+    """The cohort of an outcome request, checked (400 naming the parameter and the value):
+    JSON only; a repeated parameter is one comma list; `ignore` names the view's own."""
+    if request.query_params.get("format", "json") != "json":
+        raise exceptions.ValidationError(
+            {"format": [f"Unknown format '{request.query_params['format']}'; only json."]})
+    params = {}
+    for key in request.query_params:
+        if key == "format" or key in ignore:
+            continue
+        values = request.query_params.getlist(key)
+        params[key] = ",".join(values) if len(values) > 1 else values[0]
+    try:
+        return outcomes.outcome_query_clean(**params)
+    except outcomes.OutcomeQueryError as error:
+        raise exceptions.ValidationError({error.param: [str(error)]}) from None
+
+
 class OutcomeSummaryView(APIView):
     """Outcome summary of the cohort the filters select, within the sites the caller may see."""
 
@@ -175,17 +193,8 @@ class OutcomeSummaryView(APIView):
         tags=["outcomes"],
     )
     def get(self, request):
-        params = {}
-        if request.query_params.get("format", "json") != "json":
-            raise exceptions.ValidationError(
-                {"format": [f"Unknown format '{request.query_params['format']}'; only json."]})
-        for key in request.query_params:
-            if key == "format":
-                continue
-            values = request.query_params.getlist(key)
-            params[key] = ",".join(values) if len(values) > 1 else values[0]
+        query = cohort_query(request)
         try:
-            query = outcomes.outcome_query_clean(**params)
             result = outcomes.outcome_summary(user=request.user, query=query)
         except outcomes.OutcomeQueryError as error:
             raise exceptions.ValidationError({error.param: [str(error)]}) from None
@@ -275,15 +284,7 @@ class PromOutcomeView(OutcomeSummaryView):
         from registry.services.proms.instruments import check_value_set
         from registry.services.proms.outcomes import prom_outcomes
 
-        if request.query_params.get("format", "json") != "json":
-            raise exceptions.ValidationError(
-                {"format": [f"Unknown format '{request.query_params['format']}'; only json."]})
-        params = {}
-        for key in request.query_params:
-            if key in ("format", "value_set"):
-                continue
-            values = request.query_params.getlist(key)
-            params[key] = ",".join(values) if len(values) > 1 else values[0]
+        query = cohort_query(request, ignore={"value_set"})
         value_set = request.query_params.get("value_set") or None
         if value_set is not None:
             try:
@@ -291,7 +292,6 @@ class PromOutcomeView(OutcomeSummaryView):
             except ValueError as error:
                 raise exceptions.ValidationError({"value_set": [str(error)]}) from None
         try:
-            query = outcomes.outcome_query_clean(**params)
             result = prom_outcomes(user=request.user, query=query, value_set=value_set)
         except outcomes.OutcomeQueryError as error:
             raise exceptions.ValidationError({error.param: [str(error)]}) from None

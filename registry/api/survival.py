@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from registry.services import outcomes
 
-from .outcomes import PARAMETERS, OutcomeQuerySerializer
+from .outcomes import PARAMETERS, OutcomeQuerySerializer, cohort_query
 from .views import AUTH_ERRORS, PERMISSIONS, FormatIsAParameter
 
 YearsSerializer = type("SurvivalYearsSerializer", (serializers.Serializer,), {
@@ -101,17 +101,8 @@ class _CohortAnalysisView(APIView):
     serializer = None
 
     def get(self, request):
-        if request.query_params.get("format", "json") != "json":
-            raise exceptions.ValidationError(
-                {"format": [f"Unknown format '{request.query_params['format']}'; only json."]})
-        params = {}
-        for key in request.query_params:
-            if key in IGNORED:
-                continue
-            values = request.query_params.getlist(key)
-            params[key] = ",".join(values) if len(values) > 1 else values[0]
+        query = cohort_query(request, ignore=IGNORED)
         try:
-            query = outcomes.outcome_query_clean(**params)
             result = type(self).analysis(user=request.user, query=query)
         except outcomes.OutcomeQueryError as error:
             raise exceptions.ValidationError({error.param: [str(error)]}) from None

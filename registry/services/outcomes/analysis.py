@@ -214,6 +214,23 @@ class Cohort:
     events: pd.DataFrame  # patient_id, category
 
 
+def follow_up_rows(patients: pd.DataFrame, follow: pd.DataFrame, timepoint: str) -> pd.DataFrame:
+    """The follow-up visits that count for each cohort patient (`follow`: non-baseline
+    visit rows), in order, so that the last row per patient is the one reported: the
+    visits of the patient's implant (for the last follow-up, also visits on no implant
+    after its date); latest by date, on the same day a scheduled timepoint before an
+    unscheduled visit, then the one entered last. NRS and PROM outcomes both use it."""
+    follow = follow.merge(patients[["implant_id", "implant_date"]].reset_index(), on="patient_id")
+    linked = follow["visit_implant_id"] == follow["implant_id"]
+    if timepoint == LAST:
+        keep = (linked | follow["visit_implant_id"].isna()) & (follow["date_done"] > follow["implant_date"])
+    else:
+        keep = linked
+    follow = follow[keep].copy()
+    follow["scheduled"] = follow["kind"] == 1
+    return follow.sort_values(["patient_id", "date_done", "scheduled", "visit_id"])
+
+
 def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     scope = _patient_scope(base, query)
     # Cohort = scope patients with a matching implant: the inner join below (in pandas,
@@ -287,19 +304,7 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     baseline = visits[is_baseline].sort_values("visit_id").drop_duplicates("patient_id")
     patients["baseline"] = baseline.set_index("patient_id")["score"].reindex(patients.index)
 
-    follow = visits[~is_baseline].merge(
-        patients[["implant_id", "implant_date"]].reset_index(), on="patient_id"
-    )
-    linked = follow["visit_implant_id"] == follow["implant_id"]
-    if query.timepoint == LAST:
-        keep = (linked | follow["visit_implant_id"].isna()) & (follow["date_done"] > follow["implant_date"])
-    else:
-        keep = linked
-    follow = follow[keep].copy()
-    # Latest by date; on the same day a scheduled timepoint wins over an unscheduled
-    # visit, then the one entered last.
-    follow["scheduled"] = follow["kind"] == 1
-    follow = follow.sort_values(["patient_id", "date_done", "scheduled", "visit_id"])
+    follow = follow_up_rows(patients, visits[~is_baseline], query.timepoint)
     last = follow.drop_duplicates("patient_id", keep="last").set_index("patient_id")
     last = last.reindex(patients.index)
     patients["followup"] = last["score"]

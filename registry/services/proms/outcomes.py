@@ -132,16 +132,7 @@ def _pairs(patients: pd.DataFrame, visits: pd.DataFrame, timepoint: str) -> pd.D
     out = pd.DataFrame(index=patients.index)
     baseline = visits[visits["kind"] == 0].sort_values("visit_id").drop_duplicates("patient_id", keep="last")
     baseline = baseline.set_index("patient_id").reindex(patients.index)
-    follow = visits[visits["kind"] != 0].merge(
-        patients[["implant_id", "implant_date"]].reset_index(), on="patient_id")
-    linked = follow["visit_implant_id"] == follow["implant_id"]
-    if timepoint == LAST:
-        keep = (linked | follow["visit_implant_id"].isna()) & (follow["date_done"] > follow["implant_date"])
-    else:
-        keep = linked
-    follow = follow[keep].copy()
-    follow["scheduled"] = follow["kind"] == 1
-    follow = follow.sort_values(["patient_id", "date_done", "scheduled", "visit_id"])
+    follow = base.follow_up_rows(patients, visits[visits["kind"] != 0], timepoint)
     for code in SCORES:
         out[f"{code}_b"] = baseline[code]
         scored = follow[follow[code].notna()].drop_duplicates("patient_id", keep="last")
