@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,20 @@ def test_production_settings_hold_the_security_defaults_of_the_readme():
     assert result.stdout.strip() == (
         '[10, 15, 30.0, 43200, "600/min", 365, ["data_manager", "investigator"], '
         '"django.core.cache.backends.redis.RedisCache", "redis://127.0.0.1:6379/0", true, false, 12]')
+
+
+def test_every_setting_read_from_the_environment_is_in_the_docker_example():
+    # A hospital's IT team configures the registry from docker/env.example: a setting missing
+    # there (or not reaching the containers) cannot be found or cannot take effect.
+    settings_dir = ROOT / "config" / "settings"
+    names = set()
+    for path in settings_dir.glob("*.py"):
+        text = path.read_text()
+        names |= set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', text))
+        names |= set(re.findall(r'_positive\(\s*"([A-Z][A-Z0-9_]+)"', text))
+    assert len(names) > 30, names
+    example = (ROOT / "docker" / "env.example").read_text()
+    compose = (ROOT / "docker" / "compose.yaml").read_text()
+    missing = sorted(n for n in names if not re.search(rf"\b{n}\b", example + compose))
+    assert missing == []
+    assert re.search(r"^\s+env_file: \.env$", compose, re.M), "docker/.env must reach the containers"
