@@ -3,6 +3,8 @@ of every validator in AUTH_PASSWORD_VALIDATORS after any password change (admin
 forms, `changepassword`, `registry_user`, the shell), which is where the user's
 API tokens die with her old password."""
 
+from simple_history.models import HistoricalRecords
+
 from registry.services.tokens import api_tokens_revoke_all
 
 
@@ -14,7 +16,14 @@ class PasswordChangeRevokesTokens:
         if user is not None and user.pk:
             # The acting user comes from the request (simple-history's middleware) when
             # there is one; services that know better revoke first with their own actor.
-            api_tokens_revoke_all(user=user, reason="password changed")
+            # Outside a request (`changepassword`, the shell) no actor is known but the
+            # account itself: the revocation is hers, and says where it came from.
+            request = getattr(HistoricalRecords.context, "request", None)
+            if request is None:
+                api_tokens_revoke_all(user=user, actor=user,
+                                      reason="password changed outside a request (server shell)")
+            else:
+                api_tokens_revoke_all(user=user, reason="password changed")
 
     def get_help_text(self):
         return "Changing your password revokes your API tokens."

@@ -144,3 +144,14 @@ def test_a_nurse_sees_her_own_tokens_only_and_cannot_make_or_revoke_any(client, 
     client.post("/admin/registry/apitoken/", {"action": "revoke", "_selected_action": [theirs.pk],
                                               "reason": "x"})
     assert api(other).get("/api/v1/sites/").status_code == 200
+
+
+def test_a_password_changed_in_the_shell_revokes_with_an_actor_and_says_where(nurse):
+    # `changepassword` and the shell have no request: the revocation must still name someone.
+    key = api_token_create(user=nurse, label="R")
+    nurse.set_password(NEW_PASSWORD)
+    nurse.save()
+    assert api(key).get("/api/v1/sites/").status_code == 401
+    row = revocation(ApiToken.objects.get(user=nurse).pk)
+    assert row.history_user == nurse
+    assert row.history_change_reason == "password changed outside a request (server shell)"
