@@ -154,6 +154,8 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
         scheduled = (change.created + change.past) or None
     # After the schedule, so that each disposition stops it from its date as in the admin.
     if v.dispositions:
+        if progress:
+            progress("recording dispositions", 0, len(v.dispositions))
         _record_dispositions(v, actor=actor, reason=reason)
         if progress:
             progress("writing", total, total)
