@@ -2,7 +2,8 @@
 
 A bundle is a folder (or a .zip of one) holding `sites.csv`, `patients.csv`,
 `implants.csv`, `visits.csv`, `adverse_events.csv` and optionally
-`pain_scores.csv`, `prom_answers.csv` and `programming_sessions.csv`. `FILES` below
+`pain_scores.csv`, `prom_answers.csv`, `components.csv`, `programming_sessions.csv`,
+`contact_attempts.csv` and `dispositions.csv`. `FILES` below
 is the one definition of every file and column; the importer (services.imports), the
 writer and the reference in
 docs/import-format.md (`format_reference_markdown`) all read it, so they
@@ -34,8 +35,12 @@ from registry.models import (
     AeOutcome,
     ComponentKind,
     ConsentStatus,
+    ContactAttempt,
+    DeathCause,
     DeviceComponent,
     Diagnosis,
+    Disposition,
+    DispositionStatus,
     Enrolment,
     EnteredBy,
     Etiology,
@@ -66,8 +71,11 @@ from registry.models import (
     ValueMissingReason,
     Visit,
     VisitStatus,
+    WithdrawalLevel,
+    WithdrawalReason,
     timepoint_sort_key,
 )
+from registry.models.choices import ContactMethod, ContactOutcome
 from registry.models.sites import parse_emails
 from registry.services.cells import to_cell
 
@@ -350,8 +358,55 @@ PROGRAMMING_SESSIONS = BundleFile(
     notes=("Stimulation settings chosen on a day; the latest is the implant's current setting. "
            "The export leaves `contacts` empty (free text stays at the site).",),
 )
+CONTACT_ATTEMPTS = BundleFile(
+    "contact_attempts.csv", ContactAttempt,
+    (
+        Column("registry_id", KEY, field="patient", help="In patients.csv or in the registry."),
+        Column("date", DATE, mandatory=True),
+        Column("method", CODE, choices=ContactMethod, mandatory=True),
+        Column("outcome", CODE, choices=ContactOutcome, mandatory=True),
+        Column("note", TEXT, required=False, help="Free text (not written by the export)."),
+    ),
+    key_help="`registry_id` + `date` + `method` + `outcome` (the same attempt may be listed "
+             "more than once: each row is one attempt)",
+    notes=("Attempts to reach a patient; a patient is lost to follow-up only after the unanswered "
+           "ones the registry asks for (`REGISTRY_LOST_TO_FOLLOW_UP_ATTEMPTS`, since she was last "
+           "reached or seen at a visit). The export leaves `note` empty (free text stays at the "
+           "site).",),
+)
+DISPOSITIONS = BundleFile(
+    "dispositions.csv", Disposition,
+    (
+        Column("registry_id", KEY, field="patient", help="In patients.csv or in the registry."),
+        Column("status", CODE, choices=DispositionStatus, mandatory=True),
+        Column("date", DATE, mandatory=True,
+               help="From this day on the status holds (day of death, of the withdrawal, ...)."),
+        Column("withdrawal_level", CODE, required=False, choices=WithdrawalLevel,
+               help="Needed with `withdrawn`, empty otherwise."),
+        Column("withdrawal_reason", CODE, required=False, choices=WithdrawalReason,
+               help="Withdrawals only."),
+        Column("transferred_to", KEY, required=False,
+               help="Transfers only: the receiving site's code (in sites.csv or the registry); "
+                    "empty = out of the registry."),
+        Column("death_cause", CODE, required=False, choices=DeathCause,
+               help="Needed with `deceased`, empty otherwise."),
+        Column("death_device_relatedness", CODE, required=False, choices=Relatedness,
+               help="Needed with `deceased`."),
+        Column("death_procedure_relatedness", CODE, required=False, choices=Relatedness,
+               help="Needed with `deceased`."),
+        Column("note", TEXT, required=False, help="Free text (not written by the export)."),
+    ),
+    key_help="`registry_id` + `date` + `status`",
+    notes=("A patient's course, one row per change, in date order (rows of the same day in the "
+           "order they were recorded). Each row is recorded as in the admin "
+           "(services/disposition.py): lost to follow-up needs the contact attempts "
+           "(contact_attempts.csv or the registry), nothing follows a death, a withdrawal sets "
+           "the consent status, and the follow-up schedule and reminders stop from the date. "
+           "The export leaves `note` empty (free text stays at the site).",),
+)
 FILES: tuple[BundleFile, ...] = (SITES, PATIENTS, IMPLANTS, VISITS, PAIN_SCORES, ADVERSE_EVENTS,
-                                 PROM_ANSWERS, COMPONENTS, PROGRAMMING_SESSIONS)
+                                 PROM_ANSWERS, COMPONENTS, PROGRAMMING_SESSIONS, CONTACT_ATTEMPTS,
+                                 DISPOSITIONS)
 FILE_NAMES = [f.name for f in FILES]
 
 
@@ -508,6 +563,20 @@ def bundle_export(*, target: str | Path, site: Site | None = None, actor=None,
     emit(PROGRAMMING_SESSIONS, (row[:-1] + (None,) for row in _rows(
         PROGRAMMING_SESSIONS, sessions, {"implant_ref": "implant__ref"})))
 
+    attempts = ContactAttempt.objects.filter(patient__in=patients).order_by(
+        _bytewise("patient__registry_id"), "date", _bytewise("method"), _bytewise("outcome"))
+    # No free text leaves: the note is written empty.
+    emit(CONTACT_ATTEMPTS, (row[:-1] + (None,) for row in _rows(
+        CONTACT_ATTEMPTS, attempts, {"registry_id": "patient__registry_id"})))
+
+    # In the order they were recorded within a day (the later one is in effect), so an
+    # import replaying the rows through the disposition service ends in the same state.
+    dispositions = Disposition.objects.filter(patient__in=patients).order_by(
+        _bytewise("patient__registry_id"), "date", "pk")
+    emit(DISPOSITIONS, (row[:-1] + (None,) for row in _rows(
+        DISPOSITIONS, dispositions, {"registry_id": "patient__registry_id",
+                                     "transferred_to": "transferred_to__code"})))
+
     log.rows = sum(counts.values())
     log.finished_at = timezone.now()
     log.save(update_fields=["rows", "finished_at"])
@@ -565,7 +634,8 @@ def code_labels_markdown() -> str:
 
 
 __all__ = [
-    "ADVERSE_EVENTS", "COMPONENTS", "FILES", "FILE_NAMES", "IMPLANTS", "PAIN_SCORES", "PATIENTS",
+    "ADVERSE_EVENTS", "COMPONENTS", "CONTACT_ATTEMPTS", "DISPOSITIONS", "FILES", "FILE_NAMES",
+    "IMPLANTS", "PAIN_SCORES", "PATIENTS",
     "PROGRAMMING_SESSIONS",
     "PROM_ANSWERS", "SITES",
     "VISITS", "BundleFile", "Column", "bundle_export", "cell", "code_labels_markdown",

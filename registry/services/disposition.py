@@ -108,36 +108,58 @@ def follow_up_ends_on(patient: Patient) -> datetime.date | None:
 def unanswered_attempts(patient: Patient, until: datetime.date) -> list[ContactAttempt]:
     """Contact attempts up to `until` that did not reach the patient, since she was last
     reached or last seen at a completed visit."""
-    attempts = ContactAttempt.objects.filter(patient_id=patient.pk, date__lte=until)
-    last_reached = attempts.filter(outcome__in=REACHED).order_by("-date").values_list(
-        "date", flat=True).first()
-    last_seen = Visit.objects.filter(patient_id=patient.pk, status=VisitStatus.COMPLETED,
-                                     date_done__lte=until).order_by("-date_done").values_list(
-        "date_done", flat=True).first()
-    since = max(d for d in (last_reached, last_seen, datetime.date.min) if d is not None)
-    return list(attempts.exclude(outcome__in=REACHED).filter(date__gte=since).order_by("date", "pk"))
+    attempts = list(ContactAttempt.objects.filter(patient_id=patient.pk, date__lte=until)
+                    .order_by("date", "pk"))
+    seen = Visit.objects.filter(patient_id=patient.pk, status=VisitStatus.COMPLETED,
+                                date_done__lte=until).values_list("date_done", flat=True)
+    return unanswered_of(attempts, seen, until)
+
+
+def unanswered_of(attempts, seen_on, until: datetime.date) -> list:
+    """The rule of `unanswered_attempts` on rows already at hand (an import checking a
+    bundle before anything is written): of `attempts` (with `date` and `outcome`), those
+    up to `until` that did not reach the patient, on or after the last day she was
+    reached or seen (`seen_on`: the days of her completed visits)."""
+    attempts = [a for a in attempts if a.date <= until]
+    days = [a.date for a in attempts if a.outcome in REACHED]
+    days += [d for d in seen_on if d is not None and d <= until]
+    since = max(days, default=datetime.date.min)
+    return [a for a in attempts if a.outcome not in REACHED and a.date >= since]
 
 
 def disposition_check(disposition: Disposition) -> None:
     """The rules spanning rows (lost needs the attempts; nothing after a death), raised as
     a ValidationError naming the field; forms call it before saving."""
     patient = disposition.patient
+    unanswered = None
+    if disposition.status == DispositionStatus.LOST and disposition.date:
+        unanswered = len(unanswered_attempts(patient, disposition.date))
+    death = (Disposition.objects.filter(patient_id=patient.pk, status=DispositionStatus.DECEASED)
+             .exclude(pk=disposition.pk).order_by("date").first())
+    errors = disposition_errors(disposition, death=death, unanswered=unanswered)
+    if errors:
+        raise ValidationError(errors)
+
+
+def disposition_errors(disposition: Disposition, *, death: Disposition | None,
+                       unanswered: int | None) -> dict[str, str]:
+    """What `disposition_check` refuses, from what is already known: `death`, another
+    disposition recording the patient's death (or None); `unanswered`, the count of
+    `unanswered_attempts` up to the disposition's date (for lost to follow-up). The import
+    checks a bundle with this before anything is written."""
+    patient = disposition.patient
     errors = {}
     if disposition.status == DispositionStatus.LOST and disposition.date:
-        found = len(unanswered_attempts(patient, disposition.date))
-        needed = lost_attempts_needed()
+        found, needed = unanswered or 0, lost_attempts_needed()
         if found < needed:
             errors["status"] = (
                 f"Lost to follow-up needs {needed} recorded contact attempts that did not reach "
                 f"{patient} since the last contact; {found} recorded up to {disposition.date}. "
                 f"Record the attempts first.")
-    death = (Disposition.objects.filter(patient_id=patient.pk, status=DispositionStatus.DECEASED)
-             .exclude(pk=disposition.pk).order_by("date").first())
     if death is not None:
         errors["status"] = (f"{patient} died on {death.date}; correct that record instead of "
                             f"adding another disposition.")
-    if errors:
-        raise ValidationError(errors)
+    return errors
 
 
 def disposition_record(*, disposition: Disposition, actor, reason: str,

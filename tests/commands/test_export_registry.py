@@ -9,6 +9,8 @@ from django.core.management.base import CommandError
 
 from registry.models import (
     AdverseEvent,
+    ContactAttempt,
+    Disposition,
     ExportLog,
     Implant,
     PainScore,
@@ -35,7 +37,8 @@ def files(folder: Path) -> dict[str, bytes]:
 
 def empty_the_registry():
     """As a fresh installation: no clinical rows, no history."""
-    for model in (PainScore, AdverseEvent, Visit, Implant, PatientIdentifiers, Patient, Site):
+    for model in (Disposition, ContactAttempt, PainScore, AdverseEvent, Visit, Implant,
+                  PatientIdentifiers, Patient, Site):
         model.objects.all().delete()
         model.history.all().delete()
 

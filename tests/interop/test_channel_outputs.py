@@ -72,6 +72,24 @@ def registry(cohort, site_a, nurse):
     record(visit=m24, instrument="pcs", answers={f"q{n}": 4 for n in range(1, 14)})
     # Answers the patient entered herself (the performer of her Observations).
     Visit.objects.filter(pk=m24.pk).update(entered_by="patient")
+    # Device components (the REDCap repeating instrument): a removed IPG with a coded reason,
+    # its successor, a lead whose model holds CSV and JSON metacharacters, and the
+    # components of another patient's implant.
+    from registry.models import DeviceComponent
+    from registry.services.components import component_save
+
+    for component in (
+            DeviceComponent(implant=implant, kind="ipg", manufacturer="Abbott", model="Proclaim XR",
+                            udi_di="05415067031853", rechargeable=False,
+                            removed_on=datetime.date(2021, 3, 1), removal_reason="battery_depletion"),
+            DeviceComponent(implant=implant, kind="ipg", manufacturer="Abbott", model="Proclaim XR",
+                            implanted_on=datetime.date(2021, 3, 1)),
+            DeviceComponent(implant=implant, kind="lead", model='Octrode, "8"\\ \'ü\'\t',
+                            removed_on=datetime.date(2020, 9, 1), removal_reason="other",
+                            removal_detail="fractured in a fall"),
+            DeviceComponent(implant=make_implant(make_patient(site_a, actor=nurse), actor=nurse),
+                            kind="extension")):
+        component_save(component=component, actor=nurse)
     return {"lonely": lonely, "odd": odd}
 
 
@@ -98,7 +116,7 @@ def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, recor
     assert len(slow) > 10_000 and len(copies) == 1
     # The PROM forms: items, scores (a decimal one, a whole one), the value set, completeness.
     for text in (b"eq5d5l_mo", b"odi_score", b"hads_anxiety", b"pseq_total", b"eq5d5l_value_set",
-                 b"bpi_sf_complete"):
+                 b"bpi_sf_complete", b"comp_removal_reason", b"05415067031853", b"device_component_complete"):
         assert text in slow
     for reason in missing.VALUE_REASONS.values():  # every code is in the answer, as REDCap writes it
         assert (reason.label if labels else reason.redcap).encode() in slow
@@ -119,6 +137,10 @@ def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, recor
     {"events": ["unscheduled_arm_1"], "labels": True},
     {"forms": ["eq5d5l", "bpi_sf"]},  # PROM forms only
     {"fields": ["record_id", "odi_score", "eq5d5l_value_set", "hads_complete"], "labels": True},
+    {"forms": ["device_component"]},  # the components' repeating instrument
+    {"forms": ["device_component", "adverse_event"], "labels": True},
+    {"events": ["device_components_arm_1", "m3_arm_1"]},
+    {"fields": ["record_id", "comp_udi_di", "comp_removed_day", "device_component_complete"]},
 ], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("record_type", ["flat", "eav"])
 def test_redcap_record_options_are_the_python_paths_bytes(registry, data_manager, options, record_type):

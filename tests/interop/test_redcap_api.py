@@ -59,7 +59,8 @@ def test_the_project_answers_the_structure_contents(client, cohort, token_a):
             "custom_form_label": "[ae_category]"} in repeating
     instruments = json.loads(body(post(client, token_a, content="instrument", format="json")))
     assert [i["instrument_name"] for i in instruments] == [
-        "enrolment", "visit", "eq5d5l", "odi", "bpi_sf", "hads", "pcs", "pseq", "adverse_event"]
+        "enrolment", "visit", "eq5d5l", "odi", "bpi_sf", "hads", "pcs", "pseq", "adverse_event",
+        "device_component"]
     arms = json.loads(body(post(client, token_a, content="arm", format="json")))
     assert arms == [{"arm_num": 1, "name": "Arm 1"}]
 

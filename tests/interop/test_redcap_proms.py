@@ -33,7 +33,8 @@ def test_the_data_dictionary_has_one_form_per_prom_with_validated_items(client, 
     meta = json.loads(body(post(client, token_a, content="metadata", format="json")))
     forms = [m["form_name"] for m in meta]
     # Forms are contiguous, in instrument order, after the visit form.
-    assert list(dict.fromkeys(forms)) == ["enrolment", "visit", *INSTRUMENTS, "adverse_event"]
+    assert list(dict.fromkeys(forms)) == ["enrolment", "visit", *INSTRUMENTS, "adverse_event",
+                                            "device_component"]
     by_name = {m["field_name"]: m for m in meta}
     mo = by_name["eq5d5l_mo"]
     assert (mo["form_name"], mo["text_validation_type_or_show_slider_number"],

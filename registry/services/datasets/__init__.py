@@ -1,7 +1,8 @@
 """The analysis datasets, each declared once and read by every channel.
 
 - `definitions`: the datasets (`VISITS`, `EVENTS`, and `PATIENTS` for REDCap's enrolment
-  form), their columns in file order, and one definition of `days_from_implant`;
+  form, `COMPONENTS` for its device-component form), their columns in file order, and one
+  definition of `days_from_implant`;
 - `columns`: what a column declares (name, label, kind, SQL, code list, REDCap placement);
 - `sql`: the expressions the columns are built from;
 - `rows`: typed rows, PostgreSQL COPY of a dataset's SELECT;
@@ -17,6 +18,7 @@ from .codebook import CODEBOOK_COLUMNS, codebook, codebook_of
 from .columns import AGE_TOP, AGE_TOP_LABEL, Column, Redcap
 from .definitions import (
     ALL,
+    COMPONENTS,
     DATES_MODES,
     EVENTS,
     EXPORTED,
@@ -43,7 +45,8 @@ def get(name: str) -> Dataset:
 
 
 __all__ = [
-    "AGE_TOP", "AGE_TOP_LABEL", "ALL", "CHUNK_BYTES", "CODEBOOK_COLUMNS", "Column", "DATES_MODES",
+    "AGE_TOP", "AGE_TOP_LABEL", "ALL", "CHUNK_BYTES", "COMPONENTS", "CODEBOOK_COLUMNS", "Column",
+    "DATES_MODES",
     "Dataset", "EVENTS", "EXPORTED", "PATIENTS", "RESPONDER_THRESHOLD_PCT", "Redcap", "VISITS",
     "check_dates", "codebook", "codebook_of", "copy_chunks", "copy_sql", "fetched_rows", "get", "iso_class",
     "safety_deficiencies", "safety_tabulated",

@@ -33,7 +33,7 @@ class Redcap:
     the column label where REDCap's wording is shorter.
     """
 
-    form: str  # enrolment | visit | adverse_event
+    form: str  # enrolment | visit | adverse_event | device_component
     name: str = ""
     label: str = ""
     note: str = ""

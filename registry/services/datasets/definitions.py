@@ -41,6 +41,7 @@ from registry.models import (
     RELATED,
     AdverseEvent,
     AeOutcome,
+    DeviceComponent,
     DeviceDeficiency,
     Disposition,
     Implant,
@@ -501,6 +502,52 @@ IMPLANTS = Dataset(
 )
 
 
+# --- Device components (issue 20): the REDCap repeating instrument `device_component` -----
+
+def _component_start():
+    return Coalesce(F("implanted_on"), F("implant__implant_date"))
+
+
+COMPONENTS = Dataset(
+    name="components",
+    model=DeviceComponent,
+    columns=[
+        Column("registry_id", "Registry id (pseudonym)", "str", "implant__patient__registry_id"),
+        Column("site", "Site code", "str", "implant__patient__site__code"),
+        Column("implant_ref", "Implant ref", "str", "implant__ref",
+               redcap=Redcap("device_component", name="comp_implant_ref")),
+        Column("kind", "Component", "code", "kind", codes="component_kind",
+               redcap=Redcap("device_component", name="comp_kind")),
+        Column("manufacturer", "Manufacturer", "str", lambda: blank_is_null("manufacturer"),
+               redcap=Redcap("device_component", name="comp_manufacturer")),
+        Column("model", "Model", "str", lambda: blank_is_null("model"),
+               redcap=Redcap("device_component", name="comp_model")),
+        Column("udi_di", "UDI-DI (device identifier of the model)", "str",
+               lambda: blank_is_null("udi_di"),
+               redcap=Redcap("device_component", name="comp_udi_di",
+                             note="The model's identifier; never the UDI-PI or the serial number.")),
+        Column("rechargeable", "Rechargeable (IPGs)", "bool",
+               lambda: yes_no(Q(rechargeable=True), Q(rechargeable=False)),
+               redcap=Redcap("device_component", name="comp_rechargeable")),
+        Column("implanted_days_from_implant", "Implanted: day relative to the implant (days)", "int",
+               lambda: DaysBetween(_component_start(), F("implant__implant_date")),
+               redcap=Redcap("device_component", name="comp_implanted_day")),
+        Column("removed_days_from_implant", "Removed: day relative to the implant (days)", "int",
+               lambda: DaysBetween(F("removed_on"), F("implant__implant_date")),
+               redcap=Redcap("device_component", name="comp_removed_day")),
+        Column("removal_reason", "Removal reason (coded)", "code", lambda: blank_is_null("removal_reason"),
+               codes="removal_reason", redcap=Redcap("device_component", name="comp_removal_reason")),
+        Column("removed_at_explant", "Removed at the explant", "bool",
+               lambda: yes_no(Q(removed_at_explant=True), Q(removed_at_explant=False)),
+               redcap=Redcap("device_component", name="comp_removed_at_explant",
+                             annotation="@READONLY")),
+        Column("implanted_on", "Implanted on", "date", _component_start, dates_only=True),
+        Column("removed_on", "Removed on", "date", "removed_on", dates_only=True),
+    ],
+    order_by=lambda: ("implant__patient__registry_id", "implant__ref", "pk"),
+)
+
+
 # --- The safety tabulation (MDCG 2020-10/2 style): serious or device-related events -----------
 
 def _related() -> Q:
@@ -655,5 +702,5 @@ SAFETY = Dataset(
 # The datasets the export endpoints offer, by their URL name.
 EXPORTED: dict[str, Dataset] = {VISITS.name: VISITS, EVENTS.name: EVENTS, PROM_ANSWERS.name: PROM_ANSWERS,
                                  IMPLANTS.name: IMPLANTS, SAFETY.name: SAFETY}
-ALL: dict[str, Dataset] = {**EXPORTED, PATIENTS.name: PATIENTS}
+ALL: dict[str, Dataset] = {**EXPORTED, PATIENTS.name: PATIENTS, COMPONENTS.name: COMPONENTS}
 

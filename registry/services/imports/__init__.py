@@ -11,6 +11,12 @@ the model's field names are mapped back to the CSV columns. What spans rows -
 keys, duplicates, references, what is already in the registry - is checked in
 `checks`, in bulk.
 
+Dispositions (`dispositions.csv`) are not bulk-written: once the rest is written and
+scheduled, each is recorded through `services.disposition.disposition_record`, in file
+order, as the admin records it (the consent, the schedule and the reminders follow its
+date); the bundle check applies the same rules first (`disposition_errors`), and a
+refusal at that stage still rolls the whole import back, named by line and column.
+
 Re-import: rows whose key is already in the registry are left alone when they
 say the same thing (a no-op, counted as unchanged) and are errors when they
 differ (change those in the admin, with a reason). A visit that the registry
@@ -160,9 +166,10 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
 
 def _imported_patients(v) -> set[int]:
     ids = {p.pk for p in v.new["patients"]}
-    for name in ("implants", "visits", "adverse_events"):
+    for name in ("implants", "visits", "adverse_events", "contact_attempts"):
         ids.update(obj.patient_id for obj in v.new[name])
     ids.update(visit.patient_id for visit in v.visit_updates)
+    ids.update(disposition.patient_id for _line, disposition in v.dispositions)
     return ids
 
 

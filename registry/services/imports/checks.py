@@ -15,7 +15,10 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from registry.models import (
     AdverseEvent,
+    ContactAttempt,
     DeviceComponent,
+    Disposition,
+    DispositionStatus,
     EnteredBy,
     Implant,
     PainScore,
@@ -32,7 +35,9 @@ from registry.models.sites import parse_emails
 from ..bundles import (
     ADVERSE_EVENTS,
     COMPONENTS,
+    CONTACT_ATTEMPTS,
     DECIMAL,
+    DISPOSITIONS,
     IMPLANTS,
     INT,
     KEY,
@@ -48,6 +53,7 @@ from ..bundles import (
     cell,
     visit_key,
 )
+from ..disposition import disposition_errors, unanswered_of
 from .lookups import RegistryLookups
 from .reading import BundleError, _Table
 from .values import _Bad, _empty_value, _parse, _required
@@ -90,6 +96,11 @@ class _Validator(RegistryLookups):
         self.existing_events: dict[tuple, AdverseEvent] = {}
         self.existing_programming: dict[tuple, ProgrammingSession] = {}
         self.existing_components: dict[tuple, DeviceComponent] = {}
+        self.existing_attempts: dict[tuple, list[ContactAttempt]] = {}
+        self.existing_dispositions: dict[tuple, Disposition] = {}
+        # New dispositions with their lines: written through the disposition service,
+        # one by one in file order, after everything else (services/imports/writing.py).
+        self.dispositions: list[tuple[int, Disposition]] = []
 
     # -- helpers
 
@@ -234,7 +245,9 @@ class _Validator(RegistryLookups):
                              (ADVERSE_EVENTS, self.check_events),
                              (PROM_ANSWERS, self.check_prom_answers),
                              (COMPONENTS, self.check_components),
-                             (PROGRAMMING_SESSIONS, self.check_programming)):
+                             (PROGRAMMING_SESSIONS, self.check_programming),
+                             (CONTACT_ATTEMPTS, self.check_contact_attempts),
+                             (DISPOSITIONS, self.check_dispositions)):
             table = self.tables.get(spec.name)
             if table is not None:
                 self.counts.setdefault(spec.name.removesuffix(".csv"),
@@ -560,6 +573,74 @@ class _Validator(RegistryLookups):
                 self.new["programming_sessions"].append(session)
                 self.count(spec, "new")
 
+    def check_contact_attempts(self, table):
+        spec = table.spec
+        seen: dict[tuple, int] = defaultdict(int)
+        for done, (line, raw) in enumerate(table.rows, 1):
+            self.tick(spec, done, len(table.rows))
+            row = self.parse_row(table, line, raw)
+            patient = self.patient_of(table, row, raw)
+            if patient is None or row.bad & {"date", "method", "outcome"}:
+                continue
+            # Each row is one attempt: the n-th row of a key is the registry's n-th.
+            key = (patient.registry_id, raw.get("date", ""), raw.get("method", ""),
+                   raw.get("outcome", ""))
+            seen[key] += 1
+            existing = self.existing_attempts.get(key, [])
+            if seen[key] <= len(existing):
+                if not raw.get("note"):
+                    row.bad.add("note")  # the export withholds it: not a difference
+                if self.compare(table, row, existing[seen[key] - 1], "this contact attempt"):
+                    self.count(spec, "unchanged")
+                continue
+            attempt = ContactAttempt(patient=patient, **row.values)
+            if self.clean(table, row, attempt, exclude=["patient", "visit"],
+                          parents={"patient": patient}):
+                self.new["contact_attempts"].append(attempt)
+                self.count(spec, "new")
+
+    def check_dispositions(self, table):
+        spec, keys = table.spec, {}
+        course = _Course(self)
+        for done, (line, raw) in enumerate(table.rows, 1):
+            self.tick(spec, done, len(table.rows))
+            row = self.parse_row(table, line, raw)
+            patient = self.patient_of(table, row, raw)
+            code = raw.get("transferred_to", "")
+            target = self.sites.get(code) if code else None
+            if code and target is None:
+                self.error(spec, line, "transferred_to", code,
+                           "unknown site; expected a code of sites.csv or of the registry.")
+                row.bad.add("transferred_to")
+            if patient is None or row.bad & {"status", "date"}:
+                continue
+            key = (patient.registry_id, raw.get("date", ""), raw.get("status", ""))
+            if self.duplicate(spec, keys, key, line, "status", raw.get("status", ""),
+                              "a second disposition with this registry_id, date and status"):
+                continue
+            existing = self.existing_dispositions.get(key)
+            if existing is not None:
+                if not raw.get("note"):
+                    row.bad.add("note")  # the export withholds it: not a difference
+                shown = existing.transferred_to.code if existing.transferred_to_id else ""
+                if self.compare(table, row, existing, "this disposition",
+                                refs={"transferred_to": shown}):
+                    self.count(spec, "unchanged")
+                continue
+            disposition = Disposition(patient=patient, transferred_to=target, **row.values)
+            if not self.clean(table, row, disposition, exclude=["patient", "transferred_to"],
+                              parents={"patient": patient, "transferred_to": target}):
+                continue
+            # The rules spanning rows, on the registry and the bundle as they will be then.
+            errors = course.errors(disposition)
+            for name, message in errors.items():
+                self.error(spec, line, name, raw.get(name, ""), message)
+            if errors:
+                continue
+            course.add(disposition)
+            self.dispositions.append((line, disposition))
+            self.count(spec, "new")
+
     def check_events(self, table):
         spec, keys = table.spec, {}
         total = len(table.rows)
@@ -588,6 +669,42 @@ class _Validator(RegistryLookups):
                     and patient is not None:
                 self.new["adverse_events"].append(event)
                 self.count(spec, "new")
+
+
+class _Course:
+    """A patient's dispositions, contact attempts and completed visits as they will be
+    when the rows of dispositions.csv before this one are recorded (registry + bundle),
+    for the disposition service's rules (`disposition_errors`)."""
+
+    def __init__(self, v: "_Validator"):
+        self.deaths: dict[str, Disposition] = {}
+        for (registry_id, _date, status), row in v.existing_dispositions.items():
+            if status == DispositionStatus.DECEASED:
+                self.deaths[registry_id] = row
+        self.attempts: dict[str, list[ContactAttempt]] = defaultdict(list)
+        for (registry_id, *_rest), rows in v.existing_attempts.items():
+            self.attempts[registry_id] += rows
+        for attempt in v.new["contact_attempts"]:
+            self.attempts[attempt.patient.registry_id].append(attempt)
+        self.seen: dict[str, list] = defaultdict(list)
+        visits = {id(visit): visit for visit in v.existing_visits.values()
+                  if visit.status == VisitStatus.COMPLETED}
+        visits.update((id(visit), visit) for visit in (*v.new["visits"], *v.visit_updates))
+        for visit in visits.values():
+            self.seen[visit.patient.registry_id].append(visit.date_done)
+
+    def errors(self, disposition: Disposition) -> dict[str, str]:
+        registry_id = disposition.patient.registry_id
+        unanswered = None
+        if disposition.status == DispositionStatus.LOST:
+            unanswered = len(unanswered_of(self.attempts[registry_id], self.seen[registry_id],
+                                           disposition.date))
+        return disposition_errors(disposition, death=self.deaths.get(registry_id),
+                                  unanswered=unanswered)
+
+    def add(self, disposition: Disposition) -> None:
+        if disposition.status == DispositionStatus.DECEASED:
+            self.deaths.setdefault(disposition.patient.registry_id, disposition)
 
 
 _FIELD_NAMES: dict[type, set[str]] = {}

@@ -5,7 +5,9 @@
 
 from registry.models import (
     AdverseEvent,
+    ContactAttempt,
     DeviceComponent,
+    Disposition,
     Implant,
     PainScore,
     Patient,
@@ -18,6 +20,8 @@ from registry.models import (
 from ..bundles import (
     ADVERSE_EVENTS,
     COMPONENTS,
+    CONTACT_ATTEMPTS,
+    DISPOSITIONS,
     IMPLANTS,
     PAIN_SCORES,
     PATIENTS,
@@ -41,7 +45,7 @@ class RegistryLookups:
         refs: set[str] = set()
         for name in (PATIENTS.name, IMPLANTS.name, VISITS.name, PAIN_SCORES.name,
                      ADVERSE_EVENTS.name, PROM_ANSWERS.name, PROGRAMMING_SESSIONS.name,
-                     COMPONENTS.name):
+                     COMPONENTS.name, CONTACT_ATTEMPTS.name, DISPOSITIONS.name):
             table = self.tables.get(name)
             if table is None:
                 continue
@@ -102,6 +106,16 @@ class RegistryLookups:
                 key = (event.patient.registry_id, event.implant.ref if event.implant else "",
                        cell(event.onset_date), event.category)
                 self.existing_events[key] = event
+            for attempt in ContactAttempt.objects.filter(patient_id__in=chunk).order_by("pk"):
+                attempt.patient = by_pk[attempt.patient_id]
+                key = (attempt.patient.registry_id, cell(attempt.date), attempt.method,
+                       attempt.outcome)
+                self.existing_attempts.setdefault(key, []).append(attempt)
+            for row in Disposition.objects.filter(patient_id__in=chunk).select_related(
+                    "transferred_to").order_by("date", "pk"):
+                row.patient = by_pk[row.patient_id]
+                self.existing_dispositions[(row.patient.registry_id, cell(row.date),
+                                            row.status)] = row
         for chunk in _chunks(list(visits_by_pk)):
             for score in PainScore.objects.filter(visit_id__in=chunk):
                 key, visit = visits_by_pk[score.visit_id]

@@ -3,12 +3,14 @@ follow-up scheduled for the new implants."""
 
 import re
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError
 from django.db.models import F
 from django.db.models.functions import Greatest
 
 from registry.models import (
     AdverseEvent,
+    ContactAttempt,
     DeviceComponent,
     Implant,
     PainScore,
@@ -21,8 +23,10 @@ from registry.models import (
 
 from ..audit import bulk_create_audited, record_bulk_update
 from ..bundles import (
+    DISPOSITIONS,
     VISITS,
 )
+from ..disposition import disposition_record
 from ..scheduling import implants_schedule_bulk
 from .checks import _Validator
 from .lookups import _chunks
@@ -62,13 +66,44 @@ def _lock_visits_to_fill_in(v: _Validator) -> None:
         raise _RegistryChanged(changed)
 
 
+class _RowsRefused(_RegistryChanged):
+    """Rows a service refused while writing (the whole import is rolled back)."""
+
+    def __init__(self, errors: list[BundleError]):
+        Exception.__init__(self, f"{len(errors)} row(s) refused")
+        self.errors = errors
+
+
+def _record_dispositions(v: _Validator, *, actor, reason: str) -> None:
+    """Each new disposition through the disposition service, in file order, as the admin
+    records it (consent, schedule and reminders follow from its date, history by `actor`
+    with `reason`). A refusal names its file, line, column and value; then nothing stays."""
+    refused = []
+    for line, disposition in v.dispositions:
+        disposition.patient = disposition.patient  # the real pks, now they are written
+        disposition.transferred_to = disposition.transferred_to
+        try:
+            disposition_record(disposition=disposition, actor=actor, reason=reason)
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                column = "" if name == NON_FIELD_ERRORS else (
+                    "registry_id" if name == "patient" else name)
+                value = getattr(disposition, name, "") if column and column != "registry_id" \
+                    else disposition.patient.registry_id if column else ""
+                refused.append(BundleError(DISPOSITIONS.name, line, column,
+                                           "" if value is None else str(value), messages[0]))
+    if refused:
+        raise _RowsRefused(refused)
+
+
 def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
     """Everything the validator collected, in one transaction, with history."""
     _lock_visits_to_fill_in(v)
     steps = [("sites", Site), ("patients", Patient), ("implants", Implant), ("visits", Visit),
              ("pain_scores", PainScore), ("adverse_events", AdverseEvent), ("prom_answers", PromAnswer),
-             ("components", DeviceComponent), ("programming_sessions", ProgrammingSession)]
-    total = sum(len(v.new[name]) for name, _ in steps) + len(v.visit_updates)
+             ("components", DeviceComponent), ("programming_sessions", ProgrammingSession),
+             ("contact_attempts", ContactAttempt)]
+    total = sum(len(v.new[name]) for name, _ in steps) + len(v.visit_updates) + len(v.dispositions)
     done = 0
     for name, model in steps:
         objs = v.new[name]
@@ -109,11 +144,19 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
         # The counter is not clinical data (excluded from history).
         Site.objects.filter(pk=site_id).update(
             patient_sequence=Greatest(F("patient_sequence"), number))
-    if not v.new["implants"]:
-        return None
-    if progress:
-        progress("scheduling follow-up", 0, len(v.new["implants"]))
-    change = implants_schedule_bulk(implants=v.new["implants"], actor=actor, reason=reason)
-    if progress:
-        progress("scheduling follow-up", len(v.new["implants"]), len(v.new["implants"]))
-    return (change.created + change.past) or None
+    scheduled = None
+    if v.new["implants"]:
+        if progress:
+            progress("scheduling follow-up", 0, len(v.new["implants"]))
+        change = implants_schedule_bulk(implants=v.new["implants"], actor=actor, reason=reason)
+        if progress:
+            progress("scheduling follow-up", len(v.new["implants"]), len(v.new["implants"]))
+        scheduled = (change.created + change.past) or None
+    # After the schedule, so that each disposition stops it from its date as in the admin.
+    if v.dispositions:
+        if progress:
+            progress("recording dispositions", 0, len(v.dispositions))
+        _record_dispositions(v, actor=actor, reason=reason)
+        if progress:
+            progress("writing", total, total)
+    return scheduled

@@ -10,14 +10,19 @@ from the implant, ages over 89 as "90+", no free text, no identifiers).
 The project:
 - One arm. Events = timepoints: `baseline_arm_1`, `trial_end_arm_1`,
   `m<N>_arm_1` for every protocol timepoint and every timepoint found in the
-  data, `unscheduled_arm_1`, and `adverse_events_arm_1`.
+  data, `unscheduled_arm_1`, `adverse_events_arm_1` and `device_components_arm_1`.
 - Instruments: `enrolment` (patient, baseline event only), `visit` (every
   timepoint event), `adverse_event` (a repeating instrument in
-  `adverse_events_arm_1`). All events after baseline are repeating events, so
-  a patient's second implant episode (a second `m3`) or several unscheduled
-  visits get `redcap_repeat_instance` 2, 3, ...
+  `adverse_events_arm_1`), `device_component` (a repeating instrument in
+  `device_components_arm_1`: one instance per IPG, lead or extension of the patient's
+  implants, with its implant ref, manufacturer, model, UDI-DI, coded removal reason and
+  its implanted and removed days relative to the implant; never a UDI-PI or serial).
+  The timepoint events (not baseline) are repeating events, so a patient's second
+  implant episode (a second `m3`) or several unscheduled visits get
+  `redcap_repeat_instance` 2, 3, ...
 - record_id = the registry id. `<form>_complete` is 2 (Complete) for enrolment,
-  completed visits and closed adverse events, otherwise 0 (Incomplete).
+  completed visits, closed adverse events and device components, otherwise 0
+  (Incomplete).
 - Coded values use REDCap-style numeric raw codes: the frozen numbering of the
   registry's code lists (`models.choices.NUMBERING`, append only, the same numbers
   as in Stata files), so a raw value never changes meaning; the mapping is also in

@@ -24,7 +24,15 @@ from collections.abc import Iterator
 
 from django.db.models import F
 
-from registry.models import AdverseEvent, Patient, PromAnswer, Visit, VisitStatus, choices
+from registry.models import (
+    AdverseEvent,
+    DeviceComponent,
+    Patient,
+    PromAnswer,
+    Visit,
+    VisitStatus,
+    choices,
+)
 from registry.models.events import CLOSED_OUTCOMES
 from registry.models.instruments import INSTRUMENTS
 from registry.models.visits import BASELINE
@@ -37,6 +45,7 @@ from .project import (
     AE_EVENT,
     ARM,
     COMPLETE,
+    COMPONENT_EVENT,
     FORM_LABELS,
     FORM_NAMES,
     INCOMPLETE,
@@ -89,10 +98,13 @@ class _Plan:
         self.patient_cols = datasets.PATIENTS.columns_for()
         self.visit_cols = datasets.VISITS.columns_for()
         self.event_cols = datasets.EVENTS.columns_for()
+        self.component_cols = datasets.COMPONENTS.columns_for()
         self.patients = export.patients()
         self.visits = visible(Visit.objects.all(), export.user).filter(patient__in=export.patients())
         self.events = visible(AdverseEvent.objects.all(), export.user).filter(
             patient__in=export.patients())
+        self.components = visible(DeviceComponent.objects.all(), export.user).filter(
+            implant__patient__in=export.patients())
         self.fields = {f.name: f for f in export.selected}
         self.event_order = {e.code: i for i, e in enumerate(export.event_list)}
         # The PROM forms: answers and scores on read, in the value set of the user's sites.
@@ -251,10 +263,26 @@ class _Plan:
         sql.add(' JOIN p ON p."p_registry_id" = e."e_registry_id"')
         return sql
 
+    def component_branch(self, event) -> Sql:
+        """The device-component rows (a repeating instrument in its own event, as the
+        adverse events; every instance complete, as `RecordExport.rows`)."""
+        instrument = FORM_LABELS["device_component"] if self.labels else "device_component"
+        cells = {"record_id": Sql('c."c_registry_id"'),
+                 "redcap_event_name": Sql("%s::text", [self.event_text(event)]),
+                 "redcap_repeat_instrument": Sql("%s::text", [instrument]),
+                 "device_component_complete": Sql("%s::text", [self.complete(COMPLETE)])}
+        cells.update(self._form_cells("device_component", "c"))
+        sql = Sql("SELECT p.seq, %s::int, c.seq, true, ", [self.event_order[COMPONENT_EVENT]])
+        sql.extend(self._select(cells)).add(" FROM ")
+        sql.extend(self._dataset(datasets.COMPONENTS, self.components, "c", self.component_cols, True))
+        sql.add(' JOIN p ON p."p_registry_id" = c."c_registry_id"')
+        return sql
+
     def flat(self) -> Sql:
         """All REDCap rows, text columns k0..kN in the export's column order, sorted."""
         export = self.export
-        wanted = [e for e in export.event_list if e.code in export.wanted_events and e.code != AE_EVENT]
+        wanted = [e for e in export.event_list if e.code in export.wanted_events
+                  and e.code not in (AE_EVENT, COMPONENT_EVENT)]
         branches = []
         if wanted:
             branches.append(self.visit_branch(wanted))
@@ -262,6 +290,8 @@ class _Plan:
             branches.append(self.enrolment_branch(export.event_by_code[BASELINE]))
         if AE_EVENT in export.wanted_events:
             branches.append(self.event_branch(export.event_by_code[AE_EVENT]))
+        if COMPONENT_EVENT in export.wanted_events:
+            branches.append(self.component_branch(export.event_by_code[COMPONENT_EVENT]))
         names = [f"k{i}" for i in range(len(self.columns))]
         # The repeat instance is numbered after the one sort (the window's order is the
         # output's: PostgreSQL sorts once for both).

@@ -20,6 +20,7 @@ from .. import datasets, missing
 REDCAP_VERSION = "14.0.0"  # the API level imitated (PyCap / REDCapR feature checks)
 ARM = 1
 AE_EVENT = "adverse_events"
+COMPONENT_EVENT = "device_components"  # the implants' IPG, leads, extensions (one instance each)
 COMPLETE, INCOMPLETE = "2", "0"
 BATCH = 2000  # patients per round of queries in a record export
 
@@ -40,7 +41,7 @@ METADATA_COLUMNS = (
 # The PROM instruments (services.redcap.proms) follow the visit form, one form each.
 FORMS = (("enrolment", "Enrolment"), ("visit", "Visit"),
          *((code, instrument.name) for code, instrument in INSTRUMENTS.items()),
-         ("adverse_event", "Adverse event"))
+         ("adverse_event", "Adverse event"), ("device_component", "Device component"))
 PROM_FORM_NAMES = tuple(INSTRUMENTS)
 
 
@@ -136,7 +137,7 @@ class Field:
 # the patients dataset, the visit form from the visits dataset, the adverse-event form
 # from the events dataset (each column says where it stands: Column.redcap).
 SOURCES = (("enrolment", datasets.PATIENTS), ("visit", datasets.VISITS),
-           ("adverse_event", datasets.EVENTS))
+           ("adverse_event", datasets.EVENTS), ("device_component", datasets.COMPONENTS))
 
 
 def project_fields() -> tuple[Field, ...]:
@@ -252,13 +253,15 @@ class Event:
     def forms(self) -> tuple[str, ...]:
         if self.code == AE_EVENT:
             return ("adverse_event",)
+        if self.code == COMPONENT_EVENT:
+            return ("device_component",)
         if self.code == BASELINE:
             return ("enrolment", "visit", *PROM_FORM_NAMES)
         return ("visit", *PROM_FORM_NAMES)
 
     @property
     def repeating(self) -> bool:
-        return self.code not in (BASELINE, AE_EVENT)
+        return self.code not in (BASELINE, AE_EVENT, COMPONENT_EVENT)
 
 
 def redcap_event_list() -> list[Event]:
@@ -285,6 +288,7 @@ def redcap_event_list() -> list[Event]:
         else:
             events.append(Event(code, timepoint_label(code)))
     events.append(Event(AE_EVENT, "Adverse events"))
+    events.append(Event(COMPONENT_EVENT, "Device components"))
     return events
 
 
@@ -308,6 +312,8 @@ def redcap_repeating(events: list[Event] | None = None) -> list[dict]:
            for e in events if e.repeating]
     out.append({"event_name": f"{AE_EVENT}_arm_{ARM}", "form_name": "adverse_event",
                 "custom_form_label": "[ae_category]"})
+    out.append({"event_name": f"{COMPONENT_EVENT}_arm_{ARM}", "form_name": "device_component",
+                "custom_form_label": "[comp_kind] [comp_implant_ref]"})
     return out
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from registry.models import (
     AdverseEvent,
+    DeviceComponent,
     Implant,
     PainScore,
     Patient,
@@ -27,6 +28,7 @@ from .project import (
     ARM,
     BATCH,
     COMPLETE,
+    COMPONENT_EVENT,
     FORM_LABELS,
     FORM_NAMES,
     INCOMPLETE,
@@ -167,8 +169,9 @@ class RecordExport:
         database driver. Memory is bounded by the batch, whatever the number of patients.
         """
         patients = self.patients().order_by("registry_id").values_list("pk", "registry_id")
-        want_visits = bool(self.wanted_events - {AE_EVENT})
+        want_visits = bool(self.wanted_events - {AE_EVENT, COMPONENT_EVENT})
         want_events = AE_EVENT in self.wanted_events
+        want_components = COMPONENT_EVENT in self.wanted_events
         columns = self.columns()
         want_proms = self.wants_proms
         self.value_set = self.prom_value_set() if want_proms else None
@@ -195,10 +198,16 @@ class RecordExport:
             events_of = _by_patient(datasets.fetched_rows(
                 datasets.EVENTS, visible(AdverseEvent.objects.all(), self.user).filter(patient_id__in=pks))
                 if want_events else [])
+            components_of = _by_patient(datasets.fetched_rows(
+                datasets.COMPONENTS, visible(DeviceComponent.objects.all(), self.user).filter(
+                    implant__patient_id__in=pks)) if want_components else [])
             for _pk, registry_id in batch:
                 yield from self._patient_rows(registry_id, enrolment[registry_id],
                                               visits_of.get(registry_id, []),
                                               events_of.get(registry_id, []), columns)
+                yield from self._instrument_rows(registry_id, COMPONENT_EVENT, "device_component",
+                                                 components_of.get(registry_id, []), columns,
+                                                 lambda _row: True)
             if len(batch) < BATCH:
                 return
 
@@ -236,23 +245,28 @@ class RecordExport:
                     if "_proms" in visit:
                         self._prom_cells(row, visit["_proms"])
                 yield row
-        if AE_EVENT in self.wanted_events:
-            event = self.event_by_code[AE_EVENT]
-            for instance, ae in enumerate(events, 1):
-                row = dict.fromkeys(columns, "")
-                if "record_id" in row:
-                    row["record_id"] = registry_id
-                row["redcap_event_name"] = self._event_text(event)
-                row["redcap_repeat_instrument"] = (FORM_LABELS["adverse_event"] if self.labels
-                                                   else "adverse_event")
-                row["redcap_repeat_instance"] = str(instance)
-                for f in self.selected:
-                    if f.form == "adverse_event":
-                        row[f.name] = self._value(f, ae[f.column])
-                if "adverse_event_complete" in row:
-                    closed = ae["outcome"] in CLOSED_OUTCOMES
-                    row["adverse_event_complete"] = self._complete_text(COMPLETE if closed else INCOMPLETE)
-                yield row
+        yield from self._instrument_rows(registry_id, AE_EVENT, "adverse_event", events, columns,
+                                         lambda ae: ae["outcome"] in CLOSED_OUTCOMES)
+
+    def _instrument_rows(self, registry_id, code, form, entries, columns, complete) -> Iterator[dict]:
+        """The rows of a repeating instrument in its own event (adverse events, device
+        components): one instance per dataset row, in the dataset's order."""
+        if code not in self.wanted_events:
+            return
+        event = self.event_by_code[code]
+        for instance, entry in enumerate(entries, 1):
+            row = dict.fromkeys(columns, "")
+            if "record_id" in row:
+                row["record_id"] = registry_id
+            row["redcap_event_name"] = self._event_text(event)
+            row["redcap_repeat_instrument"] = FORM_LABELS[form] if self.labels else form
+            row["redcap_repeat_instance"] = str(instance)
+            for f in self.selected:
+                if f.form == form:
+                    row[f.name] = self._value(f, entry[f.column])
+            if f"{form}_complete" in row:
+                row[f"{form}_complete"] = self._complete_text(COMPLETE if complete(entry) else INCOMPLETE)
+            yield row
 
     def prom_value_set(self) -> str:
         """The EQ-5D-5L value set of the country of the user's sites (as the exports)."""
@@ -310,4 +324,5 @@ def _changed_between(begin, end) -> Q:
             | Exists(Visit.objects.filter(window(), patient=OuterRef("pk")))
             | Exists(AdverseEvent.objects.filter(window(), patient=OuterRef("pk")))
             | Exists(Implant.objects.filter(window(), patient=OuterRef("pk")))
+            | Exists(DeviceComponent.objects.filter(window(), implant__patient=OuterRef("pk")))
             | Exists(PainScore.objects.filter(window(), visit__patient=OuterRef("pk"))))
