@@ -329,6 +329,8 @@ class _Validator(RegistryLookups):
     def check_implants(self, table):
         spec, keys = table.spec, {}
         total = len(table.rows)
+        # This file's new implants by patient (a list scan per row was quadratic: issue 21).
+        new_of: dict[int, list[Implant]] = defaultdict(list)
         for done, (line, raw) in enumerate(table.rows, 1):
             self.tick(spec, done, total)
             row = self.parse_row(table, line, raw)
@@ -352,13 +354,14 @@ class _Validator(RegistryLookups):
                           parents={"patient": patient}) and patient is not None:
                 # The model's clean() compares with the implants in the registry; those
                 # of this file are compared here, with the same rule and message.
-                earlier = [i for i in self.new["implants"] if i.patient is patient]
+                earlier = new_of[id(patient)]
                 overlap = overlap_message(implant, earlier)
                 if overlap:
                     self.error(spec, line, "implant_date", raw.get("implant_date", ""), overlap)
                     implant._bundle_invalid = True
                     continue
                 self.new["implants"].append(implant)
+                earlier.append(implant)
                 self.count(spec, "new")
             else:
                 implant._bundle_invalid = True
