@@ -228,9 +228,11 @@ def _db_rows(objs: list, fields: list):
         rows = ([get(obj)] for obj in objs)
     else:
         rows = (list(get(obj)) for obj in objs)
+    plain = (str, int, type(None))  # choices' codes already as stored
     for row in rows:
         for i, field in convert:
-            row[i] = _db_value(field, row[i])
+            if row[i].__class__ not in plain:
+                row[i] = _db_value(field, row[i])
         yield row
 
 

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import signals
@@ -95,6 +96,7 @@ class _Validator(RegistryLookups):
         self.existing_programming: dict[tuple, ProgrammingSession] = {}
         self.existing_components: dict[tuple, DeviceComponent] = {}
         self.clean_plans: dict[tuple, tuple] = {}
+        self.parse_plans: dict[str, list[tuple]] = {}
         self.make = {model: unsaved_factory(model) for model in (
             Patient, Implant, Visit, PainScore, PromAnswer, DeviceComponent, ProgrammingSession,
             AdverseEvent)}
@@ -119,24 +121,48 @@ class _Validator(RegistryLookups):
     def parse_row(self, table: _Table, line: int, raw: dict[str, str]) -> _Row:
         spec = table.spec
         row = _Row(line, raw, {}, set())
-        for column in spec.columns:
-            if column.name not in table.present:
-                continue
+        values = row.values
+        for column, name, target, required, empty in self._parse_plan(table):
+            text = raw[name]
             try:
-                value = _parse(column, raw[column.name])
+                value = _parse(column, text)
             except _Bad as bad:
-                self.error(spec, line, column.name, raw[column.name], str(bad))
-                row.bad.add(column.name)
+                self.error(spec, line, name, text, str(bad))
+                row.bad.add(name)
                 continue
-            if column.kind == KEY or column.model_field not in _field_names(spec.model):
+            if target is None:
                 continue  # keys and the pain score's visit columns are resolved by hand
-            model_field = spec.model._meta.get_field(column.model_field)
-            if value is None and _required(model_field):
-                self.error(spec, line, column.name, "", "expected a value.")
-                row.bad.add(column.name)
-                continue
-            row.values[column.model_field] = _empty_value(model_field) if value is None else value
+            if value is None:
+                if required:
+                    self.error(spec, line, name, "", "expected a value.")
+                    row.bad.add(name)
+                    continue
+                # A callable default (a list) is made afresh for each row.
+                value = empty() if callable(empty) else empty
+            values[target] = value
         return row
+
+    def _parse_plan(self, table: _Table) -> list[tuple]:
+        """Per file (not per row): each present column with the model field it fills
+        (None for keys and columns resolved by hand), whether an empty cell is an
+        error, and what an empty cell means (values._empty_value)."""
+        plan = self.parse_plans.get(table.spec.name)
+        if plan is None:
+            spec, plan = table.spec, []
+            for column in spec.columns:
+                if column.name not in table.present:
+                    continue
+                if column.kind == KEY or column.model_field not in _field_names(spec.model):
+                    plan.append((column, column.name, None, False, None))
+                    continue
+                model_field = spec.model._meta.get_field(column.model_field)
+                empty = _empty_value(model_field)
+                if isinstance(empty, list | dict | set):
+                    empty = partial(_empty_value, model_field)
+                plan.append((column, column.name, column.model_field, _required(model_field),
+                             empty))
+            self.parse_plans[spec.name] = plan
+        return plan
 
     def clean(self, table: _Table, row: _Row, obj, exclude: Iterable[str] = (),
               parents: dict[str, object] | None = None) -> bool:
