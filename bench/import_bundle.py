@@ -14,7 +14,8 @@ What it does:
 3. times `bundle_import` there in a fresh process (validation of the whole
    bundle, the one write transaction with history, follow-up scheduling), per
    stage, then the re-import of the same bundle (a no-op) and
-   `export_registry` of the result;
+   `export_registry` of the result (--skip-checks: without the data checks
+   after the write, which are timed on their own);
 4. with --write-doc, puts the result into the `import` section of
    docs/benchmarks.md.
 """
@@ -134,6 +135,10 @@ from registry.services.audit import system_user
 from registry.services.imports import bundle_import
 from registry.services.bundles import bundle_export
 folder = sys.argv[1]
+if os.environ.get("BENCH_SKIP_CHECKS"):
+    # --skip-checks: the data-check stage (services/checks.py) is measured on its own.
+    from registry.services import checks as data_checks
+    data_checks.checks_run = lambda **kwargs: None
 actor = system_user()
 marks = []
 start = time.perf_counter()
@@ -171,6 +176,9 @@ def main():
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--db", default="registry_h7")
     parser.add_argument("--write-doc", action="store_true")
+    parser.add_argument("--skip-checks", action="store_true",
+                        help="leave out the data checks after the write (services/checks.py), "
+                             "to time validation, writing and scheduling alone")
     args = parser.parse_args()
     if args.db in ("registry_bench", "postgres"):
         sys.exit("--db: use your own database, never the shared one.")
@@ -181,7 +189,8 @@ def main():
     subprocess.run(PSQL + ["-c", f"DROP DATABASE IF EXISTS {args.db}"], check=True)
     subprocess.run(PSQL + ["-c", f"CREATE DATABASE {args.db}"], check=True)
     env = {**os.environ, "DATABASE_URL": f"{PG}/{args.db}",
-           "DJANGO_SETTINGS_MODULE": "config.settings.local"}
+           "DJANGO_SETTINGS_MODULE": "config.settings.local",
+           **({"BENCH_SKIP_CHECKS": "1"} if args.skip_checks else {})}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     load_before = os.getloadavg()[0]
     result = json.loads(subprocess.run(

@@ -15,6 +15,7 @@ the value is fine.
 import re
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = _UNSTORABLE  # the readers' quick test before value_problem
 # Parameters that carry an instant (REST `updated_since`, FHIR `_since` and `_lastUpdated`).
 INSTANT_PARAMS = frozenset({"updated_since", "_since", "_lastUpdated"})
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})(?::?\d{2}(?:\.\d+)?)?$", re.ASCII)

@@ -294,6 +294,11 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
     change = ScheduleChange()
     new_visit = _visit_factory()
     protocols: dict[int | None, list[ProtocolTimepoint]] = {}
+    # The schedule is computed once per (protocol, implant date) and the local day
+    # once per time zone: 10,000 implants share a few thousand dates (issue 21).
+    slots_of: dict[tuple, list[Slot]] = {}
+    today_in: dict[str, datetime.date] = {}
+    past_reason = f"{IMPORT_PAST_REASON} ({reason})" if reason else IMPORT_PAST_REASON
     now = timezone.now()
     for offset in range(0, len(implant_ids), BATCH):
         chunk = implant_ids[offset:offset + BATCH]
@@ -310,22 +315,27 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
             if site.protocol_id not in protocols:
                 protocol = protocol_for(site=site)
                 protocols[site.protocol_id] = list(protocol.timepoints.all()) if protocol else []
-            local_today = today or site_today(site.timezone, now)
+            slots = slots_of.get((site.protocol_id, implant.implant_date))
+            if slots is None:
+                slots = slots_of[site.protocol_id, implant.implant_date] = [
+                    timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
+                    for timepoint in protocols[site.protocol_id]]
+            local_today = today
+            if local_today is None:
+                local_today = today_in.get(str(site.timezone))
+                if local_today is None:
+                    local_today = today_in[str(site.timezone)] = site_today(site.timezone, now)
             stop = follow_up_stop(implant=implant, patient=patient,
                                   disposition=dispositions.get(patient.pk), loaded=True)
-            for timepoint in protocols[site.protocol_id]:
-                if (implant.pk, timepoint.code) in have:
-                    continue
-                slot = timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
-                if after_stop(slot, stop):
+            for slot in slots:
+                if (implant.pk, slot.code) in have or (stop is not None and after_stop(slot, stop)):
                     continue
                 visit = new_visit(patient_id=patient.pk, implant_id=implant.pk, timepoint=slot.code,
                                   target_date=slot.target, window_start=slot.start,
                                   window_end=slot.end)
                 if slot.end < local_today:
                     visit.status = VisitStatus.NOT_APPLICABLE
-                    visit._change_reason = f"{IMPORT_PAST_REASON} ({reason})" if reason \
-                        else IMPORT_PAST_REASON
+                    visit._change_reason = past_reason
                     change.past += 1
                 else:
                     change.created += 1

@@ -10,8 +10,13 @@ rows and the visits to fill in for `writing`.
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import signals
+from django.db.models.base import ModelState
+from django.db.models.expressions import DatabaseDefault
 
 from registry.models import (
     AdverseEvent,
@@ -101,6 +106,12 @@ class _Validator(RegistryLookups):
         # New dispositions with their lines: written through the disposition service,
         # one by one in file order, after everything else (services/imports/writing.py).
         self.dispositions: list[tuple[int, Disposition]] = []
+        self.clean_plans: dict[tuple, tuple] = {}
+        self.parse_plans: dict[str, list[tuple]] = {}
+        self.make = {model: unsaved_factory(model) for model in (
+            Patient, Implant, Visit, PainScore, PromAnswer, DeviceComponent, ProgrammingSession,
+            AdverseEvent)}
+        self.field_verdicts: dict = {}
 
     # -- helpers
 
@@ -121,24 +132,48 @@ class _Validator(RegistryLookups):
     def parse_row(self, table: _Table, line: int, raw: dict[str, str]) -> _Row:
         spec = table.spec
         row = _Row(line, raw, {}, set())
-        for column in spec.columns:
-            if column.name not in table.present:
-                continue
+        values = row.values
+        for column, name, target, required, empty in self._parse_plan(table):
+            text = raw[name]
             try:
-                value = _parse(column, raw[column.name])
+                value = _parse(column, text)
             except _Bad as bad:
-                self.error(spec, line, column.name, raw[column.name], str(bad))
-                row.bad.add(column.name)
+                self.error(spec, line, name, text, str(bad))
+                row.bad.add(name)
                 continue
-            if column.kind == KEY or column.model_field not in _field_names(spec.model):
+            if target is None:
                 continue  # keys and the pain score's visit columns are resolved by hand
-            model_field = spec.model._meta.get_field(column.model_field)
-            if value is None and _required(model_field):
-                self.error(spec, line, column.name, "", "expected a value.")
-                row.bad.add(column.name)
-                continue
-            row.values[column.model_field] = _empty_value(model_field) if value is None else value
+            if value is None:
+                if required:
+                    self.error(spec, line, name, "", "expected a value.")
+                    row.bad.add(name)
+                    continue
+                # A callable default (a list) is made afresh for each row.
+                value = empty() if callable(empty) else empty
+            values[target] = value
         return row
+
+    def _parse_plan(self, table: _Table) -> list[tuple]:
+        """Per file (not per row): each present column with the model field it fills
+        (None for keys and columns resolved by hand), whether an empty cell is an
+        error, and what an empty cell means (values._empty_value)."""
+        plan = self.parse_plans.get(table.spec.name)
+        if plan is None:
+            spec, plan = table.spec, []
+            for column in spec.columns:
+                if column.name not in table.present:
+                    continue
+                if column.kind == KEY or column.model_field not in _field_names(spec.model):
+                    plan.append((column, column.name, None, False, None))
+                    continue
+                model_field = spec.model._meta.get_field(column.model_field)
+                empty = _empty_value(model_field)
+                if isinstance(empty, list | dict | set):
+                    empty = partial(_empty_value, model_field)
+                plan.append((column, column.name, column.model_field, _required(model_field),
+                             empty))
+            self.parse_plans[spec.name] = plan
+        return plan
 
     def clean(self, table: _Table, row: _Row, obj, exclude: Iterable[str] = (),
               parents: dict[str, object] | None = None) -> bool:
@@ -154,15 +189,14 @@ class _Validator(RegistryLookups):
         spec = table.spec
         detached = {name: parent for name, parent in (parents or {}).items()
                     if getattr(parent, "_bundle_invalid", False)}
-        by_field = {c.model_field: c.name for c in spec.columns}
-        missing = {c.model_field for c in spec.columns if c.name not in table.present}
-        bad_fields = {spec.column(c).model_field for c in row.bad if c in by_field.values()}
+        by_field, missing, skip = self._clean_plan(table, tuple(exclude))
+        if row.bad:
+            skip = skip | {spec.column(c).model_field for c in row.bad if c in by_field.values()}
         # Field checks the parser has already made exactly (codes, dates, yes/no) are
         # skipped for speed; text lengths, numbers and the model's clean() all run.
-        skip = list(set(exclude) | missing | bad_fields | _parsed_fields(spec))
         found: dict = {}
         try:
-            obj.clean_fields(exclude=skip)
+            clean_fields_remembered(obj, skip, self.field_verdicts)
         except ValidationError as exc:
             found = exc.update_error_dict(found)
         for name in detached:
@@ -194,6 +228,18 @@ class _Validator(RegistryLookups):
             self.warnings.append(BundleError(spec.name, row.line, column, row.raw.get(column, ""),
                                              message))
         return True
+
+    def _clean_plan(self, table: _Table, exclude: tuple) -> tuple[dict, set, set]:
+        """Per file (not per row): model field -> column, the fields of absent
+        columns, and the fields whose check is skipped."""
+        plan = self.clean_plans.get((table.spec.name, exclude))
+        if plan is None:
+            spec = table.spec
+            by_field = {c.model_field: c.name for c in spec.columns}
+            missing = {c.model_field for c in spec.columns if c.name not in table.present}
+            plan = (by_field, missing, set(exclude) | missing | _parsed_fields(spec))
+            self.clean_plans[(spec.name, exclude)] = plan
+        return plan
 
     def duplicate(self, spec, keys: dict, key, line, column, value, what) -> bool:
         if key in keys:
@@ -306,7 +352,8 @@ class _Validator(RegistryLookups):
                                 refs={"site": existing.site.code}):
                     self.count(spec, "unchanged")
                 continue
-            patient = self.fake_pk(Patient(registry_id=registry_id, site=site, **row.values))
+            patient = self.fake_pk(self.make[Patient](registry_id=registry_id, site=site,
+                                                      **row.values))
             if self.clean(table, row, patient, exclude=["site"], parents={"site": site}) \
                     and site is not None:
                 self.new["patients"].append(patient)
@@ -342,6 +389,8 @@ class _Validator(RegistryLookups):
     def check_implants(self, table):
         spec, keys = table.spec, {}
         total = len(table.rows)
+        # This file's new implants by patient (a list scan per row was quadratic: issue 21).
+        new_of: dict[int, list[Implant]] = defaultdict(list)
         for done, (line, raw) in enumerate(table.rows, 1):
             self.tick(spec, done, total)
             row = self.parse_row(table, line, raw)
@@ -359,19 +408,20 @@ class _Validator(RegistryLookups):
                                 refs={"registry_id": existing.patient.registry_id}):
                     self.count(spec, "unchanged")
                 continue
-            implant = self.fake_pk(Implant(ref=ref, patient=patient, **row.values))
+            implant = self.fake_pk(self.make[Implant](ref=ref, patient=patient, **row.values))
             self.implants[ref] = implant
             if self.clean(table, row, implant, exclude=["patient"],
                           parents={"patient": patient}) and patient is not None:
                 # The model's clean() compares with the implants in the registry; those
                 # of this file are compared here, with the same rule and message.
-                earlier = [i for i in self.new["implants"] if i.patient is patient]
+                earlier = new_of[id(patient)]
                 overlap = overlap_message(implant, earlier)
                 if overlap:
                     self.error(spec, line, "implant_date", raw.get("implant_date", ""), overlap)
                     implant._bundle_invalid = True
                     continue
                 self.new["implants"].append(implant)
+                earlier.append(implant)
                 self.count(spec, "new")
             else:
                 implant._bundle_invalid = True
@@ -415,8 +465,9 @@ class _Validator(RegistryLookups):
                 visit.status = VisitStatus.COMPLETED
                 visit.entered_by = source or EnteredBy.IMPORT
             else:
-                visit = Visit(patient=patient, implant=implant, status=VisitStatus.COMPLETED,
-                              entered_by=source or EnteredBy.IMPORT, **row.values)
+                visit = self.make[Visit](patient=patient, implant=implant,
+                                         status=VisitStatus.COMPLETED,
+                                         entered_by=source or EnteredBy.IMPORT, **row.values)
             if self.clean(table, row, visit, exclude=["patient", "implant"],
                           parents={"patient": patient, "implant": implant}) \
                     and patient is not None and key is not None:
@@ -464,7 +515,7 @@ class _Validator(RegistryLookups):
                 if self.compare(table, row, existing, "this pain score"):
                     self.count(spec, "unchanged")
                 continue
-            score = PainScore(visit=visit, **row.values)
+            score = self.make[PainScore](visit=visit, **row.values)
             if self.clean(table, row, score, exclude=["visit"], parents={"visit": visit}):
                 self.new["pain_scores"].append(score)
                 self.count(spec, "new")
@@ -514,7 +565,7 @@ class _Validator(RegistryLookups):
                 if self.compare(table, row, existing, "this answer"):
                     self.count(spec, "unchanged")
                 continue
-            answer = PromAnswer(visit=visit, **row.values)
+            answer = self.make[PromAnswer](visit=visit, **row.values)
             if self.clean(table, row, answer, exclude=["visit"], parents={"visit": visit}):
                 self.new["prom_answers"].append(answer)
                 self.count(spec, "new")
@@ -543,7 +594,7 @@ class _Validator(RegistryLookups):
                 if self.compare(table, row, existing, "this component"):
                     self.count(spec, "unchanged")
                 continue
-            component = DeviceComponent(implant=implant, **row.values)
+            component = self.make[DeviceComponent](implant=implant, **row.values)
             if self.clean(table, row, component, exclude=["implant"], parents={"implant": implant}):
                 self.new["components"].append(component)
                 self.count(spec, "new")
@@ -568,7 +619,7 @@ class _Validator(RegistryLookups):
                 if self.compare(table, row, existing, "this programming session"):
                     self.count(spec, "unchanged")
                 continue
-            session = ProgrammingSession(implant=implant, **row.values)
+            session = self.make[ProgrammingSession](implant=implant, **row.values)
             if self.clean(table, row, session, exclude=["implant"], parents={"implant": implant}):
                 self.new["programming_sessions"].append(session)
                 self.count(spec, "new")
@@ -663,7 +714,7 @@ class _Validator(RegistryLookups):
                 if self.compare(table, row, existing, f"the adverse event {' '.join(key)}"):
                     self.count(spec, "unchanged")
                 continue
-            event = AdverseEvent(patient=patient, implant=implant, **row.values)
+            event = self.make[AdverseEvent](patient=patient, implant=implant, **row.values)
             if self.clean(table, row, event, exclude=["patient", "implant"],
                           parents={"patient": patient, "implant": implant}) \
                     and patient is not None:
@@ -705,6 +756,85 @@ class _Course:
     def add(self, disposition: Disposition) -> None:
         if disposition.status == DispositionStatus.DECEASED:
             self.deaths.setdefault(disposition.patient.registry_id, disposition)
+
+
+def unsaved_factory(model):
+    """A maker of unsaved `model` instances that are what `model(**values)` builds,
+    without Model.__init__'s per-field walk (most of the time of building 100,000
+    visits, issue 21): a copy of one instance's defaults, callable defaults called
+    per instance, relations set through their descriptors as __init__ does.
+    Plain __init__ when a pre_init/post_init receiver listens for the model.
+    tests/services/test_import_speed.py compares both ways for every bundle model."""
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        return model
+    template = {k: v for k, v in model().__dict__.items() if k != "_state"}
+    fresh = [(f.attname, f.get_default) for f in model._meta.concrete_fields
+             if f.has_default() and callable(f.default)]
+    relations = {f.name for f in model._meta.concrete_fields if f.is_relation}
+    new = model.__new__
+
+    def make(**values):
+        obj = new(model)
+        state = obj.__dict__
+        state.update(template)
+        for attname, default in fresh:
+            state[attname] = default()
+        obj._state = ModelState()
+        for name, value in values.items():
+            if name in relations:
+                setattr(obj, name, value)
+            else:  # a plain field: its name is its attname
+                state[name] = value
+        return obj
+
+    return make
+
+
+def clean_fields_remembered(obj, exclude: set[str], verdicts: dict) -> None:
+    """`Model.clean_fields(exclude)`, with each field's verdict on a value computed once
+    per import: a field's own checks (to_python, choices, max_length, validators) read
+    only the value, so 100,000 visits with NRS 0-10 run the NRS check 11 times, not
+    100,000 (issue 21). Relations (their check reads the database) and values that
+    cannot be remembered (unhashable) are checked each time, as Django does.
+    The same messages as clean_fields (tests/services/test_import_speed.py compares
+    them over a grid of values)."""
+    errors = {}
+    for f in obj._meta.fields:
+        if f.name in exclude or f.generated:
+            continue
+        raw_value = getattr(obj, f.attname)
+        if f.blank and raw_value in f.empty_values:
+            continue
+        if isinstance(raw_value, DatabaseDefault):
+            continue
+        key = None
+        if not f.is_relation:
+            try:
+                # Decimal("1.5") == Decimal("1.50"), but their decimal places differ.
+                key = (f, type(raw_value),
+                       str(raw_value) if isinstance(raw_value, Decimal) else raw_value)
+                verdict = verdicts.get(key)
+            except TypeError:  # unhashable (a list): checked each time
+                key = verdict = None
+            if verdict is not None:
+                ok, outcome = verdict
+                if ok:
+                    setattr(obj, f.attname, outcome)
+                else:
+                    errors[f.name] = outcome
+                continue
+        try:
+            cleaned = f.clean(raw_value, obj)
+        except ValidationError as e:
+            errors[f.name] = e.error_list
+            if key is not None:
+                verdicts[key] = (False, e.error_list)
+        else:
+            setattr(obj, f.attname, cleaned)
+            if key is not None:
+                verdicts[key] = (True, cleaned)
+    if errors:
+        raise ValidationError(errors)
 
 
 _FIELD_NAMES: dict[type, set[str]] = {}

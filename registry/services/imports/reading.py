@@ -237,6 +237,10 @@ def _read_table(spec: BundleFile, data, errors: list[BundleError], notes: list[s
             return _Table(spec, set(), [])
         _check_header(spec, header, errors)
         known = set(spec.column_names)
+        # Cells are checked for what cannot be stored by one search each; the message
+        # (inputs.value_problem) is made only for a cell that has something to say.
+        unstorable = inputs.UNSTORABLE.search
+        named_bad = {h for h in header if unstorable(h)}
         for values in reader:
             line = reader.line_num
             if not any(v.strip() for v in values):
@@ -252,7 +256,7 @@ def _read_table(spec: BundleFile, data, errors: list[BundleError], notes: list[s
             for h, v in zip(header, values, strict=True):
                 if h not in known:
                     continue
-                problem = inputs.value_problem(h, v)
+                problem = (h in named_bad or unstorable(v)) and inputs.value_problem(h, v)
                 if problem:
                     errors.append(BundleError(spec.name, line, h, v.replace("\x00", "\\x00")[:80],
                                               problem))

@@ -107,15 +107,18 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
     done = 0
     for name, model in steps:
         objs = v.new[name]
+        # Point at the parents' real pks (they were temporary during validation): the
+        # parent each row was built with is in its relation cache.
+        relations = [(f.name, f.attname) for f in model._meta.concrete_fields
+                     if f.is_relation and f.name in ("site", "patient", "implant", "visit")]
         for obj in objs:
             if obj.pk is not None and obj.pk < 0:
                 obj.pk = None
-            # Point at the parents' real pks (they were temporary during validation).
-            for relation in ("site", "patient", "implant", "visit"):
-                if hasattr(obj, f"{relation}_id"):
-                    parent = getattr(obj, relation)
-                    if parent is not None:
-                        setattr(obj, relation, parent)
+            cached = obj._state.fields_cache
+            for relation, attname in relations:
+                parent = cached.get(relation)
+                if parent is not None:
+                    obj.__dict__[attname] = parent.pk
         for start in range(0, len(objs), 5000):
             bulk_create_audited(objs[start:start + 5000], model, actor=actor, reason=reason)
             done += len(objs[start:start + 5000])
