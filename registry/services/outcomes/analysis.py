@@ -7,7 +7,7 @@ import datetime
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -169,7 +169,7 @@ def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
     blocks = pg.Sql(f"SELECT string_agg(u.line, E'\\n') FROM (SELECT {line} AS line, "
                     f"(row_number() OVER ()) / {BLOCK_ROWS} AS block FROM (").extend(sql)
     blocks.add(f") AS t({', '.join(names)})) AS u GROUP BY u.block")
-    with connections[db].cursor() as cursor:
+    with connections[db].cursor() as cursor, pg.no_jit(cursor):
         cursor.execute(blocks.text, blocks.params)
         text = "\n".join(block for (block,) in cursor.fetchall())
     if not text:
@@ -539,7 +539,27 @@ def _groups(cohort: Cohort, query: OutcomeQuery, group_by: str, min_cell: int = 
     return groups
 
 
-def _prepare(*, patients, user, query, params) -> tuple[OutcomeQuery, Cohort, int]:
+@dataclass
+class Prepared:
+    """One request's cohort, read once (`outcome_cohort`) and shared by the analyses of
+    that request (the dashboard: summary, PROM outcomes, survival, attrition); never kept
+    across requests, so it cannot go stale."""
+
+    query: OutcomeQuery
+    cohort: Cohort
+    scope: QuerySet  # the visible patients matching the patient-level filters
+    min_cell: int
+    user: object = None
+    # Per-request results one analysis computes for another (survival's follow-up ends).
+    shared: dict = field(default_factory=dict)
+
+
+def outcome_cohort(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
+                   **params) -> Prepared:
+    """The cohort of `outcome_summary` (same parameters, scoping and refusals), loaded once
+    for several analyses of one request: pass it as `prepared=` to `outcome_summary`,
+    `outcome_report`, `explant_incidence`, `ipg_longevity`, `attrition` and
+    `proms.outcomes.prom_outcomes`."""
     if query is not None and params:
         raise ValueError("Give either `query` or separate parameters, not both.")
     query = query or outcome_query_clean(**params)
@@ -552,11 +572,20 @@ def _prepare(*, patients, user, query, params) -> tuple[OutcomeQuery, Cohort, in
         min_cell = deid.min_cell(user)
     base = _base_patients(patients, user)
     _check_sites(query, user)
-    return query, _load(query, base), min_cell
+    return Prepared(query=query, cohort=_load(query, base), scope=_patient_scope(base, query),
+                    min_cell=min_cell, user=user)
+
+
+def _prepare(*, patients, user, query, params, prepared: Prepared | None = None) -> Prepared:
+    if prepared is None:
+        return outcome_cohort(user=user, patients=patients, query=query, **params)
+    if query is not None or params or patients is not None or user is not None:
+        raise ValueError("Give either `prepared` or the cohort's parameters, not both.")
+    return prepared
 
 
 def outcome_summary(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
-                    **params) -> dict:
+                    prepared: Prepared | None = None, **params) -> dict:
     """The outcome figures of a cohort (keys: SUMMARY_KEYS).
 
     Scoped by the access rule when `user` is given; otherwise `patients` must be
@@ -566,13 +595,15 @@ def outcome_summary(*, user=None, patients: QuerySet | None = None, query: Outco
     threshold (%, default 50), group_by (therapy|etiology|site).
     With group_by the result is {"group_by", "overall", "groups": [...]} where
     each group carries "group" plus the summary keys.
-    Instead of separate parameters, a cleaned `query` (outcome_query_clean) may be given.
+    Instead of separate parameters, a cleaned `query` (outcome_query_clean) may be given,
+    or instead of all of them the `prepared` cohort of `outcome_cohort`.
     Refuses bad parameters with OutcomeQueryError (parameter and value named).
     For a `user` who does not see real dates (services.deid): implant_year_from/to are
     refused (OutcomeQueryError), and the overall cohort or a group of fewer than
     `deid.min_cell(user)` patients comes back suppressed (`suppressed` true, figures null).
     """
-    query, cohort, min_cell = _prepare(patients=patients, user=user, query=query, params=params)
+    prepared = _prepare(patients=patients, user=user, query=query, params=params, prepared=prepared)
+    query, cohort, min_cell = prepared.query, prepared.cohort, prepared.min_cell
     overall = _cell(cohort, query.threshold, min_cell)
     if not query.group_by:
         return overall
@@ -581,11 +612,13 @@ def outcome_summary(*, user=None, patients: QuerySet | None = None, query: Outco
 
 
 def outcome_report(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
-                   max_pairs: int = 400, **params) -> dict:
+                   max_pairs: int = 400, prepared: Prepared | None = None, **params) -> dict:
     """What the dashboard shows: the summary, responders by therapy, the
     per-patient baseline/follow-up pairs (at most `max_pairs`, an evenly spread
-    sample for large cohorts), the Kaplan-Meier curve and the paragraph."""
-    query, cohort, min_cell = _prepare(patients=patients, user=user, query=query, params=params)
+    sample for large cohorts), the Kaplan-Meier curve and the paragraph (`prepared`: as
+    for `outcome_summary`)."""
+    prepared = _prepare(patients=patients, user=user, query=query, params=params, prepared=prepared)
+    query, cohort, min_cell = prepared.query, prepared.cohort, prepared.min_cell
     summary = _cell(cohort, query.threshold, min_cell)
     p = cohort.patients
     if summary["suppressed"]:
