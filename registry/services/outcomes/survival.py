@@ -52,6 +52,7 @@ from .analysis import (
     _frame,
     _of_patients,
     _prepare,
+    as_dates,
 )
 from .query import OutcomeQuery
 
@@ -151,16 +152,16 @@ def _follow_up_end(patients: pd.DataFrame, scope: QuerySet, shared: dict | None 
         scope.filter(consent_status="withdrawn", withdrawal_date__isnull=False)
         .values_list("id", "withdrawal_date").order_by(),
         {"patient_id": INT, "withdrawal_date": DATE}).set_index("patient_id")["withdrawal_date"]
-    withdrawn = pd.to_datetime(withdrawn.reindex(patients.index))
+    withdrawn = as_dates(withdrawn.reindex(patients.index))
     no_row = status.isna()
     has_end = ending | (no_row & withdrawn.notna())
-    end = pd.to_datetime(latest["date"].where(ending | lost)).where(~no_row, withdrawn)
-    last_visit = pd.to_datetime(patients["last_visit"]).fillna(pd.to_datetime(patients["implant_date"]))
+    end = as_dates(latest["date"].where(ending | lost)).where(~no_row, withdrawn)
+    last_visit = as_dates(patients["last_visit"]).fillna(as_dates(patients["implant_date"]))
     # Censored at the ending date (withdrawn, transferred out, completed), else at the
     # last completed visit (lost: never after the loss; active).
     censor = last_visit.where(~has_end, end)
     censor = censor.where(~lost, pd.concat([last_visit, end], axis=1).min(axis=1))
-    ends = pd.DataFrame({"death": pd.to_datetime(death), "end": end, "censor": censor},
+    ends = pd.DataFrame({"death": as_dates(death), "end": end, "censor": censor},
                         index=patients.index)
     if shared is not None:
         shared["follow_up_end"] = ends
@@ -168,7 +169,7 @@ def _follow_up_end(patients: pd.DataFrame, scope: QuerySet, shared: dict | None 
 
 
 def _years(later: pd.Series, earlier: pd.Series) -> np.ndarray:
-    days = (pd.to_datetime(later) - pd.to_datetime(earlier)).dt.days.to_numpy(dtype=float)
+    days = (as_dates(later) - as_dates(earlier)).dt.days.to_numpy(dtype=float)
     return np.maximum(days, 0.0) / DAYS_PER_YEAR
 
 
@@ -192,7 +193,7 @@ def explant_times(p: pd.DataFrame, scope: QuerySet,
                      {"implant_id": INT, "reason": TEXT}).set_index("implant_id")["reason"].fillna("")
     reason = p["implant_id"].map(reasons).fillna(RemovalReason.OTHER)
     ends = _follow_up_end(p, scope, shared)
-    explant = pd.to_datetime(p["explant_date"])
+    explant = as_dates(p["explant_date"])
     limit = ends["end"]
     explant_counts = explant.notna() & (limit.isna() | (explant <= limit)) & (
         ends["death"].isna() | (explant <= ends["death"]))
@@ -250,8 +251,8 @@ def ipg_times(p: pd.DataFrame, scope: QuerySet, shared: dict | None = None) -> p
     end = ipgs["patient_id"].map(ends["end"])
     censor = ipgs["patient_id"].map(ends["censor"])
     # In place: censored at death, else the end of follow-up (censor) - whichever first.
-    in_place = pd.to_datetime(death).where(death.notna() & ((censor.isna()) | (death <= censor)), censor)
-    removed = pd.to_datetime(ipgs["removed_on"])
+    in_place = as_dates(death).where(death.notna() & ((censor.isna()) | (death <= censor)), censor)
+    removed = as_dates(ipgs["removed_on"])
     counted = removed.notna() & (end.isna() | (removed <= end))
     when = in_place.where(~counted, removed)
     when = when.where(when >= start, start)
