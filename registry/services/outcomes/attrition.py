@@ -23,7 +23,8 @@ import datetime
 
 import numpy as np
 import pandas as pd
-from django.db.models import QuerySet
+from django.db.models import IntegerField, QuerySet
+from django.db.models.functions import Cast, Substr
 
 from registry.models import (
     Disposition,
@@ -94,7 +95,9 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     held_status = dispositions["status"].to_numpy(dtype=object)
     held_ends = np.isin(held_status, list(ENDED)) & ~(
         (held_status == DispositionStatus.TRANSFERRED) & dispositions["to"].notna().to_numpy())
-    visits = visits.assign(months=visits["timepoint"].str[1:].astype(np.int64))
+    by_month = {int(months): rows.drop_duplicates("implant_id", keep="last").set_index("implant_id")
+                for months, rows in visits.groupby("months")}
+    no_visits = visits.iloc[0:0].set_index("implant_id")
     sites_of_month: dict[int, list[int]] = {}
     for site_id, months_of in protocols.items():
         for months in months_of:
@@ -118,8 +121,7 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
         ended = np.where((ended == "") & (withdrawal_day[take] <= target), DispositionStatus.WITHDRAWN, ended)
         ended = np.where(due, ended, "")
         active = due & (ended == "")
-        of_month = visits[visits["months"] == months].drop_duplicates("implant_id", keep="last") \
-            .set_index("implant_id").reindex(implant_id[take][active])
+        of_month = by_month.get(months, no_visits).reindex(implant_id[take][active])
         status = of_month["status"]
         missed = of_month.loc[(status == VisitStatus.MISSED).to_numpy(), "visit_missing"].fillna("")
         done = int((status == VisitStatus.COMPLETED).sum())
@@ -162,10 +164,14 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     ).sort_values(["patient_id", "date", "pk"]).reset_index(drop=True)
     protocols = _protocols(set(info.values()))
     timepoints = sorted({f"m{months}" for months_of in protocols.values() for months in months_of})
+    # Only the visits that count as other than open (a scheduled visit is open, as no row).
     visits = _frame(
-        Visit.objects.filter(timepoint__in=timepoints, implant__isnull=False, **_of_patients(scope))
-        .values_list("implant_id", "timepoint", "status", "visit_missing").order_by(),
-        {"implant_id": INT, "timepoint": TEXT, "status": TEXT, "visit_missing": TEXT})
+        Visit.objects.filter(timepoint__in=timepoints, implant__isnull=False, **_of_patients(scope),
+                             status__in=[VisitStatus.COMPLETED, VisitStatus.MISSED,
+                                         VisitStatus.NOT_APPLICABLE])
+        .annotate(months=Cast(Substr("timepoint", 2), IntegerField()))
+        .values_list("implant_id", "months", "status", "visit_missing").order_by(),
+        {"implant_id": INT, "months": INT, "status": TEXT, "visit_missing": TEXT})
     table = _waterfall(p, info, protocols, dispositions, withdrawn, visits, today)
 
     def cell(count):
