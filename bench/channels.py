@@ -10,7 +10,9 @@
 3. Each channel in its own fresh process (so its peak RSS is its own), reading the whole
    answer as the view streams it (service functions, no HTTP): REST CSV and JSON of the
    visits, REDCap records flat/eav x csv/json (raw), REDCap flat csv label, FHIR bulk
-   NDJSON per type, outcome summary and dashboard (report + 4 SVG plots).
+   NDJSON per type, outcome summary and dashboard (as the admin view: one cohort read, the
+   report, PROM outcomes, survival and attrition, eight SVG plots; `--child dashboard_nrs`
+   is the report and its four plots alone).
 4. `bench/import_bundle.py --patients M` (its own database) and `bench/redcap_pycap.py
    --formats csv` (PyCap's `export_records()` in one call through gunicorn, client and server
    memory) unless skipped.
@@ -46,7 +48,7 @@ CHANNELS = [
     ("fhir_Patient", "FHIR bulk NDJSON Patient"),
     ("fhir_AdverseEvent", "FHIR bulk NDJSON AdverseEvent"),
     ("outcomes", "Outcome summary, whole registry"),
-    ("dashboard", "Outcome dashboard (report + 4 SVG plots)"),
+    ("dashboard", "Outcome dashboard, as the admin view (report, PROMs, survival, attrition + 8 SVG plots)"),
 ]
 
 
@@ -107,6 +109,34 @@ def child(channel: str) -> dict:
         summary = outcomes.outcome_summary(user=user)
         rows = summary["n_patients"]
     elif channel == "dashboard":
+        # As the admin view (registry/admin/outcomes.py): one cohort read, every analysis
+        # and all eight plots (four of the report, PROM MIC, explant incidence, IPG
+        # longevity, attrition), the response rates.
+        from registry.services import epro
+        from registry.services.proms.outcomes import prom_outcomes
+
+        epro.response_rates(user)
+        cohort = outcomes.outcome_cohort(user=user)
+        report = outcomes.outcome_report(prepared=cohort)
+        s = report["summary"]
+        proms = prom_outcomes(prepared=cohort)
+        incidence = outcomes.explant_incidence(prepared=cohort)
+        longevity = outcomes.ipg_longevity(prepared=cohort)
+        waterfall = outcomes.attrition(prepared=cohort)
+        plots.nrs_pairs_svg(report["pairs"], total=s["n_paired"],
+                            means=(s["nrs_baseline_mean"], s["nrs_followup_mean"]))
+        plots.responder_rate_svg(report["by_therapy"])
+        plots.km_svg(report["km"]["years"], report["km"]["survival"], explants=s["explants"],
+                     n=s["n_patients"])
+        plots.ae_category_svg(s["ae_by_category"], n_patients=s["n_patients"])
+        plots.prom_mic_svg(proms["overall"]["scores"], proms["overall"]["holistic"])
+        plots.explant_incidence_svg(incidence)
+        plots.ipg_longevity_svg(longevity)
+        plots.attrition_svg(waterfall)
+        rows = s["n_patients"]
+    elif channel == "dashboard_nrs":
+        # The report and its four plots only (the dashboard child before issue 21's PROM,
+        # survival and attrition plots joined it), to compare with earlier tables.
         report = outcomes.outcome_report(user=user)
         s = report["summary"]
         plots.nrs_pairs_svg(report["pairs"], total=s["n_paired"])

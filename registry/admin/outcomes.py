@@ -90,10 +90,12 @@ def outcomes_view(request, site):
     else:
         query = outcomes.outcome_query_clean()
     if query is not None:
-        report = outcomes.outcome_report(user=request.user, query=query)
+        # One read of the cohort for every analysis of the page (services.outcomes).
+        cohort = outcomes.outcome_cohort(user=request.user, query=query)
+        report = outcomes.outcome_report(prepared=cohort)
         summary = report["summary"]
         value_set = form.cleaned_data.get("value_set") if form.is_bound else None
-        proms = prom_outcomes(user=request.user, query=query, value_set=value_set or None)
+        proms = prom_outcomes(prepared=cohort, value_set=value_set or None)
         # The PROM table, plot and sentences only where the cohort has PROM pairs.
         if not any(s.get("n_paired") or s.get("suppressed") for s in proms["overall"]["scores"]):
             proms = None
@@ -126,9 +128,9 @@ def outcomes_view(request, site):
         )
         # Explant per cause, IPG longevity and attrition (services.outcomes survival,
         # attrition): same cohort, their censoring said under the plots.
-        incidence = outcomes.explant_incidence(user=request.user, query=query)
-        longevity = outcomes.ipg_longevity(user=request.user, query=query)
-        waterfall = outcomes.attrition(user=request.user, query=query)
+        incidence = outcomes.explant_incidence(prepared=cohort)
+        longevity = outcomes.ipg_longevity(prepared=cohort)
+        waterfall = outcomes.attrition(prepared=cohort)
         context.update(
             incidence=incidence, longevity=longevity, attrition=waterfall,
             survival_plots=[

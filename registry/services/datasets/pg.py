@@ -15,6 +15,7 @@ would double every backslash of a JSON escape).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 
@@ -128,34 +129,42 @@ def bound(sql: Sql, db: str) -> str:
         return client.mogrify(sql.text, sql.params)
 
 
+@contextlib.contextmanager
+def no_jit(cursor):
+    """No JIT for the statements run on `cursor` (a Django cursor) in the block. The
+    planner's cost of a whole-registry statement (correlated or grouped PROM scores, the
+    outcome rows of 100,000 patients) turns on JIT with optimisation, which compiled for
+    9 s to run 2 s (docs/benchmarks.md, "PROMs in the SQL paths"; 3.6 s of a 5.4 s PROM
+    outcomes query, issue 21). Back to the default afterwards."""
+    from psycopg import pq
+
+    cursor.cursor.execute("SET jit = off")
+    try:
+        yield cursor
+    finally:
+        # In a failed transaction the SET is rolled back with it (and RESET would fail).
+        if cursor.cursor.connection.info.transaction_status != pq.TransactionStatus.INERROR:
+            cursor.cursor.execute("RESET jit")
+
+
 def copy_stream(sql: Sql, db: str, *, lines: bool) -> Iterator[bytes]:
     """COPY (sql) TO STDOUT in ~64 KB chunks, each ending at a row's end.
 
     `lines`: one text column written verbatim per line (JSON); else CSV with NULL as an
     empty field (the caller makes every empty value NULL, as Python's csv module writes
     "" unquoted)."""
-    from psycopg import pq
 
     options = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'" if lines else "FORMAT csv"
     statement = f"COPY ({bound(sql, db)}) TO STDOUT WITH ({options})"
     buffer = bytearray()
     # wrap_database_errors: psycopg errors come out as Django's DatabaseError (export_log.begun).
-    with connections[db].wrap_database_errors, connections[db].cursor() as cursor:
-        # No JIT: the planner's cost of a whole-registry statement with correlated subqueries
-        # (PROM scores) turns on JIT with optimisation, which compiled for 9 s to run 2 s
-        # (docs/benchmarks.md, "PROMs in the SQL paths"). Back to the default afterwards.
-        cursor.cursor.execute("SET jit = off")
-        try:
-            with cursor.cursor.copy(statement) as copy:
-                for data in copy:
-                    buffer += data
-                    if len(buffer) >= CHUNK_BYTES:
-                        yield bytes(buffer)
-                        buffer.clear()
-        finally:
-            # In a failed transaction the SET is rolled back with it (and RESET would fail).
-            if cursor.cursor.connection.info.transaction_status != pq.TransactionStatus.INERROR:
-                cursor.cursor.execute("RESET jit")
+    with connections[db].wrap_database_errors, connections[db].cursor() as cursor, no_jit(cursor):
+        with cursor.cursor.copy(statement) as copy:
+            for data in copy:
+                buffer += data
+                if len(buffer) >= CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
     if buffer:
         yield bytes(buffer)
 

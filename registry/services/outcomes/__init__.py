@@ -43,7 +43,9 @@ Definitions (docs: /work/shared/design.md, "Outcome definitions"):
 - SDs are sample SDs (ddof=1); statistics of an empty set are None.
 
 Queries: a fixed handful of `values_list()` queries whatever the cohort size
-(no per-patient queries); the arithmetic is done with pandas/NumPy.
+(no per-patient queries); the arithmetic is done with pandas/NumPy. One request that
+shows several analyses of a cohort (the dashboard) reads it once: `outcome_cohort`,
+passed as `prepared=` to each (never cached across requests, so never stale).
 
 Modules: `query` (parameters, validated), `analysis` (loading and statistics),
 `text` (the paragraph and the table), `attrition` (the waterfall per timepoint),
@@ -56,7 +58,9 @@ from .analysis import (
     EXCLUSION_REASONS,
     KM_YEARS,
     SUMMARY_KEYS,
+    Prepared,
     km_curve,
+    outcome_cohort,
     outcome_report,
     outcome_summary,
     wilcoxon_p,
@@ -69,8 +73,9 @@ from .text import TABLE_ROWS, outcome_paragraph, outcome_table, prom_paragraph, 
 
 __all__ = [
     "EXCLUSION_REASONS", "GROUP_BY_CHOICES", "KM_YEARS", "LAST", "PARAMS", "SUMMARY_KEYS", "TABLE_ROWS",
-    "OutcomeQuery", "OutcomeQueryError",
-    "attrition", "explant_incidence", "ipg_longevity", "km_curve", "outcome_paragraph", "outcome_query_clean",
+    "OutcomeQuery", "OutcomeQueryError", "Prepared",
+    "attrition", "explant_incidence", "ipg_longevity", "km_curve", "outcome_cohort", "outcome_paragraph",
+    "outcome_query_clean",
     "outcome_report", "outcome_summary", "outcome_table", "prom_paragraph", "prom_table", "wilcoxon_p",
     "wilson_interval",
 ]

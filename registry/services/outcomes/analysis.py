@@ -7,13 +7,13 @@ import datetime
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Case, F, IntegerField, Max, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
 from scipy import stats
 
 from registry.models import (
@@ -169,13 +169,15 @@ def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
     blocks = pg.Sql(f"SELECT string_agg(u.line, E'\\n') FROM (SELECT {line} AS line, "
                     f"(row_number() OVER ()) / {BLOCK_ROWS} AS block FROM (").extend(sql)
     blocks.add(f") AS t({', '.join(names)})) AS u GROUP BY u.block")
-    with connections[db].cursor() as cursor:
+    with connections[db].cursor() as cursor, pg.no_jit(cursor):
         cursor.execute(blocks.text, blocks.params)
-        text = "\n".join(block for (block,) in cursor.fetchall())
+        # Bytes, not a StringIO: that holds 4 bytes per character (65 MB more at the peak
+        # of a summary of 100,000 patients, issue 21).
+        text = b"\n".join(block.encode() for (block,) in cursor.fetchall())
     if not text:
         return _frame_of_rows([], columns)
     kinds = {INT: "int64", FLOAT: "float64", DATE: object, TEXT: object}
-    frame = pd.read_csv(io.StringIO(text), header=None, names=list(columns), keep_default_na=False,
+    frame = pd.read_csv(io.BytesIO(text), header=None, names=list(columns), keep_default_na=False,
                         na_values=[""], dtype={name: kinds[kind] for name, kind in columns.items()})
     del text
     for name, kind in columns.items():
@@ -186,24 +188,63 @@ def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
+def as_dates(values):
+    """`values` as datetime64: unchanged when they are (pandas' to_datetime would still box
+    a tenth of them to decide on a cache: 0.27 s in the 13 calls of a summary of 20,000
+    patients), else
+    converted."""
+    if isinstance(values, pd.Series) and pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    return pd.to_datetime(values)
+
+
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
-    return (pd.to_datetime(later) - pd.to_datetime(earlier)).dt.days.astype(float)
+    return (as_dates(later) - as_dates(earlier)).dt.days.astype(float)
 
 
-def _candidates(loaded: QuerySet, kind) -> QuerySet:
-    """The scored visits `_load` can pick, one per patient, implant and baseline-or-not: the
-    first baseline entered; the latest follow-up by day, a scheduled timepoint before an
-    unscheduled visit, then the one entered last. `_load` keeps, per patient, the latest
-    follow-up after the index implant's date among those of that implant (or of none); the
-    date rule only drops earlier visits, so a group's latest is its pick whenever it has one."""
-    base = Case(When(timepoint=BASELINE, then=Value(1)), default=Value(0), output_field=IntegerField())
-    return (loaded.filter(nrs__isnull=False).annotate(kind=kind, base=base)
-            .order_by("patient_id", "implant_id", "base",
-                      Case(When(timepoint=BASELINE, then=F("id"))).asc(),
-                      F("date_done").desc(),
-                      Case(When(timepoint=UNSCHEDULED, then=Value(0)), default=Value(1)).desc(),
-                      F("id").desc())
-            .distinct("patient_id", "implant_id", "base"))
+# `_candidates` packs a visit into one bigint whose order is the pick's: day (signed) and
+# scheduled-or-not in the high bits, then the id (below 2**39), the NRS (0-10, constraint
+# visit_nrs_0_10) and the satisfaction (1-5, constraint visit_satisfaction_1_5; 7 = none).
+ID_BITS, SCORE_BITS = 39, 7
+
+
+def _candidates(loaded: QuerySet, columns: dict[str, str]) -> tuple[pd.DataFrame, pd.Series]:
+    """PostgreSQL: (the scored visits `_load` can pick, the last contact per patient) in one
+    pass over `loaded`: one hash aggregate per patient and implant, no sort of a million
+    visits, no array per visit. A group's picks: the first baseline entered (lowest id);
+    the latest follow-up by day, a scheduled timepoint before an unscheduled visit, then
+    the one entered last (the greatest [day, scheduled, id], the id deciding: unique).
+    `_load` keeps, per patient, the latest follow-up after the index implant's date among
+    those of that implant (or of none); the date rule only drops earlier visits, so a
+    group's latest is its pick whenever it has one. The last contact: the latest day of
+    any visit. (A baseline's date is not read: the baseline is picked by entry.)"""
+    try:
+        inner = pg.subquery(loaded.values_list("id", "patient_id", "implant_id", "date_done", "nrs",
+                                               "satisfaction", "timepoint").order_by())
+    except EmptyResultSet:
+        return _frame_of_rows([], columns), pd.Series([], dtype="datetime64[ns]")
+    low = f"* {2 ** SCORE_BITS} + v.nrs * 8 + COALESCE(v.satisfaction, 7)"
+    high = (f"(((v.date_done - DATE '1970-01-01')::bigint * 2 + CASE WHEN v.timepoint = %s THEN 0 "
+            f"ELSE 1 END) * {2 ** ID_BITS} + v.id)")
+    grouped = pg.Sql(
+        "SELECT v.patient_id, v.implant_id, max(v.date_done) AS last, "
+        f"min(v.id::bigint {low}) FILTER (WHERE v.nrs IS NOT NULL AND v.timepoint = %s) AS first, "
+        f"max({high} {low}) FILTER (WHERE v.nrs IS NOT NULL AND v.timepoint <> %s) AS latest FROM (",
+        [BASELINE, UNSCHEDULED, BASELINE]).extend(inner)
+    grouped.add(") AS v(id, patient_id, implant_id, date_done, nrs, satisfaction, timepoint) GROUP BY 1, 2")
+    key, visit = "x.key", f"(x.key >> {SCORE_BITS})"
+    picked = pg.Sql(
+        f"SELECT {visit} & {2 ** ID_BITS - 1}, g.patient_id, g.implant_id, "
+        f"CASE WHEN NOT x.base THEN DATE '1970-01-01' + ({visit} >> {ID_BITS + 1})::int END, "
+        f"({key} >> 3) & 15, NULLIF({key} & 7, 7), "
+        f"CASE WHEN x.base THEN 0 WHEN (({visit} >> {ID_BITS}) & 1) = 1 THEN 1 ELSE 2 END, g.last FROM (")
+    picked.extend(grouped).add(") AS g CROSS JOIN LATERAL (VALUES (true, g.first), (false, g.latest)) "
+                               "AS x(base, key) WHERE x.key IS NOT NULL OR NOT x.base")
+    # visit_id is NULL in a group without a follow-up score (it still has a last contact).
+    rows = _copied_frame(picked, loaded.db, {**columns, "visit_id": FLOAT, "last": DATE})
+    contacts = rows.groupby("patient_id")["last"].max()
+    visits = rows[rows["visit_id"].notna()].drop(columns="last").reset_index(drop=True)
+    return visits.astype({"visit_id": np.int64}), contacts
 
 
 @dataclass
@@ -270,12 +311,7 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     # only the candidates are loaded, and the last contact is counted by the database.
     reduced = query.timepoint == LAST and query.pain_site is None and pg.available(loaded.db)
     if reduced:
-        visits = _frame(_candidates(loaded, kind).values_list(*fields, "base"),
-                        {**visit_columns, "base": INT}).drop(columns="base")
-        contacts = _frame(
-            loaded.values("patient_id").annotate(last=Max("date_done")).values_list("patient_id", "last")
-            .order_by(), {"patient_id": INT, "date_done": DATE},
-        ).set_index("patient_id")["date_done"]
+        visits, contacts = _candidates(loaded, visit_columns)
     else:
         visits = _frame(loaded.annotate(kind=kind).values_list(*fields).order_by(), visit_columns)
     if reduced:
@@ -287,7 +323,7 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
             completed.values("patient_id").annotate(last=Max("date_done"))
             .values_list("patient_id", "last").order_by()), dtype="object")
     # reindex: assigning a Series to an empty frame would adopt the Series' rows.
-    patients["last_visit"] = pd.to_datetime(contacts).reindex(patients.index)
+    patients["last_visit"] = as_dates(contacts).reindex(patients.index)
     if query.pain_site is not None:
         scores = _frame(
             PainScore.objects.filter(visit__in=loaded.values("id"), pain_site=query.pain_site,
@@ -436,7 +472,7 @@ def _explant_free(times: np.ndarray, explanted: np.ndarray) -> tuple[dict, dict]
 def _summarise(cohort: Cohort, threshold: float) -> dict:
     p = cohort.patients
     n = len(p)
-    ages = (pd.to_datetime(p["implant_date"]).dt.year - p["birth_year"]).to_numpy(dtype=float)
+    ages = (as_dates(p["implant_date"]).dt.year - p["birth_year"]).to_numpy(dtype=float)
     has_base = p["baseline"].notna()
     has_follow = p["followup"].notna()
     paired = p[has_base & has_follow]
@@ -460,7 +496,7 @@ def _summarise(cohort: Cohort, threshold: float) -> dict:
 
     explanted = p["explant_date"].notna().to_numpy()
     end = p["explant_date"].where(p["explant_date"].notna(), p["last_visit"])
-    end = pd.to_datetime(end).fillna(pd.to_datetime(p["implant_date"]))
+    end = as_dates(end).fillna(as_dates(p["implant_date"]))
     times = np.maximum(_days(end, p["implant_date"]).to_numpy() / DAYS_PER_YEAR, 0.0)
     explant_free, at_risk = _explant_free(times, explanted)
 
@@ -539,7 +575,27 @@ def _groups(cohort: Cohort, query: OutcomeQuery, group_by: str, min_cell: int = 
     return groups
 
 
-def _prepare(*, patients, user, query, params) -> tuple[OutcomeQuery, Cohort, int]:
+@dataclass
+class Prepared:
+    """One request's cohort, read once (`outcome_cohort`) and shared by the analyses of
+    that request (the dashboard: summary, PROM outcomes, survival, attrition); never kept
+    across requests, so it cannot go stale."""
+
+    query: OutcomeQuery
+    cohort: Cohort
+    scope: QuerySet  # the visible patients matching the patient-level filters
+    min_cell: int
+    user: object = None
+    # Per-request results one analysis computes for another (survival's follow-up ends).
+    shared: dict = field(default_factory=dict)
+
+
+def outcome_cohort(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
+                   **params) -> Prepared:
+    """The cohort of `outcome_summary` (same parameters, scoping and refusals), loaded once
+    for several analyses of one request: pass it as `prepared=` to `outcome_summary`,
+    `outcome_report`, `explant_incidence`, `ipg_longevity`, `attrition` and
+    `proms.outcomes.prom_outcomes`."""
     if query is not None and params:
         raise ValueError("Give either `query` or separate parameters, not both.")
     query = query or outcome_query_clean(**params)
@@ -552,11 +608,20 @@ def _prepare(*, patients, user, query, params) -> tuple[OutcomeQuery, Cohort, in
         min_cell = deid.min_cell(user)
     base = _base_patients(patients, user)
     _check_sites(query, user)
-    return query, _load(query, base), min_cell
+    return Prepared(query=query, cohort=_load(query, base), scope=_patient_scope(base, query),
+                    min_cell=min_cell, user=user)
+
+
+def _prepare(*, patients, user, query, params, prepared: Prepared | None = None) -> Prepared:
+    if prepared is None:
+        return outcome_cohort(user=user, patients=patients, query=query, **params)
+    if query is not None or params or patients is not None or user is not None:
+        raise ValueError("Give either `prepared` or the cohort's parameters, not both.")
+    return prepared
 
 
 def outcome_summary(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
-                    **params) -> dict:
+                    prepared: Prepared | None = None, **params) -> dict:
     """The outcome figures of a cohort (keys: SUMMARY_KEYS).
 
     Scoped by the access rule when `user` is given; otherwise `patients` must be
@@ -566,13 +631,15 @@ def outcome_summary(*, user=None, patients: QuerySet | None = None, query: Outco
     threshold (%, default 50), group_by (therapy|etiology|site).
     With group_by the result is {"group_by", "overall", "groups": [...]} where
     each group carries "group" plus the summary keys.
-    Instead of separate parameters, a cleaned `query` (outcome_query_clean) may be given.
+    Instead of separate parameters, a cleaned `query` (outcome_query_clean) may be given,
+    or instead of all of them the `prepared` cohort of `outcome_cohort`.
     Refuses bad parameters with OutcomeQueryError (parameter and value named).
     For a `user` who does not see real dates (services.deid): implant_year_from/to are
     refused (OutcomeQueryError), and the overall cohort or a group of fewer than
     `deid.min_cell(user)` patients comes back suppressed (`suppressed` true, figures null).
     """
-    query, cohort, min_cell = _prepare(patients=patients, user=user, query=query, params=params)
+    prepared = _prepare(patients=patients, user=user, query=query, params=params, prepared=prepared)
+    query, cohort, min_cell = prepared.query, prepared.cohort, prepared.min_cell
     overall = _cell(cohort, query.threshold, min_cell)
     if not query.group_by:
         return overall
@@ -581,11 +648,13 @@ def outcome_summary(*, user=None, patients: QuerySet | None = None, query: Outco
 
 
 def outcome_report(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
-                   max_pairs: int = 400, **params) -> dict:
+                   max_pairs: int = 400, prepared: Prepared | None = None, **params) -> dict:
     """What the dashboard shows: the summary, responders by therapy, the
     per-patient baseline/follow-up pairs (at most `max_pairs`, an evenly spread
-    sample for large cohorts), the Kaplan-Meier curve and the paragraph."""
-    query, cohort, min_cell = _prepare(patients=patients, user=user, query=query, params=params)
+    sample for large cohorts), the Kaplan-Meier curve and the paragraph (`prepared`: as
+    for `outcome_summary`)."""
+    prepared = _prepare(patients=patients, user=user, query=query, params=params, prepared=prepared)
+    query, cohort, min_cell = prepared.query, prepared.cohort, prepared.min_cell
     summary = _cell(cohort, query.threshold, min_cell)
     p = cohort.patients
     if summary["suppressed"]:
@@ -594,8 +663,8 @@ def outcome_report(*, user=None, patients: QuerySet | None = None, query: Outcom
     if len(paired) > max_pairs:
         paired = paired.iloc[np.linspace(0, len(paired) - 1, max_pairs).astype(int)]
     explanted = p["explant_date"].notna().to_numpy()
-    end = pd.to_datetime(p["explant_date"].where(p["explant_date"].notna(), p["last_visit"]))
-    end = end.fillna(pd.to_datetime(p["implant_date"]))
+    end = as_dates(p["explant_date"].where(p["explant_date"].notna(), p["last_visit"]))
+    end = end.fillna(as_dates(p["implant_date"]))
     times = np.maximum(_days(end, p["implant_date"]).to_numpy() / DAYS_PER_YEAR, 0.0)
     km_x, km_y = km_curve(times, explanted)
     report = {

@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import QuerySet
+import numpy as np
+import pandas as pd
+from django.db.models import IntegerField, QuerySet
+from django.db.models.functions import Cast, Substr
 
 from registry.models import (
     Disposition,
     DispositionStatus,
     FollowUpProtocol,
-    Patient,
     ProtocolTimepoint,
     Site,
     Visit,
     VisitStatus,
 )
 
-from ..dates import add_months
-from .analysis import _base_patients, _of_patients, _patient_scope, _prepare
+from .analysis import DATE, FLOAT, INT, TEXT, Prepared, _frame, _of_patients, _prepare
 from .query import OutcomeQuery
 
 ENDED = (DispositionStatus.WITHDRAWN, DispositionStatus.LOST, DispositionStatus.DECEASED,
@@ -52,27 +53,99 @@ def _protocols(site_ids) -> dict[int, list[int]]:
     return {site: sorted(months.get(protocol or default, [])) for site, protocol in own.items()}
 
 
-def _ended_on(rows: list[tuple], withdrawn_on, day: datetime.date) -> str:
-    """The status that had ended follow-up by `day`, or "" (rows sorted by date, pk)."""
-    current = ""
-    for status, date, to in rows:
-        if date > day:
-            break
-        current = status if status in ENDED and not (
-            status == DispositionStatus.TRANSFERRED and to is not None) else ""
-    if not current and withdrawn_on and withdrawn_on <= day:
-        current = DispositionStatus.WITHDRAWN
-    return current
+def _days(values) -> np.ndarray:
+    """Day numbers (since 1970-01-01) of dates (datetime64 or date objects)."""
+    values = pd.Series(values)
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        values = pd.to_datetime(values)
+    return values.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def _targets(days: np.ndarray, months: int) -> np.ndarray:
+    """`dates.add_months(day, months)` of each day number, vectorised: the same day of the
+    month `months` later, clamped to that month's end."""
+    days = days.astype("datetime64[D]")
+    month = days.astype("datetime64[M]")
+    day = (days - month.astype("datetime64[D]")).astype(np.int64)  # 0-based
+    first = month + np.timedelta64(months, "M")
+    length = ((first + np.timedelta64(1, "M")).astype("datetime64[D]")
+              - first.astype("datetime64[D]")).astype(np.int64)
+    return first.astype("datetime64[D]").astype(np.int64) + np.minimum(day, length - 1)
+
+
+def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd.DataFrame,
+               withdrawn: dict, visits: pd.DataFrame, today: datetime.date) -> dict[int, dict]:
+    """The counts per protocol month over the cohort (arrays over the patients, one
+    timepoint at a time). Follow-up ended by the target day: the disposition in effect
+    that day (the last by date, then entry, on or before it) if it ends follow-up (a
+    transfer to another site of the registry does not); else a withdrawn consent dated on
+    or before it."""
+    pid = p.index.to_numpy(dtype=np.int64)
+    implant_id = p["implant_id"].to_numpy(dtype=np.int64)
+    implant_day = _days(p["implant_date"])
+    site = pd.Series(pid).map(site_of).to_numpy(dtype=np.int64)
+    withdrawal = pd.Series(withdrawn, dtype=object).reindex(pid)
+    has_withdrawal = withdrawal.notna().to_numpy()
+    withdrawal_day = np.where(has_withdrawal, _days(withdrawal.where(has_withdrawal, today)),
+                              np.iinfo(np.int64).max)
+    today_day = _days([today])[0]
+    span = 1 << 24  # more days than any date holds
+    held = dispositions["patient_id"].to_numpy(dtype=np.int64) * span + _days(dispositions["date"])
+    held_pid = dispositions["patient_id"].to_numpy(dtype=np.int64)
+    held_status = dispositions["status"].to_numpy(dtype=object)
+    held_ends = np.isin(held_status, list(ENDED)) & ~(
+        (held_status == DispositionStatus.TRANSFERRED) & dispositions["to"].notna().to_numpy())
+    by_month = {int(months): rows.drop_duplicates("implant_id", keep="last").set_index("implant_id")
+                for months, rows in visits.groupby("months")}
+    no_visits = visits.iloc[0:0].set_index("implant_id")
+    sites_of_month: dict[int, list[int]] = {}
+    for site_id, months_of in protocols.items():
+        for months in months_of:
+            sites_of_month.setdefault(months, []).append(site_id)
+    table: dict[int, dict] = {}
+    for months in sorted(sites_of_month):
+        # A site's protocol lists a month once or more; each listing counts (as the schedule).
+        times = pd.Series(sites_of_month[months]).value_counts()
+        repeat = pd.Series(site).map(times).fillna(0).to_numpy(dtype=np.int64)
+        if not repeat.any():
+            continue
+        take = np.repeat(np.arange(len(pid)), repeat)
+        target = _targets(implant_day[take], months)
+        due = target <= today_day
+        ended = np.full(len(take), "", dtype=object)
+        if len(held):
+            at = np.searchsorted(held, pid[take] * span + target, side="right") - 1
+            at0 = np.maximum(at, 0)
+            ends = (at >= 0) & (held_pid[at0] == pid[take]) & held_ends[at0]
+            ended = np.where(ends, held_status[at0], "").astype(object)
+        ended = np.where((ended == "") & (withdrawal_day[take] <= target), DispositionStatus.WITHDRAWN, ended)
+        ended = np.where(due, ended, "")
+        active = due & (ended == "")
+        of_month = by_month.get(months, no_visits).reindex(implant_id[take][active])
+        status = of_month["status"]
+        missed = of_month.loc[(status == VisitStatus.MISSED).to_numpy(), "visit_missing"].fillna("")
+        done = int((status == VisitStatus.COMPLETED).sum())
+        not_applicable = int((status == VisitStatus.NOT_APPLICABLE).sum())
+        n_active = int(active.sum())
+        table[months] = {
+            "due": int(due.sum()), "not_yet_due": int((~due).sum()),
+            "ended": {s: int((ended == s).sum()) for s in ENDED},
+            "active": n_active, "done": done,
+            "missed": {str(k): int(v) for k, v in missed.value_counts().items()},
+            "not_applicable": not_applicable,
+            "open": n_active - done - len(missed) - not_applicable}
+    return table
 
 
 def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
-              today: datetime.date | None = None, **params) -> dict:
+              today: datetime.date | None = None, prepared: Prepared | None = None, **params) -> dict:
     """The waterfall per timepoint (module docstring). Same parameters, scoping and
-    refusals as `outcome_summary` (group_by, timepoint and threshold play no part)."""
+    refusals as `outcome_summary` (group_by, timepoint and threshold play no part), or its
+    `prepared` cohort."""
     today = today or datetime.date.today()
-    query, cohort, min_cell = _prepare(patients=patients, user=user, query=query, params=params)
-    scope = _patient_scope(_base_patients(patients, user), query)
-    p = cohort.patients
+    prepared = _prepare(patients=patients, user=user, query=query, params=params, prepared=prepared)
+    query, min_cell, scope = prepared.query, prepared.min_cell, prepared.scope
+    p = prepared.cohort.patients
     ids = [int(i) for i in p.index]
     enrolled = len(ids)
     result = {"query": query.as_dict(), "suppressed": 0 < enrolled < min_cell,
@@ -80,48 +153,26 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
               "min_cell": min_cell}
     if result["suppressed"]:
         return {**result, "enrolled": None, "timepoints": []}
-    info = dict(Patient.objects.filter(pk__in=ids).values_list(
-        "pk", "site_id").order_by()) if ids else {}
-    withdrawn = dict(Patient.objects.filter(pk__in=ids, consent_status="withdrawn")
+    # Rows of the scope's patients (the cohort's among them), joined in SQL: no list of ids.
+    info = dict(scope.values_list("pk", "site_id").order_by()) if ids else {}
+    withdrawn = dict(scope.filter(consent_status="withdrawn")
                      .values_list("pk", "withdrawal_date").order_by()) if ids else {}
-    dispositions: dict[int, list[tuple]] = {}
-    for patient_id, status, date, to in (
-            Disposition.objects.filter(**_of_patients(scope)).order_by("patient_id", "date", "pk")
-            .values_list("patient_id", "status", "date", "transferred_to_id")):
-        dispositions.setdefault(patient_id, []).append((status, date, to))
-    implant_of = {int(pid): int(iid) for pid, iid in zip(p.index, p["implant_id"], strict=True)}
-    visits = {}
-    for implant_id, timepoint, status, reason in (
-            Visit.objects.filter(implant_id__in=list(implant_of.values()))
-            .values_list("implant_id", "timepoint", "status", "visit_missing").order_by()):
-        visits[(implant_id, timepoint)] = (status, reason)
+    dispositions = _frame(
+        Disposition.objects.filter(**_of_patients(scope))
+        .values_list("patient_id", "status", "date", "transferred_to_id", "pk").order_by(),
+        {"patient_id": INT, "status": TEXT, "date": DATE, "to": FLOAT, "pk": INT},
+    ).sort_values(["patient_id", "date", "pk"]).reset_index(drop=True)
     protocols = _protocols(set(info.values()))
-    table: dict[int, dict] = {}
-    for pid, implant_date in zip(ids, p["implant_date"], strict=True):
-        implant_date = implant_date.date()
-        for months in protocols.get(info[pid], []):
-            row = table.setdefault(months, {"due": 0, "not_yet_due": 0, "ended": dict.fromkeys(ENDED, 0),
-                                            "active": 0, "done": 0, "missed": {}, "not_applicable": 0,
-                                            "open": 0})
-            target = add_months(implant_date, months)
-            if target > today:
-                row["not_yet_due"] += 1
-                continue
-            row["due"] += 1
-            ended = _ended_on(dispositions.get(pid, []), withdrawn.get(pid), target)
-            if ended:
-                row["ended"][ended] += 1
-                continue
-            row["active"] += 1
-            status, reason = visits.get((implant_of[pid], f"m{months}"), (None, ""))
-            if status == VisitStatus.COMPLETED:
-                row["done"] += 1
-            elif status == VisitStatus.MISSED:
-                row["missed"][reason] = row["missed"].get(reason, 0) + 1
-            elif status == VisitStatus.NOT_APPLICABLE:
-                row["not_applicable"] += 1
-            else:
-                row["open"] += 1
+    timepoints = sorted({f"m{months}" for months_of in protocols.values() for months in months_of})
+    # Only the visits that count as other than open (a scheduled visit is open, as no row).
+    visits = _frame(
+        Visit.objects.filter(timepoint__in=timepoints, implant__isnull=False, **_of_patients(scope),
+                             status__in=[VisitStatus.COMPLETED, VisitStatus.MISSED,
+                                         VisitStatus.NOT_APPLICABLE])
+        .annotate(months=Cast(Substr("timepoint", 2), IntegerField()))
+        .values_list("implant_id", "months", "status", "visit_missing").order_by(),
+        {"implant_id": INT, "months": INT, "status": TEXT, "visit_missing": TEXT})
+    table = _waterfall(p, info, protocols, dispositions, withdrawn, visits, today)
 
     def cell(count):
         return None if 0 < count < min_cell else count

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import QuerySet
 
-from registry.models import DeviceComponent, Disposition, Implant, Patient
+from registry.models import DeviceComponent, Disposition, Implant
 from registry.models.choices import ComponentKind, DispositionStatus, RemovalReason
 
 from .analysis import (
@@ -48,11 +48,11 @@ from .analysis import (
     INT,
     KM_YEARS,
     TEXT,
-    _base_patients,
+    Prepared,
     _frame,
     _of_patients,
-    _patient_scope,
     _prepare,
+    as_dates,
 )
 from .query import OutcomeQuery
 
@@ -75,12 +75,25 @@ LONGEVITY_CENSORING = (
 # --- the estimators -----------------------------------------------------------------
 
 
+def _at_risk(times: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """n_j: subjects with time >= t_j (exact counts, by binary search)."""
+    return (len(times) - np.searchsorted(np.sort(times), at, side="left")).astype(float)
+
+
+def _counts(times: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """How many of `times` equal each of `at` (sorted, unique)."""
+    values, counts = np.unique(times, return_counts=True)
+    out = np.zeros(len(at), dtype=float)
+    out[np.searchsorted(at, values)] = counts
+    return out
+
+
 def kaplan_meier(times, events) -> tuple[np.ndarray, np.ndarray]:
     """(event times, survival just after each), `events` true for an event."""
     times, events = np.asarray(times, dtype=float), np.asarray(events, dtype=bool)
     at = np.unique(times[events])
-    n = np.array([np.sum(times >= t) for t in at], dtype=float)
-    d = np.array([np.sum(events & (times == t)) for t in at], dtype=float)
+    n = _at_risk(times, at)
+    d = _counts(times[events], at)
     return at, np.cumprod(1.0 - d / n) if len(at) else np.array([])
 
 
@@ -91,13 +104,13 @@ def aalen_johansen(times, causes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     causes = np.asarray(causes, dtype=object)
     observed = causes != CENSORED
     at = np.unique(times[observed])
-    n = np.array([np.sum(times >= t) for t in at], dtype=float)
-    d = np.array([np.sum(observed & (times == t)) for t in at], dtype=float)
+    n = _at_risk(times, at)
+    d = _counts(times[observed], at)
     survival = np.cumprod(1.0 - d / n) if len(at) else np.array([])
     before = np.concatenate([[1.0], survival[:-1]])  # S(t_j-)
     incidence = {}
     for cause in sorted(set(causes[observed])):
-        d_k = np.array([np.sum((causes == cause) & (times == t)) for t in at], dtype=float)
+        d_k = _counts(times[causes == cause], at)
         incidence[cause] = np.cumsum(before * d_k / n)
     return at, incidence
 
@@ -116,9 +129,13 @@ def _curve(at: np.ndarray, values: np.ndarray, start: float) -> dict:
 # --- loading --------------------------------------------------------------------------
 
 
-def _follow_up_end(patients: pd.DataFrame, scope: QuerySet) -> pd.DataFrame:
+def _follow_up_end(patients: pd.DataFrame, scope: QuerySet, shared: dict | None = None) -> pd.DataFrame:
     """Per cohort patient: death date (or NaT) and end of follow-up (or NaT), from the
-    disposition in effect today; a withdrawn consent without one ends at its date."""
+    disposition in effect today; a withdrawn consent without one ends at its date.
+    Computed once per request (`shared`: the Prepared cohort's) for the incidence and the
+    longevity."""
+    if shared is not None and "follow_up_end" in shared:
+        return shared["follow_up_end"]
     rows = _frame(
         Disposition.objects.filter(**_of_patients(scope))
         .values_list("patient_id", "status", "date", "transferred_to_id", "pk").order_by(),
@@ -130,44 +147,53 @@ def _follow_up_end(patients: pd.DataFrame, scope: QuerySet) -> pd.DataFrame:
     ending = status.isin([DispositionStatus.WITHDRAWN, DispositionStatus.COMPLETED]) | (
         (status == DispositionStatus.TRANSFERRED) & latest["to"].isna())
     lost = status == DispositionStatus.LOST
+    # The scope's withdrawn patients (the cohort's are among them): no list of ids to send.
     withdrawn = _frame(
-        Patient.objects.filter(pk__in=list(patients.index), consent_status="withdrawn",
-                           withdrawal_date__isnull=False)
+        scope.filter(consent_status="withdrawn", withdrawal_date__isnull=False)
         .values_list("id", "withdrawal_date").order_by(),
         {"patient_id": INT, "withdrawal_date": DATE}).set_index("patient_id")["withdrawal_date"]
-    withdrawn = pd.to_datetime(withdrawn.reindex(patients.index))
+    withdrawn = as_dates(withdrawn.reindex(patients.index))
     no_row = status.isna()
     has_end = ending | (no_row & withdrawn.notna())
-    end = pd.to_datetime(latest["date"].where(ending | lost)).where(~no_row, withdrawn)
-    last_visit = pd.to_datetime(patients["last_visit"]).fillna(pd.to_datetime(patients["implant_date"]))
+    end = as_dates(latest["date"].where(ending | lost)).where(~no_row, withdrawn)
+    last_visit = as_dates(patients["last_visit"]).fillna(as_dates(patients["implant_date"]))
     # Censored at the ending date (withdrawn, transferred out, completed), else at the
     # last completed visit (lost: never after the loss; active).
     censor = last_visit.where(~has_end, end)
     censor = censor.where(~lost, pd.concat([last_visit, end], axis=1).min(axis=1))
-    return pd.DataFrame({"death": pd.to_datetime(death), "end": end, "censor": censor},
+    ends = pd.DataFrame({"death": as_dates(death), "end": end, "censor": censor},
                         index=patients.index)
+    if shared is not None:
+        shared["follow_up_end"] = ends
+    return ends
 
 
 def _years(later: pd.Series, earlier: pd.Series) -> np.ndarray:
-    days = (pd.to_datetime(later) - pd.to_datetime(earlier)).dt.days.to_numpy(dtype=float)
+    days = (as_dates(later) - as_dates(earlier)).dt.days.to_numpy(dtype=float)
     return np.maximum(days, 0.0) / DAYS_PER_YEAR
 
 
-def _cohort(user, patients, query, params):
-    query, cohort, min_cell = _prepare(patients=patients, user=user, query=query, params=params)
-    scope = _patient_scope(_base_patients(patients, user), query)
-    return query, cohort.patients, scope, min_cell
+def _cohort(user, patients, query, params, prepared: Prepared | None):
+    prepared = _prepare(patients=patients, user=user, query=query, params=params, prepared=prepared)
+    return prepared.query, prepared.cohort.patients, prepared
 
 
-def explant_times(p: pd.DataFrame, scope: QuerySet) -> tuple[np.ndarray, np.ndarray]:
+def _implants_of(scope: QuerySet) -> QuerySet:
+    """The implants of the scope's patients (the cohort's index implants among them): a
+    join, no list of ids for PostgreSQL to plan."""
+    return Implant.objects.filter(implant_date__isnull=False, **_of_patients(scope))
+
+
+def explant_times(p: pd.DataFrame, scope: QuerySet,
+                  shared: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(years from implant, cause or DEATH or CENSORED) per cohort patient."""
     if p.empty:
         return np.array([]), np.array([], dtype=object)
-    reasons = pd.Series(dict(Implant.objects.filter(pk__in=list(p["implant_id"]))
-                             .values_list("pk", "explant_reason_code")), dtype=object)
+    reasons = _frame(_implants_of(scope).values_list("pk", "explant_reason_code").order_by(),
+                     {"implant_id": INT, "reason": TEXT}).set_index("implant_id")["reason"].fillna("")
     reason = p["implant_id"].map(reasons).fillna(RemovalReason.OTHER)
-    ends = _follow_up_end(p, scope)
-    explant = pd.to_datetime(p["explant_date"])
+    ends = _follow_up_end(p, scope, shared)
+    explant = as_dates(p["explant_date"])
     limit = ends["end"]
     explant_counts = explant.notna() & (limit.isna() | (explant <= limit)) & (
         ends["death"].isna() | (explant <= ends["death"]))
@@ -182,16 +208,18 @@ def explant_times(p: pd.DataFrame, scope: QuerySet) -> tuple[np.ndarray, np.ndar
 
 
 def explant_incidence(*, user=None, patients: QuerySet | None = None,
-                      query: OutcomeQuery | None = None, **params) -> dict:
+                      query: OutcomeQuery | None = None, prepared: Prepared | None = None, **params) -> dict:
     """Cumulative incidence of explant per cause, death competing (module docstring).
-    Same parameters, scoping and refusals as `outcome_summary` (group_by ignored)."""
-    query, p, scope, min_cell = _cohort(user, patients, query, params)
+    Same parameters, scoping and refusals as `outcome_summary` (group_by ignored), or
+    its `prepared` cohort."""
+    query, p, prepared = _cohort(user, patients, query, params, prepared)
+    min_cell = prepared.min_cell
     n = len(p)
     result = {"query": query.as_dict(), "n_patients": n, "method": "Aalen-Johansen",
               "censoring": INCIDENCE_CENSORING, "suppressed": 0 < n < min_cell}
     if result["suppressed"]:
         return {**result, "n_patients": None, "censored": None, "causes": []}
-    times, causes = explant_times(p, scope)
+    times, causes = explant_times(p, prepared.scope, prepared.shared)
     at, incidence = aalen_johansen(times, causes)
     longest = float(times.max()) if n else 0.0
     labels = {**dict(RemovalReason.choices), DEATH: "Death (competing)"}
@@ -206,24 +234,25 @@ def explant_incidence(*, user=None, patients: QuerySet | None = None,
     return result
 
 
-def ipg_times(p: pd.DataFrame, scope: QuerySet) -> pd.DataFrame:
+def ipg_times(p: pd.DataFrame, scope: QuerySet, shared: dict | None = None) -> pd.DataFrame:
     """One row per IPG of the cohort's index implants: model, years, depleted."""
     ipgs = _frame(
-        DeviceComponent.objects.filter(implant_id__in=list(p["implant_id"]), kind=ComponentKind.IPG)
-        .values_list("implant__patient_id", "manufacturer", "model", "implanted_on",
+        DeviceComponent.objects.filter(kind=ComponentKind.IPG, **_of_patients(scope, "implant__patient"))
+        .values_list("implant_id", "implant__patient_id", "manufacturer", "model", "implanted_on",
                      "implant__implant_date", "removed_on", "removal_reason").order_by("pk"),
-        {"patient_id": INT, "manufacturer": TEXT, "model": TEXT, "implanted_on": DATE,
+        {"implant_id": INT, "patient_id": INT, "manufacturer": TEXT, "model": TEXT, "implanted_on": DATE,
          "implant_date": DATE, "removed_on": DATE, "reason": TEXT})
+    ipgs = ipgs[ipgs["implant_id"].isin(p["implant_id"])].reset_index(drop=True)
     if ipgs.empty or p.empty:
         return pd.DataFrame({"model": [], "years": [], "depleted": []})
-    ends = _follow_up_end(p, scope)
+    ends = _follow_up_end(p, scope, shared)
     start = ipgs["implanted_on"].fillna(ipgs["implant_date"])
     death = ipgs["patient_id"].map(ends["death"])
     end = ipgs["patient_id"].map(ends["end"])
     censor = ipgs["patient_id"].map(ends["censor"])
     # In place: censored at death, else the end of follow-up (censor) - whichever first.
-    in_place = pd.to_datetime(death).where(death.notna() & ((censor.isna()) | (death <= censor)), censor)
-    removed = pd.to_datetime(ipgs["removed_on"])
+    in_place = as_dates(death).where(death.notna() & ((censor.isna()) | (death <= censor)), censor)
+    removed = as_dates(ipgs["removed_on"])
     counted = removed.notna() & (end.isna() | (removed <= end))
     when = in_place.where(~counted, removed)
     when = when.where(when >= start, start)
@@ -235,11 +264,12 @@ def ipg_times(p: pd.DataFrame, scope: QuerySet) -> pd.DataFrame:
 
 
 def ipg_longevity(*, user=None, patients: QuerySet | None = None,
-                  query: OutcomeQuery | None = None, **params) -> dict:
+                  query: OutcomeQuery | None = None, prepared: Prepared | None = None, **params) -> dict:
     """Kaplan-Meier IPG longevity per model (module docstring). Same parameters, scoping
-    and refusals as `outcome_summary` (group_by ignored)."""
-    query, p, scope, min_cell = _cohort(user, patients, query, params)
-    rows = ipg_times(p, scope)
+    and refusals as `outcome_summary` (group_by ignored), or its `prepared` cohort."""
+    query, p, prepared = _cohort(user, patients, query, params, prepared)
+    min_cell = prepared.min_cell
+    rows = ipg_times(p, prepared.scope, prepared.shared)
     models = []
     for name, group in sorted(rows.groupby("model"), key=lambda item: item[0]):
         n = len(group)

@@ -5,9 +5,10 @@ The cohort, index implant, baseline and follow-up follow services.outcomes (same
 parameters, same access rule, same small-cell suppression); only the score differs:
 
 - Scores: every PROM score (SCORES) of the baseline visit and of the follow-up visit,
-  computed on read by the SQL of services.proms.sql (one query per chunk of CHUNK patients
-  over their visits holding answers, one value per visit and score), each chunk reduced at
-  once to one row per patient: memory follows the patients and the chunk, not the answers.
+  computed on read by the SQL of services.proms.sql (`visit_scores`: one grouped query per
+  chunk of CHUNK patients over their answers, one row per visit holding answers), each
+  chunk reduced at once to one row per patient: memory follows the patients and the chunk,
+  not the answers.
 - Follow-up, per score: `last` = the latest completed visit after the index implant's date
   (linked to it or to no implant, not baseline or end of trial) where the score is
   computable; `m<N>` = the completed m<N> visit of the index implant.
@@ -36,16 +37,16 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from django.db.models import Case, Exists, IntegerField, OuterRef, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from scipy import stats
 
-from registry.models import BASELINE, TRIAL_END, UNSCHEDULED, PainScore, PromAnswer, Visit, VisitStatus
+from registry.models import BASELINE, TRIAL_END, UNSCHEDULED, PainScore, Visit, VisitStatus
 
 from .. import access, deid
 from ..outcomes import analysis as base
 from ..outcomes.query import LAST, OutcomeQuery, outcome_query_clean
 from .instruments import HIGHER_BETTER, SCORES, check_value_set, default_value_set, value_set_note
-from .sql import score_expression
+from .sql import visit_scores
 
 HOLISTIC_DEFINITION = (
     "Holistic responder: minimal important change in every PROM score impaired at baseline "
@@ -84,32 +85,34 @@ def _cohort(query: OutcomeQuery, scope: QuerySet) -> pd.DataFrame:
 
 def _visit_scores(query: OutcomeQuery, scope: QuerySet, value_set: str, low: int, high: int) -> pd.DataFrame:
     """One row per completed visit holding answers of the patients with ids in [low, high]:
-    patient, implant, date, kind and every score (computed by PostgreSQL)."""
+    patient, implant, date, kind and every score (computed by the database in one grouped
+    query over their answers, services.proms.sql.visit_scores)."""
     visits = Visit.objects.filter(status=VisitStatus.COMPLETED, patient_id__gte=low, patient_id__lte=high,
-                                  **base._of_patients(scope)) \
-        .exclude(timepoint=TRIAL_END) \
-        .filter(Exists(PromAnswer.objects.filter(visit=OuterRef("pk"))))
+                                  **base._of_patients(scope)).exclude(timepoint=TRIAL_END)
     if query.timepoint != LAST:
         visits = visits.filter(timepoint__in=[BASELINE, query.timepoint])
     kind = Case(When(timepoint=BASELINE, then=Value(0)), When(timepoint=UNSCHEDULED, then=Value(2)),
                 default=Value(1), output_field=IntegerField())
     codes = list(SCORES)
-    annotated = visits.annotate(kind=kind, **{f"s_{c}": score_expression(c, value_set) for c in codes})
     return base._frame(
-        annotated.values_list("id", "patient_id", "implant_id", "date_done", "kind",
-                              *[f"s_{c}" for c in codes]).order_by(),
+        visit_scores(visits, value_set).annotate(kind=kind)
+        .values_list("id", "patient_id", "implant_id", "date_done", "kind", *codes).order_by(),
         {"visit_id": base.INT, "patient_id": base.INT, "visit_implant_id": base.FLOAT,
          "date_done": base.DATE, "kind": base.INT, **{c: base.FLOAT for c in codes}},
     )
 
 
-def _load_pairs(query: OutcomeQuery, scope_base: QuerySet, value_set: str,
-                chunk: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _load_pairs(query: OutcomeQuery, scope_base: QuerySet, value_set: str, chunk: int | None = None,
+                cohort: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cohort, pairs): the visit scores are read per chunk of `chunk` cohort patients and
-    reduced at once to one row per patient, so memory follows the patients, not the visits."""
+    reduced at once to one row per patient, so memory follows the patients, not the visits.
+    `cohort`: the outcome cohort's patients already read in this request (Prepared)."""
     chunk = chunk or CHUNK
     scope = base._patient_scope(scope_base, query)
-    cohort = _cohort(query, scope)
+    if cohort is None:
+        cohort = _cohort(query, scope)
+    else:
+        cohort = cohort[["site", "etiology", "implant_id", "therapy", "implant_date"]].sort_index()
     if query.pain_site is not None:
         with_site = PainScore.objects.filter(
             visit__timepoint=BASELINE, visit__status=VisitStatus.COMPLETED, pain_site=query.pain_site,
@@ -256,26 +259,34 @@ def _cell(pairs: pd.DataFrame, min_cell: int) -> dict:
 
 
 def prom_outcomes(*, user=None, patients: QuerySet | None = None, query: OutcomeQuery | None = None,
-                  value_set: str | None = None, **params) -> dict:
-    """PROM outcomes of the cohort the parameters select (those of services.outcomes):
+                  value_set: str | None = None, prepared: base.Prepared | None = None, **params) -> dict:
+    """PROM outcomes of the cohort the parameters select (those of services.outcomes), or of
+    the `prepared` cohort of `outcomes.outcome_cohort` (read once for the whole dashboard):
     {"query", "value_set", "value_set_note", "timepoint", "overall": cell, "by_therapy": [...],
     and with group_by "group_by", "groups": [...]}. A cell: {"n_patients", "scores": [one per
     score, keys SCORE_KEYS], "holistic": {...}, "suppressed"}.
     Raises OutcomeQueryError on bad parameters, ValueError on an unknown value set."""
-    if query is not None and params:
-        raise ValueError("Give either `query` or separate parameters, not both.")
-    query = query or outcome_query_clean(**params)
-    min_cell = 1
-    if user is not None:
-        for param, message in deid.refused_outcome_filters(user, query.as_dict()).items():
-            raise base.OutcomeQueryError(param, getattr(query, param), message)
-        min_cell = deid.min_cell(user)
-    scope_base = base._base_patients(patients, user)
-    base._check_sites(query, user)
+    if prepared is not None:
+        if query is not None or params or patients is not None or user is not None:
+            raise ValueError("Give either `prepared` or the cohort's parameters, not both.")
+        query, min_cell, scope_base, user = prepared.query, prepared.min_cell, prepared.scope, prepared.user
+        known = prepared.cohort.patients
+    else:
+        if query is not None and params:
+            raise ValueError("Give either `query` or separate parameters, not both.")
+        query = query or outcome_query_clean(**params)
+        min_cell = 1
+        if user is not None:
+            for param, message in deid.refused_outcome_filters(user, query.as_dict()).items():
+                raise base.OutcomeQueryError(param, getattr(query, param), message)
+            min_cell = deid.min_cell(user)
+        scope_base = base._base_patients(patients, user)
+        base._check_sites(query, user)
+        known = None
     if value_set in (None, ""):
         value_set = _default_value_set(query, scope_base, user)
     value_set = check_value_set(value_set)
-    cohort, pairs = _load_pairs(query, scope_base, value_set)
+    cohort, pairs = _load_pairs(query, scope_base, value_set, cohort=known)
     out = {"query": query.as_dict(), "value_set": value_set, "value_set_note": value_set_note(value_set),
            "timepoint": query.timepoint, "overall": _cell(pairs, min_cell)}
     out["by_therapy"] = _groups(pairs, cohort["therapy"], min_cell)
