@@ -10,10 +10,17 @@ closed or cancelled by hand stays closed while the finding stands: she has accep
 the value (a real 7-point NRS drop), and asking again every night would bury the
 queries that matter.
 
-Runs: after each save of a clinical record in the admin (`checks_after_save`, scoped
-to the record's patient), after an import (the imported patients), nightly (Celery
-beat, task `registry.tasks.run_data_checks`) and by `manage.py run_data_checks
-[--site CODE]`. More rules plug in with `rule_register`.
+Runs: after each save of a clinical record in the admin and after a questionnaire
+submitted through the patient's link (`checks_after_save`, scoped to the record's
+patient), after an import (the imported patients, without the rules the import
+validator has just applied: `import_validated`), nightly (Celery beat, task
+`registry.tasks.run_data_checks`) and by `manage.py run_data_checks [--site CODE]`.
+More rules plug in with `rule_register`.
+
+At registry scale (docs/benchmarks.md): `record_invalid` reads the patients in chunks
+with the rows their clean() reads (implants, revisions, sites) already in place, and
+the new findings of a run open their queries in batches (`queries.queries_open_many`),
+with the same history rows as one at a time.
 """
 
 import dataclasses
