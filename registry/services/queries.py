@@ -38,7 +38,7 @@ from registry.models.instruments import INSTRUMENTS
 from registry.models.queries import LIVE_STATUSES
 
 from . import access, inputs
-from .audit import SYSTEM_USERNAME, attach_audit, bulk_create_audited, record_save
+from .audit import SYSTEM_USERNAME, attach_audit, bulk_create_audited, record_bulk_update, record_save
 
 MAX_TEXT = 4000
 
@@ -292,6 +292,34 @@ def query_close(*, query: DataQuery, text: str, actor, by_check: bool = False) -
 
     return _step(query, actor=actor, action=QueryAction.CLOSE, text=text,
                  allowed=LIVE_STATUSES, change=change)
+
+
+def queries_close_many(pks: list[int], *, text: str, actor) -> list[DataQuery]:
+    """`query_close(by_check=True)` for many queries at once (the data checks' fixed
+    findings): the same status change, closing message and history rows (user `actor`,
+    the same reason), written in bulk. Queries no longer live when locked (closed or
+    cancelled by someone in between) are left alone; returns those closed."""
+    if not _may_manage(actor):
+        raise PermissionDenied("Only data managers close queries.")
+    text = _text(text, "closing note")
+    now = timezone.now()
+    reason = f"{QueryAction.CLOSE.label}: {text[:200]}"
+    with transaction.atomic():
+        locked = list(DataQuery.objects.select_for_update().filter(pk__in=pks, status__in=LIVE_STATUSES)
+                      .order_by("pk"))
+        for query in locked:
+            query.status, query.closed_by, query.closed_at = QueryStatus.CLOSED, actor, now
+            query.closed_by_check = True
+            attach_audit(query, actor=actor, reason=reason)
+        record_bulk_update(locked, DataQuery, ["status", "closed_by", "closed_at", "closed_by_check"],
+                           actor=actor, reason=reason)
+        messages = []
+        for query in locked:
+            message = QueryMessage(query=query, author=actor, action=QueryAction.CLOSE, text=text)
+            attach_audit(message, actor=actor, reason=f"Query {QueryAction.CLOSE}")
+            messages.append(message)
+        bulk_create_audited(messages, QueryMessage, actor=actor)
+    return locked
 
 
 def query_reopen(*, query: DataQuery, text: str, actor) -> DataQuery:

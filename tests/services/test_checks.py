@@ -330,3 +330,28 @@ def test_an_import_runs_the_checks_but_not_the_validators_own_again(tmp_path, si
     assert "visit_completed_without_nrs" in report.checks.by_rule
     # The nightly run still holds the stored rows to clean().
     assert "record_invalid" in checks.checks_run().by_rule
+
+
+def test_many_fixed_findings_close_in_a_batch_with_their_history(implant, data_manager,
+                                                                 django_assert_max_num_queries):
+    visits = [follow_up(implant, tp, nrs=None) for tp in ("m1", "m3", "m6", "m12")]
+    checks.checks_run(rules=["visit_completed_without_nrs"])
+    # One the data manager cancels by hand meanwhile: it stays as she left it.
+    first = live("visit_completed_without_nrs").get(record_id=visits[0].pk)
+    queries.query_cancel(query=first, text="asked in error", actor=data_manager)
+    for visit in visits:
+        save(visit, nrs=3)
+    with django_assert_max_num_queries(20):
+        run = checks.checks_run(rules=["visit_completed_without_nrs"])
+    assert run.closed == 3 and not live("visit_completed_without_nrs").exists()
+    first.refresh_from_db()
+    assert first.status == QueryStatus.CANCELLED and not first.closed_by_check
+    for query in DataQuery.objects.filter(status=QueryStatus.CLOSED):
+        assert query.closed_by_check and query.closed_by.username == "registry-system"
+        latest = query.history.first()
+        assert latest.history_user.username == "registry-system"
+        assert latest.history_change_reason.startswith("Closed: Closed by the data check")
+        assert query.version == 2
+        message = query.messages.latest("pk")
+        assert message.action == "close" and "no longer finds" in message.text
+        assert message.history.get().history_change_reason == "Query close"
