@@ -23,8 +23,8 @@ from functools import cached_property
 from itertools import groupby
 from pathlib import Path
 
-from django.db import connection
-from django.db.models import F, Window
+from django.db import connection, models
+from django.db.models import F, Q, Window
 from django.db.models.functions import Collate, RowNumber
 from django.utils import timezone
 
@@ -48,6 +48,7 @@ from registry.models import (
     Implant,
     IpgLocation,
     LeadType,
+    MissingReason,
     PainScore,
     PainSite,
     Paradigm,
@@ -77,7 +78,13 @@ from registry.models import (
 )
 from registry.models.choices import ContactMethod, ContactOutcome
 from registry.models.sites import parse_emails
+from registry.models.visits import NOT_DONE
 from registry.services.cells import to_cell
+
+# A visit in a bundle is done or not done; a scheduled one holds nothing to carry.
+BundleVisitStatus = models.TextChoices("BundleVisitStatus", [
+    (status.name, (status.value, status.label)) for status in VisitStatus
+    if status != VisitStatus.SCHEDULED])
 
 # Value kinds of a column, and how a cell is written.
 TEXT, CODE, CODES, INT, DATE, BOOL, DECIMAL, KEY = (
@@ -223,8 +230,10 @@ VISITS = BundleFile(
         Column("timepoint", TEXT, mandatory=True,
                help="`baseline`, `trial_end`, `unscheduled` or `m<N>` (N months after implant, "
                     "e.g. m3, m12, m120)."),
-        Column("visit_date", DATE, field="date_done", mandatory=True,
-               help="Not before consent (unless retrospective); follow-ups not before the implant."),
+        Column("visit_date", DATE, field="date_done",
+               help="The day it was done: needed for a completed visit, empty for a missed or "
+                    "not-applicable one. Not before consent (unless retrospective); follow-ups not "
+                    "before the implant."),
         Column("nrs", INT, value_range=(0, 10), help="Primary pain, 0-10."),
         Column("satisfaction", INT, choices=Satisfaction, help="1-5, 5 = very satisfied."),
         Column("pgic", INT, choices=Pgic, help="1-7, 1 = very much improved."),
@@ -240,11 +249,19 @@ VISITS = BundleFile(
         Column("entered_by", CODE, required=False, field="entered_by_at_source", choices=EnteredBy,
                help="Who entered the answers where the bundle was made (`patient` through her "
                     "questionnaire link, `nurse`, `import`); empty = `import`."),
+        # A visit not done (issue 18): its status and why, no date and no values.
+        Column("status", CODE, required=False, choices=BundleVisitStatus,
+               help="Empty = `completed`; `missed` or `not_applicable`: the visit was not done "
+                    "(visit_date and the values empty)."),
+        Column("visit_missing", CODE, required=False, choices=MissingReason,
+               help="Why the visit was not done (missed or not_applicable only)."),
     ),
     key_help="`registry_id` + `timepoint` for the baseline; `registry_id` + `implant_ref` + "
              "`timepoint` for the others; `unscheduled` visits add `visit_date`",
-    notes=("Imported visits are completed visits (date done = visit_date); the export writes "
-           "completed visits only.",),
+    notes=("A visit is completed (date done = visit_date) unless `status` says it was missed or "
+           "not applicable; the export writes the completed visits and those not done with the "
+           "reason why (`visit_missing`), never the scheduled ones (an import schedules the "
+           "timepoints it does not hold itself).",),
 )
 PAIN_SCORES = BundleFile(
     "pain_scores.csv", PainScore,
@@ -479,9 +496,10 @@ def bundle_export(*, target: str | Path, site: Site | None = None, actor=None,
     """Write the registry (or one site) as a bundle into the folder `target`.
 
     Promises: every file of the format with its full header, completed visits
-    only, no direct identifiers (no PatientIdentifiers, device serials, free-text
-    notes or descriptions), dates as they are, rows in byte order of their keys,
-    so the same registry always gives the same bytes. Logged in ExportLog.
+    and those not done with their reason (never scheduled ones), no direct identifiers (no
+    PatientIdentifiers, device serials, free-text notes or descriptions), dates
+    as they are, rows in byte order of their keys, so the same registry always
+    gives the same bytes. Logged in ExportLog.
     Refuses a `target` that exists and is not an empty folder (no silent overwrite).
     """
     target = Path(target)
@@ -519,12 +537,16 @@ def bundle_export(*, target: str | Path, site: Site | None = None, actor=None,
         _bytewise("patient__registry_id"), _bytewise("ref"))
     emit(IMPLANTS, _rows(IMPLANTS, implants, {"registry_id": "patient__registry_id"}))
 
-    visits = Visit.objects.filter(patient__in=patients, status=VisitStatus.COMPLETED).order_by(
-        _bytewise("patient__registry_id"))
+    # Completed visits, and those not done with the reason why; a visit not done without
+    # one says nothing the importing registry's own schedule would not say again.
+    visits = Visit.objects.filter(
+        Q(status=VisitStatus.COMPLETED) | Q(status__in=NOT_DONE, visit_missing__gt=""),
+        patient__in=patients).order_by(_bytewise("patient__registry_id"))
     visit_rows = _rows(VISITS, visits, {"registry_id": "patient__registry_id",
                                          "implant_ref": "implant__ref", "entered_by": "entered_by"})
+    # Visits not done (no date) after the dated ones, by timepoint.
     emit(VISITS, _sorted_per_patient(visit_rows, lambda r: (
-        r[3], timepoint_sort_key(r[2]), r[1] or "")))
+        r[3] or datetime.date.max, timepoint_sort_key(r[2]), r[1] or "")))
 
     scores = PainScore.objects.filter(
         visit__patient__in=patients, visit__status=VisitStatus.COMPLETED,

@@ -10,10 +10,17 @@ closed or cancelled by hand stays closed while the finding stands: she has accep
 the value (a real 7-point NRS drop), and asking again every night would bury the
 queries that matter.
 
-Runs: after each save of a clinical record in the admin (`checks_after_save`, scoped
-to the record's patient), after an import (the imported patients), nightly (Celery
-beat, task `registry.tasks.run_data_checks`) and by `manage.py run_data_checks
-[--site CODE]`. More rules plug in with `rule_register`.
+Runs: after each save of a clinical record in the admin and after a questionnaire
+submitted through the patient's link (`checks_after_save`, scoped to the record's
+patient), after an import (the imported patients, without the rules the import
+validator has just applied: `import_validated`), nightly (Celery beat, task
+`registry.tasks.run_data_checks`) and by `manage.py run_data_checks [--site CODE]`.
+More rules plug in with `rule_register`.
+
+At registry scale (docs/benchmarks.md): `record_invalid` reads the patients in chunks
+with the rows their clean() reads (implants, revisions, sites) already in place, and
+the new findings of a run open their queries in batches (`queries.queries_open_many`),
+with the same history rows as one at a time.
 """
 
 import dataclasses
@@ -32,6 +39,7 @@ from registry.models import (
     Patient,
     PromAnswer,
     QueryStatus,
+    Revision,
     Site,
     Visit,
     VisitStatus,
@@ -65,6 +73,9 @@ class CheckRule:
     name: str
     why: str  # why the rule exists (shown in the admin and the docs)
     find: Callable[[Scope], Iterable[Finding]]
+    # Everything the rule asks, the import validator has asked of every imported row
+    # already (the same clean()): `checks_run(import_validated=True)` skips it.
+    import_validated: bool = False
 
 
 RULES: dict[str, CheckRule] = {}
@@ -260,13 +271,8 @@ rule_register(CheckRule(
 
 # The models' own validation, as the import validator runs it (clean_fields, then clean):
 # rows saved before a rule existed, or written in bulk, are held to today's rules.
-# The site comes along: clean() judges "in the future" in the site's time zone.
-CLEANED = (
-    (Patient, ("site",)),
-    (Implant, ("patient__site",)),
-    (Visit, ("patient__site", "implant")),
-    (AdverseEvent, ("patient__site", "implant")),
-)
+CLEANED = (Patient, Implant, Visit, AdverseEvent)
+PATIENT_CHUNK = 500  # patients whose rows are checked together
 
 
 def _foreign_keys(model) -> list[str]:
@@ -289,11 +295,49 @@ def record_errors(obj, *, stored: bool = False) -> dict[str, list[str]]:
             for name, msgs in found.items()}
 
 
+def _cache(obj, field: str, value) -> None:
+    """Set what `obj.<field>` returns (a foreign key's row), as select_related would."""
+    type(obj)._meta.get_field(field).set_cached_value(obj, value)
+
+
+def _chunk_rows(patients: list[Patient]) -> Iterable:
+    """The rows of `patients` that clean() checks, each with the rows clean() reads already
+    in place, as one set of objects per chunk: the patient (with her site) of each row,
+    her implants (the overlap and first-implant rules), each implant's revisions (the
+    explant date) and the implant of a visit or event. A few queries per chunk, not one
+    per row, and one Patient object per patient, not one per row."""
+    by_pk = {p.pk: p for p in patients}
+    implants = list(Implant.objects.filter(patient_id__in=by_pk))
+    revisions: dict[int, list] = {}
+    for revision in Revision.objects.filter(implant__in=[i.pk for i in implants if i.explant_date]):
+        revisions.setdefault(revision.implant_id, []).append(revision)
+    of_patient: dict[int, list] = {pk: [] for pk in by_pk}
+    for implant in implants:
+        _cache(implant, "patient", by_pk[implant.patient_id])
+        implant._prefetched_objects_cache = {"revisions": revisions.get(implant.pk, [])}
+        of_patient[implant.patient_id].append(implant)
+    for patient in patients:
+        patient._prefetched_objects_cache = {"implants": of_patient[patient.pk]}
+    implant_by_pk = {i.pk: i for i in implants}
+    yield from patients
+    yield from implants
+    for model in (Visit, AdverseEvent):
+        for obj in model.objects.filter(patient_id__in=by_pk).order_by("pk"):
+            _cache(obj, "patient", by_pk[obj.patient_id])
+            if obj.implant_id in implant_by_pk:  # (another patient's implant: read as stored)
+                _cache(obj, "implant", implant_by_pk[obj.implant_id])
+            yield obj
+
+
 def _invalid_records(scope):
-    for model, related in CLEANED:
-        path = "pk" if model is Patient else "patient"
-        qs = _in_scope(model.objects.select_related(*related), scope, path)
-        for obj in qs.iterator(chunk_size=BATCH):
+    patients = (scope if scope is not None else Patient.objects.all()).select_related("site")
+    last = 0
+    while True:
+        chunk = list(patients.filter(pk__gt=last).order_by("pk")[:PATIENT_CHUNK])
+        if not chunk:
+            return
+        last = chunk[-1].pk
+        for obj in _chunk_rows(chunk):
             for field, messages in record_errors(obj, stored=True).items():
                 yield Finding(obj, field, " ".join(messages))
 
@@ -302,7 +346,7 @@ rule_register(CheckRule(
     "record_invalid",
     "The same validation as the admin form and the import: rows entered before a rule was "
     "added, or changed in bulk, are checked against today's rules.",
-    _invalid_records))
+    _invalid_records, import_validated=True))
 
 
 # ------------------------------------------------------------------ running them
@@ -324,14 +368,21 @@ FIXED_NOTE = "Closed by the data check '{rule}': it no longer finds the anomaly 
 
 
 def checks_run(*, sites: Iterable[Site] | None = None, patients: Iterable[int] | None = None,
-               rules: Iterable[str] | None = None) -> CheckRun:
+               rules: Iterable[str] | None = None, import_validated: bool = False) -> CheckRun:
     """Run the rules (default: all) over the patients of `sites`, or the `patients` (pks),
     or everyone; open a query per new finding, close the live queries whose finding is
-    gone. Acts as the system user. Unknown rule names raise ValueError."""
+    gone. Acts as the system user. Unknown rule names raise ValueError.
+
+    `import_validated`: the run right after an import, whose validator has just put every
+    imported row through the same clean(): the rules that ask nothing more
+    (`CheckRule.import_validated`: record_invalid) are skipped, their live queries left
+    as they are (the nightly run re-checks them)."""
     names = list(rules) if rules is not None else list(RULES)
     unknown = [n for n in names if n not in RULES]
     if unknown:
         raise ValueError(f"Unknown data check(s): {', '.join(unknown)}; known: {', '.join(RULES)}")
+    if import_validated:
+        names = [n for n in names if not RULES[n].import_validated]
     scope: Scope = None
     if patients is not None:
         scope = Patient.objects.filter(pk__in=list(patients))
@@ -358,25 +409,37 @@ def _run_rule(rule: CheckRule, scope: Scope, actor) -> dict[str, int]:
                               closed_by_check=False)
                   .values_list("record_type", "record_id", "field"))
     opened = closed = 0
-    for key, finding in found.items():
-        if key in live or key in settled:
-            continue
+    new = [finding for key, finding in found.items() if key not in live and key not in settled]
+    for start in range(0, len(new), BATCH):
+        opened += _open(new[start:start + BATCH], rule, actor)
+    gone = [query.pk for key, query in live.items() if key not in found]
+    for start in range(0, len(gone), BATCH):
+        # A query closed by someone else in between is left as she left it.
+        closed += len(queries.queries_close_many(gone[start:start + BATCH], actor=actor,
+                                                 text=FIXED_NOTE.format(rule=rule.name)))
+    return {"findings": len(found), "opened": opened, "closed": closed}
+
+
+def _open(findings: list[Finding], rule: CheckRule, actor) -> int:
+    """Open a query per finding: in one batch (a few queries for all, with the same
+    history rows as one at a time), or, when another run opened some of them in between
+    (one_live_query_per_finding refuses the batch), one by one, skipping those."""
+    try:
+        with transaction.atomic():
+            return len(queries.queries_open_many(
+                [(f.record, f.field, f.text) for f in findings], actor=actor, rule=rule.name))
+    except IntegrityError:
+        pass
+    opened = 0
+    for finding in findings:
         try:
             with transaction.atomic():
                 queries.query_open(record=finding.record, field=finding.field, text=finding.text,
                                    actor=actor, rule=rule.name)
             opened += 1
-        except IntegrityError:
-            pass  # another run opened it in between (one_live_query_per_finding)
-    for key, query in live.items():
-        if key not in found:
-            try:
-                queries.query_close(query=query, text=FIXED_NOTE.format(rule=rule.name),
-                                    actor=actor, by_check=True)
-                closed += 1
-            except ValidationError:
-                pass  # closed by someone else in between
-    return {"findings": len(found), "opened": opened, "closed": closed}
+        except (IntegrityError, ValidationError):
+            pass  # another run opened it in between (the batch's checks passed: only that)
+    return opened
 
 
 def _patient_of(obj) -> int | None:

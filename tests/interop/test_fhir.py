@@ -322,3 +322,39 @@ def test_a_missing_value_with_its_reason_is_an_observation_with_data_absent_reas
     assert pgic["dataAbsentReason"]["coding"][0]["code"] == "not-applicable"
     # A blank without a reason is still no Observation at all.
     assert get(client, f"/fhir/Observation/visit-{visit.pk}-satisfaction", token_dm).status_code == 404
+
+
+@pytest.mark.parametrize("sql", [False, None], ids=["python", "database-where-it-can"])
+def test_a_missed_visits_observations_say_why_with_data_absent_reason(client, cohort, token_dm,
+                                                                     data_manager, sql):
+    """Issue 18: a whole visit not done, with its reason, is an NRS, satisfaction and PGIC
+    Observation each, cancelled, without a value or a date, the visit's reason as
+    dataAbsentReason (a value's own reason, where given, says more); without a reason, none."""
+    from registry.models import Visit
+    from registry.services import fhir
+    from registry.services.export_log import RowCounter
+
+    visit = Visit.objects.get(patient=cohort["a"][0], timepoint="m6")
+    visit.status, visit.date_done, visit.visit_missing = "missed", None, "too_ill"
+    visit.nrs = visit.satisfaction = visit.pgic = visit.opioid_mme = None
+    record_save(visit, actor=system_user(), reason="test: missed")
+    other = Visit.objects.get(patient=cohort["a"][0], timepoint="m12")
+    other.status, other.date_done, other.visit_missing = "missed", None, ""
+    other.nrs = other.satisfaction = other.pgic = other.opioid_mme = None
+    record_save(other, actor=system_user(), reason="test: missed, no reason")
+    search = fhir.fhir_search(user=data_manager, resource_type="Observation",
+                              params={"patient": [cohort["a"][0].registry_id]})
+    lines = [json.loads(line) for line in b"".join(search.ndjson(RowCounter(), sql=sql)).splitlines()]
+    mine = {r["id"]: r for r in lines if r["id"].startswith(f"visit-{visit.pk}-")}
+    assert set(mine) == {f"visit-{visit.pk}-{k}" for k in ("nrs", "satisfaction", "pgic")}
+    for resource in mine.values():
+        validate(resource)
+        assert resource["status"] == "cancelled" and "effectiveDateTime" not in resource
+        assert not any(key.startswith("value") for key in resource)
+        assert resource["dataAbsentReason"] == {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+            "code": "not-performed"}], "text": "Too ill to attend"}
+    assert not any(r["id"].startswith(f"visit-{other.pk}-") for r in lines)
+    assert search.total() == len(lines)
+    body = json.loads(get(client, f"/fhir/Observation/visit-{visit.pk}-nrs", token_dm).content)
+    assert body == mine[f"visit-{visit.pk}-nrs"]

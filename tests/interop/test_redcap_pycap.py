@@ -149,3 +149,37 @@ def test_pycap_reads_the_missing_data_codes_and_the_codes_in_the_fields(live_ser
                                                     raw_or_label="label") if r["timepoint"] == "m3"]
     assert labelled["nrs"] == "Asked but declined"
     assert "nrs_missing" not in row  # the reason travels in the field, as REDCap clients expect
+
+
+def test_pycap_reads_a_missed_visits_reason_in_its_field_and_its_value_fields(live_server, cohort,
+                                                                             token_a, nurse):
+    """A whole visit not done (issue 18): its reason in the visit form's coded field
+    `visit_missing` (choices in the data dictionary), and REDCap's missing-data code of that
+    reason in each value field that has a reason, unless the value's own reason says more."""
+    from registry.models import MissingReason, choices
+    from registry.services.audit import record_save
+
+    visit = Visit.objects.get(patient=cohort["a"][0], timepoint="m6")
+    visit.status, visit.date_done, visit.visit_missing = "missed", None, "unreachable"
+    for name in ("nrs", "satisfaction", "pgic", "opioid_mme"):
+        setattr(visit, name, None)
+    visit.pgic_missing = ""
+    record_save(visit, actor=nurse, reason="test: missed")
+    project = Project(f"{live_server.url}/redcap/api/", token_a)
+    [field] = [f for f in project.export_metadata() if f["field_name"] == "visit_missing"]
+    assert field["form_name"] == "visit" and field["field_type"] == "dropdown"
+    listed = dict(c.split(", ", 1) for c in field["select_choices_or_calculations"].split(" | "))
+    assert listed[str(choices.code_number("missing_reason", "unreachable"))] == \
+        MissingReason.UNREACHABLE.label and len(listed) == len(MissingReason)
+    [row] = [r for r in project.export_records(records=[cohort["a"][0].registry_id])
+             if r["timepoint"] == "m6"]
+    assert row["visit_missing"] == str(choices.code_number("missing_reason", "unreachable"))
+    assert (row["nrs"], row["satisfaction"], row["pgic"], row["opioid_mme"]) == ("UNRCH",) * 4
+    assert row["visit_complete"] == "0"
+    [labelled] = [r for r in project.export_records(records=[cohort["a"][0].registry_id],
+                                                    raw_or_label="label") if r["timepoint"] == "m6"]
+    assert labelled["visit_missing"] == labelled["nrs"] == str(MissingReason.UNREACHABLE.label)
+    # A completed visit says nothing in the field.
+    [done] = [r for r in project.export_records(records=[cohort["a"][0].registry_id])
+              if r["timepoint"] == "m3"]
+    assert done["visit_missing"] == ""

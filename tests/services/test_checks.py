@@ -228,3 +228,130 @@ def test_a_query_on_a_prom_item_reaches_the_sites_nurse(implant, data_manager, n
     assert queries.record_load(record_type="prom_item", record_id=answer.pk, user=nurse) == answer
     with pytest.raises(Exception, match="not a field"):
         queries.query_open(record=answer, field="nrs", text="?", actor=data_manager)
+
+
+# ------------------------------------------------------------------ at registry scale
+
+
+def _invalid_patient(site, nurse):
+    """A patient whose stored rows break the rules clean() reads other rows for: two SCS
+    implants in place at once, an explant before a revision, a baseline after the first
+    implant (written past the validation, as a bulk job could)."""
+    from registry.models import Revision
+
+    patient = make_patient(site, actor=nurse)
+    make_visit(patient, actor=nurse)
+    first = make_implant(patient, actor=nurse)
+    second = make_implant(patient, actor=nurse, trial_start=D(2020, 11, 1), trial_end=D(2020, 11, 10),
+                          implant_date=D(2020, 12, 1), therapy="DRG")
+    record_save(Revision(implant=first, date=D(2021, 6, 1), reason_code="other", reason="lead"),
+                actor=nurse)
+    save(first, explant_date=D(2021, 1, 1), explant_reason_code="infection")
+    save(second, therapy="SCS")
+    save(Visit.objects.get(patient=patient, timepoint="baseline"), date_done=D(2020, 4, 1))
+    return patient, first, second
+
+
+def test_record_invalid_finds_what_clean_finds_across_rows_without_a_query_per_row(
+        site_a, nurse, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    patient, first, second = _invalid_patient(site_a, nurse)
+    expected = {("implant", first.pk, "explant_date"), ("implant", second.pk, "implant_date"),
+                ("visit", Visit.objects.get(patient=patient, timepoint="baseline").pk, "date_done")}
+    found = {f.key for f in checks.RULES["record_invalid"].find(None)}
+    assert expected <= found, found
+    # The same messages as the row's own clean() gives, row by row (no prefetch).
+    assert "before the revision" in checks.record_errors(first)["explant_date"][0]
+    assert "overlaps" in checks.record_errors(second)["implant_date"][0]
+
+    def queries_of_one_pass():
+        with CaptureQueriesContext(connection) as captured:
+            list(checks.RULES["record_invalid"].find(None))
+        return len(captured)
+
+    few = queries_of_one_pass()
+    for _ in range(3):
+        _invalid_patient(site_a, nurse)
+    assert queries_of_one_pass() == few  # per chunk, not per row
+
+
+def test_many_findings_open_in_a_batch_with_their_history(implant, django_assert_max_num_queries):
+    visits = [follow_up(implant, tp, nrs=None) for tp in ("m1", "m3", "m6", "m12")]
+    with django_assert_max_num_queries(20):
+        run = checks.checks_run(rules=["visit_completed_without_nrs"])
+    assert run.opened == 4
+    opened = live("visit_completed_without_nrs")
+    assert sorted(q.record_id for q in opened) == sorted(v.pk for v in visits)
+    for query in opened:
+        [history] = query.history.all()
+        assert history.history_user.username == "registry-system"
+        assert history.history_change_reason.startswith("Opened: The visit of")
+        [message] = query.messages.all()
+        assert message.action == "open" and message.author.username == "registry-system"
+        assert message.history.get().history_change_reason == "Query open"
+        assert query.record_key == f"{implant.ref} {Visit.objects.get(pk=query.record_id).timepoint}"
+    # The same as a query opened one at a time.
+    single = queries.query_open(record=visits[0], field="nrs", text="Please check.", actor=system_user())
+    assert single.history.get().history_change_reason == "Opened: Please check."
+    assert single.messages.get().history.get().history_change_reason == "Query open"
+
+
+def test_a_batch_another_run_opened_in_between_falls_back_to_one_by_one(implant):
+    visits = [follow_up(implant, tp, nrs=None) for tp in ("m1", "m3")]
+    # Another run's query on the first finding, written after this run read the live ones.
+    rule = checks.RULES["visit_completed_without_nrs"]
+    findings = list(rule.find(None))
+    queries.query_open(record=visits[0], field="nrs", text="other run", actor=system_user(),
+                       rule=rule.name)
+    assert checks._open(findings, rule, system_user()) == 1
+    assert live(rule.name).count() == 2
+
+
+def test_after_an_import_the_rules_its_validator_enforced_are_skipped(implant):
+    follow_up(implant, "m1", nrs=4, nrs_missing="declined")  # a record_invalid finding
+    follow_up(implant, "m3", nrs=None)
+    run = checks.checks_run(import_validated=True)
+    assert "record_invalid" not in run.by_rule and run.by_rule["visit_completed_without_nrs"]["opened"] == 1
+    assert checks.checks_run().by_rule["record_invalid"]["opened"] == 1
+
+
+def test_an_import_runs_the_checks_but_not_the_validators_own_again(tmp_path, site_a, data_manager):
+    import shutil
+
+    from registry.services.imports import REFERENCE_BUNDLE, bundle_import
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(REFERENCE_BUNDLE, folder)
+    report = bundle_import(source=folder, actor=data_manager, reason="reference cohort")
+    assert report.ok, report.errors
+    assert "record_invalid" not in report.checks.by_rule
+    assert "visit_completed_without_nrs" in report.checks.by_rule
+    # The nightly run still holds the stored rows to clean().
+    assert "record_invalid" in checks.checks_run().by_rule
+
+
+def test_many_fixed_findings_close_in_a_batch_with_their_history(implant, data_manager,
+                                                                 django_assert_max_num_queries):
+    visits = [follow_up(implant, tp, nrs=None) for tp in ("m1", "m3", "m6", "m12")]
+    checks.checks_run(rules=["visit_completed_without_nrs"])
+    # One the data manager cancels by hand meanwhile: it stays as she left it.
+    first = live("visit_completed_without_nrs").get(record_id=visits[0].pk)
+    queries.query_cancel(query=first, text="asked in error", actor=data_manager)
+    for visit in visits:
+        save(visit, nrs=3)
+    with django_assert_max_num_queries(20):
+        run = checks.checks_run(rules=["visit_completed_without_nrs"])
+    assert run.closed == 3 and not live("visit_completed_without_nrs").exists()
+    first.refresh_from_db()
+    assert first.status == QueryStatus.CANCELLED and not first.closed_by_check
+    for query in DataQuery.objects.filter(status=QueryStatus.CLOSED):
+        assert query.closed_by_check and query.closed_by.username == "registry-system"
+        latest = query.history.first()
+        assert latest.history_user.username == "registry-system"
+        assert latest.history_change_reason.startswith("Closed: Closed by the data check")
+        assert query.version == 2
+        message = query.messages.latest("pk")
+        assert message.action == "close" and "no longer finds" in message.text
+        assert message.history.get().history_change_reason == "Query close"

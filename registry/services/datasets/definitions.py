@@ -323,7 +323,9 @@ VISITS = Dataset(
           for name, label in (("nrs", "NRS"), ("satisfaction", "Satisfaction"), ("pgic", "PGIC"),
                               ("opioid_mme", "Opioid use"))],
         Column("visit_missing", "Visit not done because", "code", lambda: blank_is_null("visit_missing"),
-               codes="missing_reason"),
+               codes="missing_reason",
+               redcap=Redcap("visit", note="A missed or not-done visit: why (its value fields carry "
+                                           "the same reason as REDCap's missing-data code).")),
         *_prom_columns(),
         Column("entered_by", "Answers entered by (patient through her link, nurse, import)", "code",
                _entered_by, codes="entered_by", redcap=Redcap("visit", annotation="@READONLY")),

@@ -12,6 +12,8 @@ meantime, all the answers are kept on the link as a conflict; when she had enter
 some answers of a still scheduled visit (an NRS, a PROM item) and the patient's
 differ, the visit lands with hers and the differing ones are kept as the conflict.
 Her patient page and digest show conflicts.
+A landed submission runs the data checks over the patient, as an admin save does
+(services.checks.checks_after_save).
 """
 
 import datetime
@@ -22,6 +24,7 @@ from django.utils import timezone
 
 from registry.models import EnteredBy, EproLink, PainScore, Recall, Visit, VisitStatus
 
+from .. import checks
 from ..audit import attach_audit, record_save
 from ..dates import site_today
 from ..proms.answers import answers_by_visit, prom_answers_record
@@ -98,6 +101,9 @@ def answers_submit(*, link: EproLink, data=None, now: datetime.datetime | None =
             reason += f"; not taken (the clinic had entered other answers): {', '.join(kept)}"
         attach_audit(link, actor=patient_user(), reason=reason)
         link.save()
+    # As after every save in the admin and the API: the data checks over the patient (a
+    # PROM left unscorable opens its query, one now complete closes it).
+    checks.checks_after_save(visit)
     return CONFLICT if kept else LANDED
 
 

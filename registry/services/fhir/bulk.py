@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 from django.db.models import Max, OuterRef, Subquery
 
-from registry.models import PainScore, PainSite, PromAnswer, Recall, choices
+from registry.models import PainScore, PainSite, PromAnswer, Recall, VisitStatus, choices
 from registry.models.choices import EnteredBy
 from registry.models.instruments import ALGORITHM_VERSION, SCORES
 
@@ -76,11 +76,15 @@ def _head(sql: Sql, id_sql: str, updated: str, code: Sql) -> Sql:
     sql.add(" || (CASE WHEN COALESCE(v.entered_by, '') = '' THEN '' ELSE %s::text"
             " || to_json(v.entered_by)::text || '}' END) || %s::text || ",
             ',{"url":' + _json(f"{system_base()}:entered-by") + ',"valueCode":',
-            '],"status":"final","category":' + _json([_concept(OBSERVATION_CATEGORY, "survey", "Survey")])
-            + ',"code":')
+            '],"status":')
+    # A visit not done: "cancelled" and no date (resources._observation).
+    sql.add("(CASE WHEN v.status = %s THEN %s::text ELSE %s::text END) || %s::text || ",
+            str(VisitStatus.COMPLETED), '"final"', '"cancelled"',
+            ',"category":' + _json([_concept(OBSERVATION_CATEGORY, "survey", "Survey")]) + ',"code":')
     sql.extend(code)
-    sql.add(" || %s::text || to_json('Patient/' || v.rid)::text || %s::text || v.day::text || %s::text",
-            ',"subject":{"reference":', '},"effectiveDateTime":"', '"')
+    sql.add(" || %s::text || to_json('Patient/' || v.rid)::text || %s::text"
+            " || (CASE WHEN v.status = %s THEN %s::text || v.day::text || %s::text ELSE '' END)",
+            ',"subject":{"reference":', '}', str(VisitStatus.COMPLETED), ',"effectiveDateTime":"', '"')
     sql.add(" || (CASE WHEN v.entered_by = %s THEN %s::text || to_json('Patient/' || v.rid)::text"
             " || %s::text ELSE '' END)", str(EnteredBy.PATIENT), ',"performer":[{"reference":', "}]")
     sql.add(" || (CASE WHEN v.implant_id IS NULL THEN '' ELSE %s::text || to_json('Device/' || v.ref)::text"
@@ -100,6 +104,11 @@ def _absent(ref: str) -> Sql:
                        for r in missing.REASONS.values()})
 
 
+def _why(kind: str) -> str:
+    """The value's own reason, else the whole visit's (a visit not done)."""
+    return f"COALESCE(NULLIF(v.{kind}_missing, ''), NULLIF(v.visit_missing, ''))"
+
+
 def _visit_kind(kind: str) -> tuple[Sql, Sql, Sql]:
     """(condition, code, value) of one of a visit's own Observations."""
     if kind == "nrs":
@@ -109,7 +118,7 @@ def _visit_kind(kind: str) -> tuple[Sql, Sql, Sql]:
         score = _json(_score(0))[1:-1]
         before, after = score.split(":0,", 1)
         value = Sql("(CASE WHEN v.nrs IS NOT NULL THEN %s::text || v.nrs::text || %s::text ELSE ",
-                    [before + ":", "," + after]).extend(_absent("v.nrs_missing")).add(" END)")
+                    [before + ":", "," + after]).extend(_absent(_why("nrs"))).add(" END)")
     else:
         code = _concept(code_system("observation"), kind,
                         "Satisfaction with treatment" if kind == "satisfaction"
@@ -119,8 +128,10 @@ def _visit_kind(kind: str) -> tuple[Sql, Sql, Sql]:
         concepts = {str(c): '"valueCodeableConcept":' + _json(registry_concept(kind, c))
                     for _, c, _ in choices.numbered(kind)}
         value = Sql(f"(CASE WHEN v.{kind} IS NOT NULL THEN ").extend(_case(f"v.{kind}::text", concepts))
-        value.add(" ELSE ").extend(_absent(f"v.{kind}_missing")).add(" END)")
-    condition = Sql(f"(v.{kind} IS NOT NULL OR COALESCE(v.{kind}_missing, '') <> '')")
+        value.add(" ELSE ").extend(_absent(_why(kind))).add(" END)")
+    # A value, its reason, or a visit not done (the search holds those with their reason only).
+    condition = Sql(f"(v.{kind} IS NOT NULL OR COALESCE(v.{kind}_missing, '') <> '' OR v.status <> %s)",
+                    [str(VisitStatus.COMPLETED)])
     return condition, Sql("%s::text", [_json(code)]), value
 
 
@@ -208,9 +219,10 @@ def observation_sql(search) -> Sql:
     rows = rows.values_list(
         "pk", "timepoint", "date_done", "updated_at", "patient__registry_id", "implant_id", "implant__ref",
         "nrs", "nrs_missing", "satisfaction", "satisfaction_missing", "pgic", "pgic_missing", "entered_by",
-        *extra)
+        "status", "visit_missing", *extra)
     names = ("pk, timepoint, day, updated_at, rid, implant_id, ref, nrs, nrs_missing, satisfaction, "
-             "satisfaction_missing, pgic, pgic_missing, entered_by" + "".join(f', "{n}"' for n in extra))
+             "satisfaction_missing, pgic, pgic_missing, entered_by, status, visit_missing"
+             + "".join(f', "{n}"' for n in extra))
     sql = Sql("WITH v AS MATERIALIZED (SELECT row_number() OVER () AS seq, v0.* FROM (")
     sql.extend(pg.subquery(rows)).add(f") AS v0({names})) SELECT o.line FROM (")
     branches = []

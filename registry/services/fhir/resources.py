@@ -25,6 +25,7 @@ from registry.models import (
 )
 from registry.models.base import today_anywhere
 from registry.models.choices import AeCategory, EnteredBy, PainSite
+from registry.models.visits import NOT_DONE
 
 from .. import deid, missing
 from ..datasets import AGE_TOP
@@ -290,17 +291,20 @@ def procedure_resources(implant: Implant, *, shift: bool = False) -> list[dict]:
 
 def _observation(visit: Visit, *, id_: str, code: dict, updated, value: dict,
                  shift: int | None) -> dict:
+    done = visit.status == VisitStatus.COMPLETED
     resource = {
         "resourceType": "Observation",
         "id": id_,
         "meta": _meta(updated, shift is not None),
         "extension": [{"url": f"{system_base()}:timepoint", "valueCode": visit.timepoint}],
-        "status": "final",
+        # A visit not done: the measurement was never made (FHIR's "cancelled"), no date.
+        "status": "final" if done else "cancelled",
         "category": [_concept(OBSERVATION_CATEGORY, "survey", "Survey")],
         "code": code,
         "subject": _patient_ref(visit.patient.registry_id),
-        "effectiveDateTime": _day(visit, "date_done", shift),
     }
+    if done:
+        resource["effectiveDateTime"] = _day(visit, "date_done", shift)
     if visit.entered_by:
         # Who entered the answers (the visits dataset's entered_by): patient through her
         # link, nurse, import; a patient's own answers name her as the performer too.
@@ -325,17 +329,22 @@ OBSERVATION_KINDS = ("nrs", "satisfaction", "pgic")
 def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS + ("painscore",),
                           pain_scores: Iterable[PainScore] | None = None, *,
                           shift: bool = False) -> Iterator[dict]:
-    """Observations of one completed visit: NRS, satisfaction, PGIC and further pain scores."""
-    if visit.status != VisitStatus.COMPLETED or not visit.date_done:
+    """Observations of one completed visit: NRS, satisfaction, PGIC and further pain scores;
+    of a visit not done with its reason (`visit_missing`): NRS, satisfaction and PGIC, each
+    without a value and with that reason as dataAbsentReason (status cancelled, no date)."""
+    missed = visit.status in NOT_DONE and bool(visit.visit_missing)
+    if not missed and (visit.status != VisitStatus.COMPLETED or not visit.date_done):
         return
     kinds = set(kinds)
     days = _shift_of(visit, shift)
     # A missing value with its reason (services.missing) is an Observation without a value
-    # and with FHIR's dataAbsentReason, so a client sees it was not just forgotten.
+    # and with FHIR's dataAbsentReason, so a client sees it was not just forgotten; the
+    # value's own reason, else the whole visit's.
     def absent(field):
-        return {"dataAbsentReason": missing.fhir_data_absent_reason(getattr(visit, f"{field}_missing"))}
+        why = getattr(visit, f"{field}_missing") or visit.visit_missing
+        return {"dataAbsentReason": missing.fhir_data_absent_reason(why)}
 
-    if "nrs" in kinds and (visit.nrs is not None or visit.nrs_missing):
+    if "nrs" in kinds and (visit.nrs is not None or visit.nrs_missing or missed):
         yield _observation(
             visit, id_=f"visit-{visit.pk}-nrs", updated=visit,
             code={"coding": [_coding(LOINC, NRS_LOINC, NRS_DISPLAY),
@@ -343,7 +352,8 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
                   "text": "NRS pain (0-10), primary pain"},
             value=_score(visit.nrs) if visit.nrs is not None else absent("nrs"), shift=days,
         )
-    if "satisfaction" in kinds and (visit.satisfaction is not None or visit.satisfaction_missing):
+    if "satisfaction" in kinds and (visit.satisfaction is not None or visit.satisfaction_missing
+                                    or missed):
         yield _observation(
             visit, id_=f"visit-{visit.pk}-satisfaction", updated=visit,
             code=_concept(code_system("observation"), "satisfaction", "Satisfaction with treatment",
@@ -352,7 +362,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
             if visit.satisfaction is not None else absent("satisfaction"),
             shift=days,
         )
-    if "pgic" in kinds and (visit.pgic is not None or visit.pgic_missing):
+    if "pgic" in kinds and (visit.pgic is not None or visit.pgic_missing or missed):
         yield _observation(
             visit, id_=f"visit-{visit.pk}-pgic", updated=visit,
             code=_concept(code_system("observation"), "pgic",

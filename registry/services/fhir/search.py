@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from registry.models import (
     AdverseEvent,
@@ -25,6 +25,7 @@ from registry.models import (
     VisitStatus,
 )
 from registry.models.instruments import INSTRUMENTS, SCORES
+from registry.models.visits import NOT_DONE
 
 from .. import deid
 from ..access import sites_for, visible
@@ -114,7 +115,10 @@ class Search:
             return self.rows.count() + self.rows.filter(explant_date__isnull=False).count()
         if self.resource_type == "Observation":
             # One per recorded NRS / satisfaction / PGIC value, one per further pain score.
-            found = self.rows.aggregate(**{kind: Count("pk", filter=Q(**{f"{kind}__isnull": False}))
+            # (or its reason, or the whole visit's reason: a visit not done)
+            found = self.rows.aggregate(**{kind: Count("pk", filter=Q(**{f"{kind}__isnull": False})
+                                                       | Q(**{f"{kind}_missing__gt": ""})
+                                                       | ~Q(status=VisitStatus.COMPLETED))
                                            for kind in OBSERVATION_KINDS if kind in self.kinds})
             total = sum(found.values())
             if "painscore" in self.kinds:
@@ -324,9 +328,12 @@ def _search(user, resource_type: str, params: dict[str, list[str]]) -> Search:
                     | _date_filter("date", value, "explant_date"))
         updated_path = "updated_at"
     elif resource_type == "Observation":
+        # Completed visits, and the visits not done with the reason why (their Observations
+        # carry no value, only that reason: resources.observation_resources).
         rows = (visible(Visit.objects.select_related("patient", "implant"), user)
-                .filter(status=VisitStatus.COMPLETED, date_done__isnull=False)
-                .order_by("patient__registry_id", "date_done", "pk"))
+                .filter(Q(status=VisitStatus.COMPLETED, date_done__isnull=False)
+                        | Q(status__in=NOT_DONE, visit_missing__gt=""))
+                .order_by("patient__registry_id", F("date_done").asc(nulls_last=True), "pk"))
         search = Search(resource_type, rows)
         if ids:
             visit_pks, score_pks = set(), set()

@@ -153,7 +153,9 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
         # The data checks over what came in (a finding opens a query for the site).
         if progress:
             progress("data checks", 0, 1)
-        report.checks = data_checks.checks_run(patients=_imported_patients(validator))
+        # record_invalid is the validator's own clean(), just run on every imported row.
+        report.checks = data_checks.checks_run(patients=_imported_patients(validator),
+                                               import_validated=True)
     except _RegistryChanged as exc:
         report.errors.extend(exc.errors)
         report.run = _record(report, actor=actor, reason=reason)

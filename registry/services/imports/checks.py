@@ -36,6 +36,7 @@ from registry.models import (
 )
 from registry.models.plausibility import overlap_message
 from registry.models.sites import parse_emails
+from registry.models.visits import NOT_DONE
 
 from ..bundles import (
     ADVERSE_EVENTS,
@@ -450,7 +451,18 @@ class _Validator(RegistryLookups):
                 if self.duplicate(spec, keys, key, line, "timepoint", timepoint, what):
                     continue
                 existing = self.existing_visits.get(key)
-            if existing is not None and existing.status == VisitStatus.COMPLETED:
+            # Completed unless the row says it was not done (issue 18: missed visits travel).
+            status = VisitStatus.COMPLETED
+            if "status" in table.present and "status" not in row.bad:
+                status = raw.get("status") or VisitStatus.COMPLETED
+                row.values["status"] = status
+            not_done = status in NOT_DONE
+            if not_done and row.values.get("date_done") is not None:
+                self.error(spec, line, "visit_date", raw.get("visit_date", ""),
+                           f"a {status} visit was not done and has no visit date; leave it empty.")
+                row.bad.add("visit_date")
+            if existing is not None and (existing.status == VisitStatus.COMPLETED
+                                         or (existing.status in NOT_DONE and not_done)):
                 if self.compare(table, row, existing, f"visit {' '.join(key)}"):
                     self.count(spec, "unchanged")
                     self.visits[key] = existing
@@ -462,12 +474,12 @@ class _Validator(RegistryLookups):
                 visit = existing
                 for name, value in row.values.items():
                     setattr(visit, name, value)
-                visit.status = VisitStatus.COMPLETED
+                visit.status = status
                 visit.entered_by = source or EnteredBy.IMPORT
             else:
                 visit = self.make[Visit](patient=patient, implant=implant,
-                                         status=VisitStatus.COMPLETED,
-                                         entered_by=source or EnteredBy.IMPORT, **row.values)
+                                         entered_by=source or EnteredBy.IMPORT,
+                                         **{**row.values, "status": status})
             if self.clean(table, row, visit, exclude=["patient", "implant"],
                           parents={"patient": patient, "implant": implant}) \
                     and patient is not None and key is not None:

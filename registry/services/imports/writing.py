@@ -132,7 +132,7 @@ def _write(v: _Validator, *, actor, reason: str, progress) -> int | None:
             v.visit_updates, Visit, [
                 "status", "date_done", "nrs", "satisfaction", "pgic", "would_choose_again",
                 "opioid_mme", "stimulation_use", "nrs_missing", "satisfaction_missing",
-                "pgic_missing", "opioid_mme_missing", "entered_by"],
+                "pgic_missing", "opioid_mme_missing", "visit_missing", "entered_by"],
             actor=actor, reason=reason, batch_size=1000)
         done += len(v.visit_updates)
         if progress:

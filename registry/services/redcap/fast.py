@@ -196,8 +196,10 @@ class _Plan:
         value = _value(f, f'{prefix}."{prefix}_{f.column}"', self.labels)
         if not f.reason:
             return value
+        # The value's own reason, else (visit form) the whole visit's (Field.reasons).
+        why = ", ".join(f'{prefix}."{prefix}_{r}"' for r in f.reasons)
         sql = Sql(f'(CASE WHEN {prefix}."{prefix}_{f.column}" IS NULL '
-                  f'THEN (CASE {prefix}."{prefix}_{f.reason}"')
+                  f'THEN (CASE COALESCE({why})')
         for reason in missing.REASONS.values():
             sql.add(" WHEN %s THEN %s::text", reason.code, reason.label if self.labels else reason.redcap)
         return sql.add(" END) ELSE ").extend(value).add(" END)")

@@ -43,6 +43,7 @@ FORMS = (("enrolment", "Enrolment"), ("visit", "Visit"),
          *((code, instrument.name) for code, instrument in INSTRUMENTS.items()),
          ("adverse_event", "Adverse event"), ("device_component", "Device component"))
 PROM_FORM_NAMES = tuple(INSTRUMENTS)
+VISIT_REASON = "visit_missing"  # the visits dataset's column: why a whole visit was not done
 
 
 class RedcapRequestError(ValueError):
@@ -73,6 +74,15 @@ class Field:
     @property
     def column(self) -> str:
         return self.source or self.name
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The dataset columns saying why the value is missing, first found first: the
+        value's own reason, then (visit form) the whole visit's, `visit_missing`, so a
+        missed visit's values carry its reason as their missing-data code."""
+        if not self.reason:
+            return ()
+        return (self.reason, VISIT_REASON) if self.form == "visit" else (self.reason,)
 
     def choices(self) -> list[tuple[str, str]]:
         if self.kind in ("code", "scale"):

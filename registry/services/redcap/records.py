@@ -238,7 +238,8 @@ class RecordExport:
                 if visit is not None:
                     for f in self.selected:
                         if f.form == "visit":
-                            row[f.name] = self._value(f, visit[f.column], visit.get(f.reason))
+                            why = next((visit[r] for r in f.reasons if visit.get(r)), None)
+                            row[f.name] = self._value(f, visit[f.column], why)
                     if "visit_complete" in row:
                         done = visit["status"] == VisitStatus.COMPLETED
                         row["visit_complete"] = self._complete_text(COMPLETE if done else INCOMPLETE)
