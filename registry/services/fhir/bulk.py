@@ -1,4 +1,4 @@
-"""FHIR bulk NDJSON of Observations written by PostgreSQL (issue 21).
+"""FHIR bulk NDJSON of Observations, Patients and AdverseEvents written by PostgreSQL (issue 21).
 
 `observation_resources` (Python, one visit at a time) is the reference and the SQLite path.
 Here one statement writes the same resources, key for key, as JSON text: the constant parts
@@ -10,10 +10,21 @@ score Observations are the visits dataset's own SQL scores (services.proms.sql) 
 search's value set, one per computable score, after the visit's other Observations. COPY streams
 the lines, so memory does not grow with the registry and the query count is fixed.
 
-Taken only for users who see real dates (no per-patient date shift: that is an HMAC of the
-SECRET_KEY, computed in Python) and for searches that are not by `_id`; resource-for-resource
-equal to the Python path (tests/interop/test_channel_outputs.py). The bytes differ only in
-how non-ASCII letters are written (PostgreSQL writes them as they are, Python escapes them).
+Observations: taken only for users who see real dates (no per-patient date shift: that is
+an HMAC of the SECRET_KEY, computed in Python) and for searches that are not by `_id`;
+resource-for-resource equal to the Python path (tests/interop/test_channel_outputs.py).
+
+Patients and AdverseEvents (`patient_sql`, `adverse_event_sql`) are built the same way from
+`resources.patient_resource` / `adverse_event_resource`: every coded part (gender, event
+category, seriousness with its criterion, severity, outcome, causality with its WHO-UMC term)
+is the Python helper's own JSON for each code, bound as a parameter; for every user, with
+the user's view: no birth year, no death and no record time for users who see shifted
+dates, whose AdverseEvent dates are moved back by the patient's shift (computed in Python
+for the search's patients, one query, and joined). Equal to the Python path resource for
+resource (tests/interop/test_fhir_bulk_sql.py).
+
+The bytes differ only in how non-ASCII letters are written (PostgreSQL writes them as they
+are, Python escapes them).
 """
 
 from __future__ import annotations
@@ -23,27 +34,52 @@ from collections.abc import Iterator
 
 from django.db.models import Max, OuterRef, Subquery
 
-from registry.models import PainScore, PainSite, PromAnswer, Recall, choices
+from registry.models import (
+    AdverseEvent,
+    AeCategory,
+    AeOutcome,
+    PainScore,
+    PainSite,
+    PromAnswer,
+    Recall,
+    Relatedness,
+    SeriousCriterion,
+    Severity,
+    choices,
+)
+from registry.models.base import today_anywhere
 from registry.models.choices import EnteredBy
 from registry.models.instruments import ALGORITHM_VERSION, SCORES
 
-from .. import missing
-from ..datasets import pg
+from .. import deid, missing
+from ..datasets import AGE_TOP, iso_class, pg
 from ..datasets.pg import Sql
 from ..proms.instruments import value_set_note
 from ..proms.sql import is_integer, score_expression
 from .proms import fhir_id, response_id
 from .resources import (
+    GENDER,
+    IMDRF_ANNEXES,
     LOINC,
     NRS_DISPLAY,
     NRS_LOINC,
     OBSERVATION_CATEGORY,
     PSEUDONYMIZED,
+    STUDY_ID,
     _coding,
     _concept,
     _score,
+    ae_event,
+    ae_outcome,
+    ae_seriousness,
+    ae_severity,
+    causality,
     code_system,
+    gender,
+    imdrf_url,
+    iso_class_url,
     registry_concept,
+    registry_id_system,
     system_base,
 )
 
@@ -53,8 +89,24 @@ def _json(value) -> str:
 
 
 def available(search) -> bool:
-    return (search.resource_type == "Observation" and not search.shift and search.ids is None
-            and search.rows is not None and pg.available(search.rows.db))
+    """Is there an SQL path for this search? Patient and AdverseEvent for every user (shifted
+    dates: the shifts are computed in Python and joined), Observation for users who see real
+    dates; never for a search by `_id` or on SQLite."""
+    if search.ids is not None or search.rows is None or not pg.available(search.rows.db):
+        return False
+    if search.resource_type == "Observation":
+        return not search.shift
+    return search.resource_type in SQL_TYPES
+
+
+def _meta(updated: str, shift: bool) -> Sql:
+    """`resources._meta`: the PSEUDED label without a record time for users who see shifted
+    dates, else `lastUpdated` (the label when there is no record time)."""
+    pseudonymized = _json({"security": [PSEUDONYMIZED]})
+    if shift:
+        return Sql("%s::text", [pseudonymized])
+    return Sql(f"(CASE WHEN {updated} IS NULL THEN %s::text "
+               f"ELSE '{{\"lastUpdated\":\"' || {_instant(updated)} || '\"}}' END)", [pseudonymized])
 
 
 def _instant(ref: str) -> str:
@@ -241,6 +293,109 @@ def observation_sql(search) -> Sql:
     return sql.add(") AS o(seq, ord, s1, s2, line) ORDER BY o.seq, o.ord, o.s1, o.s2")
 
 
+def _mapped(ref: str, values: dict[str, dict | list | str]) -> Sql:
+    """The JSON text of a coded value, made by the Python builder for each code (NULL for
+    a code the builder does not know: the model's choices do not admit one)."""
+    return _case(ref, {code: _json(value) for code, value in values.items()})
+
+
+def patient_sql(search) -> Sql:
+    """`resources.patient_resource` of each row of the search, in its order."""
+    shift = search.shift
+    rows = search.rows.values_list("registry_id", "updated_at", "sex", "birth_year", "death_date")
+    sql = Sql("SELECT %s::text || to_json(p.rid)::text || %s::text || ",
+              ['{"resourceType":"Patient","id":', ',"meta":'])
+    sql.extend(_meta("p.updated_at", shift))
+    sql.add(" || %s::text || to_json(p.rid)::text || %s::text || ",
+            ',"identifier":[{"system":' + _json(registry_id_system()) + ',"value":', '}],"gender":')
+    genders = _case("p.sex", {str(code): _json(gender(code)) for code in GENDER}, otherwise="%s::text")
+    genders.params.append(_json(gender("")))  # a code GENDER does not hold
+    sql.extend(genders)
+    if not shift:
+        # `birth_year_shown`: not when the year shows an age over 89 now; nothing for the
+        # users who see shifted dates (the birth year with real ages gives real years away).
+        sql.add(" || (CASE WHEN p.birth_year IS NOT NULL AND p.birth_year <> 0 AND p.birth_year >= %s"
+                " THEN ',\"birthDate\":\"' || lpad(p.birth_year::text,"
+                " greatest(4, length(p.birth_year::text)), '0') || '\"' ELSE '' END)",
+                today_anywhere().year - (AGE_TOP - 1))
+        # Deceased only for users who see real dates (see `patient_resource`).
+        sql.add(" || (CASE WHEN p.death_date IS NULL THEN '' "
+                "ELSE ',\"deceasedDateTime\":\"' || p.death_date::text || '\"' END)")
+    sql.add(" || '}' FROM (").extend(pg.subquery(rows))
+    return sql.add(") AS p(rid, updated_at, sex, birth_year, death_date)")
+
+
+def _causality(ref: str) -> Sql:
+    return _mapped(ref, {str(code): causality(code) for code in Relatedness})
+
+
+def adverse_event_sql(search) -> Sql:
+    """`resources.adverse_event_resource` of each row of the search, in its order; clinical
+    dates moved back by the patient's shift for users who see shifted dates (the shifts are
+    `deid.date_shift_days` of the search's patients, one query, joined as two arrays)."""
+    shift = search.shift
+    for name in ("onset_date", "awareness_date"):
+        if name not in deid.clinical_dates(AdverseEvent):
+            raise ValueError(f"AdverseEvent.{name} is not a declared clinical date (deid.MODELS)")
+    fields = ("pk", "patient__registry_id", "updated_at", "iso", *(name for _, name in IMDRF_ANNEXES),
+              "category", "onset_date", "awareness_date", "serious", "serious_criterion", "severity",
+              "outcome", "implant_id", "implant__ref", "implant__implant_date", "device_relatedness",
+              "procedure_relatedness")
+    names = ("pk, rid, updated_at, iso, imdrf_a, imdrf_e, imdrf_f, category, onset, awareness, serious, "
+             "criterion, severity, outcome, implant_id, ref, implant_date, device_rel, procedure_rel")
+    rows = search.rows.annotate(iso=iso_class()).values_list(*fields)
+    days = " - s.days" if shift else ""
+    line = Sql("%s::text || e.pk::text || %s::text || ",
+               ['{"resourceType":"AdverseEvent","id":"ae-', '","meta":'])
+    line.extend(_meta("e.updated_at", shift))
+    line.add(" || %s::text || to_json(e.iso)::text || '}'", ',"extension":[{"url":' + _json(iso_class_url())
+             + ',"valueCode":')
+    for annex, _ in IMDRF_ANNEXES:
+        line.add(f" || (CASE WHEN COALESCE(e.imdrf_{annex}, '') = '' THEN '' ELSE %s::text"
+                 f" || to_json(e.imdrf_{annex})::text || '}}' END)", ',{"url":' + _json(imdrf_url(annex))
+                 + ',"valueCode":')
+    line.add(" || %s::text || ", '],"actuality":"actual","event":')
+    line.extend(_mapped("e.category", {str(code): ae_event(code) for code in AeCategory}))
+    line.add(" || %s::text || to_json('Patient/' || e.rid)::text || %s::text", ',"subject":{"reference":',
+             '},"date":"')
+    line.add(f" || (e.onset{days})::text || %s::text || (COALESCE(e.awareness, e.onset){days})::text"
+             " || %s::text || ", '","detected":"', '","seriousness":')
+    line.extend(_mapped("((CASE WHEN e.serious THEN 't' ELSE 'f' END) || COALESCE(e.criterion, ''))",
+                        {("t" if serious else "f") + str(criterion): ae_seriousness(serious, criterion)
+                         for serious in (True, False) for criterion in ("", *SeriousCriterion)}))
+    line.add(" || %s::text || ", ',"severity":')
+    line.extend(_mapped("e.severity", {str(code): ae_severity(code) for code in Severity}))
+    line.add(" || %s::text || ", ',"outcome":')
+    line.extend(_mapped("e.outcome", {str(code): ae_outcome(code) for code in AeOutcome}))
+    line.add(" || %s::text", ',"study":' + _json([{"reference": f"ResearchStudy/{STUDY_ID}"}]))
+    # The suspect entities: the device, and its implant procedure when it was implanted.
+    line.add(" || (CASE WHEN e.implant_id IS NULL THEN '' ELSE %s::text || to_json('Device/' || e.ref)::text"
+             " || %s::text || ", ',"suspectEntity":[{"instance":{"reference":', '},"causality":')
+    line.extend(_causality("e.device_rel"))
+    line.add(" || '}' || (CASE WHEN e.implant_date IS NULL THEN '' ELSE %s::text"
+             " || to_json('Procedure/' || e.ref || '-implant')::text || %s::text || ",
+             ',{"instance":{"reference":', '},"causality":')
+    line.extend(_causality("e.procedure_rel")).add(" || '}' END) || ']' END) || '}'")
+    if not shift:
+        sql = Sql("SELECT ").extend(line).add(" FROM (").extend(pg.subquery(rows))
+        return sql.add(f") AS e({names})")
+    patients = list(search.rows.order_by().values_list("patient__registry_id", flat=True).distinct())
+    sql = Sql("WITH e AS MATERIALIZED (SELECT row_number() OVER () AS seq, e0.* FROM (")
+    sql.extend(pg.subquery(rows)).add(f") AS e0({names})) SELECT ").extend(line)
+    sql.add(" FROM e JOIN unnest(%s::text[], %s::int[]) AS s(rid, days) ON s.rid = e.rid ORDER BY e.seq",
+            patients, [deid.date_shift_days(rid) for rid in patients])
+    return sql
+
+
+SQL_TYPES = {"Observation": observation_sql, "Patient": patient_sql, "AdverseEvent": adverse_event_sql}
+
+
+def ndjson(search, counter) -> Iterator[bytes]:
+    """The NDJSON lines of a search (`available`), streamed by COPY."""
+    return pg.joined(pg.copy_stream(SQL_TYPES[search.resource_type](search), search.rows.db, lines=True),
+                     first=b"", between=b"\n", last=b"\n", empty=b"", counter=counter)
+
+
 def python_ndjson(resources, counter) -> Iterator[bytes]:
     """NDJSON of built resources, 500 lines a chunk (the reference path)."""
     buffer = []
@@ -254,7 +409,3 @@ def python_ndjson(resources, counter) -> Iterator[bytes]:
         yield ("\n".join(buffer) + "\n").encode()
 
 
-def observation_ndjson(search, counter) -> Iterator[bytes]:
-    """The NDJSON lines of an Observation search, streamed by COPY."""
-    return pg.joined(pg.copy_stream(observation_sql(search), search.rows.db, lines=True),
-                     first=b"", between=b"\n", last=b"\n", empty=b"", counter=counter)
