@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 
 from django.db.models import F
@@ -299,15 +300,73 @@ def _eav(plan: _Plan, flat: Sql) -> tuple[Sql, list[str]]:
                 [name for name, _ in values])
     else:
         sql.add(" CROSS JOIN LATERAL (SELECT NULL::text, NULL::text WHERE false) AS u(field_name, value)")
-    return sql, ["record", "redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance",
-                 "field_name", "value"]
+    return sql, EAV_NAMES
+
+
+EAV_NAMES = ["record", "redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance",
+             "field_name", "value"]
+EAV_JSON_START = b'{"record":'  # begins each eav JSON object and nothing else (values' quotes are escaped)
+CONCAT_ARGS = 90  # concat() takes at most 100 arguments (FUNC_MAX_ARGS)
+
+
+def _concat(parts: list[Sql]) -> Sql:
+    """concat(parts...) (NULLs left out) in groups, as one text; never NULL."""
+    if len(parts) <= CONCAT_ARGS:
+        sql = Sql("concat(")
+        for i, part in enumerate(parts):
+            sql.add(", " if i else "").extend(part)
+        return sql.add(")")
+    return _concat([_concat(parts[i:i + CONCAT_ARGS]) for i in range(0, len(parts), CONCAT_ARGS)])
+
+
+def _eav_json(plan: _Plan, flat: Sql) -> Sql:
+    """REDCap's eav JSON objects from the flat rows, one text line per flat row holding its
+    objects (one per non-empty value, in column order) each after a comma: the same text as
+    `_json_rows` over `_eav`, with the record's keys written once per row, not once per
+    value, and no row per value (`eav_json_stream` joins the lines and counts the objects)."""
+    index = {name: f"f.k{i}" for i, name in enumerate(plan.columns)}
+    values = [(name, f"g.k{plan.columns.index(name)}") for name in plan.columns if name not in KEYS]
+    keys = [index.get("record_id", "NULL::text"), index["redcap_event_name"],
+            index["redcap_repeat_instrument"], index["redcap_repeat_instance"]]
+    head = Sql("concat(")
+    for i, (name, ref) in enumerate(zip(EAV_NAMES[:4], keys, strict=True)):
+        head.add(", " if i else "").add(f"%s::text, to_json(COALESCE({ref}, ''))::text",
+                                        ("," if i else ",{") + json.dumps(name, ensure_ascii=False) + ":")
+    head.add(", %s::text)", "," + json.dumps("field_name") + ":")
+    width = len(plan.columns)
+    sql = Sql("SELECT ").extend(_concat([
+        Sql(f"(CASE WHEN {ref} IS NOT NULL THEN concat(g.head, %s::text, to_json({ref})::text, '}}') END)",
+            [json.dumps(name, ensure_ascii=False) + "," + json.dumps("value") + ":"])
+        for name, ref in values]))
+    # OFFSET 0: the head is made once per row (a flattened subquery would repeat it per value).
+    sql.add(" FROM (SELECT ").extend(head).add(" AS head, f.* FROM (").extend(flat)
+    sql.add(f") AS f({', '.join(f'k{i}' for i in range(width))}) OFFSET 0) AS g")
+    if values:
+        return sql.add(f" WHERE COALESCE({', '.join(ref for _, ref in values)}) IS NOT NULL")
+    return sql.add(" WHERE false")
+
+
+def eav_json_stream(chunks: Iterator[bytes], counter) -> Iterator[bytes]:
+    """The lines of `_eav_json` as one JSON array: the first object's comma becomes the '['."""
+    seen = False
+    for chunk in chunks:
+        body = chunk.replace(b"\n", b"")
+        if counter is not None:
+            counter.rows += body.count(EAV_JSON_START)
+        if not seen:
+            body = b"[" + body[1:]
+            seen = True
+        yield body
+    yield b"]" if seen else b"[]"
 
 
 def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
-    """The statement of an export (CSV: text columns; JSON: one object per row) and its
-    column names (the CSV header)."""
+    """The statement of an export (CSV: text columns; JSON: one object per row, eav: the
+    objects of a flat row per row) and its column names (the CSV header)."""
     plan = _Plan(export)
     flat = plan.flat()
+    if record_type == "eav" and fmt == "json":
+        return _eav_json(plan, flat), EAV_NAMES
     if record_type == "eav":
         sql, names = _eav(plan, flat)
     else:
@@ -325,6 +384,8 @@ def record_stream(export, record_type: str, fmt: str, counter, *,
     """The bytes of a record export, as `interop.redcap._encode_rows` writes the Python rows."""
     sql, names = record_sql(export, record_type, fmt)
     db = Patient.objects.db
+    if fmt == "json" and record_type == "eav":
+        return eav_json_stream(pg.copy_stream(sql, db, lines=True), counter)
     if fmt == "json":
         return pg.joined(pg.copy_stream(sql, db, lines=True), first=b"[", between=b",", last=b"]",
                          empty=b"[]", counter=counter)
