@@ -7,8 +7,10 @@ Python builders themselves and bound as parameters, the per-row parts (ids, meta
 timepoint, subject, day, device, value) come from the search's own queryset (same user scope,
 same filters, same order), pain scores are joined in their model's order, and the PROM
 score Observations are the visits dataset's own SQL scores (services.proms.sql) in the
-search's value set, one per computable score, after the visit's other Observations. COPY streams
-the lines, so memory does not grow with the registry and the query count is fixed.
+search's value set, one per computable score, after the visit's other Observations. A visit's
+Observations make one line, in the Python path's order (so the resources are never sorted,
+only the visits, by the search's own ORDER BY); COPY streams the lines, so memory does not
+grow with the registry and the query count is fixed.
 
 Observations: taken only for users who see real dates (no per-patient date shift: that is
 an HMAC of the SECRET_KEY, computed in Python) and for searches that are not by `_id`;
@@ -82,6 +84,10 @@ from .resources import (
     registry_id_system,
     system_base,
 )
+
+# Between two Observations of one visit's line: a byte JSON text never holds raw (control
+# characters are escaped) and COPY's CSV does not quote; `ndjson` makes it a newline.
+SEPARATOR = "E'\\x03'"
 
 
 def _json(value) -> str:
@@ -214,9 +220,9 @@ def _score_text(ref: str, integer: bool) -> str:
 
 
 def _prom_branch(scores, value_set: str) -> Sql:
-    """The PROM score Observations (`proms.score_observations`): one per computable score
-    of an answered instrument, after the visit's own Observations, instruments in the
-    answers' order (models.PromAnswer.Meta.ordering), scores in the instrument's order."""
+    """The PROM score Observations of a visit (`proms.score_observations`), one text: one per
+    computable score of an answered instrument, instruments in the answers' order
+    (models.PromAnswer.Meta.ordering), scores in the instrument's order."""
     rows = Sql()
     for i, (instrument, place, code, column) in enumerate(scores):
         _, definition = SCORES[code]
@@ -232,14 +238,15 @@ def _prom_branch(scores, value_set: str) -> Sql:
                  f"{_score_text('v.' + column, is_integer(definition))}, v.\"u_{instrument}\")",
                  instrument, f"{place:02d}", fhir_id(code), code_json,
                  tail + _json(f"QuestionnaireResponse/{before_pk}-")[:-1], f"-{after_pk}")
-    branch = Sql("SELECT v.seq, 4, sc.instrument, sc.place, ")
-    _head(branch, "to_json('visit-' || v.pk || '-' || sc.fid)::text", "sc.updated", Sql("sc.code"))
+    line = Sql()
+    _head(line, "to_json('visit-' || v.pk || '-' || sc.fid)::text", "sc.updated", Sql("sc.code"))
     score = _json(_score(0))[1:-1]
     before, after = score.split(":0,", 1)
-    branch.add(" || %s::text || sc.value || %s::text || sc.tail || v.pk::text || sc.qr || %s::text",
-               "," + before + ":", "," + after, '"}]}')
-    branch.add(" FROM v CROSS JOIN LATERAL (VALUES ").extend(rows)
-    branch.add(") AS sc(instrument, place, fid, code, tail, qr, value, updated) WHERE sc.value IS NOT NULL")
+    line.add(" || %s::text || sc.value || %s::text || sc.tail || v.pk::text || sc.qr || %s::text",
+             "," + before + ":", "," + after, '"}]}')
+    branch = Sql("(SELECT string_agg(").extend(line).add(f", {SEPARATOR} ORDER BY sc.instrument, sc.place)")
+    branch.add(" FROM (VALUES ").extend(rows)
+    branch.add(") AS sc(instrument, place, fid, code, tail, qr, value, updated) WHERE sc.value IS NOT NULL)")
     return branch
 
 
@@ -263,34 +270,35 @@ def observation_sql(search) -> Sql:
         *extra)
     names = ("pk, timepoint, day, updated_at, rid, implant_id, ref, nrs, nrs_missing, satisfaction, "
              "satisfaction_missing, pgic, pgic_missing, entered_by" + "".join(f', "{n}"' for n in extra))
-    sql = Sql("WITH v AS MATERIALIZED (SELECT row_number() OVER () AS seq, v0.* FROM (")
-    sql.extend(pg.subquery(rows)).add(f") AS v0({names})) SELECT o.line FROM (")
-    branches = []
-    for order, kind in enumerate(("nrs", "satisfaction", "pgic")):
+    # One line per visit holding its Observations in the Python path's order, each ended by
+    # SEPARATOR (turned into a newline as the lines stream): no sort of the resources.
+    pieces = []
+    for kind in ("nrs", "satisfaction", "pgic"):
         if kind not in search.kinds:
             continue
         condition, code, value = _visit_kind(kind)
-        branch = Sql(f"SELECT v.seq, {order} AS ord, NULL::text AS s1, NULL::text AS s2, ")
-        _head(branch, f"to_json('visit-' || v.pk || '-{kind}')::text", "v.updated_at", code)
-        branch.add(" || ',' || ").extend(value).add(" || '}' FROM v WHERE ").extend(condition)
-        branches.append(branch)
+        piece = Sql("(CASE WHEN ").extend(condition).add(" THEN ")
+        _head(piece, f"to_json('visit-' || v.pk || '-{kind}')::text", "v.updated_at", code)
+        pieces.append(piece.add(" || ',' || ").extend(value).add(" || '}' END)"))
     if "painscore" in search.kinds:
         code, site = _pain_codes()
         table = pg.quoted(PainScore._meta.db_table)
-        branch = Sql("SELECT v.seq, 3, ps.pain_site, ps.recall, ")
-        _head(branch, "to_json('painscore-' || ps.id)::text", "ps.updated_at", code)
+        piece = Sql("(SELECT string_agg(")
+        _head(piece, "to_json('painscore-' || ps.id)::text", "ps.updated_at", code)
         score = _json(_score(0))[1:-1]
         before, after = score.split(":0,", 1)
-        branch.add(" || %s::text || ps.score::text || %s::text || ", "," + before + ":", "," + after)
-        branch.extend(site).add(f" || '}}' FROM v JOIN {table} AS ps ON ps.visit_id = v.pk")
-        branches.append(branch)
+        piece.add(" || %s::text || ps.score::text || %s::text || ", "," + before + ":", "," + after)
+        piece.extend(site).add(f" || '}}', {SEPARATOR} ORDER BY ps.pain_site, ps.recall)"
+                               f" FROM {table} AS ps WHERE ps.visit_id = v.pk)")
+        pieces.append(piece)
     if scores:
-        branches.append(_prom_branch(scores, search.value_set))
-    if not branches:
-        branches.append(Sql("SELECT 0::bigint, 0, NULL::text, NULL::text, NULL::text WHERE false"))
-    for i, branch in enumerate(branches):
-        sql.add(" UNION ALL " if i else "").extend(branch)
-    return sql.add(") AS o(seq, ord, s1, s2, line) ORDER BY o.seq, o.ord, o.s1, o.s2")
+        pieces.append(_prom_branch(scores, search.value_set))
+    sql = Sql(f"SELECT o.line FROM (SELECT concat_ws({SEPARATOR}")
+    for piece in pieces or [Sql("NULL::text")]:
+        sql.add(", ").extend(piece)
+    # OFFSET 0: the line is made once (a flattened subquery would make it again for the WHERE).
+    sql.add(") AS line FROM (").extend(pg.subquery(rows))
+    return sql.add(f") AS v({names}) OFFSET 0) AS o WHERE o.line <> ''")
 
 
 def _mapped(ref: str, values: dict[str, dict | list | str]) -> Sql:
@@ -392,8 +400,10 @@ SQL_TYPES = {"Observation": observation_sql, "Patient": patient_sql, "AdverseEve
 
 def ndjson(search, counter) -> Iterator[bytes]:
     """The NDJSON lines of a search (`available`), streamed by COPY."""
-    return pg.joined(pg.copy_stream(SQL_TYPES[search.resource_type](search), search.rows.db, lines=True),
-                     first=b"", between=b"\n", last=b"\n", empty=b"", counter=counter)
+    chunks = pg.copy_stream(SQL_TYPES[search.resource_type](search), search.rows.db, lines=True)
+    if search.resource_type == "Observation":
+        chunks = (chunk.replace(b"\x03", b"\n") for chunk in chunks)
+    return pg.joined(chunks, first=b"", between=b"\n", last=b"\n", empty=b"", counter=counter)
 
 
 def python_ndjson(resources, counter) -> Iterator[bytes]:
