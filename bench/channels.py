@@ -10,9 +10,10 @@
 3. Each channel in its own fresh process (so its peak RSS is its own), reading the whole
    answer as the view streams it (service functions, no HTTP): REST CSV and JSON of the
    visits, REDCap records flat/eav x csv/json (raw), REDCap flat csv label, FHIR bulk
-   NDJSON per type, outcome summary and dashboard (as the admin view: one cohort read, the
-   report, PROM outcomes, survival and attrition, eight SVG plots; `--child dashboard_nrs`
-   is the report and its four plots alone).
+   NDJSON per type (Patient and AdverseEvent also for an investigator, made inside a
+   rolled-back transaction), outcome summary and dashboard (as the admin view: one cohort
+   read, the report, PROM outcomes, survival and attrition, eight SVG plots; `--child
+   dashboard_nrs` is the report and its four plots alone).
 4. `bench/import_bundle.py --patients M` (its own database) and `bench/redcap_pycap.py
    --formats csv` (PyCap's `export_records()` in one call through gunicorn, client and server
    memory) unless skipped.
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG = "postgres://postgres@127.0.0.1:5432"
 PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-X", "-q"]
 USER = "bench-dm"
+INVESTIGATOR = "bench-investigator"
 
 CHANNELS = [
     ("rest_csv", "REST visits CSV (`export_csv_stream`, COPY)"),
@@ -47,6 +49,8 @@ CHANNELS = [
     ("fhir_Observation", "FHIR bulk NDJSON Observation"),
     ("fhir_Patient", "FHIR bulk NDJSON Patient"),
     ("fhir_AdverseEvent", "FHIR bulk NDJSON AdverseEvent"),
+    ("fhir_Patient_shifted", "FHIR bulk NDJSON Patient, investigator (PSEUDED)"),
+    ("fhir_AdverseEvent_shifted", "FHIR bulk NDJSON AdverseEvent, investigator (shifted dates)"),
     ("outcomes", "Outcome summary, whole registry"),
     ("dashboard", "Outcome dashboard, as the admin view (report, PROMs, survival, attrition + 8 SVG plots)"),
 ]
@@ -66,6 +70,22 @@ def child(channel: str) -> dict:
     import django
 
     django.setup()
+    from django.db import transaction
+
+    if channel.endswith("_shifted"):
+        # An investigator of all sites, made for this run only: the database is left as it was.
+        from registry.services.users import registry_user_save
+
+        with transaction.atomic():
+            registry_user_save(username=INVESTIGATOR, role="investigator", all_sites=True, password=None,
+                               validate_pw=False)
+            result = measure(channel.removesuffix("_shifted"), INVESTIGATOR)
+            transaction.set_rollback(True)
+        return result
+    return measure(channel, USER)
+
+
+def measure(channel: str, username: str) -> dict:
     from django.contrib.auth import get_user_model
 
     from registry.interop import redcap as redcap_view
@@ -74,7 +94,7 @@ def child(channel: str) -> dict:
     from registry.services.access import visible
     from registry.services.export_log import RowCounter
 
-    user = get_user_model().objects.get(username=USER)
+    user = get_user_model().objects.get(username=username)
     visits = visible(Visit.objects.all(), user)
     counter = RowCounter()
 

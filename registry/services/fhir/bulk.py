@@ -1,4 +1,4 @@
-"""FHIR bulk NDJSON of Observations written by PostgreSQL (issue 21).
+"""FHIR bulk NDJSON of Observations, Patients and AdverseEvents written by PostgreSQL (issue 21).
 
 `observation_resources` (Python, one visit at a time) is the reference and the SQLite path.
 Here one statement writes the same resources, key for key, as JSON text: the constant parts
@@ -7,13 +7,26 @@ Python builders themselves and bound as parameters, the per-row parts (ids, meta
 timepoint, subject, day, device, value) come from the search's own queryset (same user scope,
 same filters, same order), pain scores are joined in their model's order, and the PROM
 score Observations are the visits dataset's own SQL scores (services.proms.sql) in the
-search's value set, one per computable score, after the visit's other Observations. COPY streams
-the lines, so memory does not grow with the registry and the query count is fixed.
+search's value set, one per computable score, after the visit's other Observations. A visit's
+Observations make one line, in the Python path's order (so the resources are never sorted,
+only the visits, by the search's own ORDER BY); COPY streams the lines, so memory does not
+grow with the registry and the query count is fixed.
 
-Taken only for users who see real dates (no per-patient date shift: that is an HMAC of the
-SECRET_KEY, computed in Python) and for searches that are not by `_id`; resource-for-resource
-equal to the Python path (tests/interop/test_channel_outputs.py). The bytes differ only in
-how non-ASCII letters are written (PostgreSQL writes them as they are, Python escapes them).
+Observations: taken only for users who see real dates (no per-patient date shift: that is
+an HMAC of the SECRET_KEY, computed in Python) and for searches that are not by `_id`;
+resource-for-resource equal to the Python path (tests/interop/test_channel_outputs.py).
+
+Patients and AdverseEvents (`patient_sql`, `adverse_event_sql`) are built the same way from
+`resources.patient_resource` / `adverse_event_resource`: every coded part (gender, event
+category, seriousness with its criterion, severity, outcome, causality with its WHO-UMC term)
+is the Python helper's own JSON for each code, bound as a parameter; for every user, with
+the user's view: no birth year, no death and no record time for users who see shifted
+dates, whose AdverseEvent dates are moved back by the patient's shift (computed in Python
+for the search's patients, one query, and joined). Equal to the Python path resource for
+resource (tests/interop/test_fhir_bulk_sql.py).
+
+The bytes differ only in how non-ASCII letters are written (PostgreSQL writes them as they
+are, Python escapes them).
 """
 
 from __future__ import annotations
@@ -23,29 +36,59 @@ from collections.abc import Iterator
 
 from django.db.models import Max, OuterRef, Subquery
 
-from registry.models import PainScore, PainSite, PromAnswer, Recall, VisitStatus, choices
+from registry.models import (
+    AdverseEvent,
+    AeCategory,
+    AeOutcome,
+    PainScore,
+    PainSite,
+    PromAnswer,
+    Recall,
+    Relatedness,
+    SeriousCriterion,
+    Severity,
+    VisitStatus,
+    choices,
+)
+from registry.models.base import today_anywhere
 from registry.models.choices import EnteredBy
 from registry.models.instruments import ALGORITHM_VERSION, SCORES
 
-from .. import missing
-from ..datasets import pg
+from .. import deid, missing
+from ..datasets import AGE_TOP, iso_class, pg
 from ..datasets.pg import Sql
 from ..proms.instruments import value_set_note
 from ..proms.sql import is_integer, score_expression
 from .proms import fhir_id, response_id
 from .resources import (
+    GENDER,
+    IMDRF_ANNEXES,
     LOINC,
     NRS_DISPLAY,
     NRS_LOINC,
     OBSERVATION_CATEGORY,
     PSEUDONYMIZED,
+    STUDY_ID,
     _coding,
     _concept,
     _score,
+    ae_event,
+    ae_outcome,
+    ae_seriousness,
+    ae_severity,
+    causality,
     code_system,
+    gender,
+    imdrf_url,
+    iso_class_url,
     registry_concept,
+    registry_id_system,
     system_base,
 )
+
+# Between two Observations of one visit's line: a byte JSON text never holds raw (control
+# characters are escaped) and COPY's CSV does not quote; `ndjson` makes it a newline.
+SEPARATOR = "E'\\x03'"
 
 
 def _json(value) -> str:
@@ -53,8 +96,24 @@ def _json(value) -> str:
 
 
 def available(search) -> bool:
-    return (search.resource_type == "Observation" and not search.shift and search.ids is None
-            and search.rows is not None and pg.available(search.rows.db))
+    """Is there an SQL path for this search? Patient and AdverseEvent for every user (shifted
+    dates: the shifts are computed in Python and joined), Observation for users who see real
+    dates; never for a search by `_id` or on SQLite."""
+    if search.ids is not None or search.rows is None or not pg.available(search.rows.db):
+        return False
+    if search.resource_type == "Observation":
+        return not search.shift
+    return search.resource_type in SQL_TYPES
+
+
+def _meta(updated: str, shift: bool) -> Sql:
+    """`resources._meta`: the PSEUDED label without a record time for users who see shifted
+    dates, else `lastUpdated` (the label when there is no record time)."""
+    pseudonymized = _json({"security": [PSEUDONYMIZED]})
+    if shift:
+        return Sql("%s::text", [pseudonymized])
+    return Sql(f"(CASE WHEN {updated} IS NULL THEN %s::text "
+               f"ELSE '{{\"lastUpdated\":\"' || {_instant(updated)} || '\"}}' END)", [pseudonymized])
 
 
 def _instant(ref: str) -> str:
@@ -173,9 +232,9 @@ def _score_text(ref: str, integer: bool) -> str:
 
 
 def _prom_branch(scores, value_set: str) -> Sql:
-    """The PROM score Observations (`proms.score_observations`): one per computable score
-    of an answered instrument, after the visit's own Observations, instruments in the
-    answers' order (models.PromAnswer.Meta.ordering), scores in the instrument's order."""
+    """The PROM score Observations of a visit (`proms.score_observations`), one text: one per
+    computable score of an answered instrument, instruments in the answers' order
+    (models.PromAnswer.Meta.ordering), scores in the instrument's order."""
     rows = Sql()
     for i, (instrument, place, code, column) in enumerate(scores):
         _, definition = SCORES[code]
@@ -191,14 +250,15 @@ def _prom_branch(scores, value_set: str) -> Sql:
                  f"{_score_text('v.' + column, is_integer(definition))}, v.\"u_{instrument}\")",
                  instrument, f"{place:02d}", fhir_id(code), code_json,
                  tail + _json(f"QuestionnaireResponse/{before_pk}-")[:-1], f"-{after_pk}")
-    branch = Sql("SELECT v.seq, 4, sc.instrument, sc.place, ")
-    _head(branch, "to_json('visit-' || v.pk || '-' || sc.fid)::text", "sc.updated", Sql("sc.code"))
+    line = Sql()
+    _head(line, "to_json('visit-' || v.pk || '-' || sc.fid)::text", "sc.updated", Sql("sc.code"))
     score = _json(_score(0))[1:-1]
     before, after = score.split(":0,", 1)
-    branch.add(" || %s::text || sc.value || %s::text || sc.tail || v.pk::text || sc.qr || %s::text",
-               "," + before + ":", "," + after, '"}]}')
-    branch.add(" FROM v CROSS JOIN LATERAL (VALUES ").extend(rows)
-    branch.add(") AS sc(instrument, place, fid, code, tail, qr, value, updated) WHERE sc.value IS NOT NULL")
+    line.add(" || %s::text || sc.value || %s::text || sc.tail || v.pk::text || sc.qr || %s::text",
+             "," + before + ":", "," + after, '"}]}')
+    branch = Sql("(SELECT string_agg(").extend(line).add(f", {SEPARATOR} ORDER BY sc.instrument, sc.place)")
+    branch.add(" FROM (VALUES ").extend(rows)
+    branch.add(") AS sc(instrument, place, fid, code, tail, qr, value, updated) WHERE sc.value IS NOT NULL)")
     return branch
 
 
@@ -223,34 +283,140 @@ def observation_sql(search) -> Sql:
     names = ("pk, timepoint, day, updated_at, rid, implant_id, ref, nrs, nrs_missing, satisfaction, "
              "satisfaction_missing, pgic, pgic_missing, entered_by, status, visit_missing"
              + "".join(f', "{n}"' for n in extra))
-    sql = Sql("WITH v AS MATERIALIZED (SELECT row_number() OVER () AS seq, v0.* FROM (")
-    sql.extend(pg.subquery(rows)).add(f") AS v0({names})) SELECT o.line FROM (")
-    branches = []
-    for order, kind in enumerate(("nrs", "satisfaction", "pgic")):
+    # One line per visit holding its Observations in the Python path's order, each ended by
+    # SEPARATOR (turned into a newline as the lines stream): no sort of the resources.
+    pieces = []
+    for kind in ("nrs", "satisfaction", "pgic"):
         if kind not in search.kinds:
             continue
         condition, code, value = _visit_kind(kind)
-        branch = Sql(f"SELECT v.seq, {order} AS ord, NULL::text AS s1, NULL::text AS s2, ")
-        _head(branch, f"to_json('visit-' || v.pk || '-{kind}')::text", "v.updated_at", code)
-        branch.add(" || ',' || ").extend(value).add(" || '}' FROM v WHERE ").extend(condition)
-        branches.append(branch)
+        piece = Sql("(CASE WHEN ").extend(condition).add(" THEN ")
+        _head(piece, f"to_json('visit-' || v.pk || '-{kind}')::text", "v.updated_at", code)
+        pieces.append(piece.add(" || ',' || ").extend(value).add(" || '}' END)"))
     if "painscore" in search.kinds:
         code, site = _pain_codes()
         table = pg.quoted(PainScore._meta.db_table)
-        branch = Sql("SELECT v.seq, 3, ps.pain_site, ps.recall, ")
-        _head(branch, "to_json('painscore-' || ps.id)::text", "ps.updated_at", code)
+        piece = Sql("(SELECT string_agg(")
+        _head(piece, "to_json('painscore-' || ps.id)::text", "ps.updated_at", code)
         score = _json(_score(0))[1:-1]
         before, after = score.split(":0,", 1)
-        branch.add(" || %s::text || ps.score::text || %s::text || ", "," + before + ":", "," + after)
-        branch.extend(site).add(f" || '}}' FROM v JOIN {table} AS ps ON ps.visit_id = v.pk")
-        branches.append(branch)
+        piece.add(" || %s::text || ps.score::text || %s::text || ", "," + before + ":", "," + after)
+        piece.extend(site).add(f" || '}}', {SEPARATOR} ORDER BY ps.pain_site, ps.recall)"
+                               f" FROM {table} AS ps WHERE ps.visit_id = v.pk)")
+        pieces.append(piece)
     if scores:
-        branches.append(_prom_branch(scores, search.value_set))
-    if not branches:
-        branches.append(Sql("SELECT 0::bigint, 0, NULL::text, NULL::text, NULL::text WHERE false"))
-    for i, branch in enumerate(branches):
-        sql.add(" UNION ALL " if i else "").extend(branch)
-    return sql.add(") AS o(seq, ord, s1, s2, line) ORDER BY o.seq, o.ord, o.s1, o.s2")
+        pieces.append(_prom_branch(scores, search.value_set))
+    sql = Sql(f"SELECT o.line FROM (SELECT concat_ws({SEPARATOR}")
+    for piece in pieces or [Sql("NULL::text")]:
+        sql.add(", ").extend(piece)
+    # OFFSET 0: the line is made once (a flattened subquery would make it again for the WHERE).
+    sql.add(") AS line FROM (").extend(pg.subquery(rows))
+    return sql.add(f") AS v({names}) OFFSET 0) AS o WHERE o.line <> ''")
+
+
+def _mapped(ref: str, values: dict[str, dict | list | str]) -> Sql:
+    """The JSON text of a coded value, made by the Python builder for each code (NULL for
+    a code the builder does not know: the model's choices do not admit one)."""
+    return _case(ref, {code: _json(value) for code, value in values.items()})
+
+
+def patient_sql(search) -> Sql:
+    """`resources.patient_resource` of each row of the search, in its order."""
+    shift = search.shift
+    rows = search.rows.values_list("registry_id", "updated_at", "sex", "birth_year", "death_date")
+    sql = Sql("SELECT %s::text || to_json(p.rid)::text || %s::text || ",
+              ['{"resourceType":"Patient","id":', ',"meta":'])
+    sql.extend(_meta("p.updated_at", shift))
+    sql.add(" || %s::text || to_json(p.rid)::text || %s::text || ",
+            ',"identifier":[{"system":' + _json(registry_id_system()) + ',"value":', '}],"gender":')
+    genders = _case("p.sex", {str(code): _json(gender(code)) for code in GENDER}, otherwise="%s::text")
+    genders.params.append(_json(gender("")))  # a code GENDER does not hold
+    sql.extend(genders)
+    if not shift:
+        # `birth_year_shown`: not when the year shows an age over 89 now; nothing for the
+        # users who see shifted dates (the birth year with real ages gives real years away).
+        sql.add(" || (CASE WHEN p.birth_year IS NOT NULL AND p.birth_year <> 0 AND p.birth_year >= %s"
+                " THEN ',\"birthDate\":\"' || lpad(p.birth_year::text,"
+                " greatest(4, length(p.birth_year::text)), '0') || '\"' ELSE '' END)",
+                today_anywhere().year - (AGE_TOP - 1))
+        # Deceased only for users who see real dates (see `patient_resource`).
+        sql.add(" || (CASE WHEN p.death_date IS NULL THEN '' "
+                "ELSE ',\"deceasedDateTime\":\"' || p.death_date::text || '\"' END)")
+    sql.add(" || '}' FROM (").extend(pg.subquery(rows))
+    return sql.add(") AS p(rid, updated_at, sex, birth_year, death_date)")
+
+
+def _causality(ref: str) -> Sql:
+    return _mapped(ref, {str(code): causality(code) for code in Relatedness})
+
+
+def adverse_event_sql(search) -> Sql:
+    """`resources.adverse_event_resource` of each row of the search, in its order; clinical
+    dates moved back by the patient's shift for users who see shifted dates (the shifts are
+    `deid.date_shift_days` of the search's patients, one query, joined as two arrays)."""
+    shift = search.shift
+    for name in ("onset_date", "awareness_date"):
+        if name not in deid.clinical_dates(AdverseEvent):
+            raise ValueError(f"AdverseEvent.{name} is not a declared clinical date (deid.MODELS)")
+    fields = ("pk", "patient__registry_id", "updated_at", "iso", *(name for _, name in IMDRF_ANNEXES),
+              "category", "onset_date", "awareness_date", "serious", "serious_criterion", "severity",
+              "outcome", "implant_id", "implant__ref", "implant__implant_date", "device_relatedness",
+              "procedure_relatedness")
+    names = ("pk, rid, updated_at, iso, imdrf_a, imdrf_e, imdrf_f, category, onset, awareness, serious, "
+             "criterion, severity, outcome, implant_id, ref, implant_date, device_rel, procedure_rel")
+    rows = search.rows.annotate(iso=iso_class()).values_list(*fields)
+    days = " - s.days" if shift else ""
+    line = Sql("%s::text || e.pk::text || %s::text || ",
+               ['{"resourceType":"AdverseEvent","id":"ae-', '","meta":'])
+    line.extend(_meta("e.updated_at", shift))
+    line.add(" || %s::text || to_json(e.iso)::text || '}'", ',"extension":[{"url":' + _json(iso_class_url())
+             + ',"valueCode":')
+    for annex, _ in IMDRF_ANNEXES:
+        line.add(f" || (CASE WHEN COALESCE(e.imdrf_{annex}, '') = '' THEN '' ELSE %s::text"
+                 f" || to_json(e.imdrf_{annex})::text || '}}' END)", ',{"url":' + _json(imdrf_url(annex))
+                 + ',"valueCode":')
+    line.add(" || %s::text || ", '],"actuality":"actual","event":')
+    line.extend(_mapped("e.category", {str(code): ae_event(code) for code in AeCategory}))
+    line.add(" || %s::text || to_json('Patient/' || e.rid)::text || %s::text", ',"subject":{"reference":',
+             '},"date":"')
+    line.add(f" || (e.onset{days})::text || %s::text || (COALESCE(e.awareness, e.onset){days})::text"
+             " || %s::text || ", '","detected":"', '","seriousness":')
+    line.extend(_mapped("((CASE WHEN e.serious THEN 't' ELSE 'f' END) || COALESCE(e.criterion, ''))",
+                        {("t" if serious else "f") + str(criterion): ae_seriousness(serious, criterion)
+                         for serious in (True, False) for criterion in ("", *SeriousCriterion)}))
+    line.add(" || %s::text || ", ',"severity":')
+    line.extend(_mapped("e.severity", {str(code): ae_severity(code) for code in Severity}))
+    line.add(" || %s::text || ", ',"outcome":')
+    line.extend(_mapped("e.outcome", {str(code): ae_outcome(code) for code in AeOutcome}))
+    line.add(" || %s::text", ',"study":' + _json([{"reference": f"ResearchStudy/{STUDY_ID}"}]))
+    # The suspect entities: the device, and its implant procedure when it was implanted.
+    line.add(" || (CASE WHEN e.implant_id IS NULL THEN '' ELSE %s::text || to_json('Device/' || e.ref)::text"
+             " || %s::text || ", ',"suspectEntity":[{"instance":{"reference":', '},"causality":')
+    line.extend(_causality("e.device_rel"))
+    line.add(" || '}' || (CASE WHEN e.implant_date IS NULL THEN '' ELSE %s::text"
+             " || to_json('Procedure/' || e.ref || '-implant')::text || %s::text || ",
+             ',{"instance":{"reference":', '},"causality":')
+    line.extend(_causality("e.procedure_rel")).add(" || '}' END) || ']' END) || '}'")
+    if not shift:
+        sql = Sql("SELECT ").extend(line).add(" FROM (").extend(pg.subquery(rows))
+        return sql.add(f") AS e({names})")
+    patients = list(search.rows.order_by().values_list("patient__registry_id", flat=True).distinct())
+    sql = Sql("WITH e AS MATERIALIZED (SELECT row_number() OVER () AS seq, e0.* FROM (")
+    sql.extend(pg.subquery(rows)).add(f") AS e0({names})) SELECT ").extend(line)
+    sql.add(" FROM e JOIN unnest(%s::text[], %s::int[]) AS s(rid, days) ON s.rid = e.rid ORDER BY e.seq",
+            patients, [deid.date_shift_days(rid) for rid in patients])
+    return sql
+
+
+SQL_TYPES = {"Observation": observation_sql, "Patient": patient_sql, "AdverseEvent": adverse_event_sql}
+
+
+def ndjson(search, counter) -> Iterator[bytes]:
+    """The NDJSON lines of a search (`available`), streamed by COPY."""
+    chunks = pg.copy_stream(SQL_TYPES[search.resource_type](search), search.rows.db, lines=True)
+    if search.resource_type == "Observation":
+        chunks = (chunk.replace(b"\x03", b"\n") for chunk in chunks)
+    return pg.joined(chunks, first=b"", between=b"\n", last=b"\n", empty=b"", counter=counter)
 
 
 def python_ndjson(resources, counter) -> Iterator[bytes]:
@@ -266,7 +432,3 @@ def python_ndjson(resources, counter) -> Iterator[bytes]:
         yield ("\n".join(buffer) + "\n").encode()
 
 
-def observation_ndjson(search, counter) -> Iterator[bytes]:
-    """The NDJSON lines of an Observation search, streamed by COPY."""
-    return pg.joined(pg.copy_stream(observation_sql(search), search.rows.db, lines=True),
-                     first=b"", between=b"\n", last=b"\n", empty=b"", counter=counter)

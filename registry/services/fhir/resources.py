@@ -17,6 +17,7 @@ from registry.models import (
     Patient,
     Recall,
     Relatedness,
+    Severity,
     Sex,
     Therapy,
     Visit,
@@ -167,13 +168,17 @@ def birth_year_shown(patient: Patient, *, shift: bool = False) -> str | None:
     return f"{patient.birth_year:04d}"
 
 
+def gender(sex: str) -> str:
+    return GENDER.get(sex, "unknown")
+
+
 def patient_resource(patient: Patient, *, shift: bool = False) -> dict:
     resource = {
         "resourceType": "Patient",
         "id": patient.registry_id,
         "meta": _meta(patient, shift),
         "identifier": [{"system": registry_id_system(), "value": patient.registry_id}],
-        "gender": GENDER.get(patient.sex, "unknown"),
+        "gender": gender(patient.sex),
     }
     # Birth year at most: the registry never holds the birth date.
     birth_year = birth_year_shown(patient, shift=shift)
@@ -388,7 +393,7 @@ def observation_resources(visit: Visit, kinds: Iterable[str] = OBSERVATION_KINDS
             )
 
 
-def _causality(relatedness: str) -> list[dict]:
+def causality(relatedness: str) -> list[dict]:
     value = Relatedness(relatedness)
     assessment = {"coding": [registry_coding("relatedness", value.value)],
                   "text": value.label}
@@ -398,41 +403,64 @@ def _causality(relatedness: str) -> list[dict]:
              "method": {"text": "MDCG 2020-10/1 causality categories"}}]
 
 
+# IMDRF terminologies of an event: Annex A device problem, E clinical signs, F health impact.
+IMDRF_ANNEXES = (("a", "imdrf_device_problem"), ("e", "imdrf_clinical_signs"), ("f", "imdrf_health_impact"))
+
+
+def iso_class_url() -> str:
+    return f"{system_base()}:iso14155-class"
+
+
+def imdrf_url(annex: str) -> str:
+    return f"{system_base()}:imdrf-annex-{annex}"
+
+
+def ae_event(category: str) -> dict:
+    return registry_concept("ae_category", AeCategory(category).value)
+
+
+def ae_seriousness(serious: bool, criterion: str) -> dict:
+    concept = _concept(AE_SERIOUSNESS,
+                       *(("serious", "Serious") if serious else ("non-serious", "Non-serious")))
+    if criterion:
+        concept["coding"].append(registry_coding("serious_criterion", criterion))
+    return concept
+
+
+def ae_severity(severity: str) -> dict:
+    return _concept(AE_SEVERITY, severity, dict(Severity.choices).get(severity, severity))
+
+
+def ae_outcome(outcome: str) -> dict:
+    return _concept(AE_OUTCOME, *AE_OUTCOME_CODES[AeOutcome(outcome)])
+
+
 def adverse_event_resource(event: AdverseEvent, *, shift: bool = False) -> dict:
     days = _shift_of(event, shift)
-    category = AeCategory(event.category)
-    outcome_code, outcome_display = AE_OUTCOME_CODES[AeOutcome(event.outcome)]
     resource = {
         "resourceType": "AdverseEvent",
         "id": f"ae-{event.pk}",
         "meta": _meta(event, shift),
-        "extension": [{"url": f"{system_base()}:iso14155-class", "valueCode": event.iso_class},
-                      # IMDRF terminologies (Annex A device problem, E clinical signs, F health impact).
-                      *[{"url": f"{system_base()}:imdrf-annex-{annex}", "valueCode": code}
-                        for annex, code in (("a", event.imdrf_device_problem),
-                                            ("e", event.imdrf_clinical_signs),
-                                            ("f", event.imdrf_health_impact)) if code]],
+        "extension": [{"url": iso_class_url(), "valueCode": event.iso_class},
+                      *[{"url": imdrf_url(annex), "valueCode": getattr(event, name)}
+                        for annex, name in IMDRF_ANNEXES if getattr(event, name)]],
         "actuality": "actual",
-        "event": registry_concept("ae_category", category.value),
+        "event": ae_event(event.category),
         "subject": _patient_ref(event.patient.registry_id),
         "date": _day(event, "onset_date", days),
         # The day the site learned of it (reporting deadlines run from it), shifted like the onset.
         "detected": _day(event, "awareness_date", days) if event.awareness_date
         else _day(event, "onset_date", days),
-        "seriousness": _concept(AE_SERIOUSNESS, *(("serious", "Serious") if event.serious
-                                                  else ("non-serious", "Non-serious"))),
-        "severity": _concept(AE_SEVERITY, event.severity, event.get_severity_display()),
-        "outcome": _concept(AE_OUTCOME, outcome_code, outcome_display),
+        "seriousness": ae_seriousness(event.serious, event.serious_criterion),
+        "severity": ae_severity(event.severity),
+        "outcome": ae_outcome(event.outcome),
         "study": [{"reference": f"ResearchStudy/{STUDY_ID}"}],
     }
-    if event.serious_criterion:
-        resource["seriousness"]["coding"].append(
-            registry_coding("serious_criterion", event.serious_criterion))
     if event.implant_id:
         suspects = [{"instance": {"reference": f"Device/{event.implant.ref}"},
-                     "causality": _causality(event.device_relatedness)}]
+                     "causality": causality(event.device_relatedness)}]
         if event.implant.implant_date:
             suspects.append({"instance": {"reference": f"Procedure/{event.implant.ref}-implant"},
-                             "causality": _causality(event.procedure_relatedness)})
+                             "causality": causality(event.procedure_relatedness)})
         resource["suspectEntity"] = suspects
     return resource

@@ -99,10 +99,10 @@ class Search:
                 yield resource
 
     def ndjson(self, counter, *, sql: bool | None = None) -> Iterator[bytes]:
-        """The resources as bulk NDJSON bytes; Observations written by PostgreSQL where it can
-        (`bulk`; `sql=False` forces the Python builders, the reference)."""
+        """The resources as bulk NDJSON bytes; Observations, Patients and AdverseEvents written
+        by PostgreSQL where it can (`bulk`; `sql=False` forces the Python builders, the reference)."""
         if sql is not False and bulk.available(self):
-            return bulk.observation_ndjson(self, counter)
+            return bulk.ndjson(self, counter)
         return bulk.python_ndjson(self.resources(), counter)
 
     def total(self) -> int:
