@@ -62,3 +62,22 @@ def make_event(patient: Patient, implant: Implant | None = None, actor=None, **k
     defaults.update(kwargs)
     event = AdverseEvent(patient=patient, implant=implant, **defaults)
     return record_save(event, actor=actor or system_user(), reason="test")
+
+
+SYNTHETIC_TODAY = datetime.date(2026, 12, 1)
+
+
+def grow_synthetic(patients: int, seed: int) -> None:
+    """Add `patients` synthetic patients (fixed day): query counts are compared at two sizes."""
+    from registry.services.synthetic import synthetic_registry
+
+    synthetic_registry(patients=patients, seed=seed, today=SYNTHETIC_TODAY, actor=system_user())
+
+
+def count_queries(call) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    return len(captured)
