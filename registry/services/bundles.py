@@ -102,6 +102,10 @@ KIND_HELP = {
 }
 
 
+# What the export writes for a component's removal detail (free text stays at the site).
+REMOVAL_DETAIL_KEPT = "(detail kept at the site)"
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -112,6 +116,9 @@ class Column:
     value_range: tuple[int, int] | None = None
     mandatory: bool = False  # the cell must not be empty (beyond what the model requires)
     help: str = ""
+    # Free text the export does not write: what it writes instead ("" = an empty cell). A
+    # re-imported cell holding that is not a difference from the registry's record.
+    withheld: str | None = None
 
     @property
     def model_field(self) -> str:
@@ -347,14 +354,13 @@ COMPONENTS = BundleFile(
         Column("removed_on", DATE, required=False),
         Column("removal_reason", CODE, required=False, choices=RemovalReason,
                help="Needed with removed_on."),
-        Column("removal_detail", TEXT, required=False,
+        Column("removal_detail", TEXT, required=False, withheld=REMOVAL_DETAIL_KEPT,
                help="Free text, needed with `other`; the export writes `(detail kept at the site)`."),
     ),
     key_help="`implant_ref` + `kind` + `position`",
     notes=("Device components of an implant (IPG, leads, extensions). Serial numbers and UDI-PIs "
            "are identifiers and never in a bundle.",),
 )
-REMOVAL_DETAIL_KEPT = "(detail kept at the site)"
 PROGRAMMING_SESSIONS = BundleFile(
     "programming_sessions.csv", ProgrammingSession,
     (
@@ -368,7 +374,7 @@ PROGRAMMING_SESSIONS = BundleFile(
         Column("closed_loop_target_uv", INT, required=False, value_range=(1, 2000),
                help="µV; closed-loop (ecap) sessions only."),
         Column("recharge_interval_days", INT, required=False, value_range=(1, 365)),
-        Column("contacts", TEXT, required=False,
+        Column("contacts", TEXT, required=False, withheld="",
                help="Electrode configuration (free text; not written by the export)."),
     ),
     key_help="`implant_ref` + `date` + `paradigm`",
@@ -382,7 +388,8 @@ CONTACT_ATTEMPTS = BundleFile(
         Column("date", DATE, mandatory=True),
         Column("method", CODE, choices=ContactMethod, mandatory=True),
         Column("outcome", CODE, choices=ContactOutcome, mandatory=True),
-        Column("note", TEXT, required=False, help="Free text (not written by the export)."),
+        Column("note", TEXT, required=False, withheld="",
+               help="Free text (not written by the export)."),
     ),
     key_help="`registry_id` + `date` + `method` + `outcome` (the same attempt may be listed "
              "more than once: each row is one attempt)",
@@ -411,7 +418,8 @@ DISPOSITIONS = BundleFile(
                help="Needed with `deceased`."),
         Column("death_procedure_relatedness", CODE, required=False, choices=Relatedness,
                help="Needed with `deceased`."),
-        Column("note", TEXT, required=False, help="Free text (not written by the export)."),
+        Column("note", TEXT, required=False, withheld="",
+               help="Free text (not written by the export)."),
     ),
     key_help="`registry_id` + `date` + `status`",
     notes=("A patient's course, one row per change, in date order (rows of the same day in the "

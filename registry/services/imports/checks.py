@@ -51,7 +51,6 @@ from ..bundles import (
     PATIENTS,
     PROGRAMMING_SESSIONS,
     PROM_ANSWERS,
-    REMOVAL_DETAIL_KEPT,
     SITES,
     TEXT,
     VISITS,
@@ -256,6 +255,8 @@ class _Validator(RegistryLookups):
         for column in spec.columns:
             if column.name not in table.present or column.name in row.bad:
                 continue
+            if column.withheld is not None and (row.raw.get(column.name) or "") in ("", column.withheld):
+                continue  # what the export writes in its place: not a difference
             if column.kind == KEY:
                 if refs is None or column.name not in refs:
                     continue
@@ -601,8 +602,6 @@ class _Validator(RegistryLookups):
                 continue
             existing = self.existing_components.get(key)
             if existing is not None:
-                if raw.get("removal_detail") in ("", REMOVAL_DETAIL_KEPT):
-                    row.bad.add("removal_detail")  # the export withholds it: not a difference
                 if self.compare(table, row, existing, "this component"):
                     self.count(spec, "unchanged")
                 continue
@@ -626,8 +625,6 @@ class _Validator(RegistryLookups):
                 continue
             existing = self.existing_programming.get(key)
             if existing is not None:
-                if not raw.get("contacts"):
-                    row.bad.add("contacts")  # the export withholds it: not a difference
                 if self.compare(table, row, existing, "this programming session"):
                     self.count(spec, "unchanged")
                 continue
@@ -651,8 +648,6 @@ class _Validator(RegistryLookups):
             seen[key] += 1
             existing = self.existing_attempts.get(key, [])
             if seen[key] <= len(existing):
-                if not raw.get("note"):
-                    row.bad.add("note")  # the export withholds it: not a difference
                 if self.compare(table, row, existing[seen[key] - 1], "this contact attempt"):
                     self.count(spec, "unchanged")
                 continue
@@ -683,8 +678,6 @@ class _Validator(RegistryLookups):
                 continue
             existing = self.existing_dispositions.get(key)
             if existing is not None:
-                if not raw.get("note"):
-                    row.bad.add("note")  # the export withholds it: not a difference
                 shown = existing.transferred_to.code if existing.transferred_to_id else ""
                 if self.compare(table, row, existing, "this disposition",
                                 refs={"transferred_to": shown}):
