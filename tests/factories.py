@@ -81,3 +81,19 @@ def count_queries(call) -> int:
     with CaptureQueriesContext(connection) as captured:
         call()
     return len(captured)
+
+
+def copy_calls(monkeypatch) -> list:
+    """COPY goes to psycopg directly (Django's query log does not see it): the statements
+    `datasets.pg.copy_stream` is given from now on, for counting."""
+    from registry.services.datasets import pg
+
+    calls = []
+    original = pg.copy_stream
+
+    def counted(sql, db, **kwargs):
+        calls.append(sql)
+        return original(sql, db, **kwargs)
+
+    monkeypatch.setattr(pg, "copy_stream", counted)
+    return calls

@@ -28,7 +28,7 @@ from registry.services.fhir.resources import code_system
 from registry.services.proms.answers import prom_answers_record
 from registry.services.synthetic import synthetic_registry
 from tests.conftest import needs_postgres
-from tests.factories import make_implant, make_patient, make_visit
+from tests.factories import copy_calls, make_implant, make_patient, make_visit
 
 pytestmark = [pytest.mark.django_db, needs_postgres()]
 
@@ -111,7 +111,7 @@ def _both(export_factory, record_type, fmt, label_headers=False):
 @pytest.mark.parametrize("labels", [False, True])
 def test_redcap_records_are_the_python_paths_bytes(registry, data_manager, record_type, fmt, labels,
                                                    monkeypatch):
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     slow, fast, counter = _both(lambda: _export(data_manager, labels=labels), record_type, fmt)
     assert len(slow) > 10_000 and len(copies) == 1
     # The PROM forms: items, scores (a decimal one, a whole one), the value set, completeness.
@@ -187,25 +187,11 @@ def test_redcap_http_record_export_is_the_python_paths_bytes(registry, client, d
     assert body == slow and b"eq5d5l_mo" in body
 
 
-def _copies(monkeypatch):
-    """COPY goes to psycopg directly (Django's query log does not see it): count the calls."""
-    from registry.services.datasets import pg
-
-    calls = []
-    original = pg.copy_stream
-
-    def counted(sql, db, **kwargs):
-        calls.append(sql)
-        return original(sql, db, **kwargs)
-
-    monkeypatch.setattr(pg, "copy_stream", counted)
-    return calls
-
 
 def test_redcap_record_export_runs_a_fixed_number_of_queries(registry, data_manager, monkeypatch):
     # Batches of 2 patients: the Python path would grow with the registry, the SQL path must not.
     monkeypatch.setattr(redcap.records, "BATCH", 2)
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     some = list(Patient.objects.order_by("registry_id").values_list("registry_id", flat=True)[:3])
     counts = []
     for records in (some, [], some):
@@ -236,7 +222,7 @@ def test_rest_json_export_is_the_python_paths_bytes(registry, data_manager, data
 
 
 def test_rest_json_export_runs_one_query(registry, data_manager, monkeypatch):
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     for limit in (3, 1000):
         queryset = visible(Visit.objects.all(), data_manager).filter(
             pk__in=Visit.objects.order_by("pk").values("pk")[:limit])
@@ -261,7 +247,7 @@ def _observations(user, sql, **params):
 def test_fhir_bulk_observations_are_the_python_paths_resources(registry, data_manager, params, monkeypatch):
     from fhir.resources.observation import Observation
 
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     slow, _ = _observations(data_manager, False, **params)
     fast, counter = _observations(data_manager, None, **params)
     assert _texts(fast) == _texts(slow)
@@ -288,7 +274,7 @@ def _texts(resources):
 def test_fhir_bulk_prom_scores_are_the_python_paths_resources(registry, data_manager, value_set, monkeypatch):
     from registry.services import fhir
 
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     odd = registry["odd"].registry_id
 
     def run(sql, **params):
@@ -319,7 +305,7 @@ def test_fhir_bulk_prom_scores_are_the_python_paths_resources(registry, data_man
 
 def test_fhir_bulk_observations_shifted_or_by_id_take_the_python_path(registry, investigator, data_manager,
                                                                      monkeypatch):
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     shifted, _ = _observations(investigator, None)
     assert shifted and not copies  # per-patient shifts are computed in Python
     by_id, _ = _observations(data_manager, None, _id=[shifted[0]["id"]])
@@ -327,7 +313,7 @@ def test_fhir_bulk_observations_shifted_or_by_id_take_the_python_path(registry, 
 
 
 def test_fhir_bulk_observations_run_one_query(registry, data_manager, monkeypatch):
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     some = list(Patient.objects.order_by("registry_id").values_list("registry_id", flat=True))
     for patients in (some[:1], some):
         with CaptureQueriesContext(connection) as queries:

@@ -25,13 +25,12 @@ from registry.models import (
 )
 from registry.services import deid, fhir
 from registry.services.audit import system_user
-from registry.services.datasets import pg
 from registry.services.disposition import disposition_record
 from registry.services.export_log import RowCounter
 from registry.services.fhir import bulk
 from registry.services.synthetic import synthetic_registry
 from tests.conftest import needs_postgres
-from tests.factories import make_event, make_implant, make_patient
+from tests.factories import copy_calls, make_event, make_implant, make_patient
 from tests.interop.test_fhir import validate
 
 pytestmark = pytest.mark.django_db
@@ -86,18 +85,6 @@ def branches(site_a, site_b, nurse, nurse_b):
     return patients
 
 
-def _copies(monkeypatch):
-    """COPY goes to psycopg directly (Django's query log does not see it): count the calls."""
-    calls = []
-    original = pg.copy_stream
-
-    def counted(sql, db, **kwargs):
-        calls.append(sql)
-        return original(sql, db, **kwargs)
-
-    monkeypatch.setattr(pg, "copy_stream", counted)
-    return calls
-
 
 def _bulk(user, resource_type, sql, **params):
     found = fhir.fhir_search(user=user, resource_type=resource_type, params=params)
@@ -122,7 +109,7 @@ PARAMS = [{}, {"_lastUpdated": ["ge2000-01-01T00:00:00Z"]}, {"_lastUpdated": ["l
 def test_bulk_patients_and_events_are_the_python_paths_resources(branches, resource_type, who, request,
                                                                  monkeypatch):
     user = request.getfixturevalue(who)
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     runs = 0
     for params in PARAMS:
         if ("seriousness" in params or "patient" in params) and resource_type == "Patient" or (
@@ -185,7 +172,7 @@ def test_every_branch_is_reached_and_each_role_sees_what_it_may(branches, data_m
 def test_bulk_patients_and_events_run_a_fixed_number_of_queries(branches, resource_type, who, request,
                                                                monkeypatch):
     user = request.getfixturevalue(who)
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     some = list(Patient.objects.order_by("registry_id").values_list("registry_id", flat=True))
     counts = []
     for patients in (some[:1], some[:1], some):
@@ -202,7 +189,7 @@ def test_bulk_patients_and_events_run_a_fixed_number_of_queries(branches, resour
 
 
 def test_on_sqlite_the_bulk_files_are_built_in_python(branches, data_manager, monkeypatch):
-    copies = _copies(monkeypatch)
+    copies = copy_calls(monkeypatch)
     for resource_type in TYPES:
         found = fhir.fhir_search(user=data_manager, resource_type=resource_type, params={})
         assert bulk.available(found) == (connection.vendor == "postgresql")
