@@ -3,6 +3,8 @@
 import datetime
 
 from django.db import models
+from django.db.models import signals
+from django.db.models.base import ModelState
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -32,3 +34,35 @@ class ClinicalModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+def unsaved_factory(model):
+    """A maker of unsaved `model` instances that are what `model(**values)` builds,
+    without Model.__init__'s per-field walk (most of the time of building 100,000
+    visits, issue 21): a copy of one instance's defaults, callable defaults called
+    per instance, relations set through their descriptors as __init__ does.
+    Plain __init__ when a pre_init/post_init receiver listens for the model.
+    tests/services/test_import_speed.py compares both ways for every bundle model."""
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        return model
+    template = {k: v for k, v in model().__dict__.items() if k != "_state"}
+    fresh = [(f.attname, f.get_default) for f in model._meta.concrete_fields
+             if f.has_default() and callable(f.default)]
+    relations = {f.name for f in model._meta.concrete_fields if f.is_relation}
+    new = model.__new__
+
+    def make(**values):
+        obj = new(model)
+        state = obj.__dict__
+        state.update(template)
+        for attname, default in fresh:
+            state[attname] = default()
+        obj._state = ModelState()
+        for name, value in values.items():
+            if name in relations:
+                setattr(obj, name, value)
+            else:  # a plain field: its name is its attname
+                state[name] = value
+        return obj
+
+    return make

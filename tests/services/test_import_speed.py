@@ -30,9 +30,10 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
+from registry.models.base import unsaved_factory
 from registry.services.audit import record_save, system_user
 from registry.services.imports import bundle_import
-from registry.services.imports.checks import clean_fields_remembered, unsaved_factory
+from registry.services.imports.checks import clean_fields_remembered
 from registry.services.scheduling import implants_schedule_bulk
 from tests.factories import make_implant, make_patient
 

@@ -14,8 +14,6 @@ from decimal import Decimal
 from functools import partial
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import signals
-from django.db.models.base import ModelState
 from django.db.models.expressions import DatabaseDefault
 
 from registry.models import (
@@ -34,6 +32,7 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
+from registry.models.base import unsaved_factory
 from registry.models.plausibility import overlap_message
 from registry.models.sites import parse_emails
 from registry.models.visits import NOT_DONE
@@ -762,37 +761,6 @@ class _Course:
         if disposition.status == DispositionStatus.DECEASED:
             self.deaths.setdefault(disposition.patient.registry_id, disposition)
 
-
-def unsaved_factory(model):
-    """A maker of unsaved `model` instances that are what `model(**values)` builds,
-    without Model.__init__'s per-field walk (most of the time of building 100,000
-    visits, issue 21): a copy of one instance's defaults, callable defaults called
-    per instance, relations set through their descriptors as __init__ does.
-    Plain __init__ when a pre_init/post_init receiver listens for the model.
-    tests/services/test_import_speed.py compares both ways for every bundle model."""
-    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
-        return model
-    template = {k: v for k, v in model().__dict__.items() if k != "_state"}
-    fresh = [(f.attname, f.get_default) for f in model._meta.concrete_fields
-             if f.has_default() and callable(f.default)]
-    relations = {f.name for f in model._meta.concrete_fields if f.is_relation}
-    new = model.__new__
-
-    def make(**values):
-        obj = new(model)
-        state = obj.__dict__
-        state.update(template)
-        for attname, default in fresh:
-            state[attname] = default()
-        obj._state = ModelState()
-        for name, value in values.items():
-            if name in relations:
-                setattr(obj, name, value)
-            else:  # a plain field: its name is its attname
-                state[name] = value
-        return obj
-
-    return make
 
 
 def clean_fields_remembered(obj, exclude: set[str], verdicts: dict) -> None:
