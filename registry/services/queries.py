@@ -196,6 +196,16 @@ def _message(query: DataQuery, *, actor, action: str, text: str) -> QueryMessage
     return record_save(message, actor=actor, reason=f"Query {action}")
 
 
+def _messages_many(pairs: list[tuple[DataQuery, str]], *, actor, action: str) -> None:
+    """`_message` for many (query, text) at once, in bulk with the same history rows."""
+    messages = []
+    for query, text in pairs:
+        message = QueryMessage(query=query, author=actor, action=action, text=text)
+        attach_audit(message, actor=actor, reason=f"Query {action}")
+        messages.append(message)
+    bulk_create_audited(messages, QueryMessage, actor=actor)
+
+
 def _step(query: DataQuery, *, actor, action: str, text: str, allowed: tuple[str, ...],
           change: Callable[[DataQuery], None]) -> DataQuery:
     with transaction.atomic():
@@ -258,12 +268,7 @@ def queries_open_many(items: list[tuple[object, str, str]], *, actor, rule: str 
         return []
     with transaction.atomic():
         opened = bulk_create_audited([q for q, _ in built], DataQuery, actor=actor)
-        messages = []
-        for query, text in built:
-            message = QueryMessage(query=query, author=actor, action=QueryAction.OPEN, text=text)
-            attach_audit(message, actor=actor, reason=f"Query {QueryAction.OPEN}")
-            messages.append(message)
-        bulk_create_audited(messages, QueryMessage, actor=actor)
+        _messages_many(built, actor=actor, action=QueryAction.OPEN)
     return opened
 
 
@@ -313,12 +318,7 @@ def queries_close_many(pks: list[int], *, text: str, actor) -> list[DataQuery]:
             attach_audit(query, actor=actor, reason=reason)
         record_bulk_update(locked, DataQuery, ["status", "closed_by", "closed_at", "closed_by_check"],
                            actor=actor, reason=reason)
-        messages = []
-        for query in locked:
-            message = QueryMessage(query=query, author=actor, action=QueryAction.CLOSE, text=text)
-            attach_audit(message, actor=actor, reason=f"Query {QueryAction.CLOSE}")
-            messages.append(message)
-        bulk_create_audited(messages, QueryMessage, actor=actor)
+        _messages_many([(query, text) for query in locked], actor=actor, action=QueryAction.CLOSE)
     return locked
 
 
