@@ -10,6 +10,10 @@ class RegistryConfig(AppConfig):
 
     def ready(self):
         from registry import checks  # noqa: F401  (registers the system checks)
+        # The tasks register with Celery when their module is imported. A web process
+        # enqueues them by name (the import job, the SAE alert) and would otherwise find
+        # nothing registered: NotRegistered, a 500 on "confirm import".
+        from registry import tasks  # noqa: F401
         from registry.services import audit
 
         # Rows a delete cascades to get the deleting user and reason in their history.

@@ -81,3 +81,20 @@ def test_every_setting_read_from_the_environment_is_in_the_docker_example():
     missing = sorted(n for n in names if not re.search(rf"\b{n}\b", example + compose))
     assert missing == []
     assert re.search(r"^\s+env_file: \.env$", compose, re.M), "docker/.env must reach the containers"
+
+
+def test_a_web_process_finds_the_tasks_it_enqueues_by_name():
+    # The admin enqueues the import job and the SAE alert by name. A fresh process that only
+    # set Django up (as gunicorn does) must have them registered; the suite itself imports
+    # registry.tasks somewhere, so this runs in its own process.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
+    code = ("import django; django.setup()\n"
+            "from celery import current_app\n"
+            "from registry.admin.events import ALERT_TASK\n"
+            "from registry.services.imports.jobs import TASK\n"
+            "print(sorted(n for n in (ALERT_TASK, TASK) if n not in current_app.tasks))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
