@@ -108,6 +108,20 @@ def measure(channel: str, username: str) -> dict:
     size, rows = 0, None
     if channel == "statement":
         return {"statement": exports.copy_statement("visits", visits), "visits": visits.count()}
+    if channel == "statement_proms":
+        # The same visit rows with what REDCap's PROM forms add to each: every item's value
+        # and the instrument's answer rows, from the visit's PROM sheet (issue 21's "COPY of
+        # the same rows" for the REDCap records, which carry the PROM forms).
+        from django.db.models import F
+
+        from registry.models import PromSheet
+        from registry.services.datasets.rows import copy_sql
+
+        names = [f.attname for f in PromSheet._meta.concrete_fields
+                 if f.attname.startswith(("item_", "rows_"))]
+        select = exports.dataset_queryset("visits", visits).annotate(
+            **{f"sheet_{name}": F(f"prom_sheet__{name}") for name in names})
+        return {"statement": copy_sql(select), "visits": visits.count()}
     if channel == "rest_csv":
         size = drain(exports.export_csv_stream("visits", visits, counter=counter))
         rows = counter.rows
@@ -248,6 +262,10 @@ def main():
     rows.append(("copy", "`psql` COPY of the visits export's SELECT (reference)", copy_s, copy_rows,
                  copy_bytes, None, load()))
     print(f"COPY {copy_s:.2f} s {copy_rows} rows", file=sys.stderr)
+    proms_s, _, proms_bytes = time_copy(args.db, run_child(env, "statement_proms")["statement"])
+    rows.append(("copy_proms", "`psql` COPY of the same SELECT with the PROM forms' items and answer "
+                 "counts (REDCap's reference)", proms_s, copy_rows, proms_bytes, None, load()))
+    print(f"COPY with PROM items {proms_s:.2f} s", file=sys.stderr)
     for channel, label in CHANNELS:
         if channel in args.skip or channel.split("_")[0] in args.skip:
             continue
@@ -277,13 +295,13 @@ def main():
                       result["seconds"], result["rows"], result["bytes"], result["server_peak_mib"],
                       f"{before}-{load()}"))
         print(f"pycap: {result}", file=sys.stderr)
-    text = table(args, rows + extra, copy_s, copy_rows, started, uptime_before, seeded)
+    text = table(args, rows + extra, copy_s, copy_rows, started, uptime_before, seeded, proms_s)
     print(text)
     if args.write_doc:
         write_doc(text)
 
 
-def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded) -> str:
+def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded, proms_s) -> str:
     copy_rate = copy_rows / copy_s
     lines = [
         f"Command: `.venv/bin/python bench/channels.py --patients {args.patients} --db {args.db}"
@@ -291,7 +309,7 @@ def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded) -> str:
         "",
         f"- Machine: {platform.platform()}, {os.cpu_count()} cores, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-        f"PostgreSQL on the same machine; **shared** with other helpers' test runs.",
+        f"PostgreSQL on the same machine.",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC. Load at the start: `{uptime_before}`; per row below.",
         f"- Data: `{args.db}`, {args.patients:,} patients, {copy_rows:,} visits"
         + (f" (seeded in this run: {seeded / 60:.1f} min)." if seeded else " (reused)."),
@@ -299,20 +317,26 @@ def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded) -> str:
         "(no HTTP, except PyCap); peak RSS = that process's maximum (Django and the libraries "
         "included).",
         "- vs COPY = COPY's seconds / the channel's seconds for the same registry (the visit rows: "
-        "REDCap adds enrolment and AE rows, eav one row per value, FHIR one resource per score).",
+        "REDCap adds enrolment and AE rows, eav one row per value, FHIR one resource per score). "
+        "REDCap's rows are against the second reference: the same visit rows with the PROM "
+        "forms' items, which every REDCap visit row carries.",
         "",
         "| channel | seconds | rows / resources | rows/s | MB | vs COPY | peak RSS | load |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for _key, label, seconds, count, size, peak, when in rows:
+    for key, label, seconds, count, size, peak, when in rows:
         rate = f"{count / seconds:,.0f}" if count and seconds else ""
-        ratio = f"{copy_s / seconds:.2f}x" if seconds else ""
+        reference = proms_s if key.startswith(("redcap", "pycap", "copy_proms")) else copy_s
+        ratio = f"{reference / seconds:.2f}x" if seconds else ""
+        if key.startswith(("redcap", "pycap")):
+            ratio += f" ({copy_s / seconds:.2f}x of the first)"
         lines.append(f"| {label} | {seconds:.2f} | {count if count is not None else '':,} | {rate} | "
                      f"{size / 1e6:.0f} | {ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} |"
                      if size is not None else
                      f"| {label} | {seconds:.2f} | {count if count is not None else ''} | {rate} | | "
                      f"{ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} |")
-    lines.append(f"\nCOPY reference rate: {copy_rate:,.0f} rows/s.")
+    lines.append(f"\nCOPY reference rate: {copy_rate:,.0f} rows/s; with the PROM items "
+                 f"{copy_rows / proms_s:,.0f} rows/s.")
     return "\n".join(lines)
 
 

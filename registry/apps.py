@@ -9,15 +9,18 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from registry import checks  # noqa: F401  (registers the system checks)
-        # The tasks register with Celery when their module is imported. A web process
-        # enqueues them by name (the import job, the SAE alert) and would otherwise find
-        # nothing registered: NotRegistered, a 500 on "confirm import".
-        from registry import tasks  # noqa: F401
+        # `checks` registers the system checks. The tasks register with Celery when their
+        # module is imported: a web process enqueues them by name (the import job, the SAE
+        # alert) and would otherwise find nothing registered (NotRegistered, a 500 on
+        # "confirm import").
+        from registry import checks, tasks  # noqa: F401
         from registry.services import audit
+        from registry.services.proms import stored
 
         # Rows a delete cascades to get the deleting user and reason in their history.
         pre_delete.connect(audit.cascade_audit, dispatch_uid="registry-cascade-audit")
+        # A saved or deleted PROM answer rewrites its visit's derived sheet.
+        stored.connect()
 
 
 class RegistryAdminConfig(admin_apps.AdminConfig):

@@ -8,7 +8,7 @@ from .implants import DeviceIdentifier, Implant, Revision, first_implant, first_
 from .operations import ApiToken, ExportLog, ImportRun, ReminderLog, hash_token
 from .patients import Patient, PatientIdentifiers
 from .programming import ProgrammingSession
-from .proms import PromAnswer, PromSchedule  # noqa: E402  (after visits and protocol)
+from .proms import PromAnswer, PromSchedule, PromSheet  # noqa: E402  (after visits and protocol)
 from .protocol import FollowUpProtocol, ProtocolTimepoint
 from .queries import DataQuery, QueryAction, QueryMessage, QueryStatus
 from .safety import DeviceDeficiency, SafetyFollowUp
@@ -49,6 +49,7 @@ __all__ = [
     "Patient",
     "PatientIdentifiers",
     "PromAnswer",
+    "PromSheet",
     "PromSchedule",
     "ProtocolTimepoint",
     "RegistryRole",

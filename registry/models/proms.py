@@ -1,7 +1,8 @@
 """Patient-reported outcomes: item answers at a visit, and which instrument is due when.
 
-Scores are never stored: they are computed on read from the answers
-(services.proms), like the NRS reduction, so they cannot go stale.
+The answers are the record (history, reasons). A visit's answers and scores are also kept
+in one derived row, `PromSheet`, rewritten from the answers whenever they change
+(services.proms.stored), so that no read path aggregates 24 M answers per request (issue 21).
 """
 
 from django.core.exceptions import ValidationError
@@ -161,3 +162,69 @@ class PromSchedule(ClinicalModel):
                                        "separated by commas.")
         if errors:
             raise ValidationError(errors)
+
+
+# --- the derived sheet -------------------------------------------------------------------
+
+def sheet_item(instrument: str, item: str) -> str:
+    """The sheet's column of one item's value."""
+    return f"item_{instrument}_{item}"
+
+
+def sheet_rows(instrument: str) -> str:
+    """The sheet's column counting the instrument's answer rows (a value or a reason)."""
+    return f"rows_{instrument}"
+
+
+def sheet_updated(instrument: str) -> str:
+    """The sheet's column of the instrument's latest answer change (FHIR's lastUpdated)."""
+    return f"updated_{instrument}"
+
+
+def sheet_score(code: str, value_set: str) -> str:
+    """The sheet's column of score `code`; the EQ-5D-5L index has one per value set."""
+    _, score = instruments.SCORES[code]
+    return f"{code}_{value_set.lower()}" if score.method == "index" else code
+
+
+def is_integer(score: instruments.Score) -> bool:
+    """Totals and single items are whole numbers (exported as integers)."""
+    return score.method in ("value", "sum")
+
+
+def _sheet_fields() -> dict[str, models.Field]:
+    """One column per item, per instrument (answer rows, latest change) and per score
+    (per value set for the index), from the declarations: a new item, score or value set
+    is a new column, so `makemigrations --check` asks for the migration."""
+    fields: dict[str, models.Field] = {}
+    for code, instrument in instruments.INSTRUMENTS.items():
+        fields[sheet_rows(code)] = models.PositiveSmallIntegerField(default=0)
+        fields[sheet_updated(code)] = models.DateTimeField(null=True)
+        for item in instrument.items:
+            fields[sheet_item(code, item.code)] = models.PositiveSmallIntegerField(null=True)
+        for score in instrument.scores:
+            kind = models.IntegerField if is_integer(score) else models.FloatField
+            value_sets = instruments.VALUE_SETS if score.method == "index" else [None]
+            for value_set in value_sets:
+                name = sheet_score(score.code, value_set) if value_set else score.code
+                fields[name] = kind(null=True)
+    return fields
+
+
+class _SheetMeta:
+    verbose_name = "PROM sheet (derived)"
+
+
+PromSheet = type("PromSheet", (models.Model,), {
+    "__module__": __name__,
+    "__doc__": """A visit's PROM answers and scores in one row, derived from its PromAnswer rows
+    and rewritten from them on every change (services.proms.stored: the answer service, the
+    admin, ePRO, imports; a signal for any other save or delete). Never edited, never
+    exported as such, no history of its own: the answers carry the audit trail. Only visits
+    holding answers have one.""",
+    "visit": models.OneToOneField(Visit, on_delete=models.CASCADE, primary_key=True,
+                                  related_name="prom_sheet"),
+    **_sheet_fields(),
+    "Meta": _SheetMeta,
+    "__str__": lambda self: f"PROM sheet of visit {self.visit_id}",
+})

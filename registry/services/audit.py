@@ -158,8 +158,10 @@ def bulk_create_audited(objs: list, model, *, actor, reason: str = "", batch_siz
     if not objs:
         return objs
     if connection.vendor != "postgresql":
-        return bulk_create_with_history(objs, model, batch_size=batch_size, default_user=actor,
-                                        default_change_reason=reason)
+        bulk_create_with_history(objs, model, batch_size=batch_size, default_user=actor,
+                                 default_change_reason=reason)
+        _after_bulk(model, objs)
+        return objs
     now = timezone.now()
     fields = list(model._meta.concrete_fields)
     for field in fields:
@@ -185,7 +187,17 @@ def bulk_create_audited(objs: list, model, *, actor, reason: str = "", batch_siz
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
+    _after_bulk(model, objs)
     return objs
+
+
+def _after_bulk(model, objs: list) -> None:
+    """Bulk writes send no signals: the PROM sheets of bulk-written answers follow here
+    (services.proms.stored), as a saved answer's do by its signal."""
+    if model is PromAnswer:
+        from registry.services.proms.stored import sheets_refresh
+
+        sheets_refresh(obj.visit_id for obj in objs)
 
 
 def record_bulk_update(objs: list, model, fields: list[str], *, actor, reason: str = "",
@@ -205,8 +217,10 @@ def record_bulk_update(objs: list, model, fields: list[str], *, actor, reason: s
         obj.version += 1
         obj.updated_at = now
     fields = list(dict.fromkeys([*fields, "version", "updated_at"]))
-    return bulk_update_with_history(objs, model, fields, batch_size=batch_size, default_user=actor,
-                                    default_change_reason=reason)
+    updated = bulk_update_with_history(objs, model, fields, batch_size=batch_size, default_user=actor,
+                                       default_change_reason=reason)
+    _after_bulk(model, objs)
+    return updated
 
 
 def _reserve_ids(model, count: int) -> list[int]:

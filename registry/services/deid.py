@@ -78,6 +78,7 @@ from registry.models import (
     ProgrammingSession,
     PromAnswer,
     PromSchedule,
+    PromSheet,
     ProtocolTimepoint,
     QueryMessage,
     RegistryRole,
@@ -89,6 +90,8 @@ from registry.models import (
     Site,
     Visit,
 )
+from registry.models.instruments import INSTRUMENTS
+from registry.models.proms import sheet_updated
 
 from .access import role_name
 
@@ -114,6 +117,8 @@ class Rule:
     released_text: tuple[str, ...] = ()
     birth_year: tuple[str, ...] = ()
     identifiers: bool = False
+    # Date-times that are record times by another name (never shown to investigators).
+    record_times: tuple[str, ...] = ()
 
 
 RECORD_TIMES = ("created_at", "updated_at")  # every ClinicalModel's; not clinical dates
@@ -151,6 +156,9 @@ MODELS: dict[type, Rule] = {
                          free_text=("note",)),
     # Item answers: coded values; instrument version and item code are structural keys.
     PromAnswer: Rule("visit.patient.registry_id", released_text=("instrument_version", "item")),
+    # The answers' derived sheet: coded values and scores; its times are the answers' record times.
+    PromSheet: Rule("visit.patient.registry_id",
+                    record_times=tuple(sheet_updated(code) for code in INSTRUMENTS)),
 }
 
 # Not patient data (sites, the protocol), or bookkeeping investigators are never shown
@@ -331,7 +339,7 @@ def undeclared(model_list) -> list[str]:
             continue
         for f in model._meta.concrete_fields:
             if isinstance(f, m.DateTimeField):
-                if f.name not in RECORD_TIMES and f.name not in found.dates:
+                if f.name not in (*RECORD_TIMES, *found.record_times) and f.name not in found.dates:
                     problems.append(f"{model.__name__}.{f.name}: a date-time not declared in services.deid")
             elif isinstance(f, m.DateField):
                 if f.name not in found.dates:

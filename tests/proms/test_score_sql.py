@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from registry.models import PromAnswer, Visit
 from registry.services import datasets
 from registry.services.proms.instruments import INSTRUMENTS, SCORES, VALUE_SETS, score
+from registry.services.proms.stored import sheets_refresh
 from tests.factories import make_visit
 
 
@@ -33,6 +34,7 @@ def test_sql_and_python_scores_agree(visit, answers, value_set):
         PromAnswer(visit=visit, instrument=code, instrument_version=INSTRUMENTS[code].version, item=item,
                    value=value)
         for code, items in answers.items() for item, value in items.items())
+    sheets_refresh([visit.pk])  # Django's own bulk_create sends no signal
     names = [c.name for c in datasets.VISITS.columns_for()]
     row = dict(zip(names, datasets.VISITS.select(Visit.objects.filter(pk=visit.pk),
                                                  value_set=value_set).get(), strict=True))

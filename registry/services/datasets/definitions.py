@@ -255,8 +255,9 @@ def _patient_columns(implant_date) -> list[Column]:
     ]
 
 def _prom_columns() -> list[Column]:
-    """PROM scores, computed on read from the item answers (services.proms.sql), and the
-    value set and algorithm that made them, stated on every row."""
+    """PROM scores, read from the visit's PROM sheet (services.proms.sql; written from the
+    item answers by services.proms.stored), and the value set and algorithm that made them,
+    stated on every row."""
     from registry.services.proms.instruments import ALGORITHM_VERSION, SCORES
     from registry.services.proms.sql import is_integer, score_expression
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import F
 
 from registry.models import (
     AdverseEvent,
@@ -42,7 +42,6 @@ from registry.models import (
     AeOutcome,
     PainScore,
     PainSite,
-    PromAnswer,
     Recall,
     Relatedness,
     SeriousCriterion,
@@ -53,6 +52,7 @@ from registry.models import (
 from registry.models.base import today_anywhere
 from registry.models.choices import EnteredBy
 from registry.models.instruments import ALGORITHM_VERSION, SCORES
+from registry.models.proms import sheet_updated
 
 from .. import deid, missing
 from ..datasets import AGE_TOP, iso_class, pg
@@ -267,14 +267,13 @@ def observation_sql(search) -> Sql:
     rows = search.rows
     extra = []
     if scores:
-        # Scores from the same declarations as the visits dataset (proms.sql), in the user's
-        # sites' value set; an instrument's record time is its latest answer's.
+        # Scores from the visit's PROM sheet as the visits dataset reads them (proms.sql), in
+        # the user's sites' value set; an instrument's record time is its latest answer's.
         rows = rows.annotate(**{column: score_expression(code, search.value_set)
                                 for _, _, code, column in scores})
         instruments = list(dict.fromkeys(instrument for instrument, *_ in scores))
-        rows = rows.annotate(**{f"u_{code}": Subquery(
-            PromAnswer.objects.filter(visit=OuterRef("pk"), instrument=code).order_by().values("visit")
-            .annotate(latest=Max("updated_at")).values("latest")[:1]) for code in instruments})
+        rows = rows.annotate(**{f"u_{code}": F(f"prom_sheet__{sheet_updated(code)}")
+                                for code in instruments})
         extra = [column for *_, column in scores] + [f"u_{code}" for code in instruments]
     rows = rows.values_list(
         "pk", "timepoint", "date_done", "updated_at", "patient__registry_id", "implant_id", "implant__ref",

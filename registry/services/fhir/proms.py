@@ -8,7 +8,8 @@ instrument with the item answers, and an Observation per computable score.
 - QuestionnaireResponse `qr-<visit>-<instrument>`: status completed when every item is
   answered, else in-progress; `authored` is the visit date, shifted for users who do not
   see real dates (services.deid), who also get no record time and the PSEUDED label.
-- Observation `visit-<visit>-<score>`: the score computed on read (services.proms), with
+- Observation `visit-<visit>-<score>`: the score (services.proms; the bulk SQL path reads
+  the PROM sheet), with
   `derivedFrom` its QuestionnaireResponse and `method.text` the algorithm and, for the
   EQ-5D-5L index, the value set (default: the one of the country of the user's sites).
 """

@@ -3,7 +3,8 @@
 `prom_answers_record` is the one write path (admin, import, ePRO, API): it validates every
 item against the instrument definition before writing any, so a bad answer saves
 nothing; each row goes through services.audit (history with actor and reason).
-Scores are computed here from the stored answers, never stored.
+Each change rewrites the visit's derived PROM sheet once (services.proms.stored), which
+the read paths use; the single-visit scores here are computed from the answers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from registry.models import PromAnswer, Visit, VisitStatus
 from registry.services.audit import record_delete, record_save
 
 from .instruments import INSTRUMENTS, answer_problem, check_value_set, expected_instruments, score
+from .stored import sheets_deferred
 
 
 def prom_answers_record(*, visit: Visit, instrument: str, answers: Mapping[str, int | None], actor,
@@ -45,7 +47,7 @@ def prom_answers_record(*, visit: Visit, instrument: str, answers: Mapping[str, 
         raise ValidationError({"status": f"The visit is '{visit.get_status_display()}'; it holds no "
                                          f"answers. Set it to completed first."})
     reason = (reason or "").strip()
-    with transaction.atomic():
+    with transaction.atomic(), sheets_deferred():
         held = {a.item: a for a in PromAnswer.objects.select_for_update()
                 .filter(visit=visit, instrument=instrument)}
         changes = [item for item, value in answers.items()

@@ -5,8 +5,8 @@ The cohort, index implant, baseline and follow-up follow services.outcomes (same
 parameters, same access rule, same small-cell suppression); only the score differs:
 
 - Scores: every PROM score (SCORES) of the baseline visit and of the follow-up visit,
-  computed on read by the SQL of services.proms.sql (`visit_scores`: one grouped query per
-  chunk of CHUNK patients over their answers, one row per visit holding answers), each
+  read from the visits' PROM sheets (services.proms.sql `visit_scores`: one query per
+  chunk of CHUNK patients, one row per visit holding answers), each
   chunk reduced at once to one row per patient: memory follows the patients and the chunk,
   not the answers.
 - Follow-up, per score: `last` = the latest completed visit after the index implant's date

@@ -3,11 +3,11 @@ and the PROM outcomes.
 
 Built from the same declarations as `Score.compute` (method, items, minimum answered,
 decimals; value-set coefficients), so the dataset and the Python scores cannot drift:
-tests/proms/test_exports.py compares both over generated answer sets. Two readers of the
-same expressions: `score_expression`, one correlated subquery per score over the
-(visit, instrument, item) unique index (a dataset row per visit); `visit_scores`, every
-score of many visits in one grouped query over their answers (the PROM outcomes: nine
-subqueries per visit took 24-77 s over a registry of 100,000 patients, issue 21).
+tests/proms/test_exports.py compares both over generated answer sets. The expressions
+(`_scored`) write each visit's PROM sheet (services.proms.stored); the readers
+(`score_expression`, `visit_scores`) read the sheet's columns. Computing them from the
+answers on every read made every visit-level channel PROM-bound (24 M answers at 100,000
+patients: the visits export 5 s -> 49 s, issue 21).
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from django.db.models import (
     Case,
     Count,
     Expression,
+    F,
     FloatField,
     IntegerField,
     Max,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -30,8 +29,8 @@ from django.db.models import (
 from django.db.models.functions import Cast, Round
 from django.db.models.lookups import Exact, GreaterThanOrEqual
 
-from registry.models import PromAnswer
 from registry.models.instruments import EQ5D_DIMENSIONS, SCORES, VALUE_SETS, Score
+from registry.models.proms import is_integer, sheet_score
 
 from .instruments import check_value_set
 
@@ -40,24 +39,19 @@ def _float(expression) -> Expression:
     return Cast(expression, FloatField())
 
 
-def score_expression(code: str, value_set: str | None = None, visit_ref: str = "pk") -> Expression:
-    """The SQL of score `code` (e.g. "odi_score") of the row's visit (`visit_ref`)."""
-    instrument, score = SCORES[code]
-    answers = PromAnswer.objects.filter(visit=OuterRef(visit_ref), instrument=instrument.code,
-                                        item__in=score.items).order_by().values("visit")
-    scored = answers.annotate(score=_scored(score, check_value_set(value_set))).values("score")
-    return Subquery(scored[:1], output_field=_output(score))
+def score_expression(code: str, value_set: str | None = None) -> Expression:
+    """Score `code` (e.g. "odi_score") of a Visit row, in `value_set`: its stored value in
+    the visit's PROM sheet (models.PromSheet, a left join; written by `stored` from the
+    expressions below)."""
+    return F(f"prom_sheet__{sheet_score(code, check_value_set(value_set))}")
 
 
 def visit_scores(visits: QuerySet, value_set: str | None = None) -> QuerySet:
-    """`visits` (a Visit queryset) annotated with every score (SCORES, named by its code) in
-    one grouped query over their answers (the same expressions as `score_expression`), each
-    score aggregated over its own instrument's items; only visits holding answers (an inner
-    join). PostgreSQL groups by the visit's key alone."""
+    """`visits` (a Visit queryset) annotated with every score (SCORES, named by its code),
+    from their PROM sheets; only visits holding answers (those with a sheet)."""
     value_set = check_value_set(value_set)
-    return visits.filter(prom_answers__isnull=False).annotate(**{
-        code: _scored(score, value_set, _answers_of(instrument, score, ANSWERS), ANSWERS)
-        for code, (instrument, score) in SCORES.items()})
+    return visits.filter(prom_sheet__isnull=False).annotate(**{
+        code: score_expression(code, value_set) for code in SCORES})
 
 
 ANSWERS = "prom_answers__"  # a visit's answers, as a Visit query reaches them
@@ -90,11 +84,6 @@ def _scored(score: Score, value_set: str, answers: Q | None = None, prefix: str 
                     decrement=_decrement(score, value_set, answers, prefix))
     return Case(When(GreaterThanOrEqual(n, score.min_answered), then=scored), default=Value(None),
                 output_field=_output(score))
-
-
-def is_integer(score: Score) -> bool:
-    """Totals and single items are whole numbers (exported as integers)."""
-    return score.method in ("value", "sum")
 
 
 def _decrement(score: Score, value_set: str | None, answers: Q | None = None, prefix: str = ""):

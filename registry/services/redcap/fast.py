@@ -29,13 +29,14 @@ from registry.models import (
     AdverseEvent,
     DeviceComponent,
     Patient,
-    PromAnswer,
+    PromSheet,
     Visit,
     VisitStatus,
     choices,
 )
 from registry.models.events import CLOSED_OUTCOMES
 from registry.models.instruments import INSTRUMENTS
+from registry.models.proms import sheet_item, sheet_rows
 from registry.models.visits import BASELINE
 
 from .. import datasets, missing
@@ -152,27 +153,20 @@ class _Plan:
         return cells
 
     def _prom_answers(self) -> Sql:
-        """`pa`: a visit's PROM answers, one column per item (`a<i>`), whether it has any
-        EQ-5D-5L answer (the value set is stated then) and per form whether every item is
-        answered (`services.redcap.proms.form_complete`)."""
-        table = pg.quoted(PromAnswer._meta.db_table)
-        sql = Sql("LEFT JOIN LATERAL (SELECT ")
+        """`pa`: the visit's PROM sheet (models.PromSheet: one column per item, the answer
+        rows per instrument), joined; a visit without answers has none (NULLs: no value, no
+        value set, forms incomplete as `services.redcap.proms.form_complete` says)."""
         self.item_refs = {}
-        first = True
         for code, instrument in INSTRUMENTS.items():
             for item in instrument.items:
-                ref = f"pa.a{len(self.item_refs)}"
-                sql.add("" if first else ", ")
-                sql.add(f"MAX(a.value) FILTER (WHERE a.instrument = %s AND a.item = %s) AS {ref[3:]}",
-                        code, item.code)
-                self.item_refs[f"prom:{code}:{item.code}"] = ref
-                first = False
-        sql.add(", COUNT(*) FILTER (WHERE a.instrument = %s) > 0 AS has_eq5d", "eq5d5l")
-        for i, code in enumerate(PROM_FORM_NAMES):
-            codes = list(INSTRUMENTS[code].item_codes)
-            sql.add(f", COUNT(DISTINCT a.item) FILTER (WHERE a.instrument = %s AND a.item IN "
-                    f"({', '.join(['%s'] * len(codes))})) = %s AS c{i}", code, *codes, len(codes))
-        return sql.add(f' FROM {table} AS a WHERE a.visit_id = v."v_pk") AS pa ON true')
+                self.item_refs[f"prom:{code}:{item.code}"] = f"pa.{pg.quoted(sheet_item(code, item.code))}"
+        self.has_eq5d = f"pa.{pg.quoted(sheet_rows('eq5d5l'))} > 0"
+        # Every item has a row (a value or a reason): the answers hold only the
+        # instrument's own items, one row each (constraints of PromAnswer).
+        self.form_done = [f"pa.{pg.quoted(sheet_rows(code))} = {len(INSTRUMENTS[code].items)}"
+                          for code in PROM_FORM_NAMES]
+        table = pg.quoted(PromSheet._meta.db_table)
+        return Sql(f'LEFT JOIN {table} AS pa ON pa.visit_id = v."v_pk"')
 
     def _prom_cells(self) -> dict[str, Sql]:
         """The PROM forms' cells of a visit row, as `RecordExport._prom_cells`."""
@@ -183,12 +177,12 @@ class _Plan:
             if f.column in self.item_refs:
                 ref = self.item_refs[f.column]
             elif f.column == f"score:{VALUE_SET_FIELD}":
-                ref = f'(CASE WHEN pa.has_eq5d THEN v."v_{VALUE_SET_FIELD}" END)'
+                ref = f'(CASE WHEN {self.has_eq5d} THEN v."v_{VALUE_SET_FIELD}" END)'
             else:
                 ref = f'v."v_{f.column.removeprefix("score:")}"'
             cells[name] = _value(f, ref, self.labels)
-        for i, code in enumerate(PROM_FORM_NAMES):
-            cells[f"{code}_complete"] = self._complete_case(f"pa.c{i}")
+        for code, done in zip(PROM_FORM_NAMES, self.form_done, strict=True):
+            cells[f"{code}_complete"] = self._complete_case(done)
         return cells
 
     def _cell(self, f: Field, prefix: str) -> Sql:

@@ -2,8 +2,9 @@
 
 Each form holds one integer field per item (`<instrument>_<item>`, validated to the item's
 range: 0-5 means 0-5 here as everywhere) and the instrument's scores as read-only number
-fields, computed by the registry on read from the answers with the published algorithm
-(never stored, so never stale; REDCap's own calculated fields are not used). The EQ-5D-5L
+fields, the registry's scores by the published algorithm (the PostgreSQL path reads them
+from the visit's PROM sheet, the Python path computes them from the answers; REDCap's own
+calculated fields are not used). The EQ-5D-5L
 form also says which value set made its index (`eq5d5l_value_set`, raw = the code's
 frozen number, as every coded field): the one of the country of the user's sites
 (services.proms.instruments.default_value_set), as in the exports.
