@@ -306,10 +306,23 @@ class _Plan:
         return sql
 
 
-def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]]) -> Sql:
-    """One JSON object per row of `inner`, every value a JSON string ("" when NULL)."""
-    obj = pg.json_object([(key, f"to_json(COALESCE({alias}.{col}, ''))::text") for key, col in names])
-    return Sql("SELECT ").extend(obj).add(" FROM (").extend(inner).add(f") AS {alias}")
+def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]], plain: frozenset = frozenset()) -> Sql:
+    """One JSON object per row of `inner`, every value a JSON string ("" when NULL). A value
+    of a `plain` key is written between quotes as it is (`_plain_column`), the others by
+    to_json; the text between two values is one constant, and the row one concat() (a ||
+    chain of a flat row's ~200 fields copied the growing text once per field)."""
+    parts: list[Sql] = []
+    text = ""  # the constant text before the next value
+    for i, (key, col) in enumerate(names):
+        text += ("{" if i == 0 else ",") + json.dumps(key, ensure_ascii=False) + ":"
+        if key in plain:
+            parts += [Sql("%s::text", [text + '"']), Sql(f"COALESCE({alias}.{col}, '')")]
+            text = '"'
+        else:
+            parts += [Sql("%s::text", [text]), Sql(f"to_json(COALESCE({alias}.{col}, ''))::text")]
+            text = ""
+    parts.append(Sql("%s::text", [text + "}" if names else "{}"]))
+    return Sql("SELECT ").extend(_concat(parts)).add(" FROM (").extend(inner).add(f") AS {alias}")
 
 
 def _eav(plan: _Plan, flat: Sql) -> tuple[Sql, list[str]]:
@@ -433,7 +446,8 @@ def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
         width = len(names)
         inner = Sql("SELECT * FROM (").extend(sql).add(
             f") AS r0({', '.join(f'j{i}' for i in range(width))})")
-        sql = _json_rows(inner, "r", [(name, f"j{i}") for i, name in enumerate(names)])
+        plain = frozenset(name for name in names if record_type == "flat" and _plain_column(plan, name))
+        sql = _json_rows(inner, "r", [(name, f"j{i}") for i, name in enumerate(names)], plain)
     return sql, names
 
 
