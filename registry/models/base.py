@@ -17,6 +17,25 @@ def today_anywhere() -> datetime.date:
     return (timezone.now() + datetime.timedelta(hours=14)).date()
 
 
+def array_literal(values) -> str:
+    """`values` (ints, dates, bools, text or None) as the text of a PostgreSQL array, to be
+    sent as one string and cast (`%s::bigint[]`): psycopg dumps a Python list element by
+    element in Python, ~0.5 s for 150,000 ints, where this join takes a tenth of it."""
+    def element(value) -> str:
+        if value is None:
+            return "NULL"
+        if value is True or value is False:
+            return "t" if value else "f"
+        if isinstance(value, str):
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(value)  # int, date (ISO)
+
+    values = list(values)
+    if values and all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(map(element, values)) + "}"
+
+
 def pk_list(pks):
     """The right-hand side of an `__in` of many pks: on PostgreSQL one array parameter
     (`IN (SELECT unnest(...))`) instead of one placeholder per pk. With 10,000 pks the
@@ -25,7 +44,7 @@ def pk_list(pks):
     10,000-row IN list (5 s per data check, issue 21)."""
     pks = list(pks)
     if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::bigint[])", [pks])
+        return RawSQL("SELECT unnest(%s::bigint[])", [array_literal(pks)])
     return pks
 
 

@@ -40,7 +40,7 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
-from registry.models.base import pk_list, unsaved_factory
+from registry.models.base import array_literal, pk_list, unsaved_factory
 from registry.models.visits import timepoint_months
 
 from .audit import (
@@ -417,7 +417,8 @@ def _schedule_on_server(plan: _BulkPlan, *, actor, reason: str, past_reason: str
                 "target_date": "s.target", "window_start": "s.start", "window_end": "s.stop_end",
                 "status": "CASE WHEN s.stop_end < i.today THEN %(past)s ELSE %(scheduled)s END"},
         reason="CASE WHEN status = %(past)s THEN %(past_reason)s ELSE %(reason)s END",
-        params={**implants, **slots, "past": VisitStatus.NOT_APPLICABLE.value,
+        params={**{name: array_literal(values) for name, values in {**implants, **slots}.items()},
+                "past": VisitStatus.NOT_APPLICABLE.value,
                 "scheduled": VisitStatus.SCHEDULED.value, "past_reason": past_reason,
                 "reason": reason})
     return ScheduleChange(created=counts.get(VisitStatus.SCHEDULED.value, 0),

@@ -33,7 +33,7 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
-from registry.models.base import unsaved_factory
+from registry.models.base import array_literal, unsaved_factory
 from registry.services import scheduling
 from registry.services.audit import record_save, system_user
 from registry.services.dates import add_months
@@ -224,6 +224,19 @@ def test_bulk_scheduling_takes_as_many_queries_for_30_implants_as_for_10(site_a,
         assert len(counts[0]) < len(counts[1])
         assert sum(not q.startswith("INSERT") for q in counts[0]) == \
             sum(not q.startswith("INSERT") for q in counts[1])
+
+
+@pytest.mark.django_db
+def test_array_literals_read_back_as_the_values(is_postgres):
+    if not is_postgres:
+        pytest.skip("PostgreSQL's array syntax")
+    cases = {"text[]": ["m3", "", None, 'say "no"', "back\\slash", "a,b", "{x}", "NULL", "é"],
+             "bigint[]": [1, 2, 3_000_000_000], "int[]": [1, None, -4],
+             "date[]": [D(2020, 2, 29), None, D(1999, 12, 31)], "bool[]": [True, False, None]}
+    with connection.cursor() as cursor:
+        for cast, values in cases.items():
+            cursor.execute(f"SELECT %s::{cast}", [array_literal(values)])
+            assert cursor.fetchone()[0] == values, cast
 
 
 # ---------------------------------------------------------------- field checks remembered
