@@ -2,9 +2,10 @@
 
 import datetime
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import signals
 from django.db.models.base import ModelState
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -14,6 +15,37 @@ def today_anywhere() -> datetime.date:
     future" checks: the server's UTC date would refuse a visit done today in
     Amsterdam between midnight and 01:00 local time."""
     return (timezone.now() + datetime.timedelta(hours=14)).date()
+
+
+def array_literal(values) -> str:
+    """`values` (ints, dates, bools, text or None) as the text of a PostgreSQL array, to be
+    sent as one string and cast (`%s::bigint[]`): psycopg dumps a Python list element by
+    element in Python, ~0.5 s for 150,000 ints, where this join takes a tenth of it."""
+    def element(value) -> str:
+        if value is None:
+            return "NULL"
+        if value is True or value is False:
+            return "t" if value else "f"
+        if isinstance(value, str):
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(value)  # int, date (ISO)
+
+    values = list(values)
+    if values and all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(map(element, values)) + "}"
+
+
+def pk_list(pks):
+    """The right-hand side of an `__in` of many pks: on PostgreSQL one array parameter
+    (`IN (SELECT unnest(...))`) instead of one placeholder per pk. With 10,000 pks the
+    placeholders cost the driver ~60 ms per query, and the planner, with no
+    statistics yet for rows an import has just written, chose a nested loop over a
+    10,000-row IN list (5 s per data check, issue 21)."""
+    pks = list(pks)
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", [array_literal(pks)])
+    return pks
 
 
 def history(**kwargs):

@@ -23,6 +23,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from registry.models import AdverseEvent, PromAnswer, Visit, VisitStatus
+from registry.models.base import array_literal, unsaved_factory
 from registry.models.events import CLOSED_OUTCOMES
 
 SYSTEM_USERNAME = "registry-system"
@@ -149,7 +150,7 @@ def bulk_create_audited(objs: list, model, *, actor, reason: str = "", batch_siz
     type "+", `actor`, each row's own `_change_reason` or `reason`), but on
     PostgreSQL through `COPY ... FROM STDIN` into the model's table, with the ids
     reserved from its sequence first, and the history rows made from the rows
-    just written by one `INSERT ... SELECT` per (user, reason): an import of
+    just written by one `INSERT ... SELECT` (each row's user and reason its own): an import of
     10,000 patients writes ~400,000 rows, and Django's per-field INSERT
     preparation and psycopg's array dumping made that minutes instead of
     seconds. A fixed number of queries per call. Sets each object's pk.
@@ -168,25 +169,36 @@ def bulk_create_audited(objs: list, model, *, actor, reason: str = "", batch_siz
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             for obj in objs:
                 setattr(obj, field.attname, now)
-    history_model = model.history.model
     ids = _reserve_ids(model, len(objs))
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
     _copy_rows(model, fields, _db_rows(objs, fields))
     # The history rows are the rows just written, read back by the server
     # (INSERT ... SELECT): the same tracked values, without building and sending
-    # each row twice. One statement per (user, reason) of the objects.
+    # each row twice. Each row's (user, reason) is sent as its number in a short
+    # list: one statement, also when every row has a reason of its own (the data
+    # checks' queries).
     actor_id = getattr(actor, "pk", None)
-    groups: dict[tuple, list[int]] = {}
-    for obj in objs:
-        key = (getattr(getattr(obj, "_history_user", None), "pk", actor_id),
-               getattr(obj, "_change_reason", "") or reason or "")
-        groups.setdefault(key, []).append(obj.pk)
-    for (user_id, why), pks in groups.items():
-        _copy_history(model, history_model, pks, now=now, user_id=user_id, reason=why)
+    groups: dict[tuple, int] = {}
+    numbers = [groups.setdefault((getattr(getattr(obj, "_history_user", None), "pk", actor_id),
+                                  getattr(obj, "_change_reason", "") or reason or ""), len(groups))
+               for obj in objs]
+    source = (f"{connection.ops.quote_name(model._meta.db_table)} JOIN "
+              "unnest(%(audit_pks)s::bigint[], %(audit_numbers)s::int[]) AS audit(audit_pk, audit_no) "
+              f"ON {connection.ops.quote_name(model._meta.pk.column)} = audit.audit_pk")
+    sql = _creation_history_sql(model, source=source,
+                                reason="(%(audit_reasons)s::text[])[audit.audit_no + 1]",
+                                user="(%(audit_users)s::bigint[])[audit.audit_no + 1]")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"audit_pks": array_literal(obj.pk for obj in objs),
+                             "audit_numbers": array_literal(numbers),
+                             "audit_reasons": array_literal(why for _user, why in groups),
+                             "audit_users": array_literal(user for user, _why in groups),
+                             "history_date": now})
+    alias = connection.alias  # (the connection proxy's lookup, once: 100,000 objects)
     for obj in objs:
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = alias
     _after_bulk(model, objs)
     return objs
 
@@ -250,23 +262,73 @@ def _db_rows(objs: list, fields: list):
         yield row
 
 
-def _copy_history(model, history_model, pks: list[int], *, now, user_id, reason: str) -> None:
-    """Creation history rows ("+") of the rows `pks` of `model`, from their stored values."""
+def _creation_history_sql(model, *, source: str, reason: str, user: str) -> str:
+    """The INSERT ... SELECT writing the creation history rows ("+") of the rows of
+    `model` that `source` (a FROM item with the model's columns) yields, from their
+    stored values: the tracked columns simple-history's bulk path writes, history_date
+    %(history_date)s, `reason` and `user` SQL over `source`, history ids from the
+    history table's sequence in the rows' pk order."""
     quote = connection.ops.quote_name
+    history_model = model.history.model
     tracked = [(history_model._meta.get_field(f.name).column, f.column)
                for f in history_model.tracked_fields]
     history_pk = history_model._meta.pk.column
     target = ", ".join(quote(h) for h, _ in tracked)
-    source = ", ".join(quote(c) for _, c in tracked)
-    sql = (f"INSERT INTO {quote(history_model._meta.db_table)} ({target}, {quote(history_pk)}, "
-           "history_date, history_change_reason, history_type, history_user_id) "
-           f"SELECT {source}, nextval(pg_get_serial_sequence(%s, %s)), %s, %s, '+', %s "
-           f"FROM {quote(model._meta.db_table)} WHERE {quote(model._meta.pk.column)} = ANY(%s) "
-           f"ORDER BY {quote(model._meta.pk.column)}")
-    with connection.cursor() as cursor:
-        for start in range(0, len(pks), 50_000):
-            cursor.execute(sql, [history_model._meta.db_table, history_pk, now, reason, user_id,
-                                 pks[start:start + 50_000]])
+    values = ", ".join(quote(c) for _, c in tracked)
+    sequence = f"pg_get_serial_sequence('{history_model._meta.db_table}', '{history_pk}')"
+    return (f"INSERT INTO {quote(history_model._meta.db_table)} ({target}, {quote(history_pk)}, "
+            "history_date, history_change_reason, history_type, history_user_id) "
+            f"SELECT {values}, nextval({sequence}), %(history_date)s, {reason}, '+', {user} "
+            f"FROM {source} ORDER BY {quote(model._meta.pk.column)}")
+
+
+def create_from_select_audited(model, *, values: dict[str, str], source: str, order_by: str,
+                               params: dict, actor, reason: str, count_by: str) -> dict:
+    """Insert the rows the server makes from `source` (a FROM clause, with its WHERE),
+    with their creation history rows, in one statement (PostgreSQL only): what
+    bulk_create_audited writes for the same rows, without building them in Python.
+
+    `values`: column -> SQL expression over `source`; every other field stores what an
+    unsaved instance holds (its defaults), the auto_now fields and history_date now;
+    the pk comes from the table's sequence, in `order_by` order. `reason`: the
+    history reason, an SQL expression over the new row's columns. `params`: named
+    parameters of the SQL pieces. Returns the number of new rows per value of the
+    column `count_by`."""
+    quote = connection.ops.quote_name
+    now = timezone.now()
+    template = unsaved_factory(model)()
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    defaults = next(_db_rows([template], fields))
+    columns, selected = [], []
+    for field, default in zip(fields, defaults, strict=True):
+        columns.append(quote(field.column))
+        if field.column in values:
+            selected.append(values[field.column])
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            selected.append("%(history_date)s")
+        else:
+            name = f"default_{field.column}"
+            params = {**params, name: default}
+            selected.append(f"%({name})s::{field.cast_db_type(connection)}")
+    history = _creation_history_sql(model, source="new", reason=reason,
+                                    user="%(history_user)s::bigint")
+    sql = (f"WITH new AS (INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "
+           f"SELECT {', '.join(selected)} FROM {source} ORDER BY {order_by} RETURNING *), "
+           f"history AS ({history}) "
+           f"SELECT {quote(count_by)}, count(*) FROM new GROUP BY 1")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # For this statement only (a failure rolls the savepoint back, settings with
+        # it): the planner's cost of 150,000 rows turns JIT on (~1 s of compiling),
+        # and their sorts spilled to disk with the default work_mem.
+        cursor.execute("SELECT current_setting('jit'), current_setting('work_mem'), "
+                       "set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
+        jit, work_mem, *_ = cursor.fetchone()
+        cursor.execute(sql, {**params, "history_date": now,
+                             "history_user": getattr(actor, "pk", None)})
+        counts = dict(cursor.fetchall())
+        cursor.execute("SELECT set_config('jit', %s, true), set_config('work_mem', %s, true)",
+                       [jit, work_mem])
+    return counts
 
 
 def _db_value(field, value):

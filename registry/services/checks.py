@@ -44,6 +44,7 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
+from registry.models.base import pk_list
 
 from . import queries
 from .audit import system_user
@@ -121,7 +122,7 @@ def _nrs_jumps(scope):
     for pk, nrs, previous in rows.values_list("pk", "nrs", "previous").iterator(chunk_size=BATCH):
         if previous is not None and abs(nrs - previous) >= NRS_JUMP:
             jumps[pk] = (previous, nrs)
-    for visit in Visit.objects.select_related("patient", "implant").filter(pk__in=list(jumps)):
+    for visit in Visit.objects.select_related("patient", "implant").filter(pk__in=pk_list(jumps)):
         previous, nrs = jumps[visit.pk]
         yield Finding(visit, "nrs", f"NRS went from {previous} to {nrs} since the previous visit "
                                     f"of {visit.implant.ref} (a change of {NRS_JUMP} or more). "
@@ -385,7 +386,7 @@ def checks_run(*, sites: Iterable[Site] | None = None, patients: Iterable[int] |
         names = [n for n in names if not RULES[n].import_validated]
     scope: Scope = None
     if patients is not None:
-        scope = Patient.objects.filter(pk__in=list(patients))
+        scope = Patient.objects.filter(pk__in=pk_list(patients))
     elif sites is not None:
         scope = Patient.objects.filter(site__in=list(sites))
     actor = system_user()

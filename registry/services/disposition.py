@@ -35,6 +35,7 @@ from registry.models import (
     VisitStatus,
     WithdrawalLevel,
 )
+from registry.models.base import pk_list
 from registry.models.choices import ContactOutcome
 
 from .audit import record_delete, record_save
@@ -92,7 +93,7 @@ def follow_up_stop_of(patient: Patient, current: Disposition | None = None,
 def follow_up_stops(patient_ids) -> dict[int, Disposition]:
     """The current disposition of each of `patient_ids` that has one: one query (imports)."""
     current: dict[int, Disposition] = {}
-    for row in Disposition.objects.filter(patient_id__in=list(patient_ids)).order_by(
+    for row in Disposition.objects.filter(patient_id__in=pk_list(patient_ids)).order_by(
             "patient_id", "-date", "-pk"):
         current.setdefault(row.patient_id, row)
     return current

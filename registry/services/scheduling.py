@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from registry.models import (
@@ -40,10 +40,15 @@ from registry.models import (
     Visit,
     VisitStatus,
 )
-from registry.models.base import unsaved_factory
+from registry.models.base import array_literal, pk_list, unsaved_factory
 from registry.models.visits import timepoint_months
 
-from .audit import attach_audit, bulk_create_audited, record_bulk_update
+from .audit import (
+    attach_audit,
+    bulk_create_audited,
+    create_from_select_audited,
+    record_bulk_update,
+)
 from .dates import add_months, site_today
 from .disposition import FollowUpStop, follow_up_stop_of, follow_up_stops
 
@@ -277,66 +282,147 @@ def implants_schedule_bulk(*, implants: Iterable[Implant], actor, reason: str,
     instead of scheduled, so an import of old charts does not flood the next
     digest with overdue reminders or turn into missed visits; the schedule keeps
     it as set (a person can still complete it). Timepoints whose window is open
-    or ahead are scheduled. A few queries per 2,000 implants, whatever their
-    visits.
+    or ahead are scheduled.
+
+    On PostgreSQL the server makes the visits and their history rows (one
+    statement, `_schedule_on_server`); elsewhere they are built here. A fixed
+    number of queries whatever the number of implants and visits (one or two more
+    per protocol).
     """
     implant_ids = [i.pk for i in implants]
-    change = ScheduleChange()
-    new_visit = _visit_factory()
+    past_reason = f"{IMPORT_PAST_REASON} ({reason})" if reason else IMPORT_PAST_REASON
+    schedule_reason = f"{SCHEDULE_REASON} ({reason})" if reason else SCHEDULE_REASON
+    plan = _bulk_plan(implant_ids, today)
+    if not plan.implants:
+        return ScheduleChange()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            return _schedule_on_server(plan, actor=actor, reason=schedule_reason,
+                                       past_reason=past_reason)
+        return _schedule_here(plan, actor=actor, reason=schedule_reason, past_reason=past_reason)
+
+
+@dataclass
+class _BulkPlan:
+    """What the schedule of many implants needs, decided once per implant (its stop and
+    its site's day) or once per (protocol, implant date) (the slots), not per visit."""
+
+    # (implant pk, patient pk, slots key, stop or None, the day at the site)
+    implants: list[tuple[int, int, tuple, FollowUpStop | None, datetime.date]]
+    slots: dict[tuple, list[Slot]]
+
+
+# The fields follow_up_stop and _bulk_plan read.
+STOP_FIELDS = ("patient_id", "implant_date", "explant_date", "patient__site_id",
+               "patient__consent_status", "patient__withdrawal_date")
+
+
+def _bulk_plan(implant_ids: list[int], today: datetime.date | None) -> _BulkPlan:
     protocols: dict[int | None, list[ProtocolTimepoint]] = {}
     # The schedule is computed once per (protocol, implant date) and the local day
     # once per time zone: 10,000 implants share a few thousand dates (issue 21).
     slots_of: dict[tuple, list[Slot]] = {}
     today_in: dict[str, datetime.date] = {}
-    past_reason = f"{IMPORT_PAST_REASON} ({reason})" if reason else IMPORT_PAST_REASON
     now = timezone.now()
-    for offset in range(0, len(implant_ids), BATCH):
-        chunk = implant_ids[offset:offset + BATCH]
-        rows = list(Implant.objects.filter(pk__in=chunk).select_related("patient__site"))
-        dispositions = follow_up_stops({implant.patient_id for implant in rows})
-        have = set(Visit.objects.filter(implant_id__in=chunk)
-                   .values_list("implant_id", "timepoint"))
-        to_create = []
-        for implant in rows:
-            if implant.implant_date is None:
-                continue
-            patient = implant.patient
-            site = patient.site
-            if site.protocol_id not in protocols:
-                protocol = protocol_for(site=site)
-                protocols[site.protocol_id] = list(protocol.timepoints.all()) if protocol else []
-            slots = slots_of.get((site.protocol_id, implant.implant_date))
-            if slots is None:
-                slots = slots_of[site.protocol_id, implant.implant_date] = [
-                    timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
-                    for timepoint in protocols[site.protocol_id]]
-            local_today = today
+    # Only what the stop and the slots read: loading whole implants, patients and a site
+    # per implant was most of this step.
+    rows = list(Implant.objects.filter(pk__in=pk_list(implant_ids), implant_date__isnull=False)
+                .select_related("patient").only(*STOP_FIELDS).order_by())
+    sites = Site.objects.in_bulk({implant.patient.site_id for implant in rows})
+    dispositions = follow_up_stops({implant.patient_id for implant in rows})
+    order = {pk: n for n, pk in enumerate(implant_ids)}
+    rows.sort(key=lambda implant: order[implant.pk])  # visits in the order of the implants given
+    planned = []
+    for implant in rows:
+        patient = implant.patient
+        site = sites[patient.site_id]
+        if site.protocol_id not in protocols:
+            protocol = protocol_for(site=site)
+            protocols[site.protocol_id] = list(protocol.timepoints.all()) if protocol else []
+        key = (site.protocol_id, implant.implant_date)
+        if key not in slots_of:
+            slots_of[key] = [timepoint_slot(implant_date=implant.implant_date, timepoint=timepoint)
+                             for timepoint in protocols[site.protocol_id]]
+        local_today = today
+        if local_today is None:
+            local_today = today_in.get(str(site.timezone))
             if local_today is None:
-                local_today = today_in.get(str(site.timezone))
-                if local_today is None:
-                    local_today = today_in[str(site.timezone)] = site_today(site.timezone, now)
-            stop = follow_up_stop(implant=implant, patient=patient,
-                                  disposition=dispositions.get(patient.pk), loaded=True)
-            for slot in slots:
-                if (implant.pk, slot.code) in have or (stop is not None and after_stop(slot, stop)):
-                    continue
-                visit = new_visit(patient_id=patient.pk, implant_id=implant.pk, timepoint=slot.code,
-                                  target_date=slot.target, window_start=slot.start,
-                                  window_end=slot.end)
-                if slot.end < local_today:
-                    visit.status = VisitStatus.NOT_APPLICABLE
-                    visit._change_reason = past_reason
-                    change.past += 1
-                else:
-                    change.created += 1
-                to_create.append(visit)
-        if to_create:
-            with transaction.atomic():
-                bulk_create_audited(
-                    to_create, Visit, actor=actor,
-                    reason=f"{SCHEDULE_REASON} ({reason})" if reason else SCHEDULE_REASON,
-                )
+                local_today = today_in[str(site.timezone)] = site_today(site.timezone, now)
+        stop = follow_up_stop(implant=implant, patient=patient,
+                              disposition=dispositions.get(patient.pk), loaded=True)
+        planned.append((implant.pk, patient.pk, key, stop, local_today))
+    return _BulkPlan(planned, slots_of)
+
+
+def _schedule_here(plan: _BulkPlan, *, actor, reason: str, past_reason: str) -> ScheduleChange:
+    """The visits built in Python and written by bulk_create_audited (SQLite)."""
+    change = ScheduleChange()
+    new_visit = _visit_factory()
+    have = set(Visit.objects.filter(implant_id__in=[pk for pk, *_ in plan.implants])
+               .values_list("implant_id", "timepoint"))
+    to_create = []
+    for implant_id, patient_id, key, stop, local_today in plan.implants:
+        for slot in plan.slots[key]:
+            if (implant_id, slot.code) in have or after_stop(slot, stop):
+                continue
+            visit = new_visit(patient_id=patient_id, implant_id=implant_id, timepoint=slot.code,
+                              target_date=slot.target, window_start=slot.start,
+                              window_end=slot.end)
+            if slot.end < local_today:
+                visit.status = VisitStatus.NOT_APPLICABLE
+                visit._change_reason = past_reason
+                change.past += 1
+            else:
+                change.created += 1
+            to_create.append(visit)
+    bulk_create_audited(to_create, Visit, actor=actor, reason=reason, batch_size=BATCH)
     return change
+
+
+def _schedule_on_server(plan: _BulkPlan, *, actor, reason: str, past_reason: str) -> ScheduleChange:
+    """The same visits and history rows as `_schedule_here`, made by the server: the
+    implants (with their stop and day) and the slots of each (protocol, implant date)
+    are sent as arrays, and one INSERT ... SELECT crosses them (issue 21: building
+    150,000 visits in Python was most of an import's scheduling). The WHERE is
+    `after_stop` and the CASE the retrospective rule, in SQL; test_import_speed.py
+    compares both paths over a grid."""
+    keys = {key: n for n, key in enumerate(plan.slots)}
+    implants = {"implant": [], "patient": [], "slots": [], "stop": [], "closes": [], "today": []}
+    for implant_id, patient_id, key, stop, local_today in plan.implants:
+        for name, value in zip(implants, (implant_id, patient_id, keys[key],
+                                          stop.date if stop else None,
+                                          bool(stop and stop.closes_open_windows), local_today),
+                               strict=True):
+            implants[name].append(value)
+    slots = {"key": [], "n": [], "code": [], "target": [], "start": [], "end": []}
+    for key, number in keys.items():
+        for n, slot in enumerate(plan.slots[key]):
+            for name, value in zip(slots, (number, n, slot.code, slot.target, slot.start, slot.end),
+                                   strict=True):
+                slots[name].append(value)
+    source = (
+        "unnest(%(implant)s::bigint[], %(patient)s::bigint[], %(slots)s::int[], %(stop)s::date[], "
+        "%(closes)s::bool[], %(today)s::date[]) WITH ORDINALITY "
+        "AS i(implant_id, patient_id, slots, stop, closes, today, n) "
+        "JOIN unnest(%(key)s::int[], %(n)s::int[], %(code)s::text[], %(target)s::date[], "
+        "%(start)s::date[], %(end)s::date[]) AS s(slots, n, code, target, start, stop_end) "
+        "ON s.slots = i.slots "
+        # after_stop(slot, stop)
+        "WHERE (i.stop IS NULL OR NOT (s.start > i.stop OR (i.closes AND s.stop_end >= i.stop))) "
+        f"AND NOT EXISTS (SELECT 1 FROM {Visit._meta.db_table} AS v "
+        "WHERE v.implant_id = i.implant_id AND v.timepoint = s.code)")
+    counts = create_from_select_audited(
+        Visit, source=source, order_by="i.n, s.n", actor=actor, count_by="status",
+        values={"patient_id": "i.patient_id", "implant_id": "i.implant_id", "timepoint": "s.code",
+                "target_date": "s.target", "window_start": "s.start", "window_end": "s.stop_end",
+                "status": "CASE WHEN s.stop_end < i.today THEN %(past)s ELSE %(scheduled)s END"},
+        reason="CASE WHEN status = %(past)s THEN %(past_reason)s ELSE %(reason)s END",
+        params={**{name: array_literal(values) for name, values in {**implants, **slots}.items()},
+                "past": VisitStatus.NOT_APPLICABLE.value,
+                "scheduled": VisitStatus.SCHEDULED.value, "past_reason": past_reason,
+                "reason": reason})
+    return ScheduleChange(created=counts.get(VisitStatus.SCHEDULED.value, 0),
+                          past=counts.get(VisitStatus.NOT_APPLICABLE.value, 0))
 
 
 # A follow-up timepoint the protocol does not list (an extra m9, say) gets this window.

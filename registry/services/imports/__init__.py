@@ -38,6 +38,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from registry.models import ImportRun, Patient
+from registry.models.plausibility import site_days_remembered
 
 from .. import access
 from .. import checks as data_checks
@@ -140,7 +141,8 @@ def bundle_import(*, source, actor, reason: str, dry_run: bool = False,
         elif spec.required:
             errors.append(BundleError(spec.name, None, "", "", "missing file (required)."))
     validator = _Validator(tables, errors, progress)
-    validator.run()
+    with site_days_remembered():
+        validator.run()
     report.counts = validator.counts
     report.warnings = validator.warnings
     if errors or dry_run:
