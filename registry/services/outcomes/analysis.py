@@ -22,7 +22,6 @@ from registry.models import (
     UNSCHEDULED,
     AdverseEvent,
     Implant,
-    MissingReason,
     PainScore,
     Patient,
     Site,
@@ -33,25 +32,12 @@ from registry.models import (
 from .. import access, deid
 from ..datasets import pg
 from ..missing import NO_REASON
+from .figures import EXCLUSION_REASONS, KM_YEARS, SUMMARY_KEYS  # noqa: F401  (re-exported)
 from .query import LAST, OutcomeQuery, OutcomeQueryError, outcome_query_clean
 from .text import outcome_paragraph
 
-KM_YEARS = (1, 2, 5)
 DAYS_PER_YEAR = 365.25
 SATISFIED_MIN = 4
-
-# Every key of a summary, in reporting order (API serializer and tests use it).
-SUMMARY_KEYS = (
-    "n_patients", "male", "withdrawn", "age_mean", "age_sd",
-    "excluded_no_baseline", "excluded_no_followup", "excluded_zero_baseline",
-    "excluded_by_reason", "n_paired", "n_responder_evaluable",
-    "followup_years_median", "followup_years_min", "followup_years_max",
-    "nrs_baseline_mean", "nrs_baseline_sd", "nrs_followup_mean", "nrs_followup_sd",
-    "nrs_reduction_pct_mean", "nrs_reduction_of_means_pct",
-    "responders", "responder_rate", "responder_rate_ci95", "wilcoxon_p",
-    "satisfied", "n_satisfaction", "patients_with_ae", "ae_rate", "ae_by_category",
-    "explants", "explant_free", "explant_free_at_risk", "suppressed",
-)
 
 
 # --- loading ------------------------------------------------------------------
@@ -358,8 +344,6 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     events = events[events["event_implant_id"].isna() | (events["event_implant_id"] == events["implant_id"])]
     return Cohort(patients=patients, events=events[["patient_id", "category"]])
 
-
-EXCLUSION_REASONS = [*MissingReason.values, NO_REASON]
 
 
 def _missing_reasons(patients: pd.DataFrame, query: OutcomeQuery, scope: QuerySet) -> None:

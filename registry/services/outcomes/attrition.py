@@ -20,9 +20,8 @@ under `min_cell` is suppressed.
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from django.db.models import IntegerField, QuerySet
 from django.db.models.functions import Cast, Substr
 
@@ -36,8 +35,16 @@ from registry.models import (
     VisitStatus,
 )
 
-from .analysis import DATE, FLOAT, INT, TEXT, Prepared, _frame, _of_patients, _prepare
 from .query import OutcomeQuery
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from .analysis import Prepared
+
+# NumPy, pandas and the analysis are imported where they are used: the package imports
+# `attrition` by name, and a process that never draws a waterfall should not load them.
 
 ENDED = (DispositionStatus.WITHDRAWN, DispositionStatus.LOST, DispositionStatus.DECEASED,
          DispositionStatus.TRANSFERRED, DispositionStatus.COMPLETED)
@@ -55,6 +62,9 @@ def _protocols(site_ids) -> dict[int, list[int]]:
 
 def _days(values) -> np.ndarray:
     """Day numbers (since 1970-01-01) of dates (datetime64 or date objects)."""
+    import numpy as np
+    import pandas as pd
+
     values = pd.Series(values)
     if not pd.api.types.is_datetime64_any_dtype(values):
         values = pd.to_datetime(values)
@@ -64,6 +74,8 @@ def _days(values) -> np.ndarray:
 def _targets(days: np.ndarray, months: int) -> np.ndarray:
     """`dates.add_months(day, months)` of each day number, vectorised: the same day of the
     month `months` later, clamped to that month's end."""
+    import numpy as np
+
     days = days.astype("datetime64[D]")
     month = days.astype("datetime64[M]")
     day = (days - month.astype("datetime64[D]")).astype(np.int64)  # 0-based
@@ -80,6 +92,9 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     that day (the last by date, then entry, on or before it) if it ends follow-up (a
     transfer to another site of the registry does not); else a withdrawn consent dated on
     or before it."""
+    import numpy as np
+    import pandas as pd
+
     pid = p.index.to_numpy(dtype=np.int64)
     implant_id = p["implant_id"].to_numpy(dtype=np.int64)
     implant_day = _days(p["implant_date"])
@@ -142,6 +157,8 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     """The waterfall per timepoint (module docstring). Same parameters, scoping and
     refusals as `outcome_summary` (group_by, timepoint and threshold play no part), or its
     `prepared` cohort."""
+    from .analysis import DATE, FLOAT, INT, TEXT, _frame, _of_patients, _prepare
+
     today = today or datetime.date.today()
     prepared = _prepare(patients=patients, user=user, query=query, params=params, prepared=prepared)
     query, min_cell, scope = prepared.query, prepared.min_cell, prepared.scope
