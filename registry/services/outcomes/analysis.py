@@ -135,8 +135,7 @@ def _frame_of_rows(rows: list, columns: dict[str, str]) -> pd.DataFrame:
 
 
 class _Chunks(io.RawIOBase):
-    """COPY's chunks read as one file by pandas' parser, each let go once read: no joined
-    copy of the whole text, and the parser runs while the rows arrive."""
+    """Chunks of bytes read as one file by pandas' parser, each let go once read."""
 
     def __init__(self, chunks):
         self._chunks, self._rest = chunks, memoryview(b"")
@@ -156,23 +155,46 @@ class _Chunks(io.RawIOBase):
         return n
 
 
+# Rows per text block of `_copied_frame`: few enough blocks that fetching them costs
+# nothing, small enough that one block is a couple of MB.
+BLOCK_ROWS = 50_000
+
+
+def _csv_cell(kind: str, ref: str) -> str:
+    if kind == TEXT:
+        return f"""COALESCE('"' || replace({ref}::text, '"', '""') || '"', '')"""
+    return f"COALESCE({ref}::text, '')"  # numbers; dates as ISO text (DateStyle ISO)
+
+
 def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
-    """`_frame` on PostgreSQL: `COPY (sql) TO STDOUT (FORMAT csv)` streamed into pandas' C
-    parser, typed columns. No Python object per row or value (a million visits were 738 MB
-    as tuples, issue 21), and no copy of the whole text: it was fetched as blocks of
-    `string_agg` text, then encoded and joined, about four copies at the peak."""
-    chunks = pg.copy_stream(sql, db, lines=False)
-    try:
-        first = next(chunks, None)
+    """`_frame` on PostgreSQL: the rows written by the database as CSV text in blocks of
+    `BLOCK_ROWS` lines, parsed by pandas' C parser into typed columns. No Python object per
+    row or value (a million visits were 738 MB as tuples, issue 21) and a handful of values
+    to fetch instead of a million rows (COPY hands psycopg one message per row: 2 s more
+    for the attrition's million visits)."""
+    names = [f"c{i}" for i in range(len(columns))]
+    line = " || ',' || ".join(_csv_cell(kind, f"t.{n}") for kind, n in zip(columns.values(), names,
+                                                                        strict=True))
+    blocks = pg.Sql(f"SELECT string_agg(u.line, E'\\n') FROM (SELECT {line} AS line, "
+                    f"(row_number() OVER ()) / {BLOCK_ROWS} AS block FROM (").extend(sql)
+    blocks.add(f") AS t({', '.join(names)})) AS u GROUP BY u.block")
+    kinds = {INT: "int64", FLOAT: "float64", DATE: object, TEXT: object}
+    with connections[db].cursor() as cursor, pg.no_jit(cursor):
+        cursor.execute(blocks.text, blocks.params)
+        first = cursor.fetchone()
         if first is None:
             return _frame_of_rows([], columns)
-        kinds = {INT: "int64", FLOAT: "float64", DATE: object, TEXT: object}
-        # NULL is an empty field; an empty text is a quoted "" and is read as NULL too.
-        frame = pd.read_csv(io.BufferedReader(_Chunks(itertools.chain([first], chunks))), header=None,
-                            names=list(columns), keep_default_na=False, na_values=[""],
+
+        def chunks():
+            # One block at a time as bytes, each let go once parsed: the joined text of
+            # every block (and its str and bytes copies) was most of a summary's peak.
+            for (block,) in itertools.chain([first], iter(cursor.fetchone, None)):
+                yield block.encode()
+                yield b"\n"
+
+        frame = pd.read_csv(io.BufferedReader(_Chunks(chunks())), header=None, names=list(columns),
+                            keep_default_na=False, na_values=[""],
                             dtype={name: kinds[kind] for name, kind in columns.items()})
-    finally:
-        chunks.close()
     for name, kind in columns.items():
         if kind == DATE:
             frame[name] = pd.to_datetime(frame[name], format="%Y-%m-%d")
