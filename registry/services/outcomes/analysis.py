@@ -179,16 +179,21 @@ def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
                     f"(row_number() OVER ()) / {BLOCK_ROWS} AS block FROM (").extend(sql)
     blocks.add(f") AS t({', '.join(names)})) AS u GROUP BY u.block")
     kinds = {INT: "int64", FLOAT: "float64", DATE: object, TEXT: object}
-    with connections[db].cursor() as cursor, pg.no_jit(cursor):
-        cursor.execute(blocks.text, blocks.params)
-        first = cursor.fetchone()
+    # The blocks through COPY (binary: one message per block, the text verbatim), not a
+    # result set: libpq would hold every block until the last is parsed (15 MB more at the
+    # peak of a summary of 100,000 patients).
+    statement = f"COPY ({pg.bound(blocks, db)}) TO STDOUT (FORMAT binary)"
+    with connections[db].cursor() as cursor, pg.no_jit(cursor), cursor.cursor.copy(statement) as copy:
+        copy.set_types(["text"])
+        rows = copy.rows()
+        first = next(rows, None)
         if first is None:
             return _frame_of_rows([], columns)
 
         def chunks():
             # One block at a time as bytes, each let go once parsed: the joined text of
             # every block (and its str and bytes copies) was most of a summary's peak.
-            for (block,) in itertools.chain([first], iter(cursor.fetchone, None)):
+            for (block,) in itertools.chain([first], rows):
                 yield block.encode()
                 yield b"\n"
 
