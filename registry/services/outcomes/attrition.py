@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import Case, CharField, F, IntegerField, QuerySet, Value, When
+from django.db.models import BigIntegerField, Case, CharField, F, QuerySet, Value, When
 from django.db.models.functions import Cast, Substr
 
 from registry.models import (
@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 # The visit statuses other than open, as the codes the visits are read with.
 STATE = {VisitStatus.COMPLETED: 0, VisitStatus.MISSED: 1, VisitStatus.NOT_APPLICABLE: 2}
+# A visit is read as one integer: (implant id * MONTHS_SPAN + months) * 4 + its state code
+# (months of a protocol timepoint are a PositiveSmallIntegerField: below 2**15).
+MONTHS_SPAN = 1 << 15
 
 ENDED = (DispositionStatus.WITHDRAWN, DispositionStatus.LOST, DispositionStatus.DECEASED,
          DispositionStatus.TRANSFERRED, DispositionStatus.COMPLETED)
@@ -113,9 +116,14 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     held_status = dispositions["status"].to_numpy(dtype=object)
     held_ends = np.isin(held_status, list(ENDED)) & ~(
         (held_status == DispositionStatus.TRANSFERRED) & dispositions["to"].notna().to_numpy())
-    by_month = {int(months): rows.drop_duplicates("implant_id", keep="last").set_index("implant_id")
-                for months, rows in visits.groupby("months")}
-    no_visits = visits.iloc[0:0].set_index("implant_id")
+    # The visits by (month, implant) in one sorted array, looked up by binary search per
+    # timepoint (no frame per month; a million visits at 100,000 patients).
+    key = visits["key"].to_numpy(dtype=np.int64)
+    order = np.argsort(key >> 2, kind="stable")
+    sorted_key = key[order]
+    last = np.append(sorted_key[1:] >> 2 != sorted_key[:-1] >> 2, True)  # one per implant and month
+    visit_at, visit_state = sorted_key[last] >> 2, sorted_key[last] & 3
+    visit_reason = visits["reason"].to_numpy(dtype=object)[order[last]]
     sites_of_month: dict[int, list[int]] = {}
     for site_id, months_of in protocols.items():
         for months in months_of:
@@ -139,9 +147,11 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
         ended = np.where((ended == "") & (withdrawal_day[take] <= target), DispositionStatus.WITHDRAWN, ended)
         ended = np.where(due, ended, "")
         active = due & (ended == "")
-        of_month = by_month.get(months, no_visits).reindex(implant_id[take][active])
-        state = of_month["state"]
-        missed = of_month.loc[(state == STATE[VisitStatus.MISSED]).to_numpy(), "reason"].fillna("")
+        wanted = implant_id[take][active] * MONTHS_SPAN + months
+        at = np.minimum(np.searchsorted(visit_at, wanted), max(len(visit_at) - 1, 0))
+        found = (visit_at[at] == wanted) if len(visit_at) else np.zeros(len(wanted), dtype=bool)
+        state = np.where(found, visit_state[at] if len(visit_at) else -1, -1)
+        missed = pd.Series(visit_reason[at[state == STATE[VisitStatus.MISSED]]], dtype=object).fillna("")
         done = int((state == STATE[VisitStatus.COMPLETED]).sum())
         not_applicable = int((state == STATE[VisitStatus.NOT_APPLICABLE]).sum())
         n_active = int(active.sum())
@@ -185,18 +195,20 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     protocols = _protocols(set(info.values()))
     timepoints = sorted({f"m{months}" for months_of in protocols.values() for months in months_of})
     # Only the visits that count as other than open (a scheduled visit is open, as no row);
-    # the status as a small code and the reason of a missed visit only: a million visits
-    # as two strings each were ~1 s and ~100 MB more at 100,000 patients (issue 21).
+    # each as one integer (implant, month, state: MONTHS_SPAN) and the reason of a missed
+    # visit only: a million visits as four values, two of them strings, cost seconds and
+    # ~100 MB at 100,000 patients (issue 21).
     visits = _frame(
         Visit.objects.filter(timepoint__in=timepoints, implant__isnull=False, **_of_patients(scope),
                              status__in=list(STATE))
-        .annotate(months=Cast(Substr("timepoint", 2), IntegerField()),
-                  state=Case(*(When(status=status, then=Value(code)) for status, code in STATE.items()),
-                             output_field=IntegerField()),
+        .annotate(key=(Cast("implant_id", BigIntegerField()) * MONTHS_SPAN
+                       + Cast(Substr("timepoint", 2), BigIntegerField())) * 4
+                  + Case(*(When(status=status, then=Value(code)) for status, code in STATE.items()),
+                         output_field=BigIntegerField()),
                   reason=Case(When(status=VisitStatus.MISSED, then=F("visit_missing")), default=None,
                               output_field=CharField()))
-        .values_list("implant_id", "months", "state", "reason").order_by(),
-        {"implant_id": INT, "months": INT, "state": INT, "reason": TEXT})
+        .values_list("key", "reason").order_by(),
+        {"key": INT, "reason": TEXT})
     table = _waterfall(p, info, protocols, dispositions, withdrawn, visits, today)
 
     def cell(count):
