@@ -121,7 +121,8 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     key = visits["key"].to_numpy(dtype=np.int64)
     order = np.argsort(key >> 2, kind="stable")
     sorted_key = key[order]
-    last = np.append(sorted_key[1:] >> 2 != sorted_key[:-1] >> 2, True)  # one per implant and month
+    last = np.ones(len(sorted_key), dtype=bool)  # one per implant and month (no visits: none)
+    last[:-1] = sorted_key[1:] >> 2 != sorted_key[:-1] >> 2
     visit_at, visit_state = sorted_key[last] >> 2, sorted_key[last] & 3
     visit_reason = visits["reason"].to_numpy(dtype=object)[order[last]]
     sites_of_month: dict[int, list[int]] = {}
