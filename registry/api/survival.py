@@ -97,13 +97,13 @@ class _CohortAnalysisView(APIView):
     permission_classes = PERMISSIONS
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FormatIsAParameter
-    analysis = None
-    serializer = None
+    analysis = None  # the name of the services.outcomes function: looked up per request,
+    serializer = None  # so importing the URLconf does not load pandas and SciPy
 
     def get(self, request):
         query = cohort_query(request, ignore=IGNORED)
         try:
-            result = type(self).analysis(user=request.user, query=query)
+            result = getattr(outcomes, self.analysis)(user=request.user, query=query)
         except outcomes.OutcomeQueryError as error:
             raise exceptions.ValidationError({error.param: [str(error)]}) from None
         return Response(self.serializer(result).data)
@@ -115,7 +115,7 @@ COHORT_PARAMETERS = [p for p in PARAMETERS if p.name not in IGNORED | {"pain_sit
 class ExplantIncidenceView(_CohortAnalysisView):
     """Cumulative incidence of explant per cause, death a competing event (Aalen-Johansen)."""
 
-    analysis = outcomes.explant_incidence
+    analysis = "explant_incidence"
     serializer = IncidenceSerializer
 
     @extend_schema(operation_id="outcomes_explant_incidence", parameters=COHORT_PARAMETERS,
@@ -127,7 +127,7 @@ class ExplantIncidenceView(_CohortAnalysisView):
 class IpgLongevityView(_CohortAnalysisView):
     """IPG longevity per model (Kaplan-Meier, battery depletion the event)."""
 
-    analysis = outcomes.ipg_longevity
+    analysis = "ipg_longevity"
     serializer = LongevitySerializer
 
     @extend_schema(operation_id="outcomes_ipg_longevity", parameters=COHORT_PARAMETERS,
@@ -139,7 +139,7 @@ class IpgLongevityView(_CohortAnalysisView):
 class AttritionView(_CohortAnalysisView):
     """The attrition waterfall per follow-up timepoint."""
 
-    analysis = outcomes.attrition
+    analysis = "attrition"
     serializer = AttritionSerializer
 
     @extend_schema(operation_id="outcomes_attrition", parameters=COHORT_PARAMETERS,

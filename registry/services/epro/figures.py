@@ -73,10 +73,12 @@ def digest_summary(*, site, day: datetime.date) -> dict:
 def response_rates(user) -> list[dict]:
     """Per site and timepoint: visits given a link (`invited`), answered by the patient
     (`answered`), and the rate in %; `suppressed` where fewer than the user's min cell."""
-    e_mailed = ReminderLog.objects.filter(visit_id=OuterRef("pk"), kind=ReminderLog.Kind.EPRO_INVITATION,
-                                          status=ReminderLog.Status.SENT)
-    handed = EproLink.objects.filter(visit_id=OuterRef("pk"))
-    visits = access.visible(Visit.objects.all(), user).filter(Exists(e_mailed) | Exists(handed))
+    # IN (not a correlated EXISTS): PostgreSQL hashes each list once instead of probing both
+    # tables for every visit of the registry (1.0 s of 1.4 s at 100,000 patients, issue 21).
+    e_mailed = ReminderLog.objects.filter(kind=ReminderLog.Kind.EPRO_INVITATION,
+                                          status=ReminderLog.Status.SENT).values("visit_id")
+    handed = EproLink.objects.values("visit_id")
+    visits = access.visible(Visit.objects.all(), user).filter(Q(pk__in=e_mailed) | Q(pk__in=handed))
     rows = (visits.values("patient__site__code", "timepoint")
             .annotate(invited=Count("pk"),
                       answered=Count("pk", filter=Q(entered_by=EnteredBy.PATIENT,

@@ -54,22 +54,31 @@ per cause with death competing, IPG longevity per model; its docstring says how 
 is censored); every public name is here.
 """
 
-from .analysis import (
-    EXCLUSION_REASONS,
-    KM_YEARS,
-    SUMMARY_KEYS,
-    Prepared,
-    km_curve,
-    outcome_cohort,
-    outcome_report,
-    outcome_summary,
-    wilcoxon_p,
-    wilson_interval,
-)
 from .attrition import attrition
+from .figures import EXCLUSION_REASONS, KM_YEARS, SUMMARY_KEYS
 from .query import GROUP_BY_CHOICES, LAST, PARAMS, OutcomeQuery, OutcomeQueryError, outcome_query_clean
-from .survival import explant_incidence, ipg_longevity
 from .text import TABLE_ROWS, outcome_paragraph, outcome_table, prom_paragraph, prom_table
+
+# The analyses load pandas and SciPy (about 120 MB per process, issue 21): their names are
+# imported on first use (PEP 562), so a process that only serves forms, exports or the
+# API's schema never loads them. (`attrition` is imported above: a submodule of that name
+# would otherwise take its place here; it loads them inside.)
+_ANALYSES = {
+    "Prepared": "analysis", "km_curve": "analysis", "outcome_cohort": "analysis",
+    "outcome_report": "analysis", "outcome_summary": "analysis", "wilcoxon_p": "analysis",
+    "wilson_interval": "analysis", "explant_incidence": "survival", "ipg_longevity": "survival",
+}
+
+
+def __getattr__(name: str):
+    if name not in _ANALYSES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_ANALYSES[name]}", __name__), name)
+    globals()[name] = value  # once: later reads are plain attribute reads
+    return value
+
 
 __all__ = [
     "EXCLUSION_REASONS", "GROUP_BY_CHOICES", "KM_YEARS", "LAST", "PARAMS", "SUMMARY_KEYS", "TABLE_ROWS",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from registry.models import (
     UNSCHEDULED,
     AdverseEvent,
     Implant,
-    MissingReason,
     PainScore,
     Patient,
     Site,
@@ -33,25 +33,12 @@ from registry.models import (
 from .. import access, deid
 from ..datasets import pg
 from ..missing import NO_REASON
+from .figures import EXCLUSION_REASONS, KM_YEARS, SUMMARY_KEYS  # noqa: F401  (re-exported)
 from .query import LAST, OutcomeQuery, OutcomeQueryError, outcome_query_clean
 from .text import outcome_paragraph
 
-KM_YEARS = (1, 2, 5)
 DAYS_PER_YEAR = 365.25
 SATISFIED_MIN = 4
-
-# Every key of a summary, in reporting order (API serializer and tests use it).
-SUMMARY_KEYS = (
-    "n_patients", "male", "withdrawn", "age_mean", "age_sd",
-    "excluded_no_baseline", "excluded_no_followup", "excluded_zero_baseline",
-    "excluded_by_reason", "n_paired", "n_responder_evaluable",
-    "followup_years_median", "followup_years_min", "followup_years_max",
-    "nrs_baseline_mean", "nrs_baseline_sd", "nrs_followup_mean", "nrs_followup_sd",
-    "nrs_reduction_pct_mean", "nrs_reduction_of_means_pct",
-    "responders", "responder_rate", "responder_rate_ci95", "wilcoxon_p",
-    "satisfied", "n_satisfaction", "patients_with_ae", "ae_rate", "ae_by_category",
-    "explants", "explant_free", "explant_free_at_risk", "suppressed",
-)
 
 
 # --- loading ------------------------------------------------------------------
@@ -147,6 +134,27 @@ def _frame_of_rows(rows: list, columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
+class _Chunks(io.RawIOBase):
+    """Chunks of bytes read as one file by pandas' parser, each let go once read."""
+
+    def __init__(self, chunks):
+        self._chunks, self._rest = chunks, memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._rest:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._rest = memoryview(chunk)
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+
 # Rows per text block of `_copied_frame`: few enough blocks that fetching them costs
 # nothing, small enough that one block is a couple of MB.
 BLOCK_ROWS = 50_000
@@ -162,24 +170,36 @@ def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
     """`_frame` on PostgreSQL: the rows written by the database as CSV text in blocks of
     `BLOCK_ROWS` lines, parsed by pandas' C parser into typed columns. No Python object per
     row or value (a million visits were 738 MB as tuples, issue 21) and a handful of values
-    to fetch instead of a million rows."""
+    to fetch instead of a million rows (COPY hands psycopg one message per row: 2 s more
+    for the attrition's million visits)."""
     names = [f"c{i}" for i in range(len(columns))]
     line = " || ',' || ".join(_csv_cell(kind, f"t.{n}") for kind, n in zip(columns.values(), names,
                                                                         strict=True))
     blocks = pg.Sql(f"SELECT string_agg(u.line, E'\\n') FROM (SELECT {line} AS line, "
                     f"(row_number() OVER ()) / {BLOCK_ROWS} AS block FROM (").extend(sql)
     blocks.add(f") AS t({', '.join(names)})) AS u GROUP BY u.block")
-    with connections[db].cursor() as cursor, pg.no_jit(cursor):
-        cursor.execute(blocks.text, blocks.params)
-        # Bytes, not a StringIO: that holds 4 bytes per character (65 MB more at the peak
-        # of a summary of 100,000 patients, issue 21).
-        text = b"\n".join(block.encode() for (block,) in cursor.fetchall())
-    if not text:
-        return _frame_of_rows([], columns)
     kinds = {INT: "int64", FLOAT: "float64", DATE: object, TEXT: object}
-    frame = pd.read_csv(io.BytesIO(text), header=None, names=list(columns), keep_default_na=False,
-                        na_values=[""], dtype={name: kinds[kind] for name, kind in columns.items()})
-    del text
+    # The blocks through COPY (binary: one message per block, the text verbatim), not a
+    # result set: libpq would hold every block until the last is parsed (15 MB more at the
+    # peak of a summary of 100,000 patients).
+    statement = f"COPY ({pg.bound(blocks, db)}) TO STDOUT (FORMAT binary)"
+    with connections[db].cursor() as cursor, pg.no_jit(cursor), cursor.cursor.copy(statement) as copy:
+        copy.set_types(["text"])
+        rows = copy.rows()
+        first = next(rows, None)
+        if first is None:
+            return _frame_of_rows([], columns)
+
+        def chunks():
+            # One block at a time as bytes, each let go once parsed: the joined text of
+            # every block (and its str and bytes copies) was most of a summary's peak.
+            for (block,) in itertools.chain([first], rows):
+                yield block.encode()
+                yield b"\n"
+
+        frame = pd.read_csv(io.BufferedReader(_Chunks(chunks())), header=None, names=list(columns),
+                            keep_default_na=False, na_values=[""],
+                            dtype={name: kinds[kind] for name, kind in columns.items()})
     for name, kind in columns.items():
         if kind == DATE:
             frame[name] = pd.to_datetime(frame[name], format="%Y-%m-%d")
@@ -358,8 +378,6 @@ def _load(query: OutcomeQuery, base: QuerySet) -> Cohort:
     events = events[events["event_implant_id"].isna() | (events["event_implant_id"] == events["implant_id"])]
     return Cohort(patients=patients, events=events[["patient_id", "category"]])
 
-
-EXCLUSION_REASONS = [*MissingReason.values, NO_REASON]
 
 
 def _missing_reasons(patients: pd.DataFrame, query: OutcomeQuery, scope: QuerySet) -> None:

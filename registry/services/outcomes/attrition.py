@@ -20,10 +20,9 @@ under `min_cell` is suppressed.
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-from django.db.models import IntegerField, QuerySet
+from django.db.models import BigIntegerField, Case, CharField, F, QuerySet, Value, When
 from django.db.models.functions import Cast, Substr
 
 from registry.models import (
@@ -36,8 +35,22 @@ from registry.models import (
     VisitStatus,
 )
 
-from .analysis import DATE, FLOAT, INT, TEXT, Prepared, _frame, _of_patients, _prepare
 from .query import OutcomeQuery
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from .analysis import Prepared
+
+# NumPy, pandas and the analysis are imported where they are used: the package imports
+# `attrition` by name, and a process that never draws a waterfall should not load them.
+
+# The visit statuses other than open, as the codes the visits are read with.
+STATE = {VisitStatus.COMPLETED: 0, VisitStatus.MISSED: 1, VisitStatus.NOT_APPLICABLE: 2}
+# A visit is read as one integer: (implant id * MONTHS_SPAN + months) * 4 + its state code
+# (months of a protocol timepoint are a PositiveSmallIntegerField: below 2**15).
+MONTHS_SPAN = 1 << 15
 
 ENDED = (DispositionStatus.WITHDRAWN, DispositionStatus.LOST, DispositionStatus.DECEASED,
          DispositionStatus.TRANSFERRED, DispositionStatus.COMPLETED)
@@ -55,6 +68,9 @@ def _protocols(site_ids) -> dict[int, list[int]]:
 
 def _days(values) -> np.ndarray:
     """Day numbers (since 1970-01-01) of dates (datetime64 or date objects)."""
+    import numpy as np
+    import pandas as pd
+
     values = pd.Series(values)
     if not pd.api.types.is_datetime64_any_dtype(values):
         values = pd.to_datetime(values)
@@ -64,6 +80,8 @@ def _days(values) -> np.ndarray:
 def _targets(days: np.ndarray, months: int) -> np.ndarray:
     """`dates.add_months(day, months)` of each day number, vectorised: the same day of the
     month `months` later, clamped to that month's end."""
+    import numpy as np
+
     days = days.astype("datetime64[D]")
     month = days.astype("datetime64[M]")
     day = (days - month.astype("datetime64[D]")).astype(np.int64)  # 0-based
@@ -80,6 +98,9 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     that day (the last by date, then entry, on or before it) if it ends follow-up (a
     transfer to another site of the registry does not); else a withdrawn consent dated on
     or before it."""
+    import numpy as np
+    import pandas as pd
+
     pid = p.index.to_numpy(dtype=np.int64)
     implant_id = p["implant_id"].to_numpy(dtype=np.int64)
     implant_day = _days(p["implant_date"])
@@ -95,9 +116,15 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     held_status = dispositions["status"].to_numpy(dtype=object)
     held_ends = np.isin(held_status, list(ENDED)) & ~(
         (held_status == DispositionStatus.TRANSFERRED) & dispositions["to"].notna().to_numpy())
-    by_month = {int(months): rows.drop_duplicates("implant_id", keep="last").set_index("implant_id")
-                for months, rows in visits.groupby("months")}
-    no_visits = visits.iloc[0:0].set_index("implant_id")
+    # The visits by (month, implant) in one sorted array, looked up by binary search per
+    # timepoint (no frame per month; a million visits at 100,000 patients).
+    key = visits["key"].to_numpy(dtype=np.int64)
+    order = np.argsort(key >> 2, kind="stable")
+    sorted_key = key[order]
+    last = np.ones(len(sorted_key), dtype=bool)  # one per implant and month (no visits: none)
+    last[:-1] = sorted_key[1:] >> 2 != sorted_key[:-1] >> 2
+    visit_at, visit_state = sorted_key[last] >> 2, sorted_key[last] & 3
+    visit_reason = visits["reason"].to_numpy(dtype=object)[order[last]]
     sites_of_month: dict[int, list[int]] = {}
     for site_id, months_of in protocols.items():
         for months in months_of:
@@ -121,11 +148,13 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
         ended = np.where((ended == "") & (withdrawal_day[take] <= target), DispositionStatus.WITHDRAWN, ended)
         ended = np.where(due, ended, "")
         active = due & (ended == "")
-        of_month = by_month.get(months, no_visits).reindex(implant_id[take][active])
-        status = of_month["status"]
-        missed = of_month.loc[(status == VisitStatus.MISSED).to_numpy(), "visit_missing"].fillna("")
-        done = int((status == VisitStatus.COMPLETED).sum())
-        not_applicable = int((status == VisitStatus.NOT_APPLICABLE).sum())
+        wanted = implant_id[take][active] * MONTHS_SPAN + months
+        at = np.minimum(np.searchsorted(visit_at, wanted), max(len(visit_at) - 1, 0))
+        found = (visit_at[at] == wanted) if len(visit_at) else np.zeros(len(wanted), dtype=bool)
+        state = np.where(found, visit_state[at] if len(visit_at) else -1, -1)
+        missed = pd.Series(visit_reason[at[state == STATE[VisitStatus.MISSED]]], dtype=object).fillna("")
+        done = int((state == STATE[VisitStatus.COMPLETED]).sum())
+        not_applicable = int((state == STATE[VisitStatus.NOT_APPLICABLE]).sum())
         n_active = int(active.sum())
         table[months] = {
             "due": int(due.sum()), "not_yet_due": int((~due).sum()),
@@ -142,6 +171,8 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     """The waterfall per timepoint (module docstring). Same parameters, scoping and
     refusals as `outcome_summary` (group_by, timepoint and threshold play no part), or its
     `prepared` cohort."""
+    from .analysis import DATE, FLOAT, INT, TEXT, _frame, _of_patients, _prepare
+
     today = today or datetime.date.today()
     prepared = _prepare(patients=patients, user=user, query=query, params=params, prepared=prepared)
     query, min_cell, scope = prepared.query, prepared.min_cell, prepared.scope
@@ -164,14 +195,21 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     ).sort_values(["patient_id", "date", "pk"]).reset_index(drop=True)
     protocols = _protocols(set(info.values()))
     timepoints = sorted({f"m{months}" for months_of in protocols.values() for months in months_of})
-    # Only the visits that count as other than open (a scheduled visit is open, as no row).
+    # Only the visits that count as other than open (a scheduled visit is open, as no row);
+    # each as one integer (implant, month, state: MONTHS_SPAN) and the reason of a missed
+    # visit only: a million visits as four values, two of them strings, cost seconds and
+    # ~100 MB at 100,000 patients (issue 21).
     visits = _frame(
         Visit.objects.filter(timepoint__in=timepoints, implant__isnull=False, **_of_patients(scope),
-                             status__in=[VisitStatus.COMPLETED, VisitStatus.MISSED,
-                                         VisitStatus.NOT_APPLICABLE])
-        .annotate(months=Cast(Substr("timepoint", 2), IntegerField()))
-        .values_list("implant_id", "months", "status", "visit_missing").order_by(),
-        {"implant_id": INT, "months": INT, "status": TEXT, "visit_missing": TEXT})
+                             status__in=list(STATE))
+        .annotate(key=(Cast("implant_id", BigIntegerField()) * MONTHS_SPAN
+                       + Cast(Substr("timepoint", 2), BigIntegerField())) * 4
+                  + Case(*(When(status=status, then=Value(code)) for status, code in STATE.items()),
+                         output_field=BigIntegerField()),
+                  reason=Case(When(status=VisitStatus.MISSED, then=F("visit_missing")), default=None,
+                              output_field=CharField()))
+        .values_list("key", "reason").order_by(),
+        {"key": INT, "reason": TEXT})
     table = _waterfall(p, info, protocols, dispositions, withdrawn, visits, today)
 
     def cell(count):
