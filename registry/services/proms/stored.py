@@ -24,7 +24,7 @@ from functools import lru_cache
 from weakref import WeakKeyDictionary
 
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.signals import post_delete, post_save
 
 from registry.models import PromAnswer, PromSheet, Visit
@@ -130,21 +130,27 @@ def sheets_rebuild() -> int:
 
 def sheets_differing(visits: QuerySet | None = None) -> Iterator[tuple[int, str, object, object]]:
     """(visit id, column, stored, computed) for every difference between the stored sheets
-    and the answers (a missing or surplus sheet is reported as column "sheet")."""
+    and the answers (a missing or surplus sheet is reported as column "sheet"). By ranges
+    of CHUNK visit ids, so memory holds one range's sheets, not the registry's."""
     visits = Visit.objects.all() if visits is None else visits
     names = [f.attname for f in PromSheet._meta.concrete_fields if f.attname != "visit_id"]
-    stored = {row["visit_id"]: row for row in
-              PromSheet.objects.filter(visit__in=visits.values("pk")).values("visit_id", *names)}
-    for row in computed(visits).iterator(chunk_size=2000):
-        held = stored.pop(row["pk"], None)
-        if held is None:
-            yield row["pk"], "sheet", None, "missing"
-            continue
-        for name in names:
-            if not _same(held[name], row[name]):
-                yield row["pk"], name, held[name], row[name]
-    for pk in stored:
-        yield pk, "sheet", "surplus", None
+    bounds = visits.order_by().aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return
+    for low in range(bounds["low"], bounds["high"] + 1, CHUNK):
+        part = visits.filter(pk__gte=low, pk__lt=low + CHUNK)
+        stored = {row["visit_id"]: row for row in
+                  PromSheet.objects.filter(visit__in=part.values("pk")).values("visit_id", *names)}
+        for row in computed(part).iterator(chunk_size=2000):
+            held = stored.pop(row["pk"], None)
+            if held is None:
+                yield row["pk"], "sheet", None, "missing"
+                continue
+            for name in names:
+                if not _same(held[name], row[name]):
+                    yield row["pk"], name, held[name], row[name]
+        for pk in stored:
+            yield pk, "sheet", "surplus", None
 
 
 def _same(a, b) -> bool:
