@@ -133,6 +133,14 @@ def measure(channel: str, username: str) -> dict:
         select = exports.dataset_queryset("visits", visits).annotate(
             **{f"sheet_{name}": F(f"prom_sheet__{name}") for name in names})
         return {"statement": copy_sql(select), "visits": visits.count()}
+    if channel == "statement_eav":
+        # REDCap's eav rows (one per non-empty value of the flat rows) as plain SQL rows:
+        # "COPY of the same rows" for the eav exports (services.redcap.fast.eav_rows_sql).
+        from registry.services.datasets import pg
+        from registry.services.redcap import fast
+
+        sql = fast.eav_rows_sql(redcap.RecordExport(user=user, labels=False))
+        return {"statement": f"COPY ({pg.bound(sql, 'default')}) TO STDOUT WITH (FORMAT csv)"}
     if channel == "rest_csv":
         size = drain(exports.export_csv_stream("visits", visits, counter=counter))
         rows = counter.rows
@@ -277,6 +285,12 @@ def main():
     rows.append(("copy_proms", "`psql` COPY of the same SELECT with the PROM forms' items and answer "
                  "counts (REDCap's reference)", proms_s, copy_rows, proms_bytes, None, load()))
     print(f"COPY with PROM items {proms_s:.2f} s", file=sys.stderr)
+    eav_s, eav_rows, eav_bytes = None, None, None
+    if not all(f"redcap_eav_{fmt}" in args.skip for fmt in ("csv", "json")) and "redcap" not in args.skip:
+        eav_s, eav_rows, eav_bytes = time_copy(args.db, run_child(env, "statement_eav")["statement"])
+        rows.append(("copy_eav", "`psql` COPY of REDCap's eav rows, one per value (the eav exports' "
+                     "reference)", eav_s, eav_rows, eav_bytes, None, load()))
+        print(f"COPY of the eav rows {eav_s:.2f} s", file=sys.stderr)
     for channel, label in CHANNELS:
         if channel in args.skip or channel.split("_")[0] in args.skip:
             continue
@@ -306,13 +320,13 @@ def main():
                       result["seconds"], result["rows"], result["bytes"], result["server_peak_mib"],
                       f"{before}-{load()}"))
         print(f"pycap: {result}", file=sys.stderr)
-    text = table(args, rows + extra, copy_s, copy_rows, started, uptime_before, seeded, proms_s)
+    text = table(args, rows + extra, copy_s, copy_rows, started, uptime_before, seeded, proms_s, eav_s)
     print(text)
     if args.write_doc:
         write_doc(text)
 
 
-def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded, proms_s) -> str:
+def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded, proms_s, eav_s=None) -> str:
     copy_rate = copy_rows / copy_s
     lines = [
         f"Command: `.venv/bin/python bench/channels.py --patients {args.patients} --db {args.db}"
@@ -329,8 +343,9 @@ def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded, proms_s
         "included).",
         "- vs COPY = COPY's seconds / the channel's seconds for the same registry (the visit rows: "
         "REDCap adds enrolment and AE rows, eav one row per value, FHIR one resource per score). "
-        "REDCap's rows are against the second reference: the same visit rows with the PROM "
-        "forms' items, which every REDCap visit row carries.",
+        "REDCap's flat rows are against the second reference: the same visit rows with the PROM "
+        "forms' items, which every REDCap visit row carries; the eav rows against the third: "
+        "COPY of the eav rows themselves (one per value, as plain SQL rows).",
         "",
         "| channel | seconds | rows / resources | rows/s | MB | vs COPY | peak RSS | load |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -338,8 +353,10 @@ def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded, proms_s
     for key, label, seconds, count, size, peak, when in rows:
         rate = f"{count / seconds:,.0f}" if count and seconds else ""
         reference = proms_s if key.startswith(("redcap", "pycap", "copy_proms")) else copy_s
+        if key.startswith(("redcap_eav", "copy_eav")) and eav_s:
+            reference = eav_s
         ratio = f"{reference / seconds:.2f}x" if seconds else ""
-        if key.startswith(("redcap", "pycap")):
+        if key.startswith(("redcap", "pycap", "copy_eav")):
             ratio += f" ({copy_s / seconds:.2f}x of the first)"
         lines.append(f"| {label} | {seconds:.2f} | {count if count is not None else '':,} | {rate} | "
                      f"{size / 1e6:.0f} | {ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} |"

@@ -29,7 +29,6 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 
-from django.db import connections
 from django.db.models import QuerySet
 
 from registry.models import choices
@@ -153,9 +152,10 @@ def export_csv_stream(dataset: str, queryset: QuerySet, *, dates: str = "relativ
     columns = columns_for(dataset, dates=dates)
     header = (",".join(c.name for c in columns) + "\n").encode()
     # Text cells a spreadsheet would run as formulas get a quote (services.cells).
+    if pg.available(queryset.db):
+        rows, db = pg.csv_rows(datasets.get(dataset), queryset, dates=dates, value_set=value_set)
+        return _csv_copy(pg.copy_stream(rows, db, lines=False), header, counter)
     select = datasets.get(dataset).select(queryset, dates=dates, spreadsheet=True, value_set=value_set)
-    if connections[select.db].vendor == "postgresql":
-        return _csv_copy(select, header, counter)
     return _csv_orm(select, header, counter)
 
 
@@ -165,11 +165,11 @@ def copy_statement(dataset: str, queryset: QuerySet, *, dates: str = "relative",
     return datasets.copy_sql(dataset_queryset(dataset, queryset, dates=dates, value_set=value_set))
 
 
-def _csv_copy(select: QuerySet, header: bytes, counter: RowCounter) -> Iterator[bytes]:
+def _csv_copy(chunks: Iterator[bytes], header: bytes, counter: RowCounter) -> Iterator[bytes]:
     # The header goes out with the first rows (one chunk fewer; nothing is sent
     # before the database has answered the query's first rows).
     pending = header
-    for chunk in datasets.copy_chunks(select):
+    for chunk in chunks:
         # One row per line: no exported column holds a newline (no free text).
         counter.rows += chunk.count(b"\n")
         yield pending + chunk

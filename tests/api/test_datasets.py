@@ -127,3 +127,7 @@ def test_a_column_must_name_a_known_kind_and_a_code_list():
         Column("x", "x", "text", "nrs")
     with pytest.raises(ValueError, match="needs a code list"):
         Column("x", "x", "code", "status", codes="no_such_list")
+    # A name the JSON export's SQL alias would cut (PostgreSQL: 63 bytes; "é" is two).
+    Column("n" * 63, "x", "int", "nrs")
+    with pytest.raises(ValueError, match="at most 63 bytes"):
+        Column("é" * 32, "x", "int", "nrs")

@@ -23,6 +23,7 @@ KINDS = ("str", "code", "int", "float", "bool", "date", "age", "scale")
 AGE_TOP = 90  # HIPAA safe harbour: ages over 89 are one group
 AGE_TOP_LABEL = "90+"
 YES_NO = {"yes": True, "no": False}
+NAME_BYTES = 63  # PostgreSQL's identifier length (NAMEDATALEN - 1)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class Column:
             raise ValueError(f"Column {self.name}: unknown kind '{self.kind}'")
         if self.kind in ("code", "scale") and self.codes not in choices.CODE_LISTS:
             raise ValueError(f"Column {self.name}: kind {self.kind} needs a code list, not '{self.codes}'")
+        if len(self.name.encode()) > NAME_BYTES:
+            # The JSON export's keys are SQL aliases (datasets.pg.json_lines), cut at 63 bytes.
+            raise ValueError(f"Column {self.name}: a name of at most {NAME_BYTES} bytes")
 
     def expression(self, value_set: str | None = None) -> Expression:
         if isinstance(self.sql, str):

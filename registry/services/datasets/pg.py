@@ -8,20 +8,19 @@ byte for byte (tests/interop/test_channel_outputs.py).
 How: the dataset's own SELECT (`Dataset.select`, the one definition) is wrapped as a
 subquery with positional column names, each column is turned into its JSON or REDCap
 text by an expression chosen by its kind, and the result is streamed by COPY. A single
-text column goes through `COPY ... (FORMAT csv)` with a quote and delimiter byte that JSON
-text never holds raw (\\x01, \\x02), so each line is the value verbatim (COPY's text format
-would double every backslash of a JSON escape).
+text column goes through `COPY ... (FORMAT binary)`, so each line is the value verbatim
+(COPY's text format would double every backslash of a JSON escape, its CSV quote some).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 
 from django.db import connections
 from django.db.models import QuerySet
 
+from ..cells import FORMULA_STARTS
 from .columns import AGE_TOP_LABEL, Column
 from .definitions import Dataset
 from .rows import CHUNK_BYTES
@@ -69,51 +68,76 @@ def literal(value: str) -> tuple[str, list]:
     return "%s::text", [value]
 
 
-# --- JSON text of one typed value, as Python's json module writes `Column.typed(value)` ---
+# --- JSON of a dataset's rows ---------------------------------------------------------------
 
-def json_value(column: Column, ref: str) -> str:
-    """SQL giving the JSON text of `ref` (never NULL). `Column.typed` reads "" as missing.
-
-    Floats: PostgreSQL's float8 text is the shortest exact form, as Python's repr; an
-    integral float gets repr's ".0" (the two differ only beyond 1e15, far from any MME or
-    percentage).
-    """
+def json_typed(column: Column, ref: str) -> str:
+    """SQL of `ref` typed so that row_to_json writes it as Python's json module writes
+    `Column.typed(value)`: NULL for a missing value (`Column.typed` reads "" as missing),
+    a boolean, a bigint, or json text where Python's form differs from the type's own."""
     missing = f"{ref} IS NULL OR {ref}::text = ''"
     if column.kind == "bool":
-        return (f"(CASE {ref}::text WHEN 'yes' THEN 'true' WHEN 'true' THEN 'true' "
-                f"WHEN 'no' THEN 'false' WHEN 'false' THEN 'false' ELSE 'null' END)")
+        return (f"(CASE {ref}::text WHEN 'yes' THEN true WHEN 'true' THEN true "
+                f"WHEN 'no' THEN false WHEN 'false' THEN false END)")
     if column.kind == "age":
-        return (f"(CASE WHEN {missing} THEN 'null' WHEN {ref}::text = '{AGE_TOP_LABEL}' "
-                f"THEN '\"{AGE_TOP_LABEL}\"' ELSE ({ref}::text)::bigint::text END)")
+        return (f"(CASE WHEN {missing} THEN NULL WHEN {ref}::text = '{AGE_TOP_LABEL}' "
+                f"THEN '\"{AGE_TOP_LABEL}\"'::json ELSE to_json(({ref}::text)::bigint) END)")
     if column.kind in ("int", "scale"):
-        return f"(CASE WHEN {missing} THEN 'null' ELSE ({ref}::text)::bigint::text END)"
+        return f"(CASE WHEN {missing} THEN NULL ELSE ({ref}::text)::bigint END)"
     if column.kind == "float":
+        # float8's text is the shortest exact form, as Python's repr; an integral float gets
+        # repr's ".0" (the two differ only beyond 1e15, far from any MME or percentage).
         text = f"({ref})::float8::text"
-        return (f"(CASE WHEN {missing} THEN 'null' WHEN {text} ~ '^-?[0-9]+$' THEN {text} || '.0' "
-                f"ELSE {text} END)")
+        return (f"(CASE WHEN {missing} THEN NULL WHEN {text} ~ '^-?[0-9]+$' THEN ({text} || '.0')::json "
+                f"ELSE to_json(({ref})::float8) END)")
     # str, code, date: a JSON string (a date as ISO 8601, as date.isoformat writes it).
-    return f"(CASE WHEN {missing} THEN 'null' ELSE to_json({ref})::text END)"
-
-
-def json_object(pairs: list[tuple[str, str]]) -> Sql:
-    """'{"name":<value sql>,...}' as one text expression (keys bound as parameters)."""
-    sql = Sql("(")
-    for i, (name, value_sql) in enumerate(pairs):
-        key = ("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":"
-        sql.add(("" if i == 0 else " || ") + "%s::text || " + value_sql, key)
-    sql.add(" || '}')" if pairs else "'{}')")
-    return sql
+    return f"(CASE WHEN {missing} THEN NULL ELSE to_json({ref}) END)"
 
 
 def json_lines(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative",
                value_set: str | None = None) -> tuple[Sql, str]:
-    """SQL of one JSON object per row of `dataset` over `queryset`, in file order; and the db."""
+    """SQL of one JSON object per row of `dataset` over `queryset`, in file order; and the db.
+
+    row_to_json writes each object in one pass, with the separators Python's encoder is
+    given (",", ":") and the keys in column order (the aliases: names of up to 63 bytes,
+    PostgreSQL's identifier length, as `Column` demands)."""
     columns = dataset.columns_for(dates=dates)
     select = dataset.select(queryset, dates=dates, value_set=value_set)
     names = aliases("c_", columns)
-    obj = json_object([(c.name, json_value(c, f"t.{n}")) for c, n in zip(columns, names, strict=True)])
-    sql = Sql("SELECT ").extend(obj).add(" FROM (").extend(subquery(select))
-    sql.add(f") AS t({', '.join(names)})")
+    typed = [f"{json_typed(c, f't.{n}')} AS {quoted(c.name)}" for c, n in zip(columns, names, strict=True)]
+    sql = Sql(f"SELECT row_to_json(j)::text FROM (SELECT {', '.join(typed)} FROM (")
+    sql.extend(subquery(select)).add(f") AS t({', '.join(names)})) AS j")
+    return sql, select.db
+
+
+# --- CSV with the formula guard, each value evaluated once -------------------------------
+
+def guarded(ref: str) -> Sql:
+    """`ref` as `cells.to_cell` writes it: a quote in front of text a spreadsheet would run.
+
+    Over a subquery's column, so the column's expression is computed once: the same rule
+    written around the expression itself (`datasets.sql.neutralised`, the SQLite path)
+    repeats it per prefix (visits of the registry: 14.4 s without the guard, 24.7 s with
+    it, issue 21)."""
+    marks = ", ".join(["%s"] * len(FORMULA_STARTS))
+    return Sql(f"(CASE WHEN left({ref}::text, 1) IN ({marks}) THEN '''' || {ref} ELSE {ref} END)",
+               list(FORMULA_STARTS))
+
+
+def csv_rows(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative",
+             value_set: str | None = None) -> tuple[Sql, str]:
+    """SQL of the CSV export's rows, text columns guarded (the text of
+    `Dataset.select(spreadsheet=True)`); and the db."""
+    columns = dataset.columns_for(dates=dates)
+    select = dataset.select(queryset, dates=dates, value_set=value_set)
+    names = aliases("c_", columns)
+    sql = Sql("SELECT ")
+    for i, (column, name) in enumerate(zip(columns, names, strict=True)):
+        sql.add(", " if i else "")
+        if column.kind in ("str", "code"):
+            sql.extend(guarded(f"t.{name}"))
+        else:
+            sql.add(f"t.{name}")
+    sql.add(" FROM (").extend(subquery(select)).add(f") AS t({', '.join(names)})")
     return sql, select.db
 
 
@@ -150,23 +174,57 @@ def no_jit(cursor):
 def copy_stream(sql: Sql, db: str, *, lines: bool) -> Iterator[bytes]:
     """COPY (sql) TO STDOUT in ~64 KB chunks, each ending at a row's end.
 
-    `lines`: one text column written verbatim per line (JSON); else CSV with NULL as an
-    empty field (the caller makes every empty value NULL, as Python's csv module writes
-    "" unquoted)."""
-
-    options = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'" if lines else "FORMAT csv"
-    statement = f"COPY ({bound(sql, db)}) TO STDOUT WITH ({options})"
+    `lines`: one text column per row, written verbatim with a newline after it (JSON, or
+    several CSV lines in one text), read from COPY's binary format: no quoting to scan for,
+    which for CSV costs the server a pass over every byte (7.5 GB of eav JSON, issue 21).
+    Else CSV with NULL as an empty field (the caller makes every empty value NULL, as
+    Python's csv module writes "" unquoted)."""
+    statement = f"COPY ({bound(sql, db)}) TO STDOUT WITH (FORMAT {'binary' if lines else 'csv'})"
     buffer = bytearray()
     # wrap_database_errors: psycopg errors come out as Django's DatabaseError (export_log.begun).
     with connections[db].wrap_database_errors, connections[db].cursor() as cursor, no_jit(cursor):
         with cursor.cursor.copy(statement) as copy:
-            for data in copy:
+            for data in (_binary_lines(copy) if lines else copy):
                 buffer += data
                 if len(buffer) >= CHUNK_BYTES:
                     yield bytes(buffer)
                     buffer.clear()
     if buffer:
         yield bytes(buffer)
+
+
+BINARY_HEADER = 19  # signature (11 bytes), flags and header extension length (4 + 4)
+
+
+def _binary_lines(messages) -> Iterator[bytes]:
+    """Each row's one text field and a newline, from COPY's binary messages (a row is a
+    field count, int16, then the field's length, int32, and its bytes; the end is a count
+    of -1). PostgreSQL sends a row per message, the header with the first; a row split
+    over messages is put together all the same."""
+    rest = b""
+    skip = BINARY_HEADER
+    for data in messages:
+        data = rest + bytes(data) if rest else bytes(data)
+        pos, size = skip, len(data)
+        skip = 0
+        if pos > size:
+            rest, skip = b"", pos - size
+            continue
+        while size - pos >= 2:
+            if data[pos:pos + 2] == b"\xff\xff":  # the end (psycopg reads on to COPY's close)
+                pos = size
+                break
+            if size - pos < 6:
+                break
+            length = int.from_bytes(data[pos + 2:pos + 6], "big", signed=True)
+            if length < 0:
+                raise ValueError("COPY lines: a NULL row (each line's SQL must give text)")
+            end = pos + 6 + length
+            if end > size:
+                break
+            yield data[pos + 6:end] + b"\n"
+            pos = end
+        rest = data[pos:]
 
 
 def joined(chunks: Iterator[bytes], *, first: bytes, between: bytes, last: bytes, empty: bytes,

@@ -306,23 +306,13 @@ class _Plan:
         return sql
 
 
-def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]], plain: frozenset = frozenset()) -> Sql:
-    """One JSON object per row of `inner`, every value a JSON string ("" when NULL). A value
-    of a `plain` key is written between quotes as it is (`_plain_column`), the others by
-    to_json; the text between two values is one constant, and the row one concat() (a ||
-    chain of a flat row's ~200 fields copied the growing text once per field)."""
-    parts: list[Sql] = []
-    text = ""  # the constant text before the next value
-    for i, (key, col) in enumerate(names):
-        text += ("{" if i == 0 else ",") + json.dumps(key, ensure_ascii=False) + ":"
-        if key in plain:
-            parts += [Sql("%s::text", [text + '"']), Sql(f"COALESCE({alias}.{col}, '')")]
-            text = '"'
-        else:
-            parts += [Sql("%s::text", [text]), Sql(f"to_json(COALESCE({alias}.{col}, ''))::text")]
-            text = ""
-    parts.append(Sql("%s::text", [text + "}" if names else "{}"]))
-    return Sql("SELECT ").extend(_concat(parts)).add(" FROM (").extend(inner).add(f") AS {alias}")
+def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]]) -> Sql:
+    """One JSON object per row of `inner`, every value a JSON string ("" when NULL), written
+    by row_to_json in one pass, with Python's separators (keys: the aliases, REDCap names
+    of at most 63 bytes, PostgreSQL's identifier length: a test holds the project to it)."""
+    values = ", ".join(f"COALESCE({alias}.{col}, '') AS {pg.quoted(key)}" for key, col in names)
+    return Sql(f"SELECT row_to_json(o)::text FROM (SELECT {values} FROM (").extend(inner).add(
+        f") AS {alias}) AS o")
 
 
 def _eav(plan: _Plan, flat: Sql) -> tuple[Sql, list[str]]:
@@ -367,19 +357,19 @@ def _plain(text: str) -> bool:
     return json.dumps(text, ensure_ascii=False) == f'"{text}"'
 
 
-def _plain_column(plan: _Plan, name: str) -> bool:
-    """Is every text the column `name` can hold a JSON string's content as it is? A field of
-    a plain kind (its missing-data codes and, with labels, its labels plain too), or a form's
-    complete status (constants)."""
+def _plain_column(plan: _Plan, name: str, plain=_plain) -> bool:
+    """Is every text the column `name` can hold `plain` (by default: a JSON string's content
+    as it is)? A field of a plain kind (its missing-data codes and, with labels, its labels
+    plain too), or a form's complete status (constants)."""
     f = plan.fields.get(name)
     if f is None:
         constants = (*COMPLETE_LABELS, *COMPLETE_LABELS.values())
-        return name.endswith("_complete") and all(_plain(t) for t in constants)
+        return name.endswith("_complete") and all(plain(t) for t in constants)
     if f.kind not in PLAIN_KINDS:
         return False
-    if f.reason and not all(_plain(r.label if plan.labels else r.redcap) for r in missing.REASONS.values()):
+    if f.reason and not all(plain(r.label if plan.labels else r.redcap) for r in missing.REASONS.values()):
         return False
-    return not plan.labels or f.kind == "number" or all(_plain(label) for _, label in f.choices())
+    return not plan.labels or f.kind == "number" or all(plain(label) for _, label in f.choices())
 
 
 def _eav_json(plan: _Plan, flat: Sql) -> Sql:
@@ -417,6 +407,59 @@ def _eav_json(plan: _Plan, flat: Sql) -> Sql:
     return sql.add(" WHERE false")
 
 
+def _csv_plain(text: str) -> bool:
+    """Does COPY's CSV write `text` as it is (no quotes: not empty, no comma, quote or line end)?"""
+    return bool(text) and not any(c in text for c in ',"\r\n')
+
+
+def _csv_field(ref: str, plain: bool) -> str:
+    """SQL of `ref`'s CSV field as COPY writes it (NULL an empty field; `ref` is never '')."""
+    if plain:
+        return f"COALESCE({ref}, '')"
+    return (f"(CASE WHEN {ref} ~ '[\",\\r\\n]' THEN '\"' || replace({ref}, '\"', '\"\"') || '\"' "
+            f"ELSE COALESCE({ref}, '') END)")
+
+
+def _eav_csv(plan: _Plan, flat: Sql) -> Sql:
+    """REDCap's eav CSV lines from the flat rows, one text per flat row holding its lines (one
+    per non-empty value, in column order) joined by newlines: the same text as COPY of `_eav`,
+    with one COPY row per flat row, not per value (49 M rows of the registry through
+    psycopg's per-row loop took most of the 74 s, issue 21), streamed as lines
+    (`pg.copy_stream`)."""
+    index = {name: f"f.k{i}" for i, name in enumerate(plan.columns)}
+    values = [(name, f"g.k{plan.columns.index(name)}") for name in plan.columns if name not in KEYS]
+    keys = [index.get("record_id", "NULL::text"), index["redcap_event_name"],
+            index["redcap_repeat_instrument"], index["redcap_repeat_instance"]]
+    head = " || ',' || ".join(_csv_field(ref, False) for ref in keys) + " || ','"
+    pieces = []
+    for name, ref in values:
+        field = _csv_field(ref, _plain_column(plan, name, _csv_plain))
+        key = name + "," if _csv_plain(name) else _csv_field_literal(name) + ","
+        pieces.append(Sql(f"(CASE WHEN {ref} IS NOT NULL THEN g.head || %s::text || {field} END)", [key]))
+    sql = Sql("SELECT ").extend(_lines(pieces))
+    # OFFSET 0: the head is made once per row (a flattened subquery would repeat it per value).
+    sql.add(f" FROM (SELECT {head} AS head, f.* FROM (").extend(flat)
+    sql.add(f") AS f({', '.join(f'k{i}' for i in range(len(plan.columns)))}) OFFSET 0) AS g")
+    if values:
+        return sql.add(f" WHERE COALESCE({', '.join(ref for _, ref in values)}) IS NOT NULL")
+    return sql.add(" WHERE false")
+
+
+def _csv_field_literal(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _lines(parts: list[Sql]) -> Sql:
+    """The non-NULL `parts` joined by newlines (concat_ws in groups of at most 90 arguments;
+    a group of NULLs adds no line); NULL when every part is."""
+    if len(parts) <= CONCAT_ARGS:
+        sql = Sql("NULLIF(concat_ws(E'\\n'")
+        for part in parts:
+            sql.add(", ").extend(part)
+        return sql.add("), '')")
+    return _lines([_lines(parts[i:i + CONCAT_ARGS]) for i in range(0, len(parts), CONCAT_ARGS)])
+
+
 def eav_json_stream(chunks: Iterator[bytes], counter) -> Iterator[bytes]:
     """The lines of `_eav_json` as one JSON array: the first object's comma becomes the '['."""
     seen = False
@@ -432,23 +475,25 @@ def eav_json_stream(chunks: Iterator[bytes], counter) -> Iterator[bytes]:
 
 
 def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
-    """The statement of an export (CSV: text columns; JSON: one object per row, eav: the
-    objects of a flat row per row) and its column names (the CSV header)."""
+    """The statement of an export (flat CSV: text columns; flat JSON: one object per row;
+    eav: the lines or objects of a flat row per row) and its column names (the CSV header)."""
     plan = _Plan(export)
     flat = plan.flat()
-    if record_type == "eav" and fmt == "json":
-        return _eav_json(plan, flat), EAV_NAMES
     if record_type == "eav":
-        sql, names = _eav(plan, flat)
-    else:
-        sql, names = flat, plan.columns
+        return (_eav_json if fmt == "json" else _eav_csv)(plan, flat), EAV_NAMES
     if fmt == "json":
-        width = len(names)
-        inner = Sql("SELECT * FROM (").extend(sql).add(
+        width = len(plan.columns)
+        inner = Sql("SELECT * FROM (").extend(flat).add(
             f") AS r0({', '.join(f'j{i}' for i in range(width))})")
-        plain = frozenset(name for name in names if record_type == "flat" and _plain_column(plan, name))
-        sql = _json_rows(inner, "r", [(name, f"j{i}") for i, name in enumerate(names)], plain)
-    return sql, names
+        return _json_rows(inner, "r", [(name, f"j{i}") for i, name in enumerate(plan.columns)]), plan.columns
+    return flat, plan.columns
+
+
+def eav_rows_sql(export) -> Sql:
+    """The eav rows as plain SQL rows, one per value (what `_eav_csv` writes, row by row): the
+    benchmark's "COPY of the same rows" for the eav exports (bench/channels.py)."""
+    plan = _Plan(export)
+    return _eav(plan, plan.flat())[0]
 
 
 def record_stream(export, record_type: str, fmt: str, counter, *,
@@ -461,6 +506,8 @@ def record_stream(export, record_type: str, fmt: str, counter, *,
     if fmt == "json":
         return pg.joined(pg.copy_stream(sql, db, lines=True), first=b"[", between=b",", last=b"]",
                          empty=b"[]", counter=counter)
+    if record_type == "eav":
+        return _csv(names, pg.copy_stream(sql, db, lines=True), counter)  # lines: CSV lines
     header = names
     if label_headers and record_type == "flat":
         labels = export.header_labels()
