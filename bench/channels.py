@@ -50,6 +50,7 @@ CHANNELS = [
     ("fhir_Observation", "FHIR bulk NDJSON Observation"),
     ("fhir_Patient", "FHIR bulk NDJSON Patient"),
     ("fhir_AdverseEvent", "FHIR bulk NDJSON AdverseEvent"),
+    ("fhir_Observation_shifted", "FHIR bulk NDJSON Observation, investigator (shifted dates)"),
     ("fhir_Patient_shifted", "FHIR bulk NDJSON Patient, investigator (PSEUDED)"),
     ("fhir_AdverseEvent_shifted", "FHIR bulk NDJSON AdverseEvent, investigator (shifted dates)"),
     ("outcomes", "Outcome summary, whole registry"),

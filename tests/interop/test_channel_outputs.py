@@ -303,12 +303,27 @@ def test_fhir_bulk_prom_scores_are_the_python_paths_resources(registry, data_man
     assert len(slow) > 500
 
 
-def test_fhir_bulk_observations_shifted_or_by_id_take_the_python_path(registry, investigator, data_manager,
-                                                                     monkeypatch):
+@pytest.mark.parametrize("params", [{}, {"code": ["pgic"]}, {"code": ["eq5d5l_index,odi_score"]}],
+                         ids=lambda p: ",".join(f"{k}={v[0]}" for k, v in p.items()) or "all")
+def test_fhir_bulk_observations_with_shifted_dates_are_the_python_paths_resources(
+        registry, investigator, data_manager, params, monkeypatch):
     copies = copy_calls(monkeypatch)
-    shifted, _ = _observations(investigator, None)
-    assert shifted and not copies  # per-patient shifts are computed in Python
-    by_id, _ = _observations(data_manager, None, _id=[shifted[0]["id"]])
+    slow, _ = _observations(investigator, False, **params)
+    fast, counter = _observations(investigator, None, **params)
+    assert _texts(fast) == _texts(slow) and counter.rows == len(fast) and len(copies) == 1
+    assert slow and all("lastUpdated" not in r["meta"] for r in fast)
+    # The days are the patient's shift back from the real ones, and not the real ones.
+    real = {r["id"]: r for r in _observations(data_manager, False, **params)[0]}
+    moved = [(datetime.date.fromisoformat(real[r["id"]]["effectiveDateTime"])
+              - datetime.date.fromisoformat(r["effectiveDateTime"])).days
+             for r in fast if "effectiveDateTime" in r]
+    assert moved and all(0 <= days < 365 for days in moved) and any(moved)
+
+
+def test_fhir_bulk_observations_by_id_take_the_python_path(registry, data_manager, monkeypatch):
+    copies = copy_calls(monkeypatch)
+    some, _ = _observations(data_manager, False)
+    by_id, _ = _observations(data_manager, None, _id=[some[0]["id"]])
     assert len(by_id) == 1 and not copies
 
 

@@ -12,9 +12,11 @@ Observations make one line, in the Python path's order (so the resources are nev
 only the visits, by the search's own ORDER BY); COPY streams the lines, so memory does not
 grow with the registry and the query count is fixed.
 
-Observations: taken only for users who see real dates (no per-patient date shift: that is
-an HMAC of the SECRET_KEY, computed in Python) and for searches that are not by `_id`;
-resource-for-resource equal to the Python path (tests/interop/test_channel_outputs.py).
+Observations: for every user and every search that is not by `_id`; for users who see
+shifted dates without record times and with each visit's day moved back by its patient's
+shift (an HMAC of the SECRET_KEY, computed in Python for the search's patients, one query,
+and bound as an array indexed by patient pk); resource-for-resource equal to the Python path
+(tests/interop/test_channel_outputs.py).
 
 Patients and AdverseEvents (`patient_sql`, `adverse_event_sql`) are built the same way from
 `resources.patient_resource` / `adverse_event_resource`: every coded part (gender, event
@@ -42,6 +44,7 @@ from registry.models import (
     AeOutcome,
     PainScore,
     PainSite,
+    Patient,
     Recall,
     Relatedness,
     SeriousCriterion,
@@ -101,8 +104,6 @@ def available(search) -> bool:
     dates; never for a search by `_id` or on SQLite."""
     if search.ids is not None or search.rows is None or not pg.available(search.rows.db):
         return False
-    if search.resource_type == "Observation":
-        return not search.shift
     return search.resource_type in SQL_TYPES
 
 
@@ -123,12 +124,11 @@ def _instant(ref: str) -> str:
             f"::bigint %% 1000000 <> 0 THEN to_char({utc}, '.US') ELSE '' END || 'Z')")
 
 
-def _head(sql: Sql, id_sql: str, updated: str, code: Sql) -> Sql:
-    """The resource up to its value, in the key order of `resources._observation`."""
-    pseudonymized = _json({"security": [PSEUDONYMIZED]})
+def _head(sql: Sql, id_sql: str, updated: str, code: Sql, shift: bool) -> Sql:
+    """The resource up to its value, in the key order of `resources._observation`; for users
+    who see shifted dates, no record time and the visit's day moved back by `v.shift`."""
     sql.add("%s::text || " + id_sql, '{"resourceType":"Observation","id":')
-    sql.add(f" || %s::text || (CASE WHEN {updated} IS NULL THEN %s::text "
-            f"ELSE '{{\"lastUpdated\":\"' || {_instant(updated)} || '\"}}' END)", ',"meta":', pseudonymized)
+    sql.add(" || %s::text || ", ',"meta":').extend(_meta(updated, shift))
     sql.add(" || %s::text || to_json(v.timepoint)::text || %s::text",
             ',"extension":[{"url":' + _json(f"{system_base()}:timepoint") + ',"valueCode":', "}")
     # Who entered the answers; a patient's own answers name her as the performer too.
@@ -141,8 +141,9 @@ def _head(sql: Sql, id_sql: str, updated: str, code: Sql) -> Sql:
             str(VisitStatus.COMPLETED), '"final"', '"cancelled"',
             ',"category":' + _json([_concept(OBSERVATION_CATEGORY, "survey", "Survey")]) + ',"code":')
     sql.extend(code)
+    day = "(v.day - v.shift)" if shift else "v.day"
     sql.add(" || %s::text || to_json('Patient/' || v.rid)::text || %s::text"
-            " || (CASE WHEN v.status = %s THEN %s::text || v.day::text || %s::text ELSE '' END)",
+            f" || (CASE WHEN v.status = %s THEN %s::text || {day}::text || %s::text ELSE '' END)",
             ',"subject":{"reference":', '}', str(VisitStatus.COMPLETED), ',"effectiveDateTime":"', '"')
     sql.add(" || (CASE WHEN v.entered_by = %s THEN %s::text || to_json('Patient/' || v.rid)::text"
             " || %s::text ELSE '' END)", str(EnteredBy.PATIENT), ',"performer":[{"reference":', "}]")
@@ -231,7 +232,7 @@ def _score_text(ref: str, integer: bool) -> str:
     return f"(CASE WHEN {text} ~ '^-?[0-9]+$' THEN {text} || '.0' ELSE {text} END)"
 
 
-def _prom_branch(scores, value_set: str) -> Sql:
+def _prom_branch(scores, value_set: str, shift: bool) -> Sql:
     """The PROM score Observations of a visit (`proms.score_observations`), one text: one per
     computable score of an answered instrument, instruments in the answers' order
     (models.PromAnswer.Meta.ordering), scores in the instrument's order."""
@@ -251,7 +252,7 @@ def _prom_branch(scores, value_set: str) -> Sql:
                  instrument, f"{place:02d}", fhir_id(code), code_json,
                  tail + _json(f"QuestionnaireResponse/{before_pk}-")[:-1], f"-{after_pk}")
     line = Sql()
-    _head(line, "to_json('visit-' || v.pk || '-' || sc.fid)::text", "sc.updated", Sql("sc.code"))
+    _head(line, "to_json('visit-' || v.pk || '-' || sc.fid)::text", "sc.updated", Sql("sc.code"), shift)
     score = _json(_score(0))[1:-1]
     before, after = score.split(":0,", 1)
     line.add(" || %s::text || sc.value || %s::text || sc.tail || v.pk::text || sc.qr || %s::text",
@@ -275,6 +276,8 @@ def observation_sql(search) -> Sql:
         rows = rows.annotate(**{f"u_{code}": F(f"prom_sheet__{sheet_updated(code)}")
                                 for code in instruments})
         extra = [column for *_, column in scores] + [f"u_{code}" for code in instruments]
+    if search.shift:
+        extra.append("patient_id")
     rows = rows.values_list(
         "pk", "timepoint", "date_done", "updated_at", "patient__registry_id", "implant_id", "implant__ref",
         "nrs", "nrs_missing", "satisfaction", "satisfaction_missing", "pgic", "pgic_missing", "entered_by",
@@ -290,13 +293,13 @@ def observation_sql(search) -> Sql:
             continue
         condition, code, value = _visit_kind(kind)
         piece = Sql("(CASE WHEN ").extend(condition).add(" THEN ")
-        _head(piece, f"to_json('visit-' || v.pk || '-{kind}')::text", "v.updated_at", code)
+        _head(piece, f"to_json('visit-' || v.pk || '-{kind}')::text", "v.updated_at", code, search.shift)
         pieces.append(piece.add(" || ',' || ").extend(value).add(" || '}' END)"))
     if "painscore" in search.kinds:
         code, site = _pain_codes()
         table = pg.quoted(PainScore._meta.db_table)
         piece = Sql("(SELECT string_agg(")
-        _head(piece, "to_json('painscore-' || ps.id)::text", "ps.updated_at", code)
+        _head(piece, "to_json('painscore-' || ps.id)::text", "ps.updated_at", code, search.shift)
         score = _json(_score(0))[1:-1]
         before, after = score.split(":0,", 1)
         piece.add(" || %s::text || ps.score::text || %s::text || ", "," + before + ":", "," + after)
@@ -304,13 +307,35 @@ def observation_sql(search) -> Sql:
                                f" FROM {table} AS ps WHERE ps.visit_id = v.pk)")
         pieces.append(piece)
     if scores:
-        pieces.append(_prom_branch(scores, search.value_set))
+        pieces.append(_prom_branch(scores, search.value_set, search.shift))
     sql = Sql(f"SELECT o.line FROM (SELECT concat_ws({SEPARATOR}")
     for piece in pieces or [Sql("NULL::text")]:
         sql.add(", ").extend(piece)
     # OFFSET 0: the line is made once (a flattened subquery would make it again for the WHERE).
-    sql.add(") AS line FROM (").extend(pg.subquery(rows))
+    sql.add(") AS line FROM (")
+    if search.shift:
+        # Each visit's patient's shift, looked up in an array by patient pk (no join, so no
+        # sort: the visits stay in the search's order).
+        base, shifts = _shifts_by_pk(search)
+        sql.add("SELECT v0.*, (%s::int[])[v0.patient_id - %s] AS shift FROM (", shifts, base)
+        sql.extend(pg.subquery(rows)).add(f") AS v0({names})")
+        return sql.add(") AS v OFFSET 0) AS o WHERE o.line <> ''")
+    sql.extend(pg.subquery(rows))
     return sql.add(f") AS v({names}) OFFSET 0) AS o WHERE o.line <> ''")
+
+
+def _shifts_by_pk(search) -> tuple[int, list[int]]:
+    """`deid.date_shift_days` of the search's patients as an array indexed by patient pk
+    (from 1: pk - base; 0 where no patient of the search is; one query)."""
+    patients = dict(Patient.objects.filter(pk__in=search.rows.order_by().values("patient_id"))
+                    .values_list("pk", "registry_id"))
+    if not patients:
+        return 0, [0]
+    base = min(patients) - 1
+    shifts = [0] * (max(patients) - base)
+    for pk, rid in patients.items():
+        shifts[pk - base - 1] = deid.date_shift_days(rid)
+    return base, shifts
 
 
 def _mapped(ref: str, values: dict[str, dict | list | str]) -> Sql:
