@@ -327,6 +327,22 @@ def main():
         write_doc(text)
 
 
+def target(key: str, seconds: float, count, ratio: float | None, peak) -> str:
+    """Issue 21's target for the row and whether this run met it."""
+    fits = peak is None or peak < 300
+    if key.startswith(("rest", "redcap")):
+        return f"≥ 0.5x, < 300 MiB: {'met' if ratio >= 0.5 and fits else 'NOT met'}"
+    if key.startswith("fhir"):
+        return f"≥ 50,000/s: {'met' if count / seconds >= 50_000 else 'NOT met'}"
+    if key in ("outcomes", "dashboard"):
+        return f"< 2 s, < 300 MiB: {'met' if seconds < 2 and fits else 'NOT met'}"
+    if key == "import":
+        return f"< 15 s: {'met' if seconds < 15 else 'NOT met'}"
+    if key == "pycap":
+        return "one call: met"
+    return ""
+
+
 def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded, proms_s, eav_s=None) -> str:
     copy_rate = copy_rows / copy_s
     lines = [
@@ -348,8 +364,8 @@ def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded, proms_s
         "forms' items, which every REDCap visit row carries; the eav rows against the third: "
         "COPY of the eav rows themselves (one per value, as plain SQL rows).",
         "",
-        "| channel | seconds | rows / resources | rows/s | MB | vs COPY | peak RSS | load |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| channel | seconds | rows / resources | rows/s | MB | vs COPY | peak RSS | load | target |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for key, label, seconds, count, size, peak, when in rows:
         rate = f"{count / seconds:,.0f}" if count and seconds else ""
@@ -359,11 +375,12 @@ def table(args, rows, copy_s, copy_rows, started, uptime_before, seeded, proms_s
         ratio = f"{reference / seconds:.2f}x" if seconds else ""
         if key.startswith(("redcap", "pycap", "copy_eav")):
             ratio += f" ({copy_s / seconds:.2f}x of the first)"
+        goal = target(key, seconds, count, reference / seconds if seconds else None, peak)
         lines.append(f"| {label} | {seconds:.2f} | {count if count is not None else '':,} | {rate} | "
-                     f"{size / 1e6:.0f} | {ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} |"
+                     f"{size / 1e6:.0f} | {ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} | {goal} |"
                      if size is not None else
                      f"| {label} | {seconds:.2f} | {count if count is not None else ''} | {rate} | | "
-                     f"{ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} |")
+                     f"{ratio} | {f'{peak:.0f} MiB' if peak else ''} | {when} | {goal} |")
     lines.append(f"\nCOPY reference rate: {copy_rate:,.0f} rows/s; with the PROM items "
                  f"{copy_rows / proms_s:,.0f} rows/s.")
     return "\n".join(lines)
