@@ -239,13 +239,3 @@ def test_an_oversized_or_broken_body_gets_redcaps_error_shape(client, cohort, to
     assert broken.status_code == 400
     assert "could not be read as a form" in json.loads(broken.content)["error"]
 
-
-@pytest.mark.django_db
-def test_every_record_column_name_fits_a_postgresql_alias(data_manager):
-    # The fast path's JSON keys are SQL aliases (services.redcap.fast._json_rows), which
-    # PostgreSQL cuts at 63 bytes without a word: every column of the whole project fits.
-    from registry.services.datasets.columns import NAME_BYTES
-
-    columns = redcap.RecordExport(user=data_manager).columns()
-    assert len(columns) > 100 and "record_id" in columns
-    assert max(len(name.encode()) for name in columns) <= NAME_BYTES

@@ -70,11 +70,20 @@ def literal(value: str) -> tuple[str, list]:
 
 # --- JSON of a dataset's rows ---------------------------------------------------------------
 
-def json_typed(column: Column, ref: str) -> str:
+NUMBER_TYPES = frozenset({"IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",
+                          "PositiveSmallIntegerField", "PositiveBigIntegerField", "AutoField", "BigAutoField",
+                          "SmallAutoField", "FloatField", "DecimalField"})
+TEXT_TYPES = frozenset({"CharField", "TextField"})
+
+
+def json_typed(column: Column, ref: str, sql_type: str = "") -> str:
     """SQL of `ref` typed so that row_to_json writes it as Python's json module writes
     `Column.typed(value)`: NULL for a missing value (`Column.typed` reads "" as missing),
-    a boolean, a bigint, or json text where Python's form differs from the type's own."""
-    missing = f"{ref} IS NULL OR {ref}::text = ''"
+    a boolean, a bigint, text, or json text where Python's form differs from the type's own.
+    `sql_type`: the internal type of the column's output field; a number or text column
+    is taken as it is (no round trip through text per value), any other through its text."""
+    number, text = sql_type in NUMBER_TYPES, sql_type in TEXT_TYPES
+    missing = f"{ref} IS NULL" if number else f"{ref} IS NULL OR {ref}::text = ''"
     if column.kind == "bool":
         return (f"(CASE {ref}::text WHEN 'yes' THEN true WHEN 'true' THEN true "
                 f"WHEN 'no' THEN false WHEN 'false' THEN false END)")
@@ -82,15 +91,29 @@ def json_typed(column: Column, ref: str) -> str:
         return (f"(CASE WHEN {missing} THEN NULL WHEN {ref}::text = '{AGE_TOP_LABEL}' "
                 f"THEN '\"{AGE_TOP_LABEL}\"'::json ELSE to_json(({ref}::text)::bigint) END)")
     if column.kind in ("int", "scale"):
+        if number:
+            return f"({ref})::bigint"
         return f"(CASE WHEN {missing} THEN NULL ELSE ({ref}::text)::bigint END)"
     if column.kind == "float":
         # float8's text is the shortest exact form, as Python's repr; an integral float gets
         # repr's ".0" (the two differ only beyond 1e15, far from any MME or percentage).
-        text = f"({ref})::float8::text"
-        return (f"(CASE WHEN {missing} THEN NULL WHEN {text} ~ '^-?[0-9]+$' THEN ({text} || '.0')::json "
-                f"ELSE to_json(({ref})::float8) END)")
-    # str, code, date: a JSON string (a date as ISO 8601, as date.isoformat writes it).
+        value = f"({ref})::float8" if number else f"({ref}::text)::float8"
+        return (f"(CASE WHEN {missing} THEN NULL WHEN {value} = trunc({value}) AND abs({value}) < 1e15 "
+                f"THEN ({value}::text || '.0')::json ELSE to_json({value}) END)")
+    if text:  # str, code: row_to_json writes the text as a JSON string
+        return f"NULLIF({ref}::text, '')"
+    # date and the rest: a JSON string (a date as ISO 8601, as date.isoformat writes it).
     return f"(CASE WHEN {missing} THEN NULL ELSE to_json({ref}) END)"
+
+
+def output_types(select: QuerySet, columns: list[Column]) -> dict[str, str]:
+    """The internal type of each column's output field in `select` (`Dataset.select`)."""
+    query = select.query.combined_queries[0] if select.query.combinator else select.query
+    found = {}
+    for c in columns:
+        annotation = query.annotations.get(f"c_{c.name}")
+        found[c.name] = annotation.output_field.get_internal_type() if annotation is not None else ""
+    return found
 
 
 def json_lines(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative",
@@ -103,7 +126,9 @@ def json_lines(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative",
     columns = dataset.columns_for(dates=dates)
     select = dataset.select(queryset, dates=dates, value_set=value_set)
     names = aliases("c_", columns)
-    typed = [f"{json_typed(c, f't.{n}')} AS {quoted(c.name)}" for c, n in zip(columns, names, strict=True)]
+    types = output_types(select, columns)
+    typed = [f"{json_typed(c, f't.{n}', types[c.name])} AS {quoted(c.name)}"
+             for c, n in zip(columns, names, strict=True)]
     sql = Sql(f"SELECT row_to_json(j)::text FROM (SELECT {', '.join(typed)} FROM (")
     sql.extend(subquery(select)).add(f") AS t({', '.join(names)})) AS j")
     return sql, select.db
