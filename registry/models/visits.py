@@ -301,15 +301,14 @@ class Visit(ClinicalModel):
                     f"Scores were entered ({', '.join(given)}) but the visit is "
                     f"'{self.get_status_display()}'; set it to completed."
                 )
-        errors.update(future_errors({"date_done": ("Visit date", self.date_done)},
-                                    self.patient if self.patient_id else None))
+        patient = self.patient if self.patient_id else None
+        implant = self.implant if self.implant_id else None
+        errors.update(future_errors({"date_done": ("Visit date", self.date_done)}, patient))
         if self.timepoint and not TIMEPOINT_RE.match(self.timepoint):
             errors["timepoint"] = (
                 f"Unknown timepoint '{self.timepoint}'; use baseline, trial_end, unscheduled or "
                 "m<N> (e.g. m3)."
             )
-        patient = self.patient if self.patient_id else None
-        implant = self.implant if self.implant_id else None
         if implant and patient and implant.patient_id != patient.pk:
             errors["implant"] = f"Implant {implant.ref} belongs to another patient."
         if (
