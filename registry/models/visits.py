@@ -149,7 +149,10 @@ NOT_DONE = (VisitStatus.MISSED, VisitStatus.NOT_APPLICABLE)
 class Visit(ClinicalModel):
     """A baseline, end-of-trial, scheduled follow-up or unscheduled visit."""
 
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="visits")
+    # No index of its own: visit_patient_timepoint (patient, timepoint) serves every
+    # lookup by patient, and each index costs every import and schedule (issue 21).
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="visits",
+                                db_index=False)
     implant = models.ForeignKey(
         Implant, null=True, blank=True, on_delete=models.PROTECT, related_name="visits"
     )
@@ -206,7 +209,9 @@ class Visit(ClinicalModel):
     # import), never typed.
     entered_by = models.CharField(max_length=8, choices=EnteredBy.choices,
                                   default=EnteredBy.NURSE, editable=False)
-    history = history()
+    # A visit's history is read by visit (id) and date; indexes on these columns were
+    # upkeep for every one of an import's 250,000 history rows and read by nothing.
+    history = history(no_db_index=["patient", "implant", "updated_at"])
 
     objects = VisitQuerySet.as_manager()
 

@@ -4,11 +4,14 @@
   the rows' database), and refuse what the descriptors refuse;
 - a cell that cannot be stored is still reported by file, line, column and value when
   the reader searches whole rows first;
+- the visit table lost only the index the (patient, timepoint) index makes redundant,
+  and its history only indexes nothing reads: the constraints' indexes stay.
 """
 
 import shutil
 
 import pytest
+from django.db import connection
 
 from registry.models import Implant, Patient, Site, Visit
 from registry.models.base import unsaved_factory
@@ -68,3 +71,20 @@ def test_a_nul_in_a_cell_is_reported_by_line_column_and_value(tmp_path):
     assert ("patients.csv", 2, "affected_region", "left\\x00arm") in found
     assert "NUL" in next(e.message for e in report.errors if e.column == "affected_region")
     assert not Site.objects.filter(code="RAD").exists()  # nothing written
+
+
+@pytest.mark.django_db
+def test_the_visit_tables_keep_their_constraints_indexes():
+    with connection.cursor() as cursor:
+        visit = connection.introspection.get_constraints(cursor, Visit._meta.db_table)
+        history = connection.introspection.get_constraints(cursor, Visit.history.model._meta.db_table)
+    by_columns = {name: tuple(c["columns"]) for name, c in visit.items() if c["index"]}
+    # The constraint's partial unique index on patient_id stays (Django's AlterField of
+    # db_index would have dropped it with the plain one).
+    assert by_columns.get("one_baseline_per_patient") == ("patient_id",)
+    assert ("patient_id", "timepoint") in by_columns.values()
+    assert [n for n, cols in by_columns.items() if cols == ("patient_id",)] == \
+        ["one_baseline_per_patient"]
+    indexed = {tuple(c["columns"]) for c in history.values() if c["index"] and not c["primary_key"]}
+    assert ("id",) in indexed and ("history_user_id",) in indexed
+    assert not indexed & {("patient_id",), ("implant_id",), ("updated_at",)}
