@@ -2,7 +2,8 @@
 
 import datetime
 
-from django.db import connection, models
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, models
 from django.db.models import signals
 from django.db.models.base import ModelState
 from django.db.models.expressions import RawSQL
@@ -81,6 +82,14 @@ def unsaved_factory(model):
     fresh = [(f.attname, f.get_default) for f in model._meta.concrete_fields
              if f.has_default() and callable(f.default)]
     relations = {f.name for f in model._meta.concrete_fields if f.is_relation}
+    # Many-to-one relations set as their descriptor sets them without routers (the id,
+    # the cache, both rows' database): the descriptor's checks and router calls were a
+    # fifth of building an import's 100,000 visits (issue 21).
+    direct = {} if settings.DATABASE_ROUTERS else {
+        f.name: (f.attname, f.remote_field.model._meta.concrete_model,
+                 f.target_field.attname)
+        for f in model._meta.concrete_fields
+        if f.is_relation and f.many_to_one and len(f.related_fields) == 1}
     new = model.__new__
 
     def make(**values):
@@ -89,9 +98,20 @@ def unsaved_factory(model):
         state.update(template)
         for attname, default in fresh:
             state[attname] = default()
-        obj._state = ModelState()
+        obj._state = own = ModelState()
         for name, value in values.items():
-            if name in relations:
+            fast = direct.get(name)
+            if fast is not None and value is None:
+                state[fast[0]] = None
+                own.fields_cache[name] = None
+            elif fast is not None and isinstance(value, fast[1]) and (
+                    own.db is None or value._state.db in (None, own.db)):
+                own.db = own.db or value._state.db or DEFAULT_DB_ALIAS
+                if value._state.db is None:
+                    value._state.db = own.db
+                state[fast[0]] = getattr(value, fast[2])
+                own.fields_cache[name] = value
+            elif name in relations:  # (the descriptor refuses what the fast path leaves)
                 setattr(obj, name, value)
             else:  # a plain field: its name is its attname
                 state[name] = value

@@ -25,6 +25,11 @@ def site_of(patient):
     """The patient's site (also an unsaved one, as in an import), or None."""
     if patient is None:
         return None
+    # The site already in place (select_related, an import's unsaved rows) without the
+    # descriptor's lookup: an import asks this of every row it checks (issue 21).
+    cached = patient._state.fields_cache.get("site")
+    if cached is not None:
+        return cached
     try:
         return patient.site
     except Exception:  # noqa: BLE001  (no site yet: a form not filled in)
@@ -77,6 +82,9 @@ def future_errors(values: dict[str, tuple[str, datetime.date | None]], patient) 
     `values`: field -> (label, date)."""
     site = site_of(patient)
     today = today_at(site)
+    date = datetime.date
+    if not any(isinstance(value, date) and value > today for _label, value in values.values()):
+        return {}  # the common case, without making the message's parts
     where = f" at {site.code}" if site is not None and site.code else ""
     return {
         field: f"{label} {value.isoformat()} is in the future (today is {today.isoformat()}{where})."

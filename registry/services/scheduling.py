@@ -324,10 +324,17 @@ def _bulk_plan(implant_ids: list[int], today: datetime.date | None) -> _BulkPlan
     slots_of: dict[tuple, list[Slot]] = {}
     today_in: dict[str, datetime.date] = {}
     now = timezone.now()
-    # Only what the stop and the slots read: loading whole implants, patients and a site
-    # per implant was most of this step.
-    rows = list(Implant.objects.filter(pk__in=pk_list(implant_ids), implant_date__isnull=False)
-                .select_related("patient").only(*STOP_FIELDS).order_by())
+    # Only what the stop and the slots read, as values put into bare instances: loading
+    # whole implants, patients and a site per implant was most of this step, and
+    # Django's deferred-field instances still half of it (issue 21).
+    make_implant, make_patient = unsaved_factory(Implant), unsaved_factory(Patient)
+    rows = [make_implant(id=pk, implant_date=implant_date, explant_date=explant_date,
+                         patient=make_patient(id=patient_id, site_id=site_id,
+                                              consent_status=consent,
+                                              withdrawal_date=withdrawal))
+            for pk, patient_id, implant_date, explant_date, site_id, consent, withdrawal
+            in Implant.objects.filter(pk__in=pk_list(implant_ids), implant_date__isnull=False)
+            .order_by().values_list("pk", *STOP_FIELDS)]
     sites = Site.objects.in_bulk({implant.patient.site_id for implant in rows})
     dispositions = follow_up_stops({implant.patient_id for implant in rows})
     order = {pk: n for n, pk in enumerate(implant_ids)}

@@ -772,19 +772,18 @@ def clean_fields_remembered(obj, exclude: set[str], verdicts: dict) -> None:
     The same messages as clean_fields (tests/services/test_import_speed.py compares
     them over a grid of values)."""
     errors = {}
-    for f in obj._meta.fields:
-        if f.name in exclude or f.generated:
-            continue
-        raw_value = getattr(obj, f.attname)
-        if f.blank and raw_value in f.empty_values:
+    state = obj.__dict__
+    for f, attname, empty, remembered in _checked_fields(type(obj), frozenset(exclude)):
+        raw_value = state[attname] if attname in state else getattr(obj, attname)
+        if empty is not None and raw_value in empty:
             continue
         if isinstance(raw_value, DatabaseDefault):
             continue
         key = None
-        if not f.is_relation:
+        if remembered is not None:
             try:
                 # Decimal("1.5") == Decimal("1.50"), but their decimal places differ.
-                key = (f, type(raw_value),
+                key = (remembered, type(raw_value),
                        str(raw_value) if isinstance(raw_value, Decimal) else raw_value)
                 verdict = verdicts.get(key)
             except TypeError:  # unhashable (a list): checked each time
@@ -792,7 +791,7 @@ def clean_fields_remembered(obj, exclude: set[str], verdicts: dict) -> None:
             if verdict is not None:
                 ok, outcome = verdict
                 if ok:
-                    setattr(obj, f.attname, outcome)
+                    state[attname] = outcome  # a plain field: no descriptor sets it
                 else:
                     errors[f.name] = outcome
                 continue
@@ -803,11 +802,28 @@ def clean_fields_remembered(obj, exclude: set[str], verdicts: dict) -> None:
             if key is not None:
                 verdicts[key] = (False, e.error_list)
         else:
-            setattr(obj, f.attname, cleaned)
+            setattr(obj, attname, cleaned)
             if key is not None:
                 verdicts[key] = (True, cleaned)
     if errors:
         raise ValidationError(errors)
+
+
+_CHECKED: dict[tuple, list] = {}
+
+
+def _checked_fields(model, exclude: frozenset) -> list[tuple]:
+    """(field, attname, its empty values when blank is allowed else None, the key its
+    verdicts are remembered under or None for relations) of the fields clean_fields(exclude)
+    checks, in its order; once per (model, exclude), not per row."""
+    key = (model, exclude)
+    fields = _CHECKED.get(key)
+    if fields is None:
+        fields = _CHECKED[key] = [
+            (f, f.attname, f.empty_values if f.blank else None,
+             None if f.is_relation else (model, f.attname))
+            for f in model._meta.fields if f.name not in exclude and not f.generated]
+    return fields
 
 
 _FIELD_NAMES: dict[type, set[str]] = {}

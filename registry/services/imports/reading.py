@@ -252,16 +252,17 @@ def _read_table(spec: BundleFile, data, errors: list[BundleError], notes: list[s
                 if len(values) > max_columns:
                     return _Table(spec, known & set(header), rows)
                 continue
-            row = {}
-            for h, v in zip(header, values, strict=True):
-                if h not in known:
-                    continue
-                problem = (h in named_bad or unstorable(v)) and inputs.value_problem(h, v)
-                if problem:
-                    errors.append(BundleError(spec.name, line, h, v.replace("\x00", "\\x00")[:80],
-                                              problem))
-                row[h] = from_cell(v.strip())
-            rows.append((line, row))
+            # One search over the whole row (the pattern is single characters); cell by
+            # cell only when it finds something.
+            if named_bad or unstorable("".join(values)):
+                for h, v in zip(header, values, strict=True):
+                    problem = h in known and (h in named_bad or unstorable(v)) \
+                        and inputs.value_problem(h, v)
+                    if problem:
+                        errors.append(BundleError(spec.name, line, h,
+                                                  v.replace("\x00", "\\x00")[:80], problem))
+            rows.append((line, {h: from_cell(v.strip())
+                                for h, v in zip(header, values, strict=True) if h in known}))
     except _NotUtf8 as exc:
         errors.append(BundleError(spec.name, exc.line, "", "", "expected UTF-8 text "
                                   "(save the file as 'CSV UTF-8')."))

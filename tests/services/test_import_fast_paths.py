@@ -1,0 +1,90 @@
+"""Issue 21, wave 7: the validator's quicker steps must be the slow steps' twins.
+
+- unsaved instances set their relations as the relation descriptors do (ids, caches,
+  the rows' database), and refuse what the descriptors refuse;
+- a cell that cannot be stored is still reported by file, line, column and value when
+  the reader searches whole rows first;
+- the visit table lost only the index the (patient, timepoint) index makes redundant,
+  and its history only indexes nothing reads: the constraints' indexes stay.
+"""
+
+import shutil
+
+import pytest
+from django.db import connection
+
+from registry.models import Implant, Patient, Site, Visit
+from registry.models.base import unsaved_factory
+from registry.services.audit import system_user
+from registry.services.imports import REFERENCE_BUNDLE, bundle_import
+from tests.factories import make_implant, make_patient, make_site
+
+from .test_imports import edit
+
+
+def _relations(obj, names):
+    return ([getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields],
+            {name: obj._state.fields_cache.get(name, "absent") for name in names},
+            obj._state.db, obj._state.adding)
+
+
+@pytest.mark.django_db
+def test_unsaved_instances_set_relations_as_their_descriptors_do():
+    patient = make_patient(make_site())
+    implant = make_implant(patient)
+    # Unsaved parents with a temporary negative pk (as an import's) and no database yet.
+    unsaved = Patient(registry_id="X-1")
+    unsaved.pk = -3
+    draft = Implant(ref="X-1-I1")
+    draft.pk = -4
+    assert unsaved._state.db is None and draft._state.db is None
+    make = unsaved_factory(Visit)
+    for relations in ({"patient": patient, "implant": implant}, {"patient": patient, "implant": None},
+                      {"patient": unsaved, "implant": draft}, {"implant": draft, "patient": unsaved}):
+        fresh = [dict(p._state.__dict__) for p in (unsaved, draft)]
+        built = Visit(timepoint="m3", **relations)
+        after_init = [dict(p._state.__dict__) for p in (unsaved, draft)]
+        for parent, state in zip((unsaved, draft), fresh, strict=True):
+            parent._state.__dict__.clear()
+            parent._state.__dict__.update(state)
+        made = make(timepoint="m3", **relations)
+        assert _relations(made, relations) == _relations(built, relations), relations
+        for name, parent in relations.items():
+            assert getattr(made, name) is parent
+        # What __init__ did to the parents (their database), the factory does too.
+        assert [dict(p._state.__dict__) for p in (unsaved, draft)] == after_init
+    for wrong in ({"patient": patient.site}, {"implant": patient}):
+        with pytest.raises(ValueError) as theirs:
+            Visit(**wrong)
+        with pytest.raises(ValueError) as mine:
+            make(**wrong)
+        assert str(mine.value) == str(theirs.value)
+
+
+@pytest.mark.django_db
+def test_a_nul_in_a_cell_is_reported_by_line_column_and_value(tmp_path):
+    folder = tmp_path / "bundle"
+    shutil.copytree(REFERENCE_BUNDLE, folder)
+    edit(folder, "patients.csv", 2, affected_region="left\x00arm")
+    report = bundle_import(source=folder, actor=system_user(), reason="test")
+    found = [(e.file, e.line, e.column, e.value) for e in report.errors]
+    assert ("patients.csv", 2, "affected_region", "left\\x00arm") in found
+    assert "NUL" in next(e.message for e in report.errors if e.column == "affected_region")
+    assert not Site.objects.filter(code="RAD").exists()  # nothing written
+
+
+@pytest.mark.django_db
+def test_the_visit_tables_keep_their_constraints_indexes():
+    with connection.cursor() as cursor:
+        visit = connection.introspection.get_constraints(cursor, Visit._meta.db_table)
+        history = connection.introspection.get_constraints(cursor, Visit.history.model._meta.db_table)
+    by_columns = {name: tuple(c["columns"]) for name, c in visit.items() if c["index"]}
+    # The constraint's partial unique index on patient_id stays (Django's AlterField of
+    # db_index would have dropped it with the plain one).
+    assert by_columns.get("one_baseline_per_patient") == ("patient_id",)
+    assert ("patient_id", "timepoint") in by_columns.values()
+    assert [n for n, cols in by_columns.items() if cols == ("patient_id",)] == \
+        ["one_baseline_per_patient"]
+    indexed = {tuple(c["columns"]) for c in history.values() if c["index"] and not c["primary_key"]}
+    assert ("id",) in indexed and ("history_user_id",) in indexed
+    assert not indexed & {("patient_id",), ("implant_id",), ("updated_at",)}
