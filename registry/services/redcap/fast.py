@@ -29,7 +29,6 @@ from registry.models import (
     AdverseEvent,
     DeviceComponent,
     Patient,
-    PromSheet,
     Visit,
     VisitStatus,
     choices,
@@ -132,11 +131,17 @@ class _Plan:
             sql.extend(cells.get(name) or Sql("NULL::text"))
         return sql
 
-    def _dataset(self, dataset, queryset, prefix: str, columns, numbered: bool, *, pk: bool = False) -> Sql:
-        names = ", ".join(pg.aliases(f"{prefix}_", columns) + ([f'"{prefix}_pk"'] if pk else []))
+    def _dataset(self, dataset, queryset, prefix: str, columns, numbered: bool, *,
+                 sheet: tuple[str, ...] = ()) -> Sql:
+        """The dataset's rows as a subquery `prefix` (with `seq`, their place, if `numbered`);
+        `sheet`: PromSheet columns appended after the dataset's own, as `<prefix>_sheet_<name>`,
+        read through the join the dataset's score columns already make (a second join of
+        the sheets took ~7 s of the registry's 22 s, issue 21)."""
+        names = ", ".join(pg.aliases(f"{prefix}_", columns)
+                          + [pg.quoted(f"{prefix}_sheet_{n}") for n in sheet])
         select = dataset.select(queryset, value_set=self.value_set)
-        if pk:  # appended after the dataset's columns (the answers are joined on it)
-            select = select.annotate(row_pk=F("pk"))
+        if sheet:
+            select = select.annotate(**{f"sheet_{n}": F(f"prom_sheet__{n}") for n in sheet})
         inner = Sql("(").extend(pg.subquery(select))
         if not numbered:
             return inner.add(f") AS {prefix}({names})")
@@ -152,21 +157,26 @@ class _Plan:
                      for name, value in cells.items()}
         return cells
 
-    def _prom_answers(self) -> Sql:
-        """`pa`: the visit's PROM sheet (models.PromSheet: one column per item, the answer
-        rows per instrument), joined; a visit without answers has none (NULLs: no value, no
-        value set, forms incomplete as `services.redcap.proms.form_complete` says)."""
+    def _prom_sheet(self) -> tuple[str, ...]:
+        """The visit's PROM sheet columns the forms read (models.PromSheet: one per item, the
+        answer rows per instrument), as `v."v_sheet_<name>"`; a visit without answers has
+        none (NULLs: no value, no value set, forms incomplete as
+        `services.redcap.proms.form_complete` says)."""
+        def ref(name):
+            return pg.quoted(f"v_sheet_{name}")
+
         self.item_refs = {}
         for code, instrument in INSTRUMENTS.items():
             for item in instrument.items:
-                self.item_refs[f"prom:{code}:{item.code}"] = f"pa.{pg.quoted(sheet_item(code, item.code))}"
-        self.has_eq5d = f"pa.{pg.quoted(sheet_rows('eq5d5l'))} > 0"
+                self.item_refs[f"prom:{code}:{item.code}"] = f"v.{ref(sheet_item(code, item.code))}"
+        self.has_eq5d = f"v.{ref(sheet_rows('eq5d5l'))} > 0"
         # Every item has a row (a value or a reason): the answers hold only the
         # instrument's own items, one row each (constraints of PromAnswer).
-        self.form_done = [f"pa.{pg.quoted(sheet_rows(code))} = {len(INSTRUMENTS[code].items)}"
+        self.form_done = [f"v.{ref(sheet_rows(code))} = {len(INSTRUMENTS[code].items)}"
                           for code in PROM_FORM_NAMES]
-        table = pg.quoted(PromSheet._meta.db_table)
-        return Sql(f'LEFT JOIN {table} AS pa ON pa.visit_id = v."v_pk"')
+        items = tuple(sheet_item(code, item.code) for code, instrument in INSTRUMENTS.items()
+                      for item in instrument.items)
+        return items + tuple(sheet_rows(code) for code in INSTRUMENTS)
 
     def _prom_cells(self) -> dict[str, Sql]:
         """The PROM forms' cells of a visit row, as `RecordExport._prom_cells`."""
@@ -218,18 +228,15 @@ class _Plan:
                                           [BASELINE, self.complete(COMPLETE)])
         cells.update(self._form_cells("visit", "v"))
         cells["visit_complete"] = self._complete_case('v."v_status" = %s', str(VisitStatus.COMPLETED))
-        answers = self._prom_answers() if self.proms else None
+        sheet = self._prom_sheet() if self.proms else ()
         if self.proms:
             cells.update(self._prom_cells())
         sql = Sql("SELECT p.seq, ev.ord, v.seq, ev.repeating, ").extend(self._select(cells))
         sql.add(" FROM ")
-        sql.extend(self._dataset(datasets.VISITS, self.visits, "v", self.visit_cols, True, pk=self.proms))
+        sql.extend(self._dataset(datasets.VISITS, self.visits, "v", self.visit_cols, True, sheet=sheet))
         sql.add(" JOIN (VALUES ").extend(values)
         sql.add(') AS ev(code, ord, txt, repeating) ON ev.code = v."v_timepoint"')
-        sql.add(' JOIN p ON p."p_registry_id" = v."v_registry_id"')
-        if answers is not None:
-            sql.add(" ").extend(answers)
-        return sql
+        return sql.add(' JOIN p ON p."p_registry_id" = v."v_registry_id"')
 
     def enrolment_branch(self, baseline) -> Sql:
         """The enrolment row of a patient without a baseline visit."""
@@ -379,8 +386,16 @@ def _plain(text: str) -> bool:
 def _plain_column(plan: _Plan, name: str, plain=_plain) -> bool:
     """Is every text the column `name` can hold `plain` (by default: a JSON string's content
     as it is)? A field of a plain kind (its missing-data codes and, with labels, its labels
-    plain too), or a form's complete status (constants)."""
+    plain too), a form's complete status, the event and repeating form (constants) or the
+    repeat instance (a number)."""
     f = plan.fields.get(name)
+    if name == "redcap_event_name":  # the events' texts (constants)
+        return all(plain(plan.event_text(e)) for e in plan.export.event_list)
+    if name == "redcap_repeat_instrument":  # the repeating forms' names or labels
+        return all(plain(FORM_LABELS[form] if plan.labels else form)
+                   for form in ("adverse_event", "device_component"))
+    if name == "redcap_repeat_instance":  # row_number()
+        return True
     if f is None:
         constants = (*COMPLETE_LABELS, *COMPLETE_LABELS.values())
         return name.endswith("_complete") and all(plain(t) for t in constants)
