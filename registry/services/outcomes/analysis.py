@@ -33,6 +33,7 @@ from registry.models import (
 from .. import access, deid
 from ..datasets import pg
 from ..missing import NO_REASON
+from . import frames
 from .figures import EXCLUSION_REASONS, KM_YEARS, SUMMARY_KEYS  # noqa: F401  (re-exported)
 from .query import LAST, OutcomeQuery, OutcomeQueryError, outcome_query_clean
 from .text import outcome_paragraph
@@ -171,7 +172,11 @@ def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
     `BLOCK_ROWS` lines, parsed by pandas' C parser into typed columns. No Python object per
     row or value (a million visits were 738 MB as tuples, issue 21) and a handful of values
     to fetch instead of a million rows (COPY hands psycopg one message per row: 2 s more
-    for the attrition's million visits)."""
+    for the attrition's million visits). Rows of numbers and dates only come as their
+    values, no text (`frames`)."""
+    if frames.numeric(columns):
+        numbers = frames.frame(sql, db, columns, BLOCK_ROWS)
+        return _frame_of_rows([], columns) if numbers is None else numbers
     names = [f"c{i}" for i in range(len(columns))]
     line = " || ',' || ".join(_csv_cell(kind, f"t.{n}") for kind, n in zip(columns.values(), names,
                                                                         strict=True))
