@@ -100,13 +100,13 @@ def test_numbers_come_as_arrays_equal_to_the_cursors_rows(registry):
     columns = {"id": frames.INT, "implant": frames.FLOAT, "day": frames.DATE, "nrs": frames.FLOAT,
                "target": frames.DATE}
     sql, params = select.query.get_compiler(using=select.db).as_sql()
-    got = frames.frame(pg.Sql(sql, list(params)), select.db, columns, block_rows=97)
+    got = frames.frame(pg.Sql(sql, list(params)), select.db, columns)
     with_cursor = analysis._frame_of_rows(list(select), columns)
     got = got.sort_values("id").reset_index(drop=True)
     assert got["day"].isna().any() and got["implant"].isna().any()
     assert list(got.dtypes) == list(with_cursor.dtypes)
     pd.testing.assert_frame_equal(got, with_cursor.sort_values("id").reset_index(drop=True))
-    assert frames.frame(pg.Sql(sql + " LIMIT 0", list(params)), select.db, columns, 10) is None
+    assert frames.frame(pg.Sql(sql + " LIMIT 0", list(params)), select.db, columns) is None
 
 
 @needs_postgres()
@@ -122,7 +122,7 @@ def test_the_dashboards_analyses_through_arrays_equal_the_cursor_path(registry, 
 
     read = []
     original = frames.frame
-    monkeypatch.setattr(frames, "frame", lambda *a, **k: read.append(1) or original(*a, **k))
+    monkeypatch.setattr(frames, "frame", lambda *a: read.append(1) or original(*a))
     fast = analyses()
     assert read  # the array path was taken
     monkeypatch.setattr(analysis.pg, "available", lambda db: False)

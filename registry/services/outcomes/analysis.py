@@ -175,7 +175,7 @@ def _copied_frame(sql, db: str, columns: dict[str, str]) -> pd.DataFrame:
     for the attrition's million visits). Rows of numbers and dates only come as their
     values, no text (`frames`)."""
     if frames.numeric(columns):
-        numbers = frames.frame(sql, db, columns, BLOCK_ROWS)
+        numbers = frames.frame(sql, db, columns)
         return _frame_of_rows([], columns) if numbers is None else numbers
     names = [f"c{i}" for i in range(len(columns))]
     line = " || ',' || ".join(_csv_cell(kind, f"t.{n}") for kind, n in zip(columns.values(), names,
