@@ -56,12 +56,14 @@ def frame(sql: pg.Sql, db: str, columns: dict[str, str]) -> pd.DataFrame | None:
     with connections[db].cursor() as cursor, pg.no_jit(cursor), cursor.cursor.copy(statement) as copy:
         copy.set_types(["bytea"] * len(columns))
         rows = list(copy.rows())  # one row (read to the end: the COPY must finish)
-    row = rows[0]
+    row = rows.pop()
     if row[0] is None:  # no row: every aggregate is NULL
         return None
     out = {}
-    for (name, kind), data in zip(columns.items(), row, strict=True):
-        values = np.frombuffer(data, dtype=_SEND[kind][1])
+    row = list(row)
+    for i, (name, kind) in enumerate(columns.items()):
+        values = np.frombuffer(row[i], dtype=_SEND[kind][1])
+        row[i] = None  # each column's bytes let go once converted
         if kind == INT:
             out[name] = values.astype(np.int64)
         elif kind == FLOAT:
@@ -74,4 +76,4 @@ def frame(sql: pg.Sql, db: str, columns: dict[str, str]) -> pd.DataFrame | None:
     lengths = {len(values) for values in out.values()}
     if len(lengths) != 1:  # pragma: no cover - a NULL integer (INT columns must not be NULL)
         raise ValueError(f"columns of unequal length {sorted(lengths)}: an INT column holds NULL")
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)  # the arrays as they are: no consolidated copy

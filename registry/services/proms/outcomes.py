@@ -129,8 +129,9 @@ def _load_pairs(query: OutcomeQuery, scope_base: QuerySet, value_set: str, chunk
     for start in range(0, len(ids), chunk):
         part = cohort.iloc[start:start + chunk]
         low, high = int(ids[start]), int(ids[min(start + chunk, len(ids)) - 1])
-        visits = _visit_scores(query, scope, value_set, low, high)
-        parts.append(_pairs(part, visits[visits["patient_id"].isin(part.index)], query.timepoint))
+        # Visits of patients outside the chunk's part of the cohort (ids between) are left
+        # out by _pairs itself: no filtered copy of the chunk's rows.
+        parts.append(_pairs(part, _visit_scores(query, scope, value_set, low, high), query.timepoint))
     pairs = pd.concat(parts) if parts else _pairs(cohort, _visit_scores(query, scope, value_set, 0, -1),
                                                   query.timepoint)
     return cohort, pairs
