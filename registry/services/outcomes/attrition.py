@@ -106,7 +106,8 @@ class _Months:
 
 
 def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd.DataFrame,
-               withdrawn: dict, visits: pd.DataFrame, today: datetime.date) -> dict[int, dict]:
+               withdrawn: dict, visits: pd.DataFrame, missed: pd.DataFrame,
+               today: datetime.date) -> dict[int, dict]:
     """The counts per protocol month over the cohort (arrays over the patients, one
     timepoint at a time). Follow-up ended by the target day: the disposition in effect
     that day (the last by date, then entry, on or before it) if it ends follow-up (a
@@ -146,7 +147,11 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     last = np.ones(len(sorted_key), dtype=bool)  # one per implant and month (no visits: none)
     last[:-1] = sorted_key[1:] >> 2 != sorted_key[:-1] >> 2
     visit_at, visit_state = sorted_key[last] >> 2, sorted_key[last] & 3
-    visit_reason = visits["reason"].to_numpy(dtype=object)[order[last]]
+    del order
+    # The missed visits' reasons by their (implant, month), looked up for the missed found.
+    missed_order = np.argsort(missed["key"].to_numpy(dtype=np.int64) >> 2, kind="stable")
+    missed_at = missed["key"].to_numpy(dtype=np.int64)[missed_order] >> 2
+    missed_reason = missed["reason"].to_numpy(dtype=object)[missed_order]
     sites_of_month: dict[int, list[int]] = {}
     for site_id, months_of in protocols.items():
         for months in months_of:
@@ -178,7 +183,11 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
         at = np.minimum(np.searchsorted(visit_at, wanted), max(len(visit_at) - 1, 0))
         found = (visit_at[at] == wanted) if len(visit_at) else np.zeros(len(wanted), dtype=bool)
         state = np.where(found, visit_state[at] if len(visit_at) else -1, -1)
-        missed = pd.Series(visit_reason[at[state == STATE[VisitStatus.MISSED]]], dtype=object).fillna("")
+        # (clipped: a visit marked missed between the two reads has no reason row)
+        found_missed = np.minimum(np.searchsorted(missed_at, wanted[state == STATE[VisitStatus.MISSED]]),
+                                  max(len(missed_at) - 1, 0))
+        reasons = pd.Series(missed_reason[found_missed] if len(missed_at) else [None] * len(found_missed),
+                            dtype=object).fillna("")
         done = int((state == STATE[VisitStatus.COMPLETED]).sum())
         not_applicable = int((state == STATE[VisitStatus.NOT_APPLICABLE]).sum())
         n_active = int(active.sum())
@@ -186,9 +195,9 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
             "due": int(due.sum()), "not_yet_due": int((~due).sum()),
             "ended": {s: int(ended_counts[codes[s]]) for s in ENDED},
             "active": n_active, "done": done,
-            "missed": {str(k): int(v) for k, v in missed.value_counts().items()},
+            "missed": {str(k): int(v) for k, v in reasons.value_counts().items()},
             "not_applicable": not_applicable,
-            "open": n_active - done - len(missed) - not_applicable}
+            "open": n_active - done - len(reasons) - not_applicable}
     return table
 
 
@@ -197,8 +206,6 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     """The waterfall per timepoint (module docstring). Same parameters, scoping and
     refusals as `outcome_summary` (group_by, timepoint and threshold play no part), or its
     `prepared` cohort."""
-    import pandas as pd
-
     from .analysis import DATE, FLOAT, INT, TEXT, _frame, _of_patients, _prepare
 
     today = today or datetime.date.today()
@@ -235,12 +242,10 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     # The keys alone (numbers only: read as arrays, no text, `frames`), and the reasons of
     # the missed visits apart, by their key: one text per visit was half the read.
     visits = _frame(counted.filter(status__in=list(STATE)).annotate(key=key).values_list("key").order_by(),
-                    {"key": INT})
+                    {"key": INT}, arrays=True)
     missed = _frame(counted.filter(status=VisitStatus.MISSED).annotate(key=key)
                     .values_list("key", "visit_missing").order_by(), {"key": INT, "reason": TEXT})
-    visits["reason"] = visits["key"].map(pd.Series(missed["reason"].to_numpy(dtype=object),
-                                                   index=missed["key"].to_numpy()))
-    table = _waterfall(p, info, protocols, dispositions, withdrawn, visits, today)
+    table = _waterfall(p, info, protocols, dispositions, withdrawn, visits, missed, today)
 
     def cell(count):
         return None if 0 < count < min_cell else count

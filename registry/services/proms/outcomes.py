@@ -105,7 +105,7 @@ def _visit_scores(query: OutcomeQuery, scope: QuerySet, value_set: str, low: int
         .values_list("id", "patient_id", "implant_id", "date_done", "kind", *codes).order_by(),
         {"visit_id": base.INT, "patient_id": base.INT, "visit_implant_id": base.FLOAT,
          "date_done": base.DATE, "kind": base.INT, **{c: base.FLOAT for c in codes}},
-    )
+        arrays=True)
 
 
 def _load_pairs(query: OutcomeQuery, scope_base: QuerySet, value_set: str, chunk: int | None = None,
