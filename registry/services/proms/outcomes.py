@@ -37,7 +37,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from django.db.models import Case, IntegerField, Max, Min, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, Max, Min, QuerySet, Value, When
 from scipy import stats
 
 from registry.models import BASELINE, TRIAL_END, UNSCHEDULED, PainScore, Visit, VisitStatus
@@ -97,7 +97,10 @@ def _visit_scores(query: OutcomeQuery, scope: QuerySet, value_set: str, low: int
     # The chunk's sheets by a range of their key: without it the planner hashed the whole
     # sheet table once per chunk (3 of the 5 s at 100,000 patients). The bounds are a query
     # of their own: as subqueries the planner scanned the visit key from its end for them.
-    bounds = visits.order_by().aggregate(low=Min("pk"), high=Max("pk"))
+    # Of `id + 0`, not `id`: min()/max() of the key itself are planned as a walk of the key's
+    # index from each end, filtering on the patient range: a million visits per chunk at
+    # 100,000 patients (0.17 s a chunk, EXPLAIN ANALYZE), not the chunk's 80,000.
+    bounds = visits.order_by().aggregate(low=Min(F("pk") + 0), high=Max(F("pk") + 0))
     with_sheets = visits.filter(prom_sheet__visit_id__gte=bounds["low"] or 0,
                                 prom_sheet__visit_id__lte=bounds["high"] or -1)
     return base._frame(
