@@ -1,9 +1,9 @@
 """Numeric outcome rows from PostgreSQL as NumPy arrays, no text in between (issue 21).
 
 `analysis._copied_frame` has PostgreSQL write the rows as CSV text that pandas parses;
-for rows of numbers and dates only (the outcome candidates, the PROM visit scores, the
-attrition's visit keys) the database can hand over the values themselves: one bytea
-per column, the values in network order (`int8send`, `float8send`,
+for rows of numbers and dates only (the PROM visit scores of a chunk, the attrition's
+visit keys: `_frame(..., arrays=True)`) the database can hand over the values themselves:
+one bytea per column, the values in network order (`int8send`, `float8send`,
 `int4send` of the day number), read by `numpy.frombuffer`. No number is written or
 parsed as text, and a float arrives with its exact bits (the cursor path's value).
 """
