@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import BigIntegerField, Case, CharField, F, QuerySet, Value, When
+from django.db.models import BigIntegerField, Case, QuerySet, Value, When
 from django.db.models.functions import Cast, Substr
 
 from registry.models import (
@@ -77,22 +77,37 @@ def _days(values) -> np.ndarray:
     return values.to_numpy().astype("datetime64[D]").astype(np.int64)
 
 
-def _targets(days: np.ndarray, months: int) -> np.ndarray:
-    """`dates.add_months(day, months)` of each day number, vectorised: the same day of the
-    month `months` later, clamped to that month's end."""
-    import numpy as np
+class _Months:
+    """`dates.add_months(day, months)` of fixed day numbers for one offset after another,
+    vectorised: the same day of the month `months` later, clamped to that month's end.
+    Each day is split into (month, day of month) once; an offset is then a lookup in the
+    first days of the few months the days span (not four datetime conversions of every
+    day per timepoint)."""
 
-    days = days.astype("datetime64[D]")
-    month = days.astype("datetime64[M]")
-    day = (days - month.astype("datetime64[D]")).astype(np.int64)  # 0-based
-    first = month + np.timedelta64(months, "M")
-    length = ((first + np.timedelta64(1, "M")).astype("datetime64[D]")
-              - first.astype("datetime64[D]")).astype(np.int64)
-    return first.astype("datetime64[D]").astype(np.int64) + np.minimum(day, length - 1)
+    def __init__(self, days: np.ndarray):
+        import numpy as np
+
+        days = days.astype("datetime64[D]")
+        month = days.astype("datetime64[M]")
+        self.day = (days - month.astype("datetime64[D]")).astype(np.int64)  # 0-based
+        self.month = month.astype(np.int64)  # months since 1970-01
+        self.low = int(self.month.min()) if len(days) else 0
+        self.high = int(self.month.max()) if len(days) else 0
+
+    def add(self, months: int, take: np.ndarray) -> np.ndarray:
+        """The targets of the days at `take`, `months` later."""
+        import numpy as np
+
+        firsts = (np.arange(self.low + months, self.high + months + 2).astype("datetime64[M]")
+                  .astype("datetime64[D]").astype(np.int64))
+        at = self.month[take] - self.low
+        first = firsts[at]
+        return first + np.minimum(self.day[take], firsts[at + 1] - first - 1)
 
 
 def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd.DataFrame,
-               withdrawn: dict, visits: pd.DataFrame, today: datetime.date) -> dict[int, dict]:
+               withdrawn: dict, visits: pd.DataFrame, missed: pd.DataFrame,
+               today: datetime.date) -> dict[int, dict]:
     """The counts per protocol month over the cohort (arrays over the patients, one
     timepoint at a time). Follow-up ended by the target day: the disposition in effect
     that day (the last by date, then entry, on or before it) if it ends follow-up (a
@@ -103,8 +118,11 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
 
     pid = p.index.to_numpy(dtype=np.int64)
     implant_id = p["implant_id"].to_numpy(dtype=np.int64)
-    implant_day = _days(p["implant_date"])
+    targets = _Months(_days(p["implant_date"]))
+    # Each patient's site as a small index (the repeats per timepoint are counted per site).
     site = pd.Series(pid).map(site_of).to_numpy(dtype=np.int64)
+    site_ids, site_at = np.unique(site, return_inverse=True)
+    site_index = {int(s): i for i, s in enumerate(site_ids)}
     withdrawal = pd.Series(withdrawn, dtype=object).reindex(pid)
     has_withdrawal = withdrawal.notna().to_numpy()
     withdrawal_day = np.where(has_withdrawal, _days(withdrawal.where(has_withdrawal, today)),
@@ -116,6 +134,11 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     held_status = dispositions["status"].to_numpy(dtype=object)
     held_ends = np.isin(held_status, list(ENDED)) & ~(
         (held_status == DispositionStatus.TRANSFERRED) & dispositions["to"].notna().to_numpy())
+    # The ending statuses as codes 1.. (ENDED's order), 0 = follow-up not ended: counted
+    # with one bincount per timepoint instead of a comparison of strings per status.
+    codes = {status: i + 1 for i, status in enumerate(ENDED)}
+    held_code = np.array([codes.get(status, 0) for status in held_status], dtype=np.int64)
+    held_code = np.where(held_ends, held_code, 0)
     # The visits by (month, implant) in one sorted array, looked up by binary search per
     # timepoint (no frame per month; a million visits at 100,000 patients).
     key = visits["key"].to_numpy(dtype=np.int64)
@@ -124,7 +147,11 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     last = np.ones(len(sorted_key), dtype=bool)  # one per implant and month (no visits: none)
     last[:-1] = sorted_key[1:] >> 2 != sorted_key[:-1] >> 2
     visit_at, visit_state = sorted_key[last] >> 2, sorted_key[last] & 3
-    visit_reason = visits["reason"].to_numpy(dtype=object)[order[last]]
+    del order
+    # The missed visits' reasons by their (implant, month), looked up for the missed found.
+    missed_order = np.argsort(missed["key"].to_numpy(dtype=np.int64) >> 2, kind="stable")
+    missed_at = missed["key"].to_numpy(dtype=np.int64)[missed_order] >> 2
+    missed_reason = missed["reason"].to_numpy(dtype=object)[missed_order]
     sites_of_month: dict[int, list[int]] = {}
     for site_id, months_of in protocols.items():
         for months in months_of:
@@ -132,37 +159,45 @@ def _waterfall(p: pd.DataFrame, site_of: dict, protocols: dict, dispositions: pd
     table: dict[int, dict] = {}
     for months in sorted(sites_of_month):
         # A site's protocol lists a month once or more; each listing counts (as the schedule).
-        times = pd.Series(sites_of_month[months]).value_counts()
-        repeat = pd.Series(site).map(times).fillna(0).to_numpy(dtype=np.int64)
+        times = np.zeros(len(site_ids), dtype=np.int64)
+        for site_id in sites_of_month[months]:
+            if site_id in site_index:
+                times[site_index[site_id]] += 1
+        repeat = times[site_at]
         if not repeat.any():
             continue
         take = np.repeat(np.arange(len(pid)), repeat)
-        target = _targets(implant_day[take], months)
+        target = targets.add(months, take)
         due = target <= today_day
-        ended = np.full(len(take), "", dtype=object)
+        ended = np.zeros(len(take), dtype=np.int64)
         if len(held):
             at = np.searchsorted(held, pid[take] * span + target, side="right") - 1
             at0 = np.maximum(at, 0)
-            ends = (at >= 0) & (held_pid[at0] == pid[take]) & held_ends[at0]
-            ended = np.where(ends, held_status[at0], "").astype(object)
-        ended = np.where((ended == "") & (withdrawal_day[take] <= target), DispositionStatus.WITHDRAWN, ended)
-        ended = np.where(due, ended, "")
-        active = due & (ended == "")
+            ended = np.where((at >= 0) & (held_pid[at0] == pid[take]), held_code[at0], 0)
+        ended = np.where((ended == 0) & (withdrawal_day[take] <= target), codes[DispositionStatus.WITHDRAWN],
+                         ended)
+        ended = np.where(due, ended, 0)
+        active = due & (ended == 0)
+        ended_counts = np.bincount(ended, minlength=len(ENDED) + 1)
         wanted = implant_id[take][active] * MONTHS_SPAN + months
         at = np.minimum(np.searchsorted(visit_at, wanted), max(len(visit_at) - 1, 0))
         found = (visit_at[at] == wanted) if len(visit_at) else np.zeros(len(wanted), dtype=bool)
         state = np.where(found, visit_state[at] if len(visit_at) else -1, -1)
-        missed = pd.Series(visit_reason[at[state == STATE[VisitStatus.MISSED]]], dtype=object).fillna("")
+        # (clipped: a visit marked missed between the two reads has no reason row)
+        found_missed = np.minimum(np.searchsorted(missed_at, wanted[state == STATE[VisitStatus.MISSED]]),
+                                  max(len(missed_at) - 1, 0))
+        reasons = pd.Series(missed_reason[found_missed] if len(missed_at) else [None] * len(found_missed),
+                            dtype=object).fillna("")
         done = int((state == STATE[VisitStatus.COMPLETED]).sum())
         not_applicable = int((state == STATE[VisitStatus.NOT_APPLICABLE]).sum())
         n_active = int(active.sum())
         table[months] = {
             "due": int(due.sum()), "not_yet_due": int((~due).sum()),
-            "ended": {s: int((ended == s).sum()) for s in ENDED},
+            "ended": {s: int(ended_counts[codes[s]]) for s in ENDED},
             "active": n_active, "done": done,
-            "missed": {str(k): int(v) for k, v in missed.value_counts().items()},
+            "missed": {str(k): int(v) for k, v in reasons.value_counts().items()},
             "not_applicable": not_applicable,
-            "open": n_active - done - len(missed) - not_applicable}
+            "open": n_active - done - len(reasons) - not_applicable}
     return table
 
 
@@ -199,18 +234,18 @@ def attrition(*, user=None, patients: QuerySet | None = None, query: OutcomeQuer
     # each as one integer (implant, month, state: MONTHS_SPAN) and the reason of a missed
     # visit only: a million visits as four values, two of them strings, cost seconds and
     # ~100 MB at 100,000 patients (issue 21).
-    visits = _frame(
-        Visit.objects.filter(timepoint__in=timepoints, implant__isnull=False, **_of_patients(scope),
-                             status__in=list(STATE))
-        .annotate(key=(Cast("implant_id", BigIntegerField()) * MONTHS_SPAN
-                       + Cast(Substr("timepoint", 2), BigIntegerField())) * 4
-                  + Case(*(When(status=status, then=Value(code)) for status, code in STATE.items()),
-                         output_field=BigIntegerField()),
-                  reason=Case(When(status=VisitStatus.MISSED, then=F("visit_missing")), default=None,
-                              output_field=CharField()))
-        .values_list("key", "reason").order_by(),
-        {"key": INT, "reason": TEXT})
-    table = _waterfall(p, info, protocols, dispositions, withdrawn, visits, today)
+    counted = Visit.objects.filter(timepoint__in=timepoints, implant__isnull=False, **_of_patients(scope))
+    key = (Cast("implant_id", BigIntegerField()) * MONTHS_SPAN
+           + Cast(Substr("timepoint", 2), BigIntegerField())) * 4 + Case(
+        *(When(status=status, then=Value(code)) for status, code in STATE.items()),
+        output_field=BigIntegerField())
+    # The keys alone (numbers only: read as arrays, no text, `frames`), and the reasons of
+    # the missed visits apart, by their key: one text per visit was half the read.
+    visits = _frame(counted.filter(status__in=list(STATE)).annotate(key=key).values_list("key").order_by(),
+                    {"key": INT}, arrays=True)
+    missed = _frame(counted.filter(status=VisitStatus.MISSED).annotate(key=key)
+                    .values_list("key", "visit_missing").order_by(), {"key": INT, "reason": TEXT})
+    table = _waterfall(p, info, protocols, dispositions, withdrawn, visits, missed, today)
 
     def cell(count):
         return None if 0 < count < min_cell else count
