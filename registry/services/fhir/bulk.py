@@ -377,7 +377,8 @@ def _causality(ref: str) -> Sql:
 def adverse_event_sql(search) -> Sql:
     """`resources.adverse_event_resource` of each row of the search, in its order; clinical
     dates moved back by the patient's shift for users who see shifted dates (the shifts are
-    `deid.date_shift_days` of the search's patients, one query, joined as two arrays)."""
+    `deid.date_shift_days` of the search's patients, one query, bound as an array indexed by
+    patient pk: `_shifts_by_pk`)."""
     shift = search.shift
     for name in ("onset_date", "awareness_date"):
         if name not in deid.clinical_dates(AdverseEvent):
@@ -385,11 +386,12 @@ def adverse_event_sql(search) -> Sql:
     fields = ("pk", "patient__registry_id", "updated_at", "iso", *(name for _, name in IMDRF_ANNEXES),
               "category", "onset_date", "awareness_date", "serious", "serious_criterion", "severity",
               "outcome", "implant_id", "implant__ref", "implant__implant_date", "device_relatedness",
-              "procedure_relatedness")
+              "procedure_relatedness", *(("patient_id",) if shift else ()))
     names = ("pk, rid, updated_at, iso, imdrf_a, imdrf_e, imdrf_f, category, onset, awareness, serious, "
-             "criterion, severity, outcome, implant_id, ref, implant_date, device_rel, procedure_rel")
+             "criterion, severity, outcome, implant_id, ref, implant_date, device_rel, procedure_rel"
+             + (", patient_id" if shift else ""))
     rows = search.rows.annotate(iso=iso_class()).values_list(*fields)
-    days = " - s.days" if shift else ""
+    days = " - e.shift" if shift else ""
     line = Sql("%s::text || e.pk::text || %s::text || ",
                ['{"resourceType":"AdverseEvent","id":"ae-', '","meta":'])
     line.extend(_meta("e.updated_at", shift))
@@ -421,15 +423,13 @@ def adverse_event_sql(search) -> Sql:
              " || to_json('Procedure/' || e.ref || '-implant')::text || %s::text || ",
              ',{"instance":{"reference":', '},"causality":')
     line.extend(_causality("e.procedure_rel")).add(" || '}' END) || ']' END) || '}'")
+    sql = Sql("SELECT ").extend(line).add(" FROM (")
     if not shift:
-        sql = Sql("SELECT ").extend(line).add(" FROM (").extend(pg.subquery(rows))
-        return sql.add(f") AS e({names})")
-    patients = list(search.rows.order_by().values_list("patient__registry_id", flat=True).distinct())
-    sql = Sql("WITH e AS MATERIALIZED (SELECT row_number() OVER () AS seq, e0.* FROM (")
-    sql.extend(pg.subquery(rows)).add(f") AS e0({names})) SELECT ").extend(line)
-    sql.add(" FROM e JOIN unnest(%s::text[], %s::int[]) AS s(rid, days) ON s.rid = e.rid ORDER BY e.seq",
-            patients, [deid.date_shift_days(rid) for rid in patients])
-    return sql
+        return sql.extend(pg.subquery(rows)).add(f") AS e({names})")
+    # Each event's patient's shift looked up by pk (no join, so no sort: the search's order).
+    base, shifts = _shifts_by_pk(search)
+    sql.add("SELECT e0.*, (%s::int[])[e0.patient_id - %s] AS shift FROM (", shifts, base)
+    return sql.extend(pg.subquery(rows)).add(f") AS e0({names})) AS e")
 
 
 SQL_TYPES = {"Observation": observation_sql, "Patient": patient_sql, "AdverseEvent": adverse_event_sql}
