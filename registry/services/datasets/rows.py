@@ -56,12 +56,15 @@ def copy_sql(select: QuerySet) -> str:
 
 def copy_chunks(select: QuerySet) -> Iterator[bytes]:
     """COPY (select) TO STDOUT as CSV, in ~64 KB chunks (psycopg yields row-sized pieces)."""
+    from .pg import no_jit  # pg builds on this module
+
     statement = copy_sql(select)
     connection = connections[select.db]
     buffer = bytearray()
     # wrap_database_errors: psycopg's own errors come out as Django's DatabaseError, as
-    # from any ORM query (export_log.begun answers those before the first byte).
-    with connection.wrap_database_errors, connection.cursor() as cursor, \
+    # from any ORM query (export_log.begun answers those before the first byte). JIT off
+    # as for every whole-registry COPY (pg.no_jit).
+    with connection.wrap_database_errors, connection.cursor() as cursor, no_jit(cursor), \
             cursor.cursor.copy(statement) as copy:
         for data in copy:
             buffer += data

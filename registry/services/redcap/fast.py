@@ -107,6 +107,7 @@ class _Plan:
         self.components = visible(DeviceComponent.objects.all(), export.user).filter(
             implant__patient__in=export.patients())
         self.fields = {f.name: f for f in export.selected}
+        self.present: list[frozenset] = []  # per branch of `flat`, the columns it can fill
         self.event_order = {e.code: i for i, e in enumerate(export.event_list)}
         # The PROM forms: answers and scores on read, in the value set of the user's sites.
         self.proms = export.wants_proms
@@ -124,11 +125,12 @@ class _Plan:
                    [*params, self.complete(COMPLETE), self.complete(INCOMPLETE)])
 
     def _select(self, cells: dict[str, Sql]) -> Sql:
-        """The branch's text columns in the export's column order (NULL where it has none)."""
-        sql = Sql()
-        for i, name in enumerate(self.columns):
-            sql.add(", " if i else "")
-            sql.extend(cells.get(name) or Sql("NULL::text"))
+        """The branch's number (its place in `present`, which keeps the columns it has) and
+        its text columns in the export's column order (NULL where it has none)."""
+        sql = Sql("%s::int", [len(self.present)])
+        self.present.append(frozenset(name for name in self.columns if cells.get(name)))
+        for name in self.columns:
+            sql.add(", ").extend(cells.get(name) or Sql("NULL::text"))
         return sql
 
     def _dataset(self, dataset, queryset, prefix: str, columns, numbered: bool, *,
@@ -282,8 +284,9 @@ class _Plan:
         sql.add(' JOIN p ON p."p_registry_id" = c."c_registry_id"')
         return sql
 
-    def flat(self) -> Sql:
-        """All REDCap rows, text columns k0..kN in the export's column order, sorted."""
+    def flat(self, *, branch: bool = False) -> Sql:
+        """All REDCap rows, text columns k0..kN in the export's column order, sorted;
+        `branch`: and last the number of the branch each row comes from (`present`)."""
         export = self.export
         wanted = [e for e in export.event_list if e.code in export.wanted_events
                   and e.code not in (AE_EVENT, COMPONENT_EVENT)]
@@ -301,43 +304,59 @@ class _Plan:
         # output's: PostgreSQL sorts once for both).
         instance = self.columns.index("redcap_repeat_instance")
         outer = ["(CASE WHEN u.repeating THEN (row_number() OVER w)::text END)" if i == instance
-                 else f"u.{n}" for i, n in enumerate(names)]
+                 else f"u.{n}" for i, n in enumerate(names)] + (["u.branch"] if branch else [])
         sql = self.patients_cte().add(f"SELECT {', '.join(outer)} FROM (")
         if not branches:
-            sql.add(f"SELECT NULL::text, 0, 0::bigint, false, {', '.join(['NULL::text'] * len(names))} "
+            sql.add(f"SELECT NULL::text, 0, 0::bigint, false, 0, {', '.join(['NULL::text'] * len(names))} "
                     "WHERE false")
         for i, branch in enumerate(branches):
             sql.add(" UNION ALL " if i else "").add("(").extend(branch).add(")")
-        sql.add(f") AS u(rank, ev_ord, seq, repeating, {', '.join(names)}) "
+        sql.add(f") AS u(rank, ev_ord, seq, repeating, branch, {', '.join(names)}) "
                 "WINDOW w AS (PARTITION BY u.rank, u.ev_ord ORDER BY u.seq) ORDER BY u.rank, u.ev_ord, u.seq")
         return sql
 
 
-def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]], plain: frozenset = frozenset()) -> Sql:
+def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]], plain: frozenset = frozenset(),
+               present: list[frozenset] | None = None) -> Sql:
     """One JSON object per row of `inner`, every value a JSON string ("" when NULL), written
     by format(): the keys and the text between values are the format string, the values its
     arguments (NULL gives ""), in groups of at most 90; a value of a `plain` key is written
-    between quotes as it is (`_plain_column`), the others by to_json. (concat() of the
-    constants and values took ~30 % longer; a || chain copied the growing text once per
-    field; row_to_json looks up each field's output function on every row: 2x, issue 21.)"""
+    between quotes as it is (`_plain_column`), the others by to_json. `present`: per branch
+    (`inner`'s column `branch`, `_Plan.flat(branch=True)`) the columns it can fill; the
+    others are constants of its format string (a visit row never has an adverse event's
+    fields). (concat() of the constants and values took ~30 % longer; a || chain copied the
+    growing text once per field; row_to_json looks up each field's output function on every
+    row: 2x, issue 21.)"""
+    if present is None:
+        row = _json_object(alias, names, plain, None)
+        return Sql("SELECT ").extend(row).add(" FROM (").extend(inner).add(f") AS {alias}")
+    sql = Sql(f"SELECT (CASE {alias}.branch")
+    for number, columns in enumerate(present):
+        sql.add(" WHEN %s THEN ", number).extend(_json_object(alias, names, plain, columns))
+    return sql.add(" END) FROM (").extend(inner).add(f") AS {alias}")
+
+
+def _json_object(alias: str, names: list[tuple[str, str]], plain: frozenset, filled) -> Sql:
+    """The JSON text of a row (`_json_rows`); a column not in `filled` (None: all) is "" ."""
     groups: list[Sql] = []
     template, args = "", []
     for i, (key, col) in enumerate(names):
         template += ("{" if i == 0 else ",") + json.dumps(key, ensure_ascii=False).replace("%", "%%") + ":"
-        if key in plain:
+        if filled is not None and key not in filled and key != "redcap_repeat_instance":
+            template += '""'
+        elif key in plain:
             template += '"%s"'
             args.append(f"{alias}.{col}")
         else:
             template += "%s"
             args.append(f"to_json(COALESCE({alias}.{col}, ''))::text")
         if len(args) == CONCAT_ARGS or i == len(names) - 1:
-            groups.append(Sql(f"format(%s::text, {', '.join(args)})", [template]))
+            groups.append(Sql(f"format({', '.join(['%s::text', *args])})", [template]))
             template, args = "", []
     row = Sql()
     for i, group in enumerate(groups):
         row.add(" || " if i else "").extend(group)
-    row.add(" || '}'" if names else "'{}'")
-    return Sql("SELECT ").extend(row).add(" FROM (").extend(inner).add(f") AS {alias}")
+    return row.add(" || '}'" if names else "'{}'")
 
 
 def _eav(plan: _Plan, flat: Sql) -> tuple[Sql, list[str]]:
@@ -512,17 +531,16 @@ def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
     """The statement of an export (flat CSV: text columns; flat JSON: one object per row;
     eav: the lines or objects of a flat row per row) and its column names (the CSV header)."""
     plan = _Plan(export)
-    flat = plan.flat()
     if record_type == "eav":
-        return (_eav_json if fmt == "json" else _eav_csv)(plan, flat), EAV_NAMES
+        return (_eav_json if fmt == "json" else _eav_csv)(plan, plan.flat()), EAV_NAMES
     if fmt == "json":
         width = len(plan.columns)
-        inner = Sql("SELECT * FROM (").extend(flat).add(
-            f") AS r0({', '.join(f'j{i}' for i in range(width))})")
+        inner = Sql("SELECT * FROM (").extend(plan.flat(branch=True)).add(
+            f") AS r0({', '.join(f'j{i}' for i in range(width))}, branch)")
         plain = frozenset(name for name in plan.columns if _plain_column(plan, name))
-        return (_json_rows(inner, "r", [(name, f"j{i}") for i, name in enumerate(plan.columns)], plain),
-                plan.columns)
-    return flat, plan.columns
+        names = [(name, f"j{i}") for i, name in enumerate(plan.columns)]
+        return _json_rows(inner, "r", names, plain, plan.present), plan.columns
+    return plan.flat(), plan.columns
 
 
 def eav_rows_sql(export) -> Sql:
