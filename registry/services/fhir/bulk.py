@@ -324,18 +324,19 @@ def observation_sql(search) -> Sql:
     return sql.add(f") AS v({names}) OFFSET 0) AS o WHERE o.line <> ''")
 
 
-def _shifts_by_pk(search) -> tuple[int, list[int]]:
-    """`deid.date_shift_days` of the search's patients as an array indexed by patient pk
-    (from 1: pk - base; 0 where no patient of the search is; one query)."""
+def _shifts_by_pk(search) -> tuple[int, str]:
+    """`deid.date_shift_days` of the search's patients as an int[] literal indexed by patient
+    pk (from 1: pk - base; 0 where no patient of the search is; one query). A text literal:
+    psycopg adapting a list of 100,000 ints took 50 ms of a 0.3 s AdverseEvent file."""
     patients = dict(Patient.objects.filter(pk__in=search.rows.order_by().values("patient_id"))
                     .values_list("pk", "registry_id"))
     if not patients:
-        return 0, [0]
+        return 0, "{0}"
     base = min(patients) - 1
     shifts = [0] * (max(patients) - base)
     for pk, rid in patients.items():
         shifts[pk - base - 1] = deid.date_shift_days(rid)
-    return base, shifts
+    return base, "{" + ",".join(map(str, shifts)) + "}"
 
 
 def _mapped(ref: str, values: dict[str, dict | list | str]) -> Sql:
