@@ -238,4 +238,3 @@ def test_an_oversized_or_broken_body_gets_redcaps_error_shape(client, cohort, to
                          HTTP_ACCEPT="application/json")
     assert broken.status_code == 400
     assert "could not be read as a form" in json.loads(broken.content)["error"]
-

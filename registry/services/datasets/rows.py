@@ -43,36 +43,16 @@ def fetched_rows(dataset: Dataset, queryset: QuerySet, *, dates: str = "relative
 
 def copy_sql(select: QuerySet) -> str:
     """COPY (select) TO STDOUT WITH CSV, parameters bound by psycopg (never by formatting)."""
-    import psycopg
+    from . import pg  # pg builds on this module
 
-    connection = connections[select.db]
-    sql, params = select.query.sql_with_params()
-    connection.ensure_connection()
-    # ClientCursor.mogrify binds the parameters the way the server would.
-    with psycopg.ClientCursor(connection.connection) as client:
-        bound = client.mogrify(sql, params)
-    return f"COPY ({bound}) TO STDOUT WITH (FORMAT csv)"
+    return f"COPY ({pg.bound(pg.subquery(select), select.db)}) TO STDOUT WITH (FORMAT csv)"
 
 
 def copy_chunks(select: QuerySet) -> Iterator[bytes]:
-    """COPY (select) TO STDOUT as CSV, in ~64 KB chunks (psycopg yields row-sized pieces)."""
-    from .pg import no_jit  # pg builds on this module
+    """COPY (select) TO STDOUT as CSV, in ~64 KB chunks: `pg.copy_stream` of the select."""
+    from . import pg
 
-    statement = copy_sql(select)
-    connection = connections[select.db]
-    buffer = bytearray()
-    # wrap_database_errors: psycopg's own errors come out as Django's DatabaseError, as
-    # from any ORM query (export_log.begun answers those before the first byte). JIT off
-    # as for every whole-registry COPY (pg.no_jit).
-    with connection.wrap_database_errors, connection.cursor() as cursor, no_jit(cursor), \
-            cursor.cursor.copy(statement) as copy:
-        for data in copy:
-            buffer += data
-            if len(buffer) >= CHUNK_BYTES:
-                yield bytes(buffer)
-                buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+    return pg.copy_stream(pg.subquery(select), select.db, lines=False)
 
 
 def _copy_rows(select: QuerySet) -> Iterator[list[str]]:

@@ -312,16 +312,21 @@ def observation_sql(search) -> Sql:
     for piece in pieces or [Sql("NULL::text")]:
         sql.add(", ").extend(piece)
     # OFFSET 0: the line is made once (a flattened subquery would make it again for the WHERE).
-    sql.add(") AS line FROM (")
+    sql.add(") AS line FROM ")
     if search.shift:
-        # Each visit's patient's shift, looked up in an array by patient pk (no join, so no
-        # sort: the visits stay in the search's order).
-        base, shifts = _shifts_by_pk(search)
-        sql.add("SELECT v0.*, (%s::int[])[v0.patient_id - %s] AS shift FROM (", shifts, base)
-        sql.extend(pg.subquery(rows)).add(f") AS v0({names})")
-        return sql.add(") AS v OFFSET 0) AS o WHERE o.line <> ''")
-    sql.extend(pg.subquery(rows))
-    return sql.add(f") AS v({names}) OFFSET 0) AS o WHERE o.line <> ''")
+        sql.extend(_shifted(search, rows, names)).add(" AS v")
+    else:
+        sql.add("(").extend(pg.subquery(rows)).add(f") AS v({names})")
+    return sql.add(" OFFSET 0) AS o WHERE o.line <> ''")
+
+
+def _shifted(search, rows, names: str) -> Sql:
+    """`rows` (their columns `names`, one of them patient_id) with each row's patient's shift
+    as column `shift`, looked up in an array by patient pk: no join, so no sort (the rows
+    stay in the search's order). A parenthesised subquery, for the caller to name."""
+    base, shifts = _shifts_by_pk(search)
+    sql = Sql("(SELECT r0.*, (%s::int[])[r0.patient_id - %s] AS shift FROM (", [shifts, base])
+    return sql.extend(pg.subquery(rows)).add(f") AS r0({names}))")
 
 
 def _shifts_by_pk(search) -> tuple[int, str]:
@@ -424,13 +429,10 @@ def adverse_event_sql(search) -> Sql:
              " || to_json('Procedure/' || e.ref || '-implant')::text || %s::text || ",
              ',{"instance":{"reference":', '},"causality":')
     line.extend(_causality("e.procedure_rel")).add(" || '}' END) || ']' END) || '}'")
-    sql = Sql("SELECT ").extend(line).add(" FROM (")
-    if not shift:
-        return sql.extend(pg.subquery(rows)).add(f") AS e({names})")
-    # Each event's patient's shift looked up by pk (no join, so no sort: the search's order).
-    base, shifts = _shifts_by_pk(search)
-    sql.add("SELECT e0.*, (%s::int[])[e0.patient_id - %s] AS shift FROM (", shifts, base)
-    return sql.extend(pg.subquery(rows)).add(f") AS e0({names})) AS e")
+    sql = Sql("SELECT ").extend(line).add(" FROM ")
+    if shift:
+        return sql.extend(_shifted(search, rows, names)).add(" AS e")
+    return sql.add("(").extend(pg.subquery(rows)).add(f") AS e({names})")
 
 
 SQL_TYPES = {"Observation": observation_sql, "Patient": patient_sql, "AdverseEvent": adverse_event_sql}

@@ -316,8 +316,8 @@ class _Plan:
         return sql
 
 
-def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]], plain: frozenset = frozenset(),
-               present: list[frozenset] | None = None) -> Sql:
+def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]], plain: frozenset,
+               present: list[frozenset]) -> Sql:
     """One JSON object per row of `inner`, every value a JSON string ("" when NULL), written
     by format(): the keys and the text between values are the format string, the values its
     arguments (NULL gives ""), in groups of at most 90; a value of a `plain` key is written
@@ -327,22 +327,19 @@ def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]], plain: froz
     fields). (concat() of the constants and values took ~30 % longer; a || chain copied the
     growing text once per field; row_to_json looks up each field's output function on every
     row: 2x, issue 21.)"""
-    if present is None:
-        row = _json_object(alias, names, plain, None)
-        return Sql("SELECT ").extend(row).add(" FROM (").extend(inner).add(f") AS {alias}")
     sql = Sql(f"SELECT (CASE {alias}.branch")
     for number, columns in enumerate(present):
         sql.add(" WHEN %s THEN ", number).extend(_json_object(alias, names, plain, columns))
     return sql.add(" END) FROM (").extend(inner).add(f") AS {alias}")
 
 
-def _json_object(alias: str, names: list[tuple[str, str]], plain: frozenset, filled) -> Sql:
-    """The JSON text of a row (`_json_rows`); a column not in `filled` (None: all) is "" ."""
+def _json_object(alias: str, names: list[tuple[str, str]], plain: frozenset, filled: frozenset) -> Sql:
+    """The JSON text of a row of a branch (`_json_rows`); a column not in `filled` is "" ."""
     groups: list[Sql] = []
     template, args = "", []
     for i, (key, col) in enumerate(names):
         template += ("{" if i == 0 else ",") + json.dumps(key, ensure_ascii=False).replace("%", "%%") + ":"
-        if filled is not None and key not in filled and key != "redcap_repeat_instance":
+        if key not in filled and key != "redcap_repeat_instance":
             template += '""'
         elif key in plain:
             template += '"%s"'
@@ -425,15 +422,22 @@ def _plain_column(plan: _Plan, name: str, plain=_plain) -> bool:
     return not plan.labels or f.kind == "number" or all(plain(label) for _, label in f.choices())
 
 
+def _eav_refs(plan: _Plan) -> tuple[list[tuple[str, str]], list[str]]:
+    """The eav exports' pieces over `g` (a flat row, `f`, with its head): each value field
+    and its column; the four keys' columns (record, event, instrument, instance)."""
+    index = {name: f"f.k{i}" for i, name in enumerate(plan.columns)}
+    values = [(name, f"g.k{plan.columns.index(name)}") for name in plan.columns if name not in KEYS]
+    keys = [index.get("record_id", "NULL::text"), index["redcap_event_name"],
+            index["redcap_repeat_instrument"], index["redcap_repeat_instance"]]
+    return values, keys
+
+
 def _eav_json(plan: _Plan, flat: Sql) -> Sql:
     """REDCap's eav JSON objects from the flat rows, one text line per flat row holding its
     objects (one per non-empty value, in column order) each after a comma: the same text as
     `_json_rows` over `_eav`, with the record's keys written once per row, not once per
     value, and no row per value (`eav_json_stream` joins the lines and counts the objects)."""
-    index = {name: f"f.k{i}" for i, name in enumerate(plan.columns)}
-    values = [(name, f"g.k{plan.columns.index(name)}") for name in plan.columns if name not in KEYS]
-    keys = [index.get("record_id", "NULL::text"), index["redcap_event_name"],
-            index["redcap_repeat_instrument"], index["redcap_repeat_instance"]]
+    values, keys = _eav_refs(plan)
     head = Sql("concat(")
     for i, (name, ref) in enumerate(zip(EAV_NAMES[:4], keys, strict=True)):
         head.add(", " if i else "").add(f"%s::text, to_json(COALESCE({ref}, ''))::text",
@@ -479,15 +483,12 @@ def _eav_csv(plan: _Plan, flat: Sql) -> Sql:
     with one COPY row per flat row, not per value (49 M rows of the registry through
     psycopg's per-row loop took most of the 74 s, issue 21), streamed as lines
     (`pg.copy_stream`)."""
-    index = {name: f"f.k{i}" for i, name in enumerate(plan.columns)}
-    values = [(name, f"g.k{plan.columns.index(name)}") for name in plan.columns if name not in KEYS]
-    keys = [index.get("record_id", "NULL::text"), index["redcap_event_name"],
-            index["redcap_repeat_instrument"], index["redcap_repeat_instance"]]
+    values, keys = _eav_refs(plan)
     head = " || ',' || ".join(_csv_field(ref, False) for ref in keys) + " || ','"
     pieces = []
     for name, ref in values:
         field = _csv_field(ref, _plain_column(plan, name, _csv_plain))
-        key = name + "," if _csv_plain(name) else _csv_field_literal(name) + ","
+        key = (name if _csv_plain(name) else '"' + name.replace('"', '""') + '"') + ","
         pieces.append(Sql(f"(CASE WHEN {ref} IS NOT NULL THEN g.head || %s::text || {field} END)", [key]))
     sql = Sql("SELECT ").extend(_lines(pieces))
     # OFFSET 0: the head is made once per row (a flattened subquery would repeat it per value).
@@ -496,10 +497,6 @@ def _eav_csv(plan: _Plan, flat: Sql) -> Sql:
     if values:
         return sql.add(f" WHERE COALESCE({', '.join(ref for _, ref in values)}) IS NOT NULL")
     return sql.add(" WHERE false")
-
-
-def _csv_field_literal(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
 
 
 def _lines(parts: list[Sql]) -> Sql:
