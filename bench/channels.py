@@ -176,28 +176,15 @@ def measure(channel: str, username: str) -> dict:
         incidence = outcomes.explant_incidence(prepared=cohort)
         longevity = outcomes.ipg_longevity(prepared=cohort)
         waterfall = outcomes.attrition(prepared=cohort)
-        plots.nrs_pairs_svg(report["pairs"], total=s["n_paired"],
-                            means=(s["nrs_baseline_mean"], s["nrs_followup_mean"]))
-        plots.responder_rate_svg(report["by_therapy"])
-        plots.km_svg(report["km"]["years"], report["km"]["survival"], explants=s["explants"],
-                     n=s["n_patients"])
-        plots.ae_category_svg(s["ae_by_category"], n_patients=s["n_patients"])
-        if with_proms:
-            plots.prom_mic_svg(proms["overall"]["scores"], proms["overall"]["holistic"])
-        plots.explant_incidence_svg(incidence)
-        plots.ipg_longevity_svg(longevity)
-        plots.attrition_svg(waterfall)
+        plots.report_svgs(report, proms)
+        plots.survival_svgs(incidence, longevity, waterfall)
         rows = s["n_patients"]
     elif channel == "dashboard_nrs":
         # The report and its four plots only (the dashboard child before issue 21's PROM,
         # survival and attrition plots joined it), to compare with earlier tables.
         report = outcomes.outcome_report(user=user)
         s = report["summary"]
-        plots.nrs_pairs_svg(report["pairs"], total=s["n_paired"])
-        plots.responder_rate_svg(report["by_therapy"])
-        plots.km_svg(report["km"]["years"], report["km"]["survival"], explants=s["explants"],
-                     n=s["n_patients"])
-        plots.ae_category_svg(s["ae_by_category"], n_patients=s["n_patients"])
+        plots.report_svgs(report)
         rows = s["n_patients"]
     else:
         raise SystemExit(f"unknown channel {channel}")

@@ -75,16 +75,8 @@ def child(username: str | None, summary: bool) -> dict:
     waterfall = step("attrition", lambda: outcomes.attrition(prepared=cohort))
 
     def draw():
-        plots.nrs_pairs_svg(report["pairs"], total=s["n_paired"],
-                            means=(s["nrs_baseline_mean"], s["nrs_followup_mean"]))
-        plots.responder_rate_svg(report["by_therapy"])
-        plots.km_svg(report["km"]["years"], report["km"]["survival"], explants=s["explants"],
-                     n=s["n_patients"])
-        plots.ae_category_svg(s["ae_by_category"], n_patients=s["n_patients"])
-        plots.prom_mic_svg(proms["overall"]["scores"], proms["overall"]["holistic"])
-        plots.explant_incidence_svg(incidence)
-        plots.ipg_longevity_svg(longevity)
-        plots.attrition_svg(waterfall)
+        plots.report_svgs(report, proms)
+        plots.survival_svgs(incidence, longevity, waterfall)
 
     step("plots", draw)
     out["total"] = round(time.perf_counter() - start, 3)

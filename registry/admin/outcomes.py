@@ -111,19 +111,8 @@ def outcomes_view(request, site):
             report=report,
             summary=summary,
             table=outcomes.outcome_table(summary),
-            plots=[
-                mark_safe(plots.nrs_pairs_svg(  # noqa: S308 - matplotlib output, no user text
-                    report["pairs"], total=summary["n_paired"],
-                    means=(summary["nrs_baseline_mean"], summary["nrs_followup_mean"])
-                    if summary["n_paired"] else None)),
-                mark_safe(plots.responder_rate_svg(report["by_therapy"])),  # noqa: S308
-                mark_safe(plots.km_svg(report["km"]["years"], report["km"]["survival"],  # noqa: S308
-                                       explants=summary["explants"], n=summary["n_patients"])),
-                mark_safe(plots.ae_category_svg(summary["ae_by_category"],  # noqa: S308
-                                                n_patients=summary["n_patients"])),
-                *([mark_safe(plots.prom_mic_svg(proms["overall"]["scores"],  # noqa: S308
-                                                proms["overall"]["holistic"]))] if proms else []),
-            ],
+            # matplotlib's output, no user text in it
+            plots=[mark_safe(svg) for svg in plots.report_svgs(report, proms)],  # noqa: S308
             api_query=request.GET.urlencode(),
         )
         # Explant per cause, IPG longevity and attrition (services.outcomes survival,
@@ -133,10 +122,7 @@ def outcomes_view(request, site):
         waterfall = outcomes.attrition(prepared=cohort)
         context.update(
             incidence=incidence, longevity=longevity, attrition=waterfall,
-            survival_plots=[
-                mark_safe(plots.explant_incidence_svg(incidence)),  # noqa: S308
-                mark_safe(plots.ipg_longevity_svg(longevity)),  # noqa: S308
-                mark_safe(plots.attrition_svg(waterfall)),  # noqa: S308
-            ],
+            survival_plots=[mark_safe(svg)  # noqa: S308
+                            for svg in plots.survival_svgs(incidence, longevity, waterfall)],
         )
     return TemplateResponse(request, "admin/registry/outcomes/dashboard.html", context)

@@ -285,3 +285,27 @@ def attrition_svg(attrition: dict) -> str:
             ax.set_title(f"Attrition per timepoint (enrolled {attrition.get('enrolled')})")
             ax.legend(fontsize=7, frameon=False, ncols=2)
         return svg_of(fig, label="Attrition waterfall per follow-up timepoint")
+
+
+# --- The outcome dashboard's plots, listed once (admin view, benchmarks) -----------------
+
+def report_svgs(report: dict, proms: dict | None = None) -> list[str]:
+    """The plots of an outcome report (`outcomes.outcome_report`): NRS pairs, responder rate,
+    explant-free survival, adverse events by category; and PROM MIC where `proms` is given."""
+    summary = report["summary"]
+    means = (summary["nrs_baseline_mean"], summary["nrs_followup_mean"]) if summary["n_paired"] else None
+    svgs = [
+        nrs_pairs_svg(report["pairs"], total=summary["n_paired"], means=means),
+        responder_rate_svg(report["by_therapy"]),
+        km_svg(report["km"]["years"], report["km"]["survival"], explants=summary["explants"],
+               n=summary["n_patients"]),
+        ae_category_svg(summary["ae_by_category"], n_patients=summary["n_patients"]),
+    ]
+    if proms:
+        svgs.append(prom_mic_svg(proms["overall"]["scores"], proms["overall"]["holistic"]))
+    return svgs
+
+
+def survival_svgs(incidence: dict, longevity: dict, attrition: dict) -> list[str]:
+    """Explant incidence per cause, IPG longevity and the attrition waterfall."""
+    return [explant_incidence_svg(incidence), ipg_longevity_svg(longevity), attrition_svg(attrition)]
