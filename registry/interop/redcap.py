@@ -14,7 +14,6 @@ Retry-After, in the same error shape. Record exports stream and are written to t
 export log.
 """
 
-import csv
 import io
 import json
 import re
@@ -28,6 +27,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from registry.services import inputs, redcap
+from registry.services.cells import CsvWriter
 from registry.services.export_log import ExportFailed, RowCounter, begun, export_log_start
 
 from .auth import RateLimited, token_user
@@ -70,7 +70,7 @@ def _encode_rows(rows: Iterable[dict], columns: list[str], fmt: str, counter: Ro
     """Rows as REDCap writes them, in ~64 KB chunks; counts them in `counter`."""
     buffer = io.StringIO()
     if fmt == "csv":
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = CsvWriter(buffer)
         writer.writerow(header or columns)
     elif fmt == "json":
         buffer.write("{" if single else "[")

@@ -14,7 +14,6 @@ files (rows sorted by their keys in byte order, fixed formatting), so that
 export -> import into an empty database -> export reproduces the files.
 """
 
-import csv
 import datetime
 import decimal
 from collections.abc import Callable, Iterable, Iterator
@@ -79,7 +78,7 @@ from registry.models import (
 from registry.models.choices import ContactMethod, ContactOutcome
 from registry.models.sites import parse_emails
 from registry.models.visits import NOT_DONE
-from registry.services.cells import to_cell
+from registry.services.cells import CsvWriter, to_cell
 
 # A visit in a bundle is done or not done; a scheduled one holds nothing to carry.
 BundleVisitStatus = models.TextChoices("BundleVisitStatus", [
@@ -477,7 +476,7 @@ def _bytewise(name: str):
 class _Writer:
     def __init__(self, target: Path, spec: BundleFile):
         self.handle = open(target / spec.name, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self.csv = csv.writer(self.handle, lineterminator="\n")
+        self.csv = CsvWriter(self.handle)
         self.csv.writerow(spec.column_names)
         self.rows = 0
 

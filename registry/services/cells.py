@@ -9,6 +9,9 @@ included, so -3 stays a number) unchanged; `from_cell(to_cell(text)) == text`
 for every text.
 """
 
+import csv
+import io
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -24,3 +27,24 @@ def from_cell(text: str) -> str:
     if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_STARTS:
         return text[1:]
     return text
+
+
+class CsvWriter:
+    """`csv.writer(handle, lineterminator="\\n")` that also quotes a field holding a carriage
+    return, as PostgreSQL's COPY does: Python 3.11's writer quotes only the characters of its
+    line terminator, so a lone "\\r" went out bare and a reader in universal-newline mode
+    (Excel, R, pandas) split the row there. The few rows with one are written with a
+    "\\r\\n" terminator (which quotes them), then ended with "\\n" like the rest."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self._writer = csv.writer(handle, lineterminator="\n")
+
+    def writerow(self, row) -> None:
+        row = list(row)
+        if not any(isinstance(v, str) and "\r" in v for v in row):
+            self._writer.writerow(row)
+            return
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerow(row)
+        self.handle.write(buffer.getvalue()[:-2] + "\n")

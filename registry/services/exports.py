@@ -20,7 +20,6 @@ The export log is `services.export_log` (its names are re-exported here).
 
 from __future__ import annotations
 
-import csv
 import datetime
 import decimal
 import io
@@ -35,7 +34,7 @@ from registry.models import choices
 from registry.models.instruments import check_value_set
 
 from . import datasets, missing
-from .cells import to_cell
+from .cells import CsvWriter, to_cell
 from .datasets import (  # noqa: F401  (re-exported: the names other channels use)
     AGE_TOP,
     AGE_TOP_LABEL,
@@ -181,7 +180,7 @@ def _csv_copy(chunks: Iterator[bytes], header: bytes, counter: RowCounter) -> It
 def _csv_orm(select: QuerySet, header: bytes, counter: RowCounter) -> Iterator[bytes]:
     out = io.StringIO()
     out.write(header.decode())  # sent with the first rows (see _csv_copy)
-    writer = csv.writer(out, lineterminator="\n")
+    writer = CsvWriter(out)
     for raw in select.iterator(chunk_size=2000):
         writer.writerow([_csv_text(v) for v in raw])
         counter.rows += 1
