@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterator
 
 from django.db.models import Count, F, OrderBy
@@ -62,31 +63,48 @@ def fast_available() -> bool:
     return pg.available(Patient.objects.db)
 
 
+YESNO_RAW = {"yes": "1", "true": "1", "no": "0", "false": "0"}  # the stored texts of a yes/no
+
+
+def _coded(f: Field) -> dict[str, str] | None:
+    """A code or yes/no field's raw text per stored text (`Field.raw`); None for the rest."""
+    if f.kind == "yesno":
+        return YESNO_RAW
+    if f.kind == "code":
+        return {str(code): str(number) for number, code, _label in choices.numbered(f.codes)}
+    return None
+
+
+def _case(text: str, mapping: dict[str, str], otherwise: Sql | None = None) -> Sql:
+    sql = Sql(f"(CASE {text}")
+    for key, value in mapping.items():
+        sql.add(" WHEN %s THEN %s", key, value)
+    if otherwise is not None:
+        sql.add(" ELSE ").extend(otherwise)
+    return sql.add(" END)")
+
+
 def _raw(f: Field, ref: str) -> Sql:
     """SQL of `Field.raw(typed value)`: REDCap's raw text, NULL when empty."""
     text = f"NULLIF(({ref})::text, '')"
     if f.kind == "number":
         # float -> "50" when integral, else repr: float8's text is the same shortest form.
         return Sql(f"(({text})::float8::text)")
-    if f.kind == "yesno":
-        return Sql(f"(CASE {text} WHEN 'yes' THEN '1' WHEN 'true' THEN '1' "
-                   "WHEN 'no' THEN '0' WHEN 'false' THEN '0' END)")
-    if f.kind == "code":
-        sql = Sql(f"(CASE {text}")
-        for number, code, _label in choices.numbered(f.codes):
-            sql.add(" WHEN %s THEN %s", str(code), str(number))
-        return sql.add(" END)")
-    return Sql(text)
+    coded = _coded(f)
+    return _case(text, coded) if coded is not None else Sql(text)
 
 
 def _value(f: Field, ref: str, labels: bool) -> Sql:
-    raw = _raw(f, ref)
+    """`Field.raw` or, with `labels`, `Field.label_of` of the value. A code or yes/no goes
+    from its stored text to its label in one CASE (not a CASE of the raw CASE: the label
+    export evaluated the raw one twice for every value without a label, NULLs included)."""
     if not labels or f.kind not in ("code", "scale", "yesno"):
-        return raw
-    sql = Sql("(CASE ").extend(raw)
-    for key, label in f.choices():
-        sql.add(" WHEN %s THEN %s", key, label)
-    return sql.add(" ELSE ").extend(_raw(f, ref)).add(" END)")
+        return _raw(f, ref)
+    named = dict(f.choices())
+    coded = _coded(f)
+    if coded is not None:  # an unknown stored text is NULL either way
+        return _case(f"NULLIF(({ref})::text, '')", {key: named.get(raw, raw) for key, raw in coded.items()})
+    return _case(f"NULLIF(({ref})::text, '')", named, otherwise=_raw(f, ref))
 
 
 # The sort columns of a REDCap row within its record and event (`_Plan.by`), by type:
@@ -354,9 +372,11 @@ class _Plan:
         sql.add(' JOIN p ON p."p_registry_id" = c."c_registry_id"')
         return sql
 
-    def flat(self, *, branch: bool = False) -> Sql:
+    def flat(self, *, branch: bool = False, row=None) -> Sql:
         """All REDCap rows, text columns k0..kN in the export's column order, sorted;
-        `branch`: and last the number of the branch each row comes from (`present`)."""
+        `branch`: and last the number of the branch each row comes from (`present`);
+        `row(branch number, alias)`: instead of the columns, one text per row made in its
+        branch from its columns `<alias>.k0..kN` (the sort then carries one column)."""
         export = self.export
         wanted = [e for e in export.event_list if e.code in export.wanted_events
                   and e.code not in (AE_EVENT, COMPONENT_EVENT)]
@@ -370,16 +390,25 @@ class _Plan:
         if COMPONENT_EVENT in export.wanted_events:
             branches.append(self.component_branch(export.event_by_code[COMPONENT_EVENT]))
         names = [f"k{i}" for i in range(len(self.columns))]
-        outer = [f"u.{n}" for n in names] + (["u.branch"] if branch else [])
+        outer = ["u.row"] if row is not None else [f"u.{n}" for n in names]
+        outer += ["u.branch"] if branch else []
         sql = self.patients_cte().add(f"SELECT {', '.join(outer)} FROM (")
         if not branches:
             sql.add(f"SELECT 0::bigint, 0, {self.by('u', None)}, 0, {', '.join(['NULL::text'] * len(names))} "
                     "WHERE false")
-        for i, branch in enumerate(branches):
-            sql.add(" UNION ALL " if i else "").add("(").extend(branch).add(")")
-        by = ", ".join(f"u.by_{slot}" for slot in KEY_SLOTS)
-        sql.add(f") AS u(rank, ev_ord, {by.replace('u.', '')}, branch, {', '.join(names)}) "
-                f"ORDER BY u.rank, u.ev_ord, {by}")
+        keys = ["rank", "ev_ord", *(f"by_{slot}" for slot in KEY_SLOTS)]
+        heads = ", ".join(keys)
+        for i, part in enumerate(branches):
+            sql.add(" UNION ALL " if i else "").add("(")
+            if row is None:
+                sql.extend(part)
+            else:
+                sql.add(f"SELECT {', '.join(f'b.{k}' for k in keys)}, 0, ")
+                sql.extend(row(i, "b")).add(" FROM (").extend(part)
+                sql.add(f") AS b({heads}, branch, {', '.join(names)})")
+            sql.add(")")
+        columns = "row" if row is not None else ", ".join(names)
+        sql.add(f") AS u({heads}, branch, {columns}) ORDER BY {', '.join(f'u.{k}' for k in keys)}")
         return sql
 
 
@@ -597,6 +626,11 @@ def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
     plan = _Plan(export)
     if record_type == "eav":
         return (_eav_json if fmt == "json" else _eav_csv)(plan, plan.flat()), EAV_NAMES
+    if fmt == "json" and os.environ.get("REDCAP_JSON_IN_BRANCH"):
+        plain = frozenset(name for name in plan.columns if _plain_column(plan, name))
+        names = [(name, f"k{i}") for i, name in enumerate(plan.columns)]
+        flat = plan.flat(row=lambda i, alias: _json_object(alias, names, plain, plan.present[i]))
+        return flat, plan.columns
     if fmt == "json":
         width = len(plan.columns)
         inner = Sql("SELECT * FROM (").extend(plan.flat(branch=True)).add(
