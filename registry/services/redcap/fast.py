@@ -4,15 +4,16 @@
 Here one statement produces REDCap's rows from the same declarations: the enrolment,
 visit and adverse-event values are the datasets' own SELECTs (`datasets.PATIENTS`,
 `VISITS`, `EVENTS`, via `Dataset.select`), each REDCap field's text is chosen by its
-kind and code list (`Field`), the event of a visit and its repeat instance come from the
-event list and `row_number()`, and the rows are sorted as the Python path yields them:
-record, event order, then the dataset's own order within an event. The PROM forms of a
+kind and code list (`Field`), the event of a visit comes from the event list and its
+repeat instance from its place among the visits of its record and timepoint, and the rows
+are sorted as the Python path yields them: record, event order, then the dataset's own
+sort keys within an event (`_sort_keys`). The PROM forms of a
 visit row: its answers (one aggregate per visit), the visits dataset's score columns in the
 value set of the user's sites, as `RecordExport._prom_cells` writes them. The result is streamed
 by COPY, so the worker's memory does not grow with the number of patients, and the
 number of queries is fixed (the event list, then one COPY).
 
-Row order within one event relies on `row_number() OVER ()` numbering a sorted subquery in
+The records' order (`p.seq`) relies on `row_number() OVER ()` numbering a sorted subquery in
 its order (PostgreSQL never flattens a subquery with ORDER BY), as `datasets.pg` does.
 """
 
