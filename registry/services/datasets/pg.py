@@ -179,40 +179,35 @@ def bound(sql: Sql, db: str) -> str:
 
 
 @contextlib.contextmanager
-def no_jit(cursor, **settings):
+def no_jit(cursor):
     """No JIT for the statements run on `cursor` (a Django cursor) in the block. The
     planner's cost of a whole-registry statement (correlated or grouped PROM scores, the
     outcome rows of 100,000 patients) turns on JIT with optimisation, which compiled for
     9 s to run 2 s (docs/benchmarks.md, "PROMs in the SQL paths"; 3.6 s of a 5.4 s PROM
-    outcomes query, issue 21). `settings`: other planner settings for the block (the
-    caller says why). Back to the defaults afterwards."""
+    outcomes query, issue 21). Back to the default afterwards."""
     from psycopg import pq
 
-    settings = {"jit": "off", **settings}
-    for name, value in settings.items():
-        cursor.cursor.execute(f"SET {name} = {value}")  # names and values from the code only
+    cursor.cursor.execute("SET jit = off")
     try:
         yield cursor
     finally:
         # In a failed transaction the SET is rolled back with it (and RESET would fail).
         if cursor.cursor.connection.info.transaction_status != pq.TransactionStatus.INERROR:
-            cursor.cursor.execute("; ".join(f"RESET {name}" for name in settings))
+            cursor.cursor.execute("RESET jit")
 
 
-def copy_stream(sql: Sql, db: str, *, lines: bool, settings: dict | None = None) -> Iterator[bytes]:
+def copy_stream(sql: Sql, db: str, *, lines: bool) -> Iterator[bytes]:
     """COPY (sql) TO STDOUT in ~64 KB chunks, each ending at a row's end.
 
     `lines`: one text column per row, written verbatim with a newline after it (JSON, or
     several CSV lines in one text), read from COPY's binary format: no quoting to scan for,
     which for CSV costs the server a pass over every byte (7.5 GB of eav JSON, issue 21).
     Else CSV with NULL as an empty field (the caller makes every empty value NULL, as
-    Python's csv module writes "" unquoted). `settings`: planner settings for the statement
-    (`no_jit`)."""
+    Python's csv module writes "" unquoted)."""
     statement = f"COPY ({bound(sql, db)}) TO STDOUT WITH (FORMAT {'binary' if lines else 'csv'})"
     buffer = bytearray()
     # wrap_database_errors: psycopg errors come out as Django's DatabaseError (export_log.begun).
-    with connections[db].wrap_database_errors, connections[db].cursor() as cursor, \
-            no_jit(cursor, **(settings or {})):
+    with connections[db].wrap_database_errors, connections[db].cursor() as cursor, no_jit(cursor):
         with cursor.cursor.copy(statement) as copy:
             for data in (_binary_lines(copy) if lines else copy):
                 buffer += data

@@ -4,16 +4,15 @@
 Here one statement produces REDCap's rows from the same declarations: the enrolment,
 visit and adverse-event values are the datasets' own SELECTs (`datasets.PATIENTS`,
 `VISITS`, `EVENTS`, via `Dataset.select`), each REDCap field's text is chosen by its
-kind and code list (`Field`), the event of a visit comes from the event list and its
-repeat instance from its place among the visits of its record and timepoint, and the rows
-are sorted as the Python path yields them: record, event order, then the dataset's own
-sort keys within an event (`_sort_keys`). The PROM forms of a
+kind and code list (`Field`), the event of a visit and its repeat instance come from the
+event list and `row_number()`, and the rows are sorted as the Python path yields them:
+record, event order, then the dataset's own order within an event. The PROM forms of a
 visit row: its answers (one aggregate per visit), the visits dataset's score columns in the
 value set of the user's sites, as `RecordExport._prom_cells` writes them. The result is streamed
 by COPY, so the worker's memory does not grow with the number of patients, and the
 number of queries is fixed (the event list, then one COPY).
 
-The records' order (`p.seq`) relies on `row_number() OVER ()` numbering a sorted subquery in
+Row order within one event relies on `row_number() OVER ()` numbering a sorted subquery in
 its order (PostgreSQL never flattens a subquery with ORDER BY), as `datasets.pg` does.
 """
 
@@ -22,10 +21,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterator
 
-from django.db.models import Count, F, OrderBy
+from django.db.models import F
 
 from registry.models import (
     AdverseEvent,
@@ -108,37 +106,6 @@ def _value(f: Field, ref: str, labels: bool) -> Sql:
     return _case(f"NULLIF(({ref})::text, '')", named, otherwise=_raw(f, ref))
 
 
-# The sort columns of a REDCap row within its record and event (`_Plan.by`), by type:
-# every dataset's keys after the registry id fit them in this order (`_sort_keys`).
-KEY_SLOTS = {"date": "date", "text": "text", "number": "bigint"}
-_SLOT_OF = {"DateField": "date", "CharField": "text", "TextField": "text", "AutoField": "number",
-            "BigAutoField": "number", "IntegerField": "number", "BigIntegerField": "number"}
-
-
-def _sort_keys(dataset) -> dict[str, object]:
-    """The dataset's sort expressions after the registry id, by slot (KEY_SLOTS): its own
-    order within a record. Ascending, NULLs last (PostgreSQL's default, as the dataset's)."""
-    first, *rest = dataset.order_by()
-    assert isinstance(first, str) and first.endswith("registry_id"), first
-    keys, slots = {}, list(KEY_SLOTS)
-    for key in rest:
-        if isinstance(key, OrderBy):
-            assert not key.descending and key.nulls_first is not True, key
-            expression = key.expression
-        else:
-            expression = F(key)
-        slot = _key_slot(dataset, expression)
-        assert slot in slots and slot not in keys, (dataset.name, key)
-        slots = slots[slots.index(slot) + 1:]
-        keys[slot] = expression
-    return keys
-
-
-def _key_slot(dataset, expression) -> str:
-    query = dataset.prepare(dataset.model.objects.all()).annotate(_k=expression).query
-    return _SLOT_OF[query.annotations["_k"].output_field.get_internal_type()]
-
-
 class _Plan:
     """The pieces of one export's SQL, from a checked `RecordExport`."""
 
@@ -185,35 +152,21 @@ class _Plan:
 
     def _dataset(self, dataset, queryset, prefix: str, columns, numbered: bool, *,
                  sheet: tuple[str, ...] = ()) -> Sql:
-        """The dataset's rows as a subquery `prefix`; if `numbered`, with their order within
-        a record as the three columns `<prefix>_by_date`, `_by_text`, `_by_number` (KEY_SLOTS:
-        the dataset's sort keys after the registry id, by type, NULL where it has none).
-        A `row_number() OVER ()` instead copied every wide row through a tuplestore (issue 21).
+        """The dataset's rows as a subquery `prefix` (with `seq`, their place, if `numbered`);
         `sheet`: PromSheet columns appended after the dataset's own, as `<prefix>_sheet_<name>`,
         read through the join the dataset's score columns already make (a second join of
         the sheets took ~7 s of the registry's 22 s, issue 21)."""
+        names = ", ".join(pg.aliases(f"{prefix}_", columns)
+                          + [pg.quoted(f"{prefix}_sheet_{n}") for n in sheet])
         select = dataset.select(queryset, value_set=self.value_set)
-        extra = {f"sheet_{n}": F(f"prom_sheet__{n}") for n in sheet}
-        if numbered:
-            extra.update({f"by_{slot}": key for slot, key in _sort_keys(dataset).items()}, pk=F("pk"))
-        select = select.annotate(**extra)
-        names = pg.aliases(f"{prefix}_", columns) + [pg.quoted(f"{prefix}_{n}") for n in extra]
-        sql = Sql("(").extend(pg.subquery(select)).add(f") AS {prefix}({', '.join(names)})")
-        return sql
-
-    def by(self, prefix: str, dataset) -> str:
-        """The three sort columns of a numbered `_dataset` (typed NULLs where it has none,
-        all three for no dataset)."""
-        keys = _sort_keys(dataset) if dataset is not None else {}
-        return ", ".join(f'{prefix}."{prefix}_by_{slot}"' if slot in keys else f"NULL::{sql_type}"
-                         for slot, sql_type in KEY_SLOTS.items())
-
-    def _instance(self, prefix: str, dataset) -> Sql:
-        """The repeat instance of a repeating form in its own event: the row's place among
-        its record's rows in the dataset's order (a window over this branch's rows only)."""
-        order = ", ".join(f'{prefix}."{prefix}_by_{slot}"' for slot in _sort_keys(dataset))
-        record = f'{prefix}."{prefix}_registry_id"'
-        return Sql(f"(row_number() OVER (PARTITION BY {record} ORDER BY {order}))::text")
+        if sheet:
+            select = select.annotate(**{f"sheet_{n}": F(f"prom_sheet__{n}") for n in sheet})
+        inner = Sql("(").extend(pg.subquery(select))
+        if not numbered:
+            return inner.add(f") AS {prefix}({names})")
+        inner.add(f") AS {prefix}0({names})")
+        return Sql(f"(SELECT row_number() OVER () AS seq, {prefix}0.* FROM ").extend(inner).add(
+            f") AS {prefix}")
 
     def _form_cells(self, form: str, prefix: str, when: Sql | None = None) -> dict[str, Sql]:
         cells = {name: self._cell(f, prefix)
@@ -278,9 +231,8 @@ class _Plan:
     def patients_cte(self) -> Sql:
         """`p`: the enrolment values, `seq` = the record's place in registry-id order (the
         output is sorted by this integer, not by the text again)."""
-        rows = self._dataset(datasets.PATIENTS, self.patients, "p", self.patient_cols, False)
-        sql = Sql("WITH p AS MATERIALIZED (SELECT row_number() OVER () AS seq, p.* FROM ").extend(rows)
-        return sql.add(") ")
+        numbered = self._dataset(datasets.PATIENTS, self.patients, "p", self.patient_cols, True)
+        return Sql("WITH p AS MATERIALIZED (SELECT * FROM ").extend(numbered).add(") ")
 
     def visit_branch(self, wanted: list) -> Sql:
         """Visit rows (baseline rows carry the enrolment form)."""
@@ -289,8 +241,7 @@ class _Plan:
             values.add(", " if i else "")
             values.add("(%s::text, %s::int, %s::text, %s::bool)", event.code,
                        self.event_order[event.code], self.event_text(event), event.repeating)
-        cells = {"record_id": Sql('v."v_registry_id"'), "redcap_event_name": Sql("ev.txt"),
-                 "redcap_repeat_instance": Sql("(CASE WHEN ev.repeating THEN COALESCE(d.n, 1)::text END)")}
+        cells = {"record_id": Sql('v."v_registry_id"'), "redcap_event_name": Sql("ev.txt")}
         cells.update(self._form_cells("enrolment", "p", when=Sql('v."v_timepoint" = %s', [BASELINE])))
         cells["enrolment_complete"] = Sql('(CASE WHEN v."v_timepoint" = %s THEN %s::text END)',
                                           [BASELINE, self.complete(COMPLETE)])
@@ -299,32 +250,12 @@ class _Plan:
         sheet = self._prom_sheet() if self.proms else ()
         if self.proms:
             cells.update(self._prom_cells())
-        sql = Sql(f"SELECT p.seq, ev.ord, {self.by('v', datasets.VISITS)}, ").extend(self._select(cells))
+        sql = Sql("SELECT p.seq, ev.ord, v.seq, ev.repeating, ").extend(self._select(cells))
         sql.add(" FROM ")
         sql.extend(self._dataset(datasets.VISITS, self.visits, "v", self.visit_cols, True, sheet=sheet))
         sql.add(" JOIN (VALUES ").extend(values)
         sql.add(') AS ev(code, ord, txt, repeating) ON ev.code = v."v_timepoint"')
-        sql.add(' JOIN p ON p."p_registry_id" = v."v_registry_id"')
-        return sql.add(" LEFT JOIN (").extend(self._repeated_visits()).add(') AS d(pk, n) ON d.pk = v."v_pk"')
-
-    def _repeated_visits(self) -> Sql:
-        """The visits that share their record and timepoint with another (an unscheduled
-        visit, or a patient's two implants at m3), each with its repeat instance: its place
-        among them in the dataset's order. Every other visit is instance 1. The groups are
-        found by one grouped pass and only their visits numbered: numbering every row after
-        the sort copied each wide row through a window's tuplestore, and a window over all
-        visits sorted them all (issue 21)."""
-        keys = _sort_keys(datasets.VISITS)
-        visits = self.visits.order_by().annotate(**{f"by_{slot}": key for slot, key in keys.items()})
-        visits = visits.values_list("pk", "patient_id", "timepoint", *(f"by_{slot}" for slot in keys))
-        groups = (self.visits.order_by().values("patient_id", "timepoint").annotate(many=Count("pk"))
-                  .filter(many__gt=1).values_list("patient_id", "timepoint"))
-        order = ", ".join(f"x.by_{slot}" for slot in keys)
-        sql = Sql("SELECT x.pk, row_number() OVER (PARTITION BY x.patient_id, x.timepoint "
-                  f"ORDER BY {order}) FROM (").extend(pg.subquery(visits))
-        sql.add(f") AS x(pk, patient_id, timepoint, {', '.join(f'by_{slot}' for slot in keys)}) JOIN (")
-        return sql.extend(pg.subquery(groups)).add(
-            ") AS g(patient_id, timepoint) ON g.patient_id = x.patient_id AND g.timepoint = x.timepoint")
+        return sql.add(' JOIN p ON p."p_registry_id" = v."v_registry_id"')
 
     def enrolment_branch(self, baseline) -> Sql:
         """The enrolment row of a patient without a baseline visit."""
@@ -332,7 +263,7 @@ class _Plan:
                  "redcap_event_name": Sql("%s::text", [self.event_text(baseline)]),
                  "enrolment_complete": Sql("%s::text", [self.complete(COMPLETE)])}
         cells.update(self._form_cells("enrolment", "p"))
-        sql = Sql(f"SELECT p.seq, %s::int, {self.by('p', None)}, ", [self.event_order[BASELINE]])
+        sql = Sql("SELECT p.seq, %s::int, 0::bigint, false, ", [self.event_order[BASELINE]])
         sql.extend(self._select(cells)).add(" FROM p")
         having = pg.subquery(self.visits.filter(timepoint=BASELINE).order_by()
                              .values_list("patient__registry_id"))
@@ -344,13 +275,12 @@ class _Plan:
         instrument = FORM_LABELS["adverse_event"] if self.labels else "adverse_event"
         cells = {"record_id": Sql('e."e_registry_id"'),
                  "redcap_event_name": Sql("%s::text", [self.event_text(event)]),
-                 "redcap_repeat_instrument": Sql("%s::text", [instrument]),
-                 "redcap_repeat_instance": self._instance("e", datasets.EVENTS)}
+                 "redcap_repeat_instrument": Sql("%s::text", [instrument])}
         cells.update(self._form_cells("adverse_event", "e"))
         closed = sorted(str(o) for o in CLOSED_OUTCOMES)
         cells["adverse_event_complete"] = self._complete_case(
             f'e."e_outcome" IN ({", ".join(["%s"] * len(closed))})', *closed)
-        sql = Sql(f"SELECT p.seq, %s::int, {self.by('e', datasets.EVENTS)}, ", [self.event_order[AE_EVENT]])
+        sql = Sql("SELECT p.seq, %s::int, e.seq, true, ", [self.event_order[AE_EVENT]])
         sql.extend(self._select(cells)).add(" FROM ")
         sql.extend(self._dataset(datasets.EVENTS, self.events, "e", self.event_cols, True))
         sql.add(' JOIN p ON p."p_registry_id" = e."e_registry_id"')
@@ -363,21 +293,17 @@ class _Plan:
         cells = {"record_id": Sql('c."c_registry_id"'),
                  "redcap_event_name": Sql("%s::text", [self.event_text(event)]),
                  "redcap_repeat_instrument": Sql("%s::text", [instrument]),
-                 "device_component_complete": Sql("%s::text", [self.complete(COMPLETE)]),
-                 "redcap_repeat_instance": self._instance("c", datasets.COMPONENTS)}
+                 "device_component_complete": Sql("%s::text", [self.complete(COMPLETE)])}
         cells.update(self._form_cells("device_component", "c"))
-        sql = Sql(f"SELECT p.seq, %s::int, {self.by('c', datasets.COMPONENTS)}, ",
-                  [self.event_order[COMPONENT_EVENT]])
+        sql = Sql("SELECT p.seq, %s::int, c.seq, true, ", [self.event_order[COMPONENT_EVENT]])
         sql.extend(self._select(cells)).add(" FROM ")
         sql.extend(self._dataset(datasets.COMPONENTS, self.components, "c", self.component_cols, True))
         sql.add(' JOIN p ON p."p_registry_id" = c."c_registry_id"')
         return sql
 
-    def flat(self, *, branch: bool = False, row=None) -> Sql:
+    def flat(self, *, branch: bool = False) -> Sql:
         """All REDCap rows, text columns k0..kN in the export's column order, sorted;
-        `branch`: and last the number of the branch each row comes from (`present`);
-        `row(branch number, alias)`: instead of the columns, one text per row made in its
-        branch from its columns `<alias>.k0..kN` (the sort then carries one column)."""
+        `branch`: and last the number of the branch each row comes from (`present`)."""
         export = self.export
         wanted = [e for e in export.event_list if e.code in export.wanted_events
                   and e.code not in (AE_EVENT, COMPONENT_EVENT)]
@@ -391,25 +317,19 @@ class _Plan:
         if COMPONENT_EVENT in export.wanted_events:
             branches.append(self.component_branch(export.event_by_code[COMPONENT_EVENT]))
         names = [f"k{i}" for i in range(len(self.columns))]
-        outer = ["u.row"] if row is not None else [f"u.{n}" for n in names]
-        outer += ["u.branch"] if branch else []
+        # The repeat instance is numbered after the one sort (the window's order is the
+        # output's: PostgreSQL sorts once for both).
+        instance = self.columns.index("redcap_repeat_instance")
+        outer = ["(CASE WHEN u.repeating THEN (row_number() OVER w)::text END)" if i == instance
+                 else f"u.{n}" for i, n in enumerate(names)] + (["u.branch"] if branch else [])
         sql = self.patients_cte().add(f"SELECT {', '.join(outer)} FROM (")
         if not branches:
-            sql.add(f"SELECT 0::bigint, 0, {self.by('u', None)}, 0, {', '.join(['NULL::text'] * len(names))} "
+            sql.add(f"SELECT NULL::text, 0, 0::bigint, false, 0, {', '.join(['NULL::text'] * len(names))} "
                     "WHERE false")
-        keys = ["rank", "ev_ord", *(f"by_{slot}" for slot in KEY_SLOTS)]
-        heads = ", ".join(keys)
-        for i, part in enumerate(branches):
-            sql.add(" UNION ALL " if i else "").add("(")
-            if row is None:
-                sql.extend(part)
-            else:
-                sql.add(f"SELECT {', '.join(f'b.{k}' for k in keys)}, 0, ")
-                sql.extend(row(i, "b")).add(" FROM (").extend(part)
-                sql.add(f") AS b({heads}, branch, {', '.join(names)})")
-            sql.add(")")
-        columns = "row" if row is not None else ", ".join(names)
-        sql.add(f") AS u({heads}, branch, {columns}) ORDER BY {', '.join(f'u.{k}' for k in keys)}")
+        for i, branch in enumerate(branches):
+            sql.add(" UNION ALL " if i else "").add("(").extend(branch).add(")")
+        sql.add(f") AS u(rank, ev_ord, seq, repeating, branch, {', '.join(names)}) "
+                "WINDOW w AS (PARTITION BY u.rank, u.ev_ord ORDER BY u.seq) ORDER BY u.rank, u.ev_ord, u.seq")
         return sql
 
 
@@ -436,7 +356,7 @@ def _json_object(alias: str, names: list[tuple[str, str]], plain: frozenset, fil
     template, args = "", []
     for i, (key, col) in enumerate(names):
         template += ("{" if i == 0 else ",") + json.dumps(key, ensure_ascii=False).replace("%", "%%") + ":"
-        if key not in filled:
+        if key not in filled and key != "redcap_repeat_instance":
             template += '""'
         elif key in plain:
             template += '"%s"'
@@ -627,11 +547,6 @@ def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
     plan = _Plan(export)
     if record_type == "eav":
         return (_eav_json if fmt == "json" else _eav_csv)(plan, plan.flat()), EAV_NAMES
-    if fmt == "json" and os.environ.get("REDCAP_JSON_IN_BRANCH"):
-        plain = frozenset(name for name in plan.columns if _plain_column(plan, name))
-        names = [(name, f"k{i}") for i, name in enumerate(plan.columns)]
-        flat = plan.flat(row=lambda i, alias: _json_object(alias, names, plain, plan.present[i]))
-        return flat, plan.columns
     if fmt == "json":
         width = len(plan.columns)
         inner = Sql("SELECT * FROM (").extend(plan.flat(branch=True)).add(
@@ -649,29 +564,23 @@ def eav_rows_sql(export) -> Sql:
     return _eav(plan, plan.flat())[0]
 
 
-# The repeated visits (`_Plan._repeated_visits`, a handful) are estimated at a third of all
-# visits, and the planner then merge-joined them, sorting the registry's visit rows by id
-# for it; every join of the statement is a hash join without merge joins (issue 21).
-PLANNER = {"enable_mergejoin": "off"}
-
-
 def record_stream(export, record_type: str, fmt: str, counter, *,
                   label_headers: bool = False) -> Iterator[bytes]:
     """The bytes of a record export, as `interop.redcap._encode_rows` writes the Python rows."""
     sql, names = record_sql(export, record_type, fmt)
     db = Patient.objects.db
     if fmt == "json" and record_type == "eav":
-        return eav_json_stream(pg.copy_stream(sql, db, lines=True, settings=PLANNER), counter)
+        return eav_json_stream(pg.copy_stream(sql, db, lines=True), counter)
     if fmt == "json":
-        return pg.joined(pg.copy_stream(sql, db, lines=True, settings=PLANNER), first=b"[", between=b",",
-                         last=b"]", empty=b"[]", counter=counter)
+        return pg.joined(pg.copy_stream(sql, db, lines=True), first=b"[", between=b",", last=b"]",
+                         empty=b"[]", counter=counter)
     if record_type == "eav":
-        return _csv(names, pg.copy_stream(sql, db, lines=True, settings=PLANNER), counter)  # lines: CSV lines
+        return _csv(names, pg.copy_stream(sql, db, lines=True), counter)  # lines: CSV lines
     header = names
     if label_headers and record_type == "flat":
         labels = export.header_labels()
         header = [labels.get(c, c) for c in names]
-    return _csv(header, pg.copy_stream(sql, db, lines=False, settings=PLANNER), counter)
+    return _csv(header, pg.copy_stream(sql, db, lines=False), counter)
 
 
 def _csv(header: list[str], chunks: Iterator[bytes], counter) -> Iterator[bytes]:
