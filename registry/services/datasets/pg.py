@@ -68,6 +68,15 @@ def literal(value: str) -> tuple[str, list]:
     return "%s::text", [value]
 
 
+def case(ref: str, values: dict[str, str], otherwise: Sql | str = "NULL") -> Sql:
+    """`(CASE ref WHEN key THEN value ... ELSE otherwise END)`, keys and values bound as text."""
+    sql = Sql(f"(CASE {ref}")
+    for key, value in values.items():
+        sql.add(" WHEN %s THEN %s::text", key, value)
+    sql.add(" ELSE ")
+    return (sql.extend(otherwise) if isinstance(otherwise, Sql) else sql.add(otherwise)).add(" END)")
+
+
 # --- JSON of a dataset's rows ---------------------------------------------------------------
 
 NUMBER_TYPES = frozenset({"IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField",

@@ -152,15 +152,8 @@ def _head(sql: Sql, id_sql: str, updated: str, code: Sql, shift: bool) -> Sql:
     return sql
 
 
-def _case(ref: str, values: dict[str, str], otherwise: str = "NULL") -> Sql:
-    sql = Sql(f"(CASE {ref}")
-    for key, text in values.items():
-        sql.add(" WHEN %s THEN %s::text", key, text)
-    return sql.add(f" ELSE {otherwise} END)")
-
-
 def _absent(ref: str) -> Sql:
-    return _case(ref, {r.code: '"dataAbsentReason":' + _json(missing.fhir_data_absent_reason(r.code))
+    return pg.case(ref, {r.code: '"dataAbsentReason":' + _json(missing.fhir_data_absent_reason(r.code))
                        for r in missing.REASONS.values()})
 
 
@@ -187,7 +180,7 @@ def _visit_kind(kind: str) -> tuple[Sql, Sql, Sql]:
                         else "PGIC (7-point)")
         concepts = {str(c): '"valueCodeableConcept":' + _json(registry_concept(kind, c))
                     for _, c, _ in choices.numbered(kind)}
-        value = Sql(f"(CASE WHEN v.{kind} IS NOT NULL THEN ").extend(_case(f"v.{kind}::text", concepts))
+        value = Sql(f"(CASE WHEN v.{kind} IS NOT NULL THEN ").extend(pg.case(f"v.{kind}::text", concepts))
         value.add(" ELSE ").extend(_absent(_why(kind))).add(" END)")
     # A value, its reason, or a visit not done (the search holds those with their reason only).
     condition = Sql(f"(v.{kind} IS NOT NULL OR COALESCE(v.{kind}_missing, '') <> '' OR v.status <> %s)",
@@ -206,7 +199,7 @@ def _pain_codes() -> tuple[Sql, Sql]:
                                        f"{site.label}, {recall.label}")],
                     "text": f"NRS pain (0-10), {site.label.lower()}, {recall.label.lower()}"}
             codes[f"{site.value}-{recall.value}"] = _json(code)
-    return _case("(ps.pain_site || '-' || ps.recall)", codes), _case("ps.pain_site", sites)
+    return pg.case("(ps.pain_site || '-' || ps.recall)", codes), pg.case("ps.pain_site", sites)
 
 
 def _prom_scores(search) -> list[tuple[str, int, str, str]]:
@@ -347,7 +340,7 @@ def _shifts_by_pk(search) -> tuple[int, str]:
 def _mapped(ref: str, values: dict[str, dict | list | str]) -> Sql:
     """The JSON text of a coded value, made by the Python builder for each code (NULL for
     a code the builder does not know: the model's choices do not admit one)."""
-    return _case(ref, {code: _json(value) for code, value in values.items()})
+    return pg.case(ref, {code: _json(value) for code, value in values.items()})
 
 
 def patient_sql(search) -> Sql:
@@ -359,7 +352,7 @@ def patient_sql(search) -> Sql:
     sql.extend(_meta("p.updated_at", shift))
     sql.add(" || %s::text || to_json(p.rid)::text || %s::text || ",
             ',"identifier":[{"system":' + _json(registry_id_system()) + ',"value":', '}],"gender":')
-    genders = _case("p.sex", {str(code): _json(gender(code)) for code in GENDER}, otherwise="%s::text")
+    genders = pg.case("p.sex", {str(code): _json(gender(code)) for code in GENDER}, otherwise="%s::text")
     genders.params.append(_json(gender("")))  # a code GENDER does not hold
     sql.extend(genders)
     if not shift:

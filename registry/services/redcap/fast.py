@@ -74,23 +74,19 @@ def _coded(f: Field) -> dict[str, str] | None:
     return None
 
 
-def _case(text: str, mapping: dict[str, str], otherwise: Sql | None = None) -> Sql:
-    sql = Sql(f"(CASE {text}")
-    for key, value in mapping.items():
-        sql.add(" WHEN %s THEN %s", key, value)
-    if otherwise is not None:
-        sql.add(" ELSE ").extend(otherwise)
-    return sql.add(" END)")
+def _stored(ref: str) -> str:
+    """The value's stored text, NULL when empty."""
+    return f"NULLIF(({ref})::text, '')"
 
 
 def _raw(f: Field, ref: str) -> Sql:
     """SQL of `Field.raw(typed value)`: REDCap's raw text, NULL when empty."""
-    text = f"NULLIF(({ref})::text, '')"
+    text = _stored(ref)
     if f.kind == "number":
         # float -> "50" when integral, else repr: float8's text is the same shortest form.
         return Sql(f"(({text})::float8::text)")
     coded = _coded(f)
-    return _case(text, coded) if coded is not None else Sql(text)
+    return pg.case(text, coded) if coded is not None else Sql(text)
 
 
 def _value(f: Field, ref: str, labels: bool) -> Sql:
@@ -102,8 +98,8 @@ def _value(f: Field, ref: str, labels: bool) -> Sql:
     named = dict(f.choices())
     coded = _coded(f)
     if coded is not None:  # an unknown stored text is NULL either way
-        return _case(f"NULLIF(({ref})::text, '')", {key: named.get(raw, raw) for key, raw in coded.items()})
-    return _case(f"NULLIF(({ref})::text, '')", named, otherwise=_raw(f, ref))
+        return pg.case(_stored(ref), {key: named.get(raw, raw) for key, raw in coded.items()})
+    return pg.case(_stored(ref), named, otherwise=_raw(f, ref))
 
 
 class _Plan:
