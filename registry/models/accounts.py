@@ -18,5 +18,6 @@ class UserHistory(HistoricalRecords):
         super().post_save(instance, created, using=using, **kwargs)
 
 
+# The actor column without a database constraint, as every history's (models.base.history).
 register(get_user_model(), app="registry", records_class=UserHistory,
-         excluded_fields=["password", "last_login"])
+         excluded_fields=["password", "last_login"], user_db_constraint=False)

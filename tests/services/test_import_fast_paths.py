@@ -5,7 +5,9 @@
 - a cell that cannot be stored is still reported by file, line, column and value when
   the reader searches whole rows first;
 - the visit table lost only the index the (patient, timepoint) index makes redundant,
-  and its history only indexes nothing reads: the constraints' indexes stay.
+  and its history only indexes nothing reads: the constraints' indexes stay;
+- the histories' actor column lost its foreign-key constraint, not its index;
+- ids reserved for COPY come from the table's own sequence.
 """
 
 import shutil
@@ -88,3 +90,47 @@ def test_the_visit_tables_keep_their_constraints_indexes():
     indexed = {tuple(c["columns"]) for c in history.values() if c["index"] and not c["primary_key"]}
     assert ("id",) in indexed and ("history_user_id",) in indexed
     assert not indexed & {("patient_id",), ("implant_id",), ("updated_at",)}
+
+
+@pytest.mark.django_db
+def test_history_actor_column_is_indexed_without_a_database_constraint():
+    """The history's actor (history_user_id) keeps its index and its ORM relation, but no
+    foreign-key constraint: accounts are never deleted, and the constraint cost a deferred
+    check per history row at the commit (issue 21)."""
+    from django.apps import apps
+
+    histories = [m for m in apps.get_app_config("registry").get_models()
+                 if any(f.name == "history_user" for f in m._meta.fields)]
+    assert len(histories) > 20
+    with connection.cursor() as cursor:
+        for model in histories:
+            constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+            on_user = [c for c in constraints.values() if c["columns"] == ["history_user_id"]]
+            assert any(c["index"] for c in on_user), model.__name__
+            assert not any(c["foreign_key"] for c in on_user), model.__name__
+    # The relation still reads the actor, by the ORM and by a join.
+    from registry.services.audit import record_save
+
+    actor = system_user()
+    site = make_site(code="HUX")
+    site.name = "Renamed"
+    record_save(site, actor=actor, reason="rename")
+    assert site.history.latest().history_user.username == actor.username
+    by_actor = Site.history.filter(id=site.pk, history_user__username=actor.username)
+    assert set(by_actor.values_list("name", flat=True)) == {"Site HUX", "Renamed"}
+    assert not Site.history.filter(id=site.pk, history_user__username="someone-else").exists()
+
+
+@pytest.mark.django_db
+def test_reserved_ids_are_new_distinct_and_ahead_of_the_next_default_id():
+    """bulk_create_audited reserves pks from the table's own sequence (looked up once per
+    call, not per row): each is new, and a plain save afterwards gets a higher one."""
+    from registry.services.audit import _reserve_ids
+
+    if connection.vendor != "postgresql":
+        pytest.skip("sequences are PostgreSQL's")
+    first = make_site(code="RSA")
+    ids = _reserve_ids(Site, 500)
+    assert len(set(ids)) == 500 and min(ids) > first.pk
+    after = make_site(code="RSB")
+    assert after.pk > max(ids)
