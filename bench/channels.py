@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from import_bundle import database_name  # the --db check, one place
+
 ROOT = Path(__file__).resolve().parent.parent
 PG = "postgres://postgres@127.0.0.1:5432"
 PSQL = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-X", "-q"]
@@ -244,7 +246,7 @@ def time_copy(db: str, statement: str) -> tuple[float, int, int]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=10_000)
-    parser.add_argument("--db", default="registry_bench")
+    parser.add_argument("--db", default="registry_bench", type=database_name)
     parser.add_argument("--import-patients", type=int, default=10_000)
     parser.add_argument("--skip", nargs="*", default=[], help="channels (or import, pycap) to leave out")
     parser.add_argument("--write-doc", action="store_true")

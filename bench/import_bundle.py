@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import time
@@ -170,11 +171,20 @@ print(json.dumps({"import_s": round(total, 1), "stages_s": {k: round(v, 1) for k
 """
 
 
+
+def database_name(text: str) -> str:
+    """--db: a plain PostgreSQL name (it is written into DROP/CREATE DATABASE unquoted)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a database name of lower-case letters, digits and underscores")
+    return text
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--db", default="registry_h7")
+    parser.add_argument("--db", default="registry_h7", type=database_name)
     parser.add_argument("--write-doc", action="store_true")
     parser.add_argument("--skip-checks", action="store_true",
                         help="leave out the data checks after the write (services/checks.py), "

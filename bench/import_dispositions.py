@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_bundle import INNER, PG, PSQL, ROOT, generate  # noqa: E402
+from import_bundle import INNER, PG, PSQL, ROOT, database_name, generate  # noqa: E402
 
 STATUSES = (("deceased", ["", "", "", "cancer", "not_related", "not_related"]),
             ("withdrawn", ["no_contact", "patient_decision", "", "", "", ""]),
@@ -67,7 +67,7 @@ def main():
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--db", default="registry_bench_clin")
+    parser.add_argument("--db", default="registry_bench_clin", type=database_name)
     args = parser.parse_args()
     if args.db in ("registry_bench", "postgres"):
         sys.exit("--db: use your own database, never the shared one.")
