@@ -171,7 +171,6 @@ print(json.dumps({"import_s": round(total, 1), "stages_s": {k: round(v, 1) for k
 """
 
 
-
 def database_name(text: str) -> str:
     """--db: a plain PostgreSQL name (it is written into DROP/CREATE DATABASE unquoted)."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text):

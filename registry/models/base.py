@@ -54,7 +54,7 @@ def history(**kwargs):
 
     The actor column has no foreign-key constraint in the database: accounts are
     deactivated, never deleted (admin/accounts.py), so the constraint guarded nothing,
-    and it cost one deferred check per history row at every commit (~250,000 for an
+    and it cost one deferred check per history row at every commit (~280,000 for an
     import of 10,000 patients, issue 21). The ORM relation (history_user__username)
     and its index stay."""
     return HistoricalRecords(inherit=False, user_db_constraint=False, **kwargs)

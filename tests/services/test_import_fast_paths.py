@@ -13,11 +13,12 @@
 import shutil
 
 import pytest
+from django.apps import apps
 from django.db import connection
 
 from registry.models import Implant, Patient, Site, Visit
 from registry.models.base import unsaved_factory
-from registry.services.audit import system_user
+from registry.services.audit import _reserve_ids, record_save, system_user
 from registry.services.imports import REFERENCE_BUNDLE, bundle_import
 from tests.factories import make_implant, make_patient, make_site
 
@@ -97,8 +98,6 @@ def test_history_actor_column_is_indexed_without_a_database_constraint():
     """The history's actor (history_user_id) keeps its index and its ORM relation, but no
     foreign-key constraint: accounts are never deleted, and the constraint cost a deferred
     check per history row at the commit (issue 21)."""
-    from django.apps import apps
-
     histories = [m for m in apps.get_app_config("registry").get_models()
                  if any(f.name == "history_user" for f in m._meta.fields)]
     assert len(histories) > 20
@@ -109,8 +108,6 @@ def test_history_actor_column_is_indexed_without_a_database_constraint():
             assert any(c["index"] for c in on_user), model.__name__
             assert not any(c["foreign_key"] for c in on_user), model.__name__
     # The relation still reads the actor, by the ORM and by a join.
-    from registry.services.audit import record_save
-
     actor = system_user()
     site = make_site(code="HUX")
     site.name = "Renamed"
@@ -125,8 +122,6 @@ def test_history_actor_column_is_indexed_without_a_database_constraint():
 def test_reserved_ids_are_new_distinct_and_ahead_of_the_next_default_id():
     """bulk_create_audited reserves pks from the table's own sequence (looked up once per
     call, not per row): each is new, and a plain save afterwards gets a higher one."""
-    from registry.services.audit import _reserve_ids
-
     if connection.vendor != "postgresql":
         pytest.skip("sequences are PostgreSQL's")
     first = make_site(code="RSA")
