@@ -89,8 +89,7 @@ def registry(cohort, site_a, nurse):
                             removal_detail="fractured in a fall"),
             DeviceComponent(implant=make_implant(make_patient(site_a, actor=nurse), actor=nurse),
                             kind="extension"),
-            # Control characters COPY's text format leaves raw or writes as \v, beside a
-            # backslash: the flat JSON's mending path (redcap.fast.json_objects).
+            # Control characters and backslashes in a device's texts (JSON's \u00XX escapes).
             DeviceComponent(implant=implant, kind="extension", manufacturer="Ac\x01me\x0b\x1f\x7f",
                             model="E\\v\x0b\\\x0b")):
         component_save(component=component, actor=nurse)
@@ -110,19 +109,11 @@ def _both(export_factory, record_type, fmt, label_headers=False):
     return slow, fast, counter
 
 
-@pytest.mark.parametrize("quoted_max", [None, 3])
-def test_redcap_flat_json_by_copys_quoted_fields_and_by_format(registry, data_manager, quoted_max,
-                                                               monkeypatch):
-    """The flat JSON as COPY's quoted fields (mended where a control character came out raw
-    or as \\v) and, past the widest such statement, as format() texts: the same bytes."""
-    from registry.services.redcap import fast
-
-    if quoted_max is not None:
-        monkeypatch.setattr(fast, "QUOTED_FIELDS_MAX", quoted_max)
-    copies = copy_calls(monkeypatch)
+def test_redcap_flat_json_escapes_control_characters_as_the_python_path(registry, data_manager):
+    """A device text holding control characters, a backslash and a quote: the database's
+    JSON escapes (to_json) are the Python path's (json.dumps), \\u00XX included."""
     slow, fast_bytes, counter = _both(lambda: _export(data_manager), "flat", "json")
-    assert fast_bytes == slow and len(copies) == 1
-    assert ("':'::text" in copies[0].text) == (quoted_max is None)
+    assert fast_bytes == slow
     for escaped in (rb'"Ac\u0001me\u000b\u001f' + b'\x7f"', rb'"E\\v\u000b\\\u000b"', rb'Q,\"x\\y'):
         assert escaped in slow, escaped
     assert counter.rows == len(json.loads(slow))

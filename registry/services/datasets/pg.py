@@ -205,22 +205,15 @@ def no_jit(cursor):
             cursor.cursor.execute("RESET jit")
 
 
-def copy_stream(sql: Sql, db: str, *, lines: bool, quoted_fields: bool = False) -> Iterator[bytes]:
+def copy_stream(sql: Sql, db: str, *, lines: bool) -> Iterator[bytes]:
     """COPY (sql) TO STDOUT in ~64 KB chunks, each ending at a row's end.
 
     `lines`: one text column per row, written verbatim with a newline after it (JSON, or
     several CSV lines in one text), read from COPY's binary format: no quoting to scan for,
     which for CSV costs the server a pass over every byte (7.5 GB of eav JSON, issue 21).
-    `quoted_fields`: COPY's text format with a double quote between fields and NULL as
-    nothing: a field's quote, backslash and line ends come out backslash-escaped, as in a
-    JSON string (`redcap.fast.json_objects` says where the two differ).
     Else CSV with NULL as an empty field (the caller makes every empty value NULL, as
     Python's csv module writes "" unquoted)."""
-    if quoted_fields:
-        options = "FORMAT text, DELIMITER '\"', NULL ''"
-    else:
-        options = f"FORMAT {'binary' if lines else 'csv'}"
-    statement = f"COPY ({bound(sql, db)}) TO STDOUT WITH ({options})"
+    statement = f"COPY ({bound(sql, db)}) TO STDOUT WITH (FORMAT {'binary' if lines else 'csv'})"
     buffer = bytearray()
     # wrap_database_errors: psycopg errors come out as Django's DatabaseError (export_log.begun).
     with connections[db].wrap_database_errors, connections[db].cursor() as cursor, no_jit(cursor):

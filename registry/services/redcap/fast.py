@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterator
 
 from django.db.models import F
@@ -330,71 +329,6 @@ class _Plan:
         return sql
 
 
-# COPY's text format writes each field with its backslash, line ends, tab, backspace, form
-# feed and vertical tab, and the delimiter, backslash-escaped, the other bytes as they are:
-# with a double quote as the delimiter and the JSON punctuation as constant fields
-# ('{', key, ':', value, ',', key, ..., '}') a row comes out as its JSON object, COPY doing
-# to_json's escaping in its own output loop (format() and to_json of 142 values per row were
-# a third of the export's time, issue 21). Two bytes differ, seen and mended by
-# `json_objects`: a vertical tab (COPY `\v`, JSON `\u000b`) and the other control characters
-# (COPY raw, JSON `\u00XX`). A SELECT takes at most 1,664 columns (MaxTupleAttributeNumber):
-# beyond 415 fields the rows are `_json_rows`'s format() texts.
-QUOTED_FIELDS_MAX = (1664 - 1) // 4
-RAW_CONTROL = bytes([*range(0x01, 0x08), *range(0x0E, 0x20)])  # what COPY leaves unescaped
-COPY_ESCAPES = {b"b": "\b", b"f": "\f", b"n": "\n", b"r": "\r", b"t": "\t", b"v": "\v"}
-_COPY_TOKEN = re.compile(rb'\\(.)|"', re.S)
-
-
-def _json_fields(flat: Sql, columns: list[str]) -> Sql:
-    """The flat rows as JSON objects in COPY's text format with '"' between fields
-    (`pg.copy_stream(quoted_fields=True)`): '{', then per field its name, ':' and its text
-    (NULL: nothing, so "") with ',' between fields, then '}'."""
-    width = len(columns)
-    sql = Sql("SELECT ")
-    if not width:
-        return sql.add("'{}'::text FROM (").extend(flat).add(") AS r")
-    sql.add("'{'::text")
-    for i, name in enumerate(columns):
-        sql.add(", ','::text" if i else "").add(f", %s::text, ':'::text, r.j{i}", name)
-    sql.add(", '}'::text FROM (").extend(flat)
-    return sql.add(f") AS r({', '.join(f'j{i}' for i in range(width))})")
-
-
-def json_objects(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """`_json_fields`'s COPY rows as JSON objects, a line each: a chunk without a backslash
-    or a raw control character is already that (a memchr and a translate per 64 KB); else
-    each of its rows holding either is read back from COPY's escapes and written by
-    json.dumps, whose escapes are to_json's (`\\u00XX` of a control character)."""
-    for chunk in chunks:
-        if b"\\" not in chunk and len(chunk.translate(None, RAW_CONTROL)) == len(chunk):
-            yield chunk
-            continue
-        rows = chunk.split(b"\n")  # COPY writes a line end in a field as \n
-        yield b"\n".join(row if b"\\" not in row and len(row.translate(None, RAW_CONTROL)) == len(row)
-                         else _json_object_of_copy_row(row) for row in rows)
-
-
-def _json_object_of_copy_row(row: bytes) -> bytes:
-    """One `_json_fields` row read back (COPY's text escapes undone) and written as JSON."""
-    fields, text, pos = [], [], 0
-    for match in _COPY_TOKEN.finditer(row):
-        text.append(row[pos:match.start()].decode())
-        escaped = match.group(1)
-        if escaped is None:  # a delimiter: the field ends
-            fields.append("".join(text))
-            text = []
-        else:
-            text.append(COPY_ESCAPES.get(escaped) or escaped.decode())
-        pos = match.end()
-    text.append(row[pos:].decode())
-    fields.append("".join(text))
-    if fields == ["{}"]:
-        return b"{}"
-    pairs = zip(fields[1::4], fields[3::4], strict=True)  # '{', key, ':', value, ',', ...
-    return ("{" + ",".join(json.dumps(key, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
-                           for key, value in pairs) + "}").encode()
-
-
 def _json_rows(inner: Sql, alias: str, names: list[tuple[str, str]], plain: frozenset,
                present: list[frozenset]) -> Sql:
     """One JSON object per row of `inner`, every value a JSON string ("" when NULL), written
@@ -609,8 +543,6 @@ def record_sql(export, record_type: str, fmt: str) -> tuple[Sql, list[str]]:
     plan = _Plan(export)
     if record_type == "eav":
         return (_eav_json if fmt == "json" else _eav_csv)(plan, plan.flat()), EAV_NAMES
-    if fmt == "json" and len(plan.columns) <= QUOTED_FIELDS_MAX:
-        return _json_fields(plan.flat(), plan.columns), plan.columns
     if fmt == "json":
         width = len(plan.columns)
         inner = Sql("SELECT * FROM (").extend(plan.flat(branch=True)).add(
@@ -635,9 +567,6 @@ def record_stream(export, record_type: str, fmt: str, counter, *,
     db = Patient.objects.db
     if fmt == "json" and record_type == "eav":
         return eav_json_stream(pg.copy_stream(sql, db, lines=True), counter)
-    if fmt == "json" and len(names) <= QUOTED_FIELDS_MAX:
-        return pg.joined(json_objects(pg.copy_stream(sql, db, lines=False, quoted_fields=True)),
-                         first=b"[", between=b",", last=b"]", empty=b"[]", counter=counter)
     if fmt == "json":
         return pg.joined(pg.copy_stream(sql, db, lines=True), first=b"[", between=b",", last=b"]",
                          empty=b"[]", counter=counter)
